@@ -1,0 +1,172 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"syscall"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+)
+
+// Sentinel errors callers branch on. Every error this package returns wraps
+// at most one of them, plus the original error.
+var (
+	ErrNotFound       = errors.New("no such key")
+	ErrNoSuchBucket   = errors.New("bucket does not exist")
+	ErrAccessDenied   = errors.New("access denied")
+	ErrBadCredentials = errors.New("credentials rejected")
+	ErrUnreachable    = errors.New("endpoint unreachable")
+	ErrBucketNotEmpty = errors.New("bucket not empty")
+	ErrBucketExists   = errors.New("bucket name already taken")
+	ErrInvalidRequest = errors.New("request refused by the store")
+	ErrNotImplemented = errors.New("not implemented by this store")
+	ErrChanged        = errors.New("object changed during transfer")
+)
+
+// Error is an S3 failure with where it happened.
+type Error struct {
+	Op     string // "upload", "list", …
+	Bucket string
+	Key    string
+	Kind   error // one of the sentinels, or nil
+	Err    error // the SDK's error
+}
+
+func (e *Error) Error() string {
+	where := "s3://" + e.Bucket
+	if e.Key != "" {
+		where += "/" + e.Key
+	}
+	detail := e.detail()
+	if e.Kind == nil {
+		return fmt.Sprintf("%s %s: %s", e.Op, where, detail)
+	}
+	hint := hints[e.Kind]
+	if hint != "" {
+		hint = " (" + hint + ")"
+	}
+	if detail == "" {
+		return fmt.Sprintf("%s %s: %v%s", e.Op, where, e.Kind, hint)
+	}
+	return fmt.Sprintf("%s %s: %v%s: %s", e.Op, where, e.Kind, hint, detail)
+}
+
+// detail is the store's own words, without request IDs and SDK plumbing.
+func (e *Error) detail() string {
+	var api smithy.APIError
+	if errors.As(e.Err, &api) {
+		if msg := api.ErrorMessage(); msg != "" && msg != api.ErrorCode() {
+			return api.ErrorCode() + ": " + msg
+		}
+		return api.ErrorCode()
+	}
+	var op *net.OpError
+	if errors.As(e.Err, &op) {
+		return op.Err.Error()
+	}
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return ""
+}
+
+func (e *Error) Unwrap() []error {
+	if e.Kind == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+var hints = map[error]string{
+	ErrNoSuchBucket:   "check the bucket name, or create it with `s3sync mb`",
+	ErrAccessDenied:   "the credentials lack permission for this",
+	ErrBadCredentials: "check the access key and secret, or --profile",
+	ErrUnreachable:    "check --endpoint-url and the network",
+	ErrBucketNotEmpty: "use --force to delete its objects first",
+}
+
+// wrap maps an SDK error once into an *Error; nil stays nil, and a
+// cancellation stays a plain context error.
+func wrap(op, bucket, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	return &Error{Op: op, Bucket: bucket, Key: key, Kind: classify(err), Err: err}
+}
+
+func classify(err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "NoSuchKey", "NotFound", "NoSuchUpload":
+			return ErrNotFound
+		case "NoSuchBucket":
+			return ErrNoSuchBucket
+		case "AccessDenied", "AllAccessDisabled", "Forbidden", "AccountProblem":
+			return ErrAccessDenied
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired", "InvalidSecurity":
+			return ErrBadCredentials
+		case "BucketNotEmpty":
+			return ErrBucketNotEmpty
+		case "BucketAlreadyExists":
+			return ErrBucketExists
+		case "NotImplemented", "XNotImplemented":
+			return ErrNotImplemented
+		case "PreconditionFailed":
+			return ErrChanged
+		case "KeyTooLongError", "InvalidArgument", "InvalidRequest", "EntityTooLarge", "InvalidObjectName",
+			"InvalidStorageClass", "MetadataTooLarge", "InvalidBucketName", "MethodNotAllowed":
+			return ErrInvalidRequest
+		}
+		switch statusOf(err) {
+		case http.StatusForbidden:
+			return ErrAccessDenied
+		case http.StatusNotFound:
+			return ErrNotFound
+		case http.StatusNotImplemented:
+			return ErrNotImplemented
+		}
+		return nil
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	if errors.As(err, &dns) || errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return ErrUnreachable
+	}
+	var rerr interface{ RetryableError() bool }
+	if errors.As(err, &rerr) && rerr.RetryableError() {
+		return ErrUnreachable
+	}
+	return nil
+}
+
+func statusOf(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// IsPermanent reports whether retrying err cannot help: the request itself,
+// the credentials or the bucket is wrong.
+func IsPermanent(err error) bool {
+	for _, k := range []error{ErrNotFound, ErrNoSuchBucket, ErrAccessDenied, ErrBadCredentials, ErrInvalidRequest, ErrNotImplemented, ErrBucketNotEmpty, ErrBucketExists} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,216 @@
+// Package remote is the S3 boundary: it turns s3sync's few needs (list,
+// upload, download, copy, delete, buckets) into aws-sdk-go-v2 calls, and maps
+// S3's errors once into the sentinel errors the rest of the program branches
+// on. It knows nothing of the journal, the cache or FUSE.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Object is one entry of a listing: everything a listing answers without a
+// request per object.
+type Object struct {
+	Key          string
+	Size         int64
+	LastModified time.Time
+	ETag         string
+	StorageClass string
+}
+
+// Info is what a HEAD or GET answers beyond a listing.
+type Info struct {
+	Object
+	// Mtime is the source file's modification time stored as
+	// x-amz-meta-mtime; zero when the object has none.
+	Mtime    time.Time
+	Metadata map[string]string
+}
+
+// PutOptions apply to uploads and copies.
+type PutOptions struct {
+	StorageClass string    // "" leaves the store's default
+	Mtime        time.Time // stored as x-amz-meta-mtime when not zero
+	ContentType  string
+}
+
+// Config selects credentials and endpoint the way the AWS CLI does.
+type Config struct {
+	Profile     string // --profile; "" uses AWS_PROFILE or "default"
+	EndpointURL string // --endpoint-url; "" uses endpoint_url from the profile or AWS_ENDPOINT_URL(_S3)
+	Region      string // --region; "" uses the profile/env, then us-east-1
+	// MultipartThreshold is the size from which uploads use multipart
+	// (default 8 MiB), PartSize the minimum part size (default 8 MiB).
+	MultipartThreshold int64
+	PartSize           int64
+	// PartConcurrency bounds parts in flight per large transfer (default 8).
+	PartConcurrency int
+	// MaxConns sizes the HTTP connection pool (default 64).
+	MaxConns int
+	// MaxAttempts for retryable errors (default 5).
+	MaxAttempts int
+}
+
+// Client talks to one S3 endpoint. It is safe for concurrent use.
+type Client struct {
+	s3        *s3.Client
+	cfg       Config
+	region    string
+	endpoint  string
+	pathStyle bool
+}
+
+const (
+	defaultThreshold = 8 << 20
+	maxParts         = 10000
+	maxCopyPart      = 5 << 30
+)
+
+// New loads the AWS configuration chain and returns a client.
+func New(ctx context.Context, c Config) (*Client, error) {
+	if c.MultipartThreshold <= 0 {
+		c.MultipartThreshold = defaultThreshold
+	}
+	if c.PartSize <= 0 {
+		c.PartSize = defaultThreshold
+	}
+	if c.PartSize < 5<<20 {
+		c.PartSize = 5 << 20
+	}
+	if c.PartConcurrency <= 0 {
+		c.PartConcurrency = 8
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 64
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = c.MaxConns * 2
+		t.MaxIdleConnsPerHost = c.MaxConns * 2
+		t.MaxConnsPerHost = 0
+		t.IdleConnTimeout = 90 * time.Second
+		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	})
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = c.MaxAttempts
+				o.MaxBackoff = 10 * time.Second
+			})
+		}),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
+	if c.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
+	}
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", classifyConfigErr(err))
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	endpoint := c.EndpointURL
+	if endpoint == "" && awsCfg.BaseEndpoint != nil {
+		endpoint = *awsCfg.BaseEndpoint
+	}
+	if endpoint != "" && !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint
+	}
+	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, pathStyle: endpoint != ""}
+	cl.s3 = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			// Custom endpoints (MinIO, Versity, Wasabi by IP, …) rarely
+			// have wildcard DNS for virtual-hosted buckets.
+			o.UsePathStyle = true
+		}
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	return cl, nil
+}
+
+// Region is the region requests are signed for.
+func (c *Client) Region() string { return c.region }
+
+// Endpoint is the custom endpoint in use, "" for AWS.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+func classifyConfigErr(err error) error {
+	var pe config.SharedConfigProfileNotExistError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("profile %q not found in ~/.aws/config or ~/.aws/credentials: %w", pe.Profile, ErrBadCredentials)
+	}
+	return err
+}
+
+// FormatMtime renders t as rclone does for x-amz-meta-mtime: Unix seconds
+// with up to nine fractional digits, trailing zeros dropped.
+func FormatMtime(t time.Time) string {
+	sec, nsec := t.Unix(), t.Nanosecond()
+	if nsec == 0 {
+		return strconv.FormatInt(sec, 10)
+	}
+	if sec < 0 {
+		// Before 1970: rare enough that float precision will do.
+		return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
+	}
+	frac := strings.TrimRight(fmt.Sprintf("%09d", nsec), "0")
+	return strconv.FormatInt(sec, 10) + "." + frac
+}
+
+// ParseMtime reads x-amz-meta-mtime as rclone and s3sync write it (also
+// accepts a plain integer, and more than nine fractional digits, truncated).
+func ParseMtime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var nsec int64
+	if frac != "" {
+		if len(frac) > 9 {
+			frac = frac[:9]
+		}
+		n, err := strconv.ParseInt(frac, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		for i := len(frac); i < 9; i++ {
+			n *= 10
+		}
+		nsec = n
+	}
+	if neg {
+		return time.Unix(-sec, -nsec), true
+	}
+	return time.Unix(sec, nsec), true
+}
