@@ -1,0 +1,52 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// DBName is the state database's file name inside the state directory.
+const DBName = "state.db"
+
+// ErrLocked reports that another process has the state database open. bbolt
+// takes an exclusive flock, so two mounts of one working directory can't
+// interleave their journals.
+var ErrLocked = errors.New("another s3sync process holds the state dir")
+
+// OpenDB opens (creating if needed) the state database shared by journal and
+// cache. The directory and file are private to the user: paths in the journal
+// reveal what the user is working on.
+//
+// It returns an error wrapping ErrLocked if another process holds the
+// database for more than a second.
+func OpenDB(dir string) (*bbolt.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: create state dir: %w", err)
+	}
+	// MkdirAll leaves an existing directory's mode alone; tighten it anyway.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: chmod state dir: %w", err)
+	}
+	path := filepath.Join(dir, DBName)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("journal: open %s: %w (%w)", path, ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: chmod %s: %w", path, err)
+	}
+	// cache.Put uses db.Batch so concurrent transfer workers share an fsync.
+	// bbolt's default 10ms gather delay would dominate a lone worker's Put.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	return db, nil
+}

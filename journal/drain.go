@@ -1,0 +1,287 @@
+package journal
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// pendingChunk bounds how many records Pending reads per read transaction.
+// fn runs outside any transaction: it may call Done, and a long-lived read
+// transaction would block bbolt from growing the file under writers.
+const pendingChunk = 256
+
+// Pending calls fn with committed pending records in Seq order until fn
+// returns false or none are left. A record re-recorded during the walk moves
+// to the back and may be seen again.
+func (j *Journal) Pending(fn func(Record) bool) error {
+	var after uint64
+	recs := make([]Record, 0, pendingChunk)
+	for {
+		recs = recs[:0]
+		var last uint64
+		err := j.db.View(func(tx *bbolt.Tx) error {
+			b := openBuckets(tx)
+			c := b.order.Cursor()
+			n := 0
+			for k, v := c.Seek(seqKey(after + 1)); k != nil && n < pendingChunk; k, v = c.Next() {
+				n++
+				last = seqFromKey(k)
+				data := b.pending.Get(v)
+				if data == nil {
+					continue
+				}
+				r, err := unmarshalRecord(string(v), data)
+				if err != nil {
+					return err
+				}
+				if r.Seq != last {
+					continue // a stale order key; the record's own key comes later
+				}
+				recs = append(recs, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("journal: pending: %w", err)
+		}
+		if last == 0 {
+			return nil
+		}
+		for _, r := range recs {
+			if !fn(r) {
+				return nil
+			}
+		}
+		after = last
+	}
+}
+
+func seqFromKey(k []byte) uint64 {
+	var s uint64
+	for _, c := range k {
+		s = s<<8 | uint64(c)
+	}
+	return s
+}
+
+// current returns path's pending record if its Seq is still seq. A
+// mismatch means the path was re-recorded (or already handled) while the
+// syncer worked on the old record, which must then stay as it is.
+func (b buckets) current(path string, seq uint64) (Record, bool, error) {
+	data := b.pending.Get([]byte(path))
+	if data == nil {
+		return Record{}, false, nil
+	}
+	r, err := unmarshalRecord(path, data)
+	if err != nil {
+		return Record{}, false, err
+	}
+	return r, r.Seq == seq, nil
+}
+
+func (b buckets) removePending(r Record) error {
+	if err := b.order.Delete(seqKey(r.Seq)); err != nil {
+		return err
+	}
+	return b.pending.Delete([]byte(r.Path))
+}
+
+// Done removes r once the remote holds its change, unless the path was
+// re-recorded since r was read. It returns after the removal is durable.
+func (j *Journal) Done(r Record) error {
+	err := j.exec(func(tx *bbolt.Tx) error {
+		b := openBuckets(tx)
+		cur, ok, err := b.current(r.Path, r.Seq)
+		if err != nil || !ok {
+			return err
+		}
+		return b.removePending(cur)
+	})
+	if err != nil {
+		return fmt.Errorf("journal: done %q: %w", r.Path, err)
+	}
+	return nil
+}
+
+// Retry notes a transient failure of r: Attempts grows, Err is set, and the
+// record stays pending with the same Seq (so its place in the queue is kept).
+// Nothing happens if the path was re-recorded meanwhile.
+func (j *Journal) Retry(r Record, failure error) error {
+	now := time.Now()
+	err := j.exec(func(tx *bbolt.Tx) error {
+		b := openBuckets(tx)
+		cur, ok, err := b.current(r.Path, r.Seq)
+		if err != nil || !ok {
+			return err
+		}
+		cur.Attempts++
+		cur.Err, cur.ErrTime = errString(failure), now
+		return b.pending.Put([]byte(cur.Path), cur.marshal())
+	})
+	if err != nil {
+		return fmt.Errorf("journal: retry %q: %w", r.Path, err)
+	}
+	return nil
+}
+
+// Fail moves r to the failed list after a permanent failure, unless the path
+// was re-recorded meanwhile. A failed record stays visible until RetryFailed
+// or a new change to its path makes it pending again.
+func (j *Journal) Fail(r Record, failure error) error {
+	now := time.Now()
+	err := j.exec(func(tx *bbolt.Tx) error {
+		b := openBuckets(tx)
+		cur, ok, err := b.current(r.Path, r.Seq)
+		if err != nil || !ok {
+			return err
+		}
+		if err := b.removePending(cur); err != nil {
+			return err
+		}
+		cur.Attempts++
+		cur.Err, cur.ErrTime = errString(failure), now
+		return b.failed.Put([]byte(cur.Path), cur.marshal())
+	})
+	if err != nil {
+		return fmt.Errorf("journal: fail %q: %w", r.Path, err)
+	}
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// Failed returns the failed list in path order.
+func (j *Journal) Failed() ([]Record, error) {
+	var recs []Record
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		return openBuckets(tx).failed.ForEach(func(k, v []byte) error {
+			r, err := unmarshalRecord(string(k), v)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: failed list: %w", err)
+	}
+	return recs, nil
+}
+
+// RetryFailed makes every failed record pending again, at the back of the
+// queue with a fresh Attempts count, and returns how many there were. Err and
+// ErrTime are kept so the status command can still say why it failed before.
+func (j *Journal) RetryFailed() (int, error) {
+	var n int
+	err := j.exec(func(tx *bbolt.Tx) error {
+		n = 0
+		b := openBuckets(tx)
+		var recs []Record
+		// Collect first: deleting under a cursor skips keys.
+		err := b.failed.ForEach(func(k, v []byte) error {
+			r, err := unmarshalRecord(string(k), v)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := b.failed.Delete([]byte(r.Path)); err != nil {
+				return err
+			}
+			if b.pending.Get([]byte(r.Path)) != nil {
+				continue // already pending again; that record supersedes this one
+			}
+			r.Attempts = 0
+			if err := b.add(r); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal: retry failed: %w", err)
+	}
+	if n > 0 {
+		select {
+		case j.notify <- struct{}{}:
+		default:
+		}
+	}
+	return n, nil
+}
+
+// Stats summarises the committed journal for the status command.
+type Stats struct {
+	Pending int
+	Failed  int
+	// Oldest is the earliest First among pending records: how far behind
+	// the remote is. Zero when nothing is pending.
+	Oldest time.Time
+}
+
+// Stats reads every pending record (to find Oldest); it is meant for status
+// output, not for a hot loop.
+func (j *Journal) Stats() (Stats, error) {
+	var s Stats
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		b := openBuckets(tx)
+		s.Failed = b.failed.Stats().KeyN
+		return b.pending.ForEach(func(k, v []byte) error {
+			r, err := unmarshalRecord(string(k), v)
+			if err != nil {
+				return err
+			}
+			s.Pending++
+			if s.Oldest.IsZero() || r.First.Before(s.Oldest) {
+				s.Oldest = r.First
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("journal: stats: %w", err)
+	}
+	return s, nil
+}
+
+// SetMeta stores a small value for the status command (last sync time,
+// remote URL, …). It returns once the value is durable.
+func (j *Journal) SetMeta(key string, v []byte) error {
+	v = append([]byte(nil), v...) // the caller may reuse v before the commit
+	err := j.exec(func(tx *bbolt.Tx) error {
+		return openBuckets(tx).meta.Put([]byte(key), v)
+	})
+	if err != nil {
+		return fmt.Errorf("journal: set meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// Meta returns the value stored under key, or nil and no error if there is none.
+func (j *Journal) Meta(key string) ([]byte, error) {
+	var v []byte
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		if data := openBuckets(tx).meta.Get([]byte(key)); data != nil {
+			v = append([]byte{}, data...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: meta %q: %w", key, err)
+	}
+	return v, nil
+}

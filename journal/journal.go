@@ -1,0 +1,449 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Bucket names. Each path has at most one record, in pending or in failed.
+var (
+	bucketPending = []byte("pending") // path -> record
+	bucketOrder   = []byte("order")   // big-endian seq -> path; its NextSequence is the seq counter
+	bucketFailed  = []byte("failed")  // path -> record
+	bucketMeta    = []byte("meta")    // key -> value, for the status command
+)
+
+// ErrClosed is returned by Sync and the syncer-side methods after Close.
+var ErrClosed = errors.New("journal: closed")
+
+// Options tune group commit. The zero value is usable.
+type Options struct {
+	// CommitInterval is how long the committer lets records gather before it
+	// commits them, unless someone (Sync, Done, …) is waiting. Default 5ms.
+	CommitInterval time.Duration
+	// MaxBatch caps the operations per transaction, so one huge burst does
+	// not become one huge transaction. Default 4096.
+	MaxBatch int
+}
+
+// Journal is safe for concurrent use.
+type Journal struct {
+	db     *bbolt.DB
+	opts   Options
+	notify chan struct{}
+	wake   chan struct{} // the queue became non-empty
+	urgent chan struct{} // a caller waits for the next commit
+	stop   chan struct{}
+	done   chan struct{}
+
+	mu    sync.Mutex
+	queue []op
+	spare []op // the previous batch's backing array, reused
+	// enqueued and durable count record ops (not control ops) ever queued
+	// and ever committed. Batches are prefixes of the queue, so a record
+	// numbered n is durable once durable >= n.
+	enqueued  uint64
+	durable   uint64
+	commitErr error         // the last commit's error; nil after a success
+	committed chan struct{} // closed and replaced after every commit attempt
+	closed    bool
+}
+
+// op is one queued operation: a record (kind != 0) or a control op (fn != nil)
+// from the syncer side that wants its result once committed.
+type op struct {
+	kind  Op
+	path  string
+	from  string
+	isDir bool
+	at    time.Time
+
+	fn  func(tx *bbolt.Tx) error
+	res chan error
+}
+
+// Open prepares the journal's buckets in db and starts the committer. The
+// caller keeps ownership of db and closes it after Close.
+func Open(db *bbolt.DB, opts Options) (*Journal, error) {
+	if opts.CommitInterval == 0 {
+		opts.CommitInterval = 5 * time.Millisecond
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 4096
+	}
+	err := db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketPending, bucketOrder, bucketFailed, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	j := &Journal{
+		db:        db,
+		opts:      opts,
+		notify:    make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		urgent:    make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		committed: make(chan struct{}),
+	}
+	go j.run()
+	return j, nil
+}
+
+// Close commits what is queued and stops the committer. Records made after
+// Close are dropped, so the FUSE layer must stop recording first. It returns
+// the final commit's error, if any: those records are not durable.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
+	j.mu.Unlock()
+	close(j.stop)
+	<-j.done
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.durable < j.enqueued {
+		return fmt.Errorf("journal: close: %d records not committed: %w", j.enqueued-j.durable, j.commitErr)
+	}
+	return nil
+}
+
+// Changed records that path was created or modified in any way.
+func (j *Journal) Changed(path string) {
+	j.record(op{kind: OpChanged, path: path})
+}
+
+// Removed records that path was unlinked or, with isDir, removed as a directory.
+func (j *Journal) Removed(path string, isDir bool) {
+	j.record(op{kind: OpRemoved, path: path, isDir: isDir})
+}
+
+// Renamed records to as renamed from from, and from as removed, in one
+// transaction. The rename gets the lower Seq so the syncer sees it while the
+// remote still holds from and can copy server-side before deleting.
+func (j *Journal) Renamed(from, to string, isDir bool) {
+	if from == to {
+		// rename(2) onto itself changes nothing; recording a removal of the
+		// path would be wrong, a change is harmless.
+		j.Changed(to)
+		return
+	}
+	if from == "" {
+		j.Changed(to)
+		return
+	}
+	j.record(op{kind: OpRenamed, path: to, from: from, isDir: isDir})
+}
+
+func (j *Journal) record(o op) {
+	// The working directory's root has no object; an empty key would also
+	// make bbolt fail the whole batch.
+	if o.path == "" {
+		return
+	}
+	o.at = time.Now()
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return
+	}
+	j.queue = append(j.queue, o)
+	j.enqueued++
+	first := len(j.queue) == 1
+	j.mu.Unlock()
+	if first {
+		select {
+		case j.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Sync returns once every record made before the call is durable. It
+// returns the commit's error if the disk refuses the records (they stay
+// queued and are retried), ctx's error, or ErrClosed.
+func (j *Journal) Sync(ctx context.Context) error {
+	j.mu.Lock()
+	target := j.enqueued
+	for j.durable < target {
+		if j.closed {
+			// Close commits what is queued; wait for it to say how it went.
+			j.mu.Unlock()
+			<-j.done
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			if j.durable >= target {
+				return nil
+			}
+			if j.commitErr != nil {
+				return fmt.Errorf("journal: sync: %w", j.commitErr)
+			}
+			return ErrClosed
+		}
+		ch := j.committed
+		j.mu.Unlock()
+		j.hurry()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("journal: sync: %w", ctx.Err())
+		}
+		j.mu.Lock()
+		if j.durable < target && j.commitErr != nil {
+			err := j.commitErr
+			j.mu.Unlock()
+			return fmt.Errorf("journal: sync: %w", err)
+		}
+	}
+	j.mu.Unlock()
+	return nil
+}
+
+func (j *Journal) hurry() {
+	select {
+	case j.urgent <- struct{}{}:
+	default:
+	}
+}
+
+// Notify is signalled after each commit that added pending records. It is
+// buffered, so a signal sent while the syncer is busy is not lost.
+func (j *Journal) Notify() <-chan struct{} { return j.notify }
+
+// exec runs fn in the next group commit and returns its error, or the
+// commit's. Running the syncer's updates through the committer lets
+// concurrent workers share one fsync, and orders them with the records
+// queued before them.
+func (j *Journal) exec(fn func(tx *bbolt.Tx) error) error {
+	res := make(chan error, 1)
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return ErrClosed
+	}
+	j.queue = append(j.queue, op{fn: fn, res: res})
+	j.mu.Unlock()
+	j.hurry()
+	return <-res
+}
+
+// run is the committer.
+func (j *Journal) run() {
+	defer close(j.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var backoff time.Duration
+	for {
+		if backoff == 0 {
+			select {
+			case <-j.stop:
+				j.commitAll()
+				return
+			case <-j.urgent:
+			case <-j.wake:
+				// Let more records join this batch, unless someone waits.
+				timer.Reset(j.opts.CommitInterval)
+				select {
+				case <-timer.C:
+				case <-j.urgent:
+					timer.Stop()
+				case <-j.stop:
+					timer.Stop()
+				}
+			}
+		} else {
+			timer.Reset(backoff)
+			select {
+			case <-timer.C:
+			case <-j.stop:
+				timer.Stop()
+				j.commitAll()
+				return
+			}
+		}
+		if err := j.commitAll(); err != nil {
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+		} else {
+			backoff = 0
+		}
+	}
+}
+
+// commitAll commits batches until the queue is empty or a commit fails.
+func (j *Journal) commitAll() error {
+	for {
+		j.mu.Lock()
+		if len(j.queue) == 0 {
+			j.mu.Unlock()
+			return nil
+		}
+		var batch []op
+		if len(j.queue) <= j.opts.MaxBatch {
+			batch, j.queue = j.queue, j.spare[:0]
+		} else {
+			batch = append(j.spare[:0], j.queue[:j.opts.MaxBatch]...)
+			n := copy(j.queue, j.queue[j.opts.MaxBatch:])
+			clear(j.queue[n:])
+			j.queue = j.queue[:n]
+		}
+		j.spare = nil
+		j.mu.Unlock()
+
+		records, err := j.commit(batch)
+
+		j.mu.Lock()
+		if err != nil {
+			// Keep the records, in order, ahead of anything queued since:
+			// an acknowledged change must never be dropped. Control ops fail
+			// now; their callers retry at their own pace.
+			kept := make([]op, 0, records+len(j.queue))
+			for _, o := range batch {
+				if o.fn == nil {
+					kept = append(kept, o)
+				} else {
+					o.res <- err
+				}
+			}
+			j.queue = append(kept, j.queue...)
+			j.commitErr = err
+		} else {
+			j.durable += uint64(records)
+			j.commitErr = nil
+			for _, o := range batch {
+				if o.res != nil {
+					o.res <- nil // replaced below when fn failed
+				}
+			}
+			clear(batch)
+			j.spare = batch[:0]
+		}
+		close(j.committed)
+		j.committed = make(chan struct{})
+		j.mu.Unlock()
+
+		if err != nil {
+			return err
+		}
+		if records > 0 {
+			select {
+			case j.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// commit applies batch in one transaction and returns how many record ops it
+// held. A control op's own error goes to its caller and does not fail the
+// batch; control ops validate before they write, so a failing one has
+// changed nothing.
+func (j *Journal) commit(batch []op) (records int, err error) {
+	opErrs := make(map[int]error)
+	err = j.db.Update(func(tx *bbolt.Tx) error {
+		clear(opErrs)
+		b := openBuckets(tx)
+		for i, o := range batch {
+			if o.fn != nil {
+				if err := o.fn(tx); err != nil {
+					opErrs[i] = err
+				}
+				continue
+			}
+			records++
+			var err error
+			if o.kind == OpRenamed {
+				err = b.put(o.path, OpRenamed, o.from, o.isDir, o.at)
+				if err == nil {
+					err = b.put(o.from, OpRemoved, "", o.isDir, o.at)
+				}
+			} else {
+				err = b.put(o.path, o.kind, "", o.isDir, o.at)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return records, fmt.Errorf("journal: commit: %w", err)
+	}
+	// Deliver control-op errors before commitAll sends nil to the rest: res
+	// is buffered(1), so the first send wins and commitAll's is dropped.
+	for i, e := range opErrs {
+		batch[i].res <- e
+		batch[i].res = nil
+	}
+	return records, nil
+}
+
+type buckets struct {
+	pending, order, failed, meta *bbolt.Bucket
+}
+
+func openBuckets(tx *bbolt.Tx) buckets {
+	return buckets{
+		pending: tx.Bucket(bucketPending),
+		order:   tx.Bucket(bucketOrder),
+		failed:  tx.Bucket(bucketFailed),
+		meta:    tx.Bucket(bucketMeta),
+	}
+}
+
+// put records a change to path, coalescing onto its pending or failed record.
+func (b buckets) put(path string, kind Op, from string, isDir bool, at time.Time) error {
+	r := Record{Path: path, Op: kind, From: from, IsDir: isDir, First: at, Last: at}
+	old := b.pending.Get([]byte(path))
+	inPending := old != nil
+	if old == nil {
+		old = b.failed.Get([]byte(path))
+	}
+	if old != nil {
+		// An undecodable old record is replaced rather than failing the
+		// batch: the new record says everything the syncer needs.
+		if prev, err := unmarshalRecord(path, old); err == nil {
+			r.First = prev.First
+			if kind == OpChanged && prev.From != "" {
+				r.From, r.IsDir = prev.From, prev.IsDir
+			}
+			if inPending {
+				if err := b.order.Delete(seqKey(prev.Seq)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if !inPending && old != nil {
+		if err := b.failed.Delete([]byte(path)); err != nil {
+			return err
+		}
+	}
+	return b.add(r)
+}
+
+// add stores r as pending under a new Seq at the back of the queue.
+func (b buckets) add(r Record) error {
+	seq, err := b.order.NextSequence()
+	if err != nil {
+		return err
+	}
+	r.Seq = seq
+	if err := b.pending.Put([]byte(r.Path), r.marshal()); err != nil {
+		return err
+	}
+	return b.order.Put(seqKey(seq), []byte(r.Path))
+}
