@@ -1,0 +1,32 @@
+// Package fs serves a working directory (WORKDIR) through FUSE and turns
+// every change made through the mount into a call on a Recorder.
+//
+// It owns the go-fuse node tree over WORKDIR: a loopback (go-fuse's
+// fs.LoopbackNode) whose mutating operations are wrapped so that, once the
+// real syscall on WORKDIR has succeeded, the change is reported by path:
+// Changed for content and metadata, Removed for unlink/rmdir, Renamed for
+// rename. Reads and writes go straight to the WORKDIR files; on kernels with
+// FUSE passthrough (6.9+, as root) the kernel does the I/O itself, which is
+// why content changes are recorded per open handle (at flush/release) and not
+// per write.
+//
+// It must not talk to S3, and no FUSE operation may wait on the network: the
+// Recorder is expected to queue in memory and return at once. The only
+// operation that waits on the Recorder is fsync, which by contract returns
+// once the change record is durable (Recorder.Sync).
+//
+// Nothing is filtered here: which paths are synced is the syncer's business.
+//
+// Path conventions: paths given to the Recorder are slash-separated, relative
+// to WORKDIR, with no leading slash; the root itself is "".
+//
+// Known limits, all shared with go-fuse's loopback:
+//   - A file with several hard links is reported under one of its names (the
+//     one go-fuse last saw); the other names are not reported on writes.
+//   - Writes to a file that was unlinked while open are not reported (the
+//     file has no name any more; its Removed was reported).
+//   - A writable handle under FUSE passthrough is invisible to us while it
+//     writes; it is reported Changed when it is released even if it did not
+//     write (see fileHandle.Release). Without passthrough, only handles that
+//     wrote are reported.
+package fs

@@ -1,0 +1,130 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Recorder receives every state change made through the mount. Paths are
+// slash-separated, relative to WORKDIR, no leading slash. Implementations must
+// be safe for concurrent use, fast, and must not block on I/O (the journal
+// queues in memory and group-commits): they are called from inside FUSE
+// operations.
+type Recorder interface {
+	// Changed reports that path's content or metadata changed, or that it
+	// was created: create and write (once, at flush/release of a handle that
+	// wrote, not per write), O_TRUNC open, truncate, chmod, chown, utimes,
+	// xattr changes, mkdir, mknod, symlink, hard link (the new name). After
+	// a RENAME_EXCHANGE both names are reported Changed; if one of them is a
+	// directory, its whole subtree changed place.
+	Changed(path string)
+	// Removed reports unlink (isDir false) and rmdir (isDir true).
+	Removed(path string, isDir bool)
+	// Renamed reports a rename of a file or of a whole directory (one call
+	// for the directory, none for what it holds). Whatever was at to before
+	// was replaced.
+	Renamed(from, to string, isDir bool)
+	// Sync returns once every change reported so far is durable. fsync(2)
+	// and fdatasync(2) on a file or directory call it after the real fsync.
+	Sync(ctx context.Context) error
+}
+
+// Options tunes the mount. The zero value is ready to use.
+type Options struct {
+	// Debug logs every FUSE request and reply (go-fuse's debug output).
+	Debug bool
+	// AttrTimeout and EntryTimeout say how long the kernel may cache
+	// attributes and directory entries. Zero means 1s (libfuse's default);
+	// negative means no caching, for when WORKDIR is also changed from
+	// outside the mount and that must show at once.
+	AttrTimeout  time.Duration
+	EntryTimeout time.Duration
+	// AllowOther lets users other than the one who mounted use the mount
+	// (-o allow_other). Permissions are checked by the kernel from the
+	// WORKDIR modes in every case (-o default_permissions).
+	AllowOther bool
+	// DisablePassthrough keeps all I/O in this process even on kernels
+	// that could do it themselves (for debugging and measurements).
+	DisablePassthrough bool
+}
+
+// Mount serves workdir at mountpoint and reports changes to rec. The returned
+// server is already serving (WaitMount done). Unmount with srv.Unmount().
+//
+// When running as root, go-fuse calls mount(2) itself, so fusermount3 is not
+// needed; otherwise fusermount3 must be installed.
+func Mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server, error) {
+	srv, _, err := mount(workdir, mountpoint, rec, opts)
+	return srv, err
+}
+
+// mount is Mount that also hands back the mount's state, for tests.
+func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server, *mountState, error) {
+	if rec == nil {
+		return nil, nil, fmt.Errorf("fs: mount %s: nil Recorder", mountpoint)
+	}
+	abs, err := filepath.Abs(workdir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fs: mount %s: %w", workdir, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(abs, &st); err != nil {
+		return nil, nil, fmt.Errorf("fs: mount: workdir %s: %w", abs, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return nil, nil, fmt.Errorf("fs: mount: workdir %s: %w", abs, syscall.ENOTDIR)
+	}
+
+	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough}
+	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
+	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
+	root.RootNode = rootNode
+	m.root = rootNode
+
+	attr, entry := timeout(opts.AttrTimeout), timeout(opts.EntryTimeout)
+	mo := fuse.MountOptions{
+		FsName:     abs,
+		Name:       "s3sync",
+		Debug:      opts.Debug,
+		AllowOther: opts.AllowOther,
+		// The kernel checks permissions from the modes we report, as a
+		// local filesystem does; we run the syscalls as root.
+		Options: []string{"default_permissions"},
+		// As root, mount(2) directly; fall back to fusermount3 otherwise.
+		DirectMount: os.Geteuid() == 0,
+		// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so
+		// an O_TRUNC rewrite is one change on one handle, recorded once.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+	}
+	srv, err := gofs.Mount(mountpoint, rootNode, &gofs.Options{
+		MountOptions: mo,
+		AttrTimeout:  &attr,
+		EntryTimeout: &entry,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("fs: mount %s at %s: %w", abs, mountpoint, err)
+	}
+	ks := srv.KernelSettings()
+	m.kernelPassthrough = ks.Flags64()&fuse.CAP_PASSTHROUGH != 0 && os.Geteuid() == 0
+	slog.Debug("fs: mounted", "workdir", abs, "mountpoint", mountpoint,
+		"kernel_passthrough", m.kernelPassthrough, "passthrough_disabled", opts.DisablePassthrough)
+	return srv, m, nil
+}
+
+func timeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return time.Second
+	case d < 0:
+		return 0
+	}
+	return d
+}

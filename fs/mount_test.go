@@ -1,0 +1,234 @@
+package fs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// call is one Recorder call, as the fake records it.
+type call struct {
+	op    string // "changed", "removed", "renamed", "sync"
+	path  string
+	to    string
+	isDir bool
+}
+
+func (c call) String() string {
+	switch c.op {
+	case "renamed":
+		return fmt.Sprintf("renamed(%s -> %s, dir=%v)", c.path, c.to, c.isDir)
+	case "removed":
+		return fmt.Sprintf("removed(%s, dir=%v)", c.path, c.isDir)
+	case "sync":
+		return "sync"
+	}
+	return fmt.Sprintf("%s(%s)", c.op, c.path)
+}
+
+func changed(p string) call           { return call{op: "changed", path: p} }
+func removed(p string, dir bool) call { return call{op: "removed", path: p, isDir: dir} }
+func renamed(from, to string, dir bool) call {
+	return call{op: "renamed", path: from, to: to, isDir: dir}
+}
+
+// fakeRecorder keeps the calls in memory. It stands in for the journal,
+// which is another package's business; it is not a fake of anything remote.
+type fakeRecorder struct {
+	mu      sync.Mutex
+	calls   []call
+	syncErr error
+}
+
+func (r *fakeRecorder) add(c call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, c)
+}
+
+func (r *fakeRecorder) Changed(path string)              { r.add(changed(path)) }
+func (r *fakeRecorder) Removed(path string, isDir bool)  { r.add(removed(path, isDir)) }
+func (r *fakeRecorder) Renamed(from, to string, d bool)  { r.add(renamed(from, to, d)) }
+func (r *fakeRecorder) Sync(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call{op: "sync"})
+	return r.syncErr
+}
+
+func (r *fakeRecorder) take() []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+func (r *fakeRecorder) count(c call) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, x := range r.calls {
+		if x == c {
+			n++
+		}
+	}
+	return n
+}
+
+// testMount is a live mount of a temporary WORKDIR.
+type testMount struct {
+	work, mnt string
+	rec       *fakeRecorder
+	m         *mountState
+}
+
+// requireFuse skips when this machine cannot mount FUSE, except in CI, where
+// FUSE tests must run: there it fails.
+func requireFuse(t *testing.T) {
+	t.Helper()
+	var why string
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		why = "/dev/fuse: " + err.Error()
+	} else if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			why = "not root and no fusermount3"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("FUSE tests must run in CI, but cannot mount: %s", why)
+	}
+	t.Skipf("cannot mount FUSE: %s", why)
+}
+
+// newMount mounts a fresh WORKDIR at a fresh mountpoint. Cleanup unmounts
+// (retrying while busy), checks the mount is gone and that no file
+// descriptor leaked.
+func newMount(t *testing.T, opts Options) *testMount {
+	t.Helper()
+	requireFuse(t)
+	fdsBefore := countFds(t)
+	tm := &testMount{work: t.TempDir(), mnt: t.TempDir(), rec: &fakeRecorder{}}
+	srv, m, err := mount(tm.work, tm.mnt, tm.rec, opts)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	tm.m = m
+	// Ready: the mountpoint is now a different filesystem from its parent.
+	var a, b syscall.Stat_t
+	if err := syscall.Stat(tm.mnt, &a); err != nil {
+		t.Fatalf("stat mountpoint: %v", err)
+	}
+	if err := syscall.Stat(tm.work, &b); err != nil {
+		t.Fatal(err)
+	}
+	if a.Dev == b.Dev {
+		t.Fatalf("mountpoint %s not mounted after Mount returned", tm.mnt)
+	}
+	t.Cleanup(func() {
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			if err = srv.Unmount(); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Errorf("unmount %s: %v", tm.mnt, err)
+			return
+		}
+		srv.Wait()
+		if isMounted(t, tm.mnt) {
+			t.Errorf("%s still mounted after Unmount", tm.mnt)
+		}
+		poll(t, 5*time.Second, "file descriptors back to the count before mount", func() bool {
+			return countFds(t) <= fdsBefore
+		})
+	})
+	return tm
+}
+
+// quiesce waits until every file handle was released (RELEASE reaches us
+// asynchronously after close returns) and returns the calls recorded.
+func (tm *testMount) quiesce(t *testing.T) []call {
+	t.Helper()
+	poll(t, 5*time.Second, "all file handles released", func() bool {
+		return tm.m.handles.Load() == 0
+	})
+	return tm.rec.take()
+}
+
+func (tm *testMount) path(rel string) string { return tm.mnt + "/" + rel }
+func (tm *testMount) orig(rel string) string { return tm.work + "/" + rel }
+
+func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func countFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("list fds: %v", err)
+	}
+	return len(ents)
+}
+
+func isMounted(t *testing.T, dir string) bool {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 && fields[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func TestMountReady(t *testing.T) {
+	tm := newMount(t, Options{})
+	if err := os.WriteFile(tm.orig("a"), []byte("hi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(tm.path("a"))
+	if err != nil || string(got) != "hi" {
+		t.Fatalf("read through mount: %q, %v", got, err)
+	}
+	if calls := tm.quiesce(t); len(calls) != 0 {
+		t.Errorf("reading recorded %v, want nothing", calls)
+	}
+}

@@ -1,0 +1,220 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Namespace operations. Each holds the mount's nsMu exclusively from
+// computing the paths it reports until it has reported them, so the Recorder
+// sees namespace changes in the order they happened in WORKDIR and with the
+// names the syscalls used. The Recorder is called only after the syscall
+// succeeded; a failed op reports nothing.
+
+// Mkdir creates a directory in WORKDIR (go-fuse's loopback, which also gives
+// it the caller's owner) and reports it Changed.
+func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	rel, ok := n.m.childPath(n, name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	if errno == 0 {
+		n.m.rec.Changed(rel)
+	}
+	return ch, errno
+}
+
+// Mknod creates a special file (fifo, socket, device) or an empty regular
+// file and reports it Changed; what to do with special files is the
+// syncer's business.
+func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	rel, ok := n.m.childPath(n, name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+	if errno == 0 {
+		n.m.rec.Changed(rel)
+	}
+	return ch, errno
+}
+
+// Symlink creates a symbolic link in WORKDIR and reports it Changed. The
+// target is stored as given, never resolved, so it cannot reach outside
+// WORKDIR through us.
+func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	rel, ok := n.m.childPath(n, name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	if errno == 0 {
+		n.m.rec.Changed(rel)
+	}
+	return ch, errno
+}
+
+// Link makes a hard link and reports the new name Changed (the old name did
+// not change). go-fuse's loopback refuses targets outside this mount (EXDEV).
+func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	rel, ok := n.m.childPath(n, name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
+	if errno == 0 {
+		n.m.rec.Changed(rel)
+	}
+	return ch, errno
+}
+
+// Unlink removes a file from WORKDIR and reports it Removed. Open handles on
+// it keep working (the kernel holds the inode); their later writes are not
+// reported, the file having no name.
+func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	rel, ok := n.m.childPath(n, name)
+	if !ok {
+		return syscall.ENOENT
+	}
+	if err := syscall.Unlink(n.m.abs(rel)); err != nil {
+		return gofs.ToErrno(err)
+	}
+	n.m.rec.Removed(rel, false)
+	return 0
+}
+
+// Rmdir removes an empty directory from WORKDIR and reports it Removed.
+func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	rel, ok := n.m.childPath(n, name)
+	if !ok {
+		return syscall.ENOENT
+	}
+	if err := syscall.Rmdir(n.m.abs(rel)); err != nil {
+		return gofs.ToErrno(err)
+	}
+	n.m.rec.Removed(rel, true)
+	return 0
+}
+
+// Rename moves name in n to newName in newParent and reports one Renamed
+// (for a directory too: what it holds moved with it and is not reported one
+// by one).
+//
+// Both paths are computed under nsMu just before the rename and the rename
+// itself uses them, so what is reported is what happened; go-fuse moves the
+// node in its tree after we return (see mountState.recordChanged for how a
+// flush racing that move still reports the new name). RENAME_NOREPLACE behaves as a rename.
+// RENAME_EXCHANGE is reported as Changed on both names (no pair of renames
+// expresses a swap). RENAME_WHITEOUT (overlayfs) is a rename plus a new
+// special file at the old name, reported Changed.
+func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*Node)
+	if !ok || np.m != n.m {
+		return syscall.EXDEV
+	}
+	n.m.nsMu.Lock()
+	defer n.m.nsMu.Unlock()
+	from, ok1 := n.m.childPath(n, name)
+	to, ok2 := n.m.childPath(np, newName)
+	if !ok1 || !ok2 {
+		return syscall.ENOENT
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(n.m.abs(from), &st); err != nil {
+		return gofs.ToErrno(err)
+	}
+	isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+
+	if flags == 0 {
+		if err := syscall.Rename(n.m.abs(from), n.m.abs(to)); err != nil {
+			return gofs.ToErrno(err)
+		}
+	} else if errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags); errno != 0 {
+		return errno
+	}
+
+	switch {
+	case flags&unix.RENAME_EXCHANGE != 0:
+		n.m.rec.Changed(from)
+		n.m.rec.Changed(to)
+	case flags&unix.RENAME_WHITEOUT != 0:
+		n.m.rec.Renamed(from, to, isDir)
+		n.m.rec.Changed(from)
+	default:
+		n.m.rec.Renamed(from, to, isDir)
+	}
+	return 0
+}
+
+// loopbackDir is what go-fuse's loopback directory handle implements and we
+// forward.
+type loopbackDir interface {
+	gofs.FileReaddirenter
+	gofs.FileSeekdirer
+	gofs.FileReleasedirer
+	gofs.FileFsyncdirer
+}
+
+// dirHandle is an open directory: go-fuse's loopback directory stream with
+// fsync extended to wait for the Recorder.
+type dirHandle struct {
+	loopbackDir
+	m *mountState
+}
+
+// OpendirHandle opens the directory in WORKDIR for listing (go-fuse's
+// loopback) and wraps the handle so that fsync on the directory also waits
+// for the Recorder.
+func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	fh, fuseFlags, errno := n.LoopbackNode.OpendirHandle(ctx, flags)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	ld, ok := fh.(loopbackDir)
+	if !ok {
+		// go-fuse changed its directory handle; fsync would not wait
+		// for the Recorder. Fail loudly rather than silently.
+		if r, ok := fh.(gofs.FileReleasedirer); ok {
+			r.Releasedir(ctx, 0)
+		}
+		return nil, 0, syscall.ENOTSUP
+	}
+	return &dirHandle{loopbackDir: ld, m: n.m}, fuseFlags, 0
+}
+
+// Fsyncdir fsyncs the directory in WORKDIR, then waits until every change
+// reported so far (the namespace changes in this directory among them) is
+// durable in the journal, as a journaling filesystem's fsync on a directory
+// makes its entries durable.
+func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	if errno := d.loopbackDir.Fsyncdir(ctx, flags); errno != 0 {
+		return errno
+	}
+	return d.m.sync(ctx)
+}
+
+// Ioctl forwards directory ioctls (e.g. lsattr -d) when go-fuse's handle
+// supports them.
+func (d *dirHandle) Ioctl(ctx context.Context, cmd uint32, arg uint64, input []byte, output []byte) (int32, syscall.Errno) {
+	if io, ok := d.loopbackDir.(gofs.FileIoctler); ok {
+		return io.Ioctl(ctx, cmd, arg, input, output)
+	}
+	return 0, syscall.ENOTTY
+}
