@@ -1,0 +1,109 @@
+// Command s3sync keeps a local folder mirrored to S3 or any S3-compatible
+// store. This package owns flags, configuration, wiring, exit codes and
+// human output; the sync logic lives in package syncer.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, as documented in the README.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // some transfers failed, or the command could not run
+	exitSkipped = 2 // some files were skipped, or the command line was wrong
+)
+
+// exitError carries an exit code and an optional one-line message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: exitSkipped, msg: fmt.Sprintf(format, a...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "s3sync: "+ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "s3sync: "+err.Error())
+	if isUsage(err) {
+		fmt.Fprintln(os.Stderr, "Run 's3sync --help' for usage.")
+		return exitSkipped
+	}
+	return exitFailed
+}
+
+// cobra reports flag and argument mistakes as plain errors; they are
+// usage errors (exit 2), like the AWS CLI's.
+var usageMarks = []string{"unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires ", "unknown command"}
+
+func isUsage(err error) bool {
+	msg := err.Error()
+	for _, m := range usageMarks {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "s3sync",
+		Short: "Keep a local folder mirrored to S3 or any S3-compatible store",
+		Long: `s3sync mirrors a local folder to S3, Wasabi, MinIO or any S3-compatible store.
+
+  s3sync reconcile SRC DST       one full sync, like 'aws s3 sync' (local→s3, s3→local, s3→s3)
+  s3sync mount WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]
+                                 work in MOUNTPOINT; every change is journaled and mirrored
+  s3sync status WORKDIR          what is pending, failed, last synced
+  s3sync ls / mb / rb            list, make and remove buckets
+
+Credentials and endpoints come from the standard AWS chain (environment,
+~/.aws/config and ~/.aws/credentials, AWS_PROFILE, endpoint_url in a profile).
+
+Exit codes: 0 all done; 1 some transfers failed or the command could not run;
+2 some files were skipped, or the command line was wrong.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	g.register(root)
+	root.AddCommand(newReconcileCmd(g), newLsCmd(g), newMbCmd(g), newRbCmd(g))
+	for _, c := range extraCommands {
+		root.AddCommand(c(g))
+	}
+	return root
+}
+
+// extraCommands lets other files of this package add commands.
+var extraCommands []func(*globalFlags) *cobra.Command

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"golang.org/x/term"
+
+	"github.com/s3sync/s3sync/syncer"
+)
+
+// outputFlags are the AWS CLI's output switches.
+type outputFlags struct {
+	quiet          bool
+	onlyShowErrors bool
+	noProgress     bool
+}
+
+func (o *outputFlags) register(c interface {
+	BoolVar(*bool, string, bool, string)
+}) {
+	c.BoolVar(&o.quiet, "quiet", false, "print nothing but a fatal error")
+	c.BoolVar(&o.onlyShowErrors, "only-show-errors", false, "print only errors and warnings")
+	c.BoolVar(&o.noProgress, "no-progress", false, "do not show the live progress line")
+}
+
+// printer turns syncer events into AWS CLI-style lines on stdout, warnings
+// and failures on stderr, and a live progress line on a terminal.
+type printer struct {
+	mu       sync.Mutex
+	out, err io.Writer
+	flags    outputFlags
+	live     bool // progress line on stderr
+	start    time.Time
+
+	plannedFiles, plannedBytes int64
+	doneFiles, doneBytes       int64
+	planComplete               bool
+	lineShown                  bool
+	lastDraw                   time.Time
+	stop                       chan struct{}
+	stopped                    chan struct{}
+}
+
+func newPrinter(flags outputFlags) *printer {
+	p := &printer{out: os.Stdout, err: os.Stderr, flags: flags, start: time.Now()}
+	p.live = !flags.quiet && !flags.noProgress && !flags.onlyShowErrors && term.IsTerminal(int(os.Stderr.Fd()))
+	if p.live {
+		p.stop, p.stopped = make(chan struct{}), make(chan struct{})
+		go p.ticker()
+	}
+	return p
+}
+
+func (p *printer) ticker() {
+	defer close(p.stopped)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			p.drawLocked()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// planDone tells the progress line that totals are final (ETA possible).
+func (p *printer) planDone() {
+	p.mu.Lock()
+	p.planComplete = true
+	p.mu.Unlock()
+}
+
+func (p *printer) clearLocked() {
+	if p.lineShown {
+		fmt.Fprint(p.err, "\r\033[K")
+		p.lineShown = false
+	}
+}
+
+func (p *printer) drawLocked() {
+	if !p.live {
+		return
+	}
+	elapsed := time.Since(p.start)
+	rate := float64(p.doneBytes) / max(elapsed.Seconds(), 0.001)
+	tilde := "~"
+	if p.planComplete {
+		tilde = ""
+	}
+	line := fmt.Sprintf("Completed %d of %s%d files, %s of %s%s (%s/s)",
+		p.doneFiles, tilde, p.plannedFiles, humanize.IBytes(uint64(p.doneBytes)), tilde,
+		humanize.IBytes(uint64(p.plannedBytes)), humanize.IBytes(uint64(rate)))
+	if p.planComplete && rate > 0 && p.plannedBytes > p.doneBytes {
+		eta := time.Duration(float64(p.plannedBytes-p.doneBytes)/rate) * time.Second
+		line += fmt.Sprintf(", %s remaining", eta.Round(time.Second))
+	}
+	if w, _, err := term.GetSize(int(os.Stderr.Fd())); err == nil && w > 1 && len(line) >= w {
+		line = line[:w-1]
+	}
+	fmt.Fprint(p.err, "\r\033[K"+line)
+	p.lineShown = true
+	p.lastDraw = time.Now()
+}
+
+// event is the syncer's Report callback.
+func (p *printer) event(e syncer.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dry := ""
+	if e.DryRun {
+		dry = "(dryrun) "
+	}
+	switch e.Kind {
+	case syncer.EventPlanned:
+		p.plannedFiles++
+		p.plannedBytes += e.Size
+		return
+	case syncer.EventDone:
+		p.doneFiles++
+		p.doneBytes += e.Size
+		if p.flags.quiet || p.flags.onlyShowErrors {
+			return
+		}
+		p.clearLocked()
+		if e.Dst == "" {
+			fmt.Fprintf(p.out, "%s%s: %s\n", dry, e.Op, e.Src)
+		} else {
+			fmt.Fprintf(p.out, "%s%s: %s to %s\n", dry, e.Op, e.Src, e.Dst)
+		}
+	case syncer.EventFailed:
+		p.doneFiles++
+		if p.flags.quiet {
+			return
+		}
+		p.clearLocked()
+		if e.Dst == "" {
+			fmt.Fprintf(p.err, "%s failed: %s: %v\n", e.Op, e.Src, e.Err)
+		} else {
+			fmt.Fprintf(p.err, "%s failed: %s to %s: %v\n", e.Op, e.Src, e.Dst, e.Err)
+		}
+	case syncer.EventSkipped:
+		if p.flags.quiet {
+			return
+		}
+		p.clearLocked()
+		fmt.Fprintf(p.err, "warning: skipping %s: %v\n", e.Src, oneLine(e.Err))
+	}
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(fmt.Sprint(err), "\n", " ")
+}
+
+// finish stops the progress line and prints the summary.
+func (p *printer) finish(s syncer.Summary, dry bool) {
+	if p.live {
+		close(p.stop)
+		<-p.stopped
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+	if p.flags.quiet || p.flags.onlyShowErrors {
+		return
+	}
+	if dry {
+		fmt.Fprintf(p.err, "dry run: %s planned (%s), nothing changed\n",
+			humanCount(p.doneFiles, "operation", "operations"), humanize.IBytes(uint64(p.doneBytes)))
+		return
+	}
+	var parts []string
+	if s.Uploaded > 0 {
+		parts = append(parts, fmt.Sprintf("uploaded %s", humanCount(s.Uploaded, "file", "files")))
+	}
+	if s.Downloaded > 0 {
+		parts = append(parts, fmt.Sprintf("downloaded %s", humanCount(s.Downloaded, "file", "files")))
+	}
+	if s.Copied > 0 {
+		parts = append(parts, fmt.Sprintf("copied %s", humanCount(s.Copied, "object", "objects")))
+	}
+	if s.Deleted > 0 {
+		parts = append(parts, fmt.Sprintf("deleted %d", s.Deleted))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nothing to do, destination up to date")
+	}
+	line := strings.Join(parts, ", ")
+	if s.Bytes > 0 {
+		line += fmt.Sprintf(" (%s)", humanize.IBytes(uint64(s.Bytes)))
+	}
+	if s.Failed > 0 {
+		line += fmt.Sprintf("; %d FAILED", s.Failed)
+	}
+	if s.Skipped > 0 {
+		line += fmt.Sprintf("; %d skipped", s.Skipped)
+	}
+	fmt.Fprintf(p.err, "%s in %s\n", line, time.Since(p.start).Round(time.Millisecond))
+}

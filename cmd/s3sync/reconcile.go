@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3sync/s3sync/syncer"
+)
+
+func newReconcileCmd(g *globalFlags) *cobra.Command {
+	var (
+		sf           syncFlags
+		of           outputFlags
+		dry          bool
+		sizeOnly     bool
+		exact        bool
+		noFollow     bool
+		follow       bool
+		forceGlacier bool
+	)
+	c := &cobra.Command{
+		Use:     "reconcile [flags] SRC DST",
+		Aliases: []string{"sync"},
+		Short:   "Sync SRC to DST once, by the rules of 'aws s3 sync' (local→s3, s3→local, s3→s3)",
+		Long: `Sync SRC to DST once, by the rules of 'aws s3 sync'. SRC and DST are each a
+local directory or s3://BUCKET[/PREFIX]; at least one is an S3 URL.
+
+A file is transferred when it is missing at DST, when the sizes differ, or when
+SRC is newer (for downloads: when the local file is newer than the object, as
+the AWS CLI does). Files only at DST are deleted only with --delete; excluded
+paths are never deleted.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := sf.validate(); err != nil {
+				return err
+			}
+			if sizeOnly && exact {
+				return usageErr("--size-only and --exact-timestamps cannot be used together")
+			}
+			if noFollow && follow {
+				return usageErr("--follow-symlinks and --no-follow-symlinks cannot be used together")
+			}
+			src, err := parseEndpoint(args[0])
+			if err != nil {
+				return err
+			}
+			dst, err := parseEndpoint(args[1])
+			if err != nil {
+				return err
+			}
+			if !src.IsS3 && !dst.IsS3 {
+				return usageErr("one of SRC and DST must be an s3:// URL")
+			}
+			opts := syncer.Options{
+				Delete: sf.delete, DryRun: dry,
+				Compare:      syncer.Compare{SizeOnly: sizeOnly, ExactTimestamps: exact},
+				Filters:      &sf.filters,
+				StorageClass: sf.storageClass, NoFollow: noFollow, ForceGlacier: forceGlacier,
+				Concurrency: sf.concurrency,
+			}
+			return runReconcile(cmd.Context(), g, src, dst, opts, of)
+		},
+	}
+	f := c.Flags()
+	sf.register(f)
+	of.register(f)
+	f.BoolVar(&dry, "dryrun", false, "show what would be done, change nothing")
+	f.BoolVar(&sizeOnly, "size-only", false, "compare sizes only, not times")
+	f.BoolVar(&exact, "exact-timestamps", false, "when downloading, transfer same-sized files whose times differ at all")
+	f.BoolVar(&follow, "follow-symlinks", false, "follow symlinks (the default)")
+	f.BoolVar(&noFollow, "no-follow-symlinks", false, "skip symlinks instead of following them")
+	f.BoolVar(&forceGlacier, "force-glacier-transfer", false, "transfer GLACIER and DEEP_ARCHIVE objects instead of skipping them")
+	return c
+}
+
+func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint, opts syncer.Options, of outputFlags) error {
+	client, err := g.client(ctx, opts.Concurrency)
+	if err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+	for _, e := range []syncer.Endpoint{src, dst} {
+		if e.IsS3 {
+			if err := client.CheckBucket(ctx, e.S3.Bucket); err != nil {
+				return &exitError{code: exitFailed, msg: err.Error()}
+			}
+		}
+	}
+	p := newPrinter(of)
+	opts.Report = p.event
+	sum, err := syncer.Reconcile(ctx, client, src, dst, opts)
+	p.planDone()
+	p.finish(sum, opts.DryRun)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return &exitError{code: exitFailed, msg: "interrupted; run the same command again to finish"}
+	case err != nil:
+		return &exitError{code: exitFailed, msg: err.Error()}
+	case sum.Failed > 0:
+		return &exitError{code: exitFailed, msg: fmt.Sprintf("%s failed; run the same command again to retry", humanCount(sum.Failed, "transfer", "transfers"))}
+	case sum.Skipped > 0:
+		return &exitError{code: exitSkipped, msg: fmt.Sprintf("%s skipped (see the warnings above)", humanCount(sum.Skipped, "file was", "files were"))}
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package syncer
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// LocalFile is one regular file found by the local walk.
+type LocalFile struct {
+	Rel   string // slash-separated path below the root: the key suffix
+	Path  string // path to open
+	Size  int64
+	Mtime time.Time
+}
+
+// TempPrefix starts the names of s3sync's own temporary download files;
+// walks never report them, so an interrupted clone leaves nothing to upload.
+const TempPrefix = ".s3sync-tmp-"
+
+// localWalk yields a directory tree's regular files in S3 key order (UTF-8
+// bytes of the relative path). Within a directory it sorts a subdirectory
+// "a" as "a/", so that "a-b" < "a/x" < "a0" as in a bucket listing, and it
+// holds only the listings of the directories on the current path, so memory
+// does not grow with the number of files.
+type localWalk struct {
+	follow bool
+	warn   func(path string, err error)
+	stack  []*walkFrame
+	seen   map[fileID]bool // directories on the current path, for symlink loops
+}
+
+type fileID struct{ dev, ino uint64 }
+
+type walkFrame struct {
+	dir     string
+	rel     string // "" or "sub/dir/"
+	id      fileID
+	entries []walkEntry
+	next    int
+}
+
+type walkEntry struct {
+	name string
+	key  string // name, or name+"/" for a directory
+	dir  bool
+	info os.FileInfo
+}
+
+// newLocalWalk starts a walk at root. follow makes symlinks count as what
+// they point to (the AWS CLI's default); without it symlinks are skipped.
+// warn receives each entry that cannot be synced and why; the walk goes on.
+func newLocalWalk(root string, follow bool, warn func(string, error)) (*localWalk, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", root)
+	}
+	w := &localWalk{follow: follow, warn: warn, seen: map[fileID]bool{}}
+	w.push(root, "", st)
+	return w, nil
+}
+
+func idOf(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{uint64(st.Dev), st.Ino}
+	}
+	return fileID{}
+}
+
+func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
+	f, err := os.Open(dir)
+	if err != nil {
+		w.warn(dir, err)
+		return
+	}
+	dents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		w.warn(dir, err)
+		// Keep what was read: a partial listing still syncs those files.
+	}
+	entries := make([]walkEntry, 0, len(dents))
+	for _, d := range dents {
+		name := d.Name()
+		e := walkEntry{name: name, key: name}
+		switch t := d.Type(); {
+		case t.IsDir():
+			e.dir = true
+		case t&fs.ModeSymlink != 0:
+			if !w.follow {
+				continue
+			}
+			info, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				w.warn(filepath.Join(dir, name), fmt.Errorf("broken symlink: %w", err))
+				continue
+			}
+			e.info = info
+			e.dir = info.IsDir()
+		}
+		if e.dir {
+			e.key = name + "/"
+		}
+		entries = append(entries, e)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
+	id := idOf(fi)
+	w.seen[id] = true
+	w.stack = append(w.stack, &walkFrame{dir: dir, rel: rel, id: id, entries: entries})
+}
+
+// Next returns the next file in key order; ok is false at the end.
+func (w *localWalk) Next() (f LocalFile, ok bool) {
+	for len(w.stack) > 0 {
+		top := w.stack[len(w.stack)-1]
+		if top.next >= len(top.entries) {
+			delete(w.seen, top.id)
+			w.stack = w.stack[:len(w.stack)-1]
+			continue
+		}
+		e := top.entries[top.next]
+		top.next++
+		path := filepath.Join(top.dir, e.name)
+		rel := top.rel + e.name
+		if strings.HasPrefix(e.name, TempPrefix) {
+			continue
+		}
+		if !utf8.ValidString(e.name) {
+			w.warn(path, fmt.Errorf("name is not valid UTF-8, which S3 keys must be"))
+			continue
+		}
+		info := e.info
+		if info == nil {
+			var err error
+			if info, err = os.Lstat(path); err != nil {
+				if !os.IsNotExist(err) { // vanished since the listing: nothing to sync
+					w.warn(path, err)
+				}
+				continue
+			}
+		}
+		if e.dir {
+			if !info.IsDir() {
+				continue // replaced since the listing
+			}
+			if w.seen[idOf(info)] {
+				w.warn(path, fmt.Errorf("symlink loop: directory already being walked"))
+				continue
+			}
+			w.push(path, rel+"/", info)
+			continue
+		}
+		if !info.Mode().IsRegular() {
+			w.warn(path, fmt.Errorf("%s is not a regular file", kindOf(info.Mode())))
+			continue
+		}
+		return LocalFile{Rel: rel, Path: path, Size: info.Size(), Mtime: info.ModTime()}, true
+	}
+	return LocalFile{}, false
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
+}

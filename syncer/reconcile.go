@@ -1,0 +1,471 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/s3sync/s3sync/remote"
+)
+
+// Endpoint is one side of a reconcile: a local directory or a bucket prefix.
+type Endpoint struct {
+	Local string          // local directory, when not S3
+	S3    remote.Location // when IsS3
+	IsS3  bool
+	Arg   string // as the user wrote it, for output lines
+}
+
+// ParseEndpoint reads a command-line argument.
+func ParseEndpoint(arg string) (Endpoint, error) {
+	if remote.IsS3URL(arg) {
+		loc, err := remote.ParseURL(arg)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		return Endpoint{S3: loc, IsS3: true, Arg: arg}, nil
+	}
+	if strings.Contains(arg, "://") {
+		return Endpoint{}, fmt.Errorf("%q: only local paths and s3:// URLs are supported", arg)
+	}
+	return Endpoint{Local: arg, Arg: arg}, nil
+}
+
+// Show renders rel on this side the way the AWS CLI prints it.
+func (e Endpoint) Show(rel string) string {
+	if e.IsS3 {
+		return e.S3.URL(e.S3.Prefix + rel)
+	}
+	base := e.Arg
+	if !strings.HasSuffix(base, "/") {
+		base += "/"
+	}
+	return base + rel
+}
+
+// Options are reconcile's flags.
+type Options struct {
+	Delete       bool // --delete
+	DryRun       bool // --dryrun
+	Compare      Compare
+	Filters      *Filters
+	StorageClass string // --storage-class
+	NoFollow     bool   // --no-follow-symlinks
+	ForceGlacier bool   // --force-glacier-transfer
+	Concurrency  int    // --concurrency
+	Report       func(Event)
+}
+
+// DefaultConcurrency is the number of transfers in flight.
+const DefaultConcurrency = 32
+
+// entry is one path on either side of the merge.
+type entry struct {
+	rel   string
+	size  int64
+	time  time.Time // local mtime or object LastModified
+	path  string    // local
+	etag  string    // s3
+	class string    // s3
+}
+
+// stream is a key-ordered source of entries.
+type stream interface {
+	next() (entry, bool)
+	err() error
+}
+
+type localStream struct {
+	w *localWalk
+}
+
+func (s *localStream) next() (entry, bool) {
+	f, ok := s.w.Next()
+	if !ok {
+		return entry{}, false
+	}
+	return entry{rel: f.Rel, size: f.Size, time: f.Mtime, path: f.Path}, true
+}
+
+func (s *localStream) err() error { return nil }
+
+// s3Stream lists a prefix in the background, a page ahead of the merge.
+type s3Stream struct {
+	ch     chan entry
+	mu     sync.Mutex
+	e      error
+	cancel context.CancelFunc
+}
+
+func newS3Stream(ctx context.Context, r Remote, loc remote.Location) *s3Stream {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &s3Stream{ch: make(chan entry, 2000), cancel: cancel}
+	go func() {
+		defer close(s.ch)
+		err := r.List(ctx, loc.Bucket, loc.Prefix, func(o remote.Object) error {
+			rel := strings.TrimPrefix(o.Key, loc.Prefix)
+			if rel == "" {
+				return nil // the prefix's own folder marker
+			}
+			select {
+			case s.ch <- entry{rel: rel, size: o.Size, time: o.LastModified, etag: o.ETag, class: o.StorageClass}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		s.mu.Lock()
+		s.e = err
+		s.mu.Unlock()
+	}()
+	return s
+}
+
+func (s *s3Stream) next() (entry, bool) {
+	e, ok := <-s.ch
+	return e, ok
+}
+
+func (s *s3Stream) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e
+}
+
+// filtered drops excluded paths, so they are neither sent nor deleted.
+type filtered struct {
+	stream
+	f *Filters
+}
+
+func (s filtered) next() (entry, bool) {
+	for {
+		e, ok := s.stream.next()
+		if !ok || !s.f.Excluded(e.rel) {
+			return e, ok
+		}
+	}
+}
+
+// Reconcile makes dst match src by the AWS CLI's sync rules. It returns an
+// error only when the run as a whole could not be done (a listing failed,
+// a bucket is missing); per-file failures and skips are reported through
+// opts.Report and counted in the Summary.
+func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (Summary, error) {
+	if !src.IsS3 && !dst.IsS3 {
+		return Summary{}, errors.New("one of SRC and DST must be an s3:// URL (for local to local, use rsync)")
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Report == nil {
+		opts.Report = func(Event) {}
+	}
+	dir := Copy
+	switch {
+	case !src.IsS3:
+		dir = Upload
+	case !dst.IsS3:
+		dir = Download
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rc := &run{r: r, src: src, dst: dst, opts: opts, dir: dir, ctx: ctx, objDirs: map[string]string{}}
+
+	var srcS, dstS stream
+	var incomplete []string // local directories that could not be read
+	var mu sync.Mutex
+	warnLocal := func(path string, err error) {
+		rc.skip(path, err)
+		mu.Lock()
+		incomplete = append(incomplete, path)
+		mu.Unlock()
+	}
+	if dir == Upload {
+		w, err := newLocalWalk(src.Local, !opts.NoFollow, warnLocal)
+		if err != nil {
+			return Summary{}, fmt.Errorf("source: %w", err)
+		}
+		srcS = &localStream{w}
+	} else {
+		s := newS3Stream(ctx, r, src.S3)
+		defer s.cancel()
+		srcS = s
+	}
+	if dir == Download {
+		if err := os.MkdirAll(dst.Local, 0o755); err != nil && !opts.DryRun {
+			return Summary{}, fmt.Errorf("destination: %w", err)
+		}
+		if w, err := newLocalWalk(dst.Local, !opts.NoFollow, func(string, error) {}); err == nil {
+			dstS = &localStream{w}
+		} else if opts.DryRun && os.IsNotExist(err) {
+			dstS = emptyStream{}
+		} else {
+			return Summary{}, fmt.Errorf("destination: %w", err)
+		}
+	} else {
+		s := newS3Stream(ctx, r, dst.S3)
+		defer s.cancel()
+		dstS = s
+	}
+	if !opts.Filters.Empty() {
+		srcS = filtered{srcS, opts.Filters}
+		dstS = filtered{dstS, opts.Filters}
+	}
+
+	rc.pool = newPool(opts.Concurrency)
+	s, sok := srcS.next()
+	d, dok := dstS.next()
+	for (sok || dok) && ctx.Err() == nil {
+		switch {
+		case sok && (!dok || s.rel < d.rel):
+			rc.onlySrc(s)
+			s, sok = srcS.next()
+		case dok && (!sok || d.rel < s.rel):
+			if serr := srcS.err(); serr != nil {
+				// The source listing broke off: what seems to be only at
+				// the destination may well be at the source. Delete nothing.
+				dok = false
+				continue
+			}
+			mu.Lock()
+			partial := underAny(dst, d, incomplete, src)
+			mu.Unlock()
+			if !partial {
+				rc.onlyDst(d)
+			}
+			d, dok = dstS.next()
+		default:
+			rc.both(s, d)
+			s, sok = srcS.next()
+			d, dok = dstS.next()
+		}
+	}
+	rc.flushDeletes()
+	rc.pool.wait()
+	if err := srcS.err(); err != nil {
+		return rc.c.summary(), err
+	}
+	if err := dstS.err(); err != nil {
+		return rc.c.summary(), err
+	}
+	return rc.c.summary(), ctx.Err()
+}
+
+type emptyStream struct{}
+
+func (emptyStream) next() (entry, bool) { return entry{}, false }
+func (emptyStream) err() error          { return nil }
+
+// underAny reports whether d lies below a source directory that could not
+// be read, in which case its absence from the source proves nothing.
+func underAny(dst Endpoint, d entry, incomplete []string, src Endpoint) bool {
+	for _, p := range incomplete {
+		rel, err := filepath.Rel(src.Local, p)
+		if err != nil {
+			continue
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == "." || d.rel == rel || strings.HasPrefix(d.rel, rel+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+type run struct {
+	r    Remote
+	src  Endpoint
+	dst  Endpoint
+	opts Options
+	dir  Direction
+	ctx  context.Context
+	pool *pool
+	c    counters
+
+	deletes []string // remote keys queued for a batch delete
+	// objDirs remembers, during a download, object keys that later keys
+	// may use as a folder ("x" and "x/y"), keyed by "x/"; pruned as the
+	// listing moves past them so it stays small.
+	objDirs map[string]string
+	seen    int
+}
+
+func (rc *run) skip(what string, err error) {
+	rc.c.skipped.Add(1)
+	rc.opts.Report(Event{Kind: EventSkipped, Src: what, Err: err})
+}
+
+func (rc *run) onlySrc(s entry) { rc.transfer(s, entry{}, false) }
+
+func (rc *run) both(s, d entry) {
+	if ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
+		rc.transfer(s, d, true)
+	}
+}
+
+func (rc *run) onlyDst(d entry) {
+	if !rc.opts.Delete {
+		return
+	}
+	shown := rc.dst.Show(d.rel)
+	if rc.opts.DryRun {
+		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown, DryRun: true})
+		return
+	}
+	if !rc.dst.IsS3 {
+		// Local deletes run in key order on the merge goroutine: they are
+		// cheap, and a download of "x/y" may need "x" gone first.
+		if err := os.Remove(d.path); err != nil && !os.IsNotExist(err) {
+			rc.c.failed.Add(1)
+			rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
+			return
+		}
+		rc.c.deleted.Add(1)
+		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
+		return
+	}
+	rc.deletes = append(rc.deletes, rc.dst.S3.Prefix+d.rel)
+	if len(rc.deletes) == 1000 {
+		rc.flushDeletes()
+	}
+}
+
+func (rc *run) flushDeletes() {
+	if len(rc.deletes) == 0 {
+		return
+	}
+	keys := rc.deletes
+	rc.deletes = nil
+	rc.pool.submit(rc.ctx, func() {
+		failed, _ := rc.r.Delete(rc.ctx, rc.dst.S3.Bucket, keys)
+		bad := map[string]error{}
+		for _, f := range failed {
+			bad[f.Key] = f.Err
+		}
+		for _, k := range keys {
+			shown := rc.dst.S3.URL(k)
+			if err, ok := bad[k]; ok {
+				rc.c.failed.Add(1)
+				rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
+				continue
+			}
+			rc.c.deleted.Add(1)
+			rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
+		}
+	})
+}
+
+func isGlacier(class string) bool { return class == "GLACIER" || class == "DEEP_ARCHIVE" }
+
+// transfer queues s for sending to the destination; d is the destination's
+// entry when exists.
+func (rc *run) transfer(s, d entry, exists bool) {
+	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
+	op := rc.dir.String()
+	var dstKey, localPath string
+	switch rc.dir {
+	case Upload, Copy:
+		dstKey = rc.dst.S3.Prefix + s.rel
+		if len(dstKey) > MaxKeyLen {
+			rc.skip(srcShown, fmt.Errorf("key is %d bytes, over S3's limit of %d", len(dstKey), MaxKeyLen))
+			return
+		}
+	case Download:
+		p, err := LocalPath(rc.dst.Local, s.rel)
+		if err != nil {
+			rc.skip(srcShown, err)
+			return
+		}
+		if parent := rc.objectParent(s.rel); parent != "" {
+			rc.skip(srcShown, fmt.Errorf("the bucket also holds %s as a file, and a local file cannot also be a folder", rc.src.Show(parent)))
+			return
+		}
+		localPath = p
+	}
+	if rc.dir != Upload && isGlacier(s.class) && !rc.opts.ForceGlacier {
+		rc.skip(srcShown, fmt.Errorf("object is of storage class %s and must be restored first (or use --force-glacier-transfer)", s.class))
+		return
+	}
+	exact := rc.dir == Download && exists && rc.opts.Compare.ExactTimestamps && s.size == d.size
+	rc.opts.Report(Event{Kind: EventPlanned, Op: op, Src: srcShown, Dst: dstShown, Size: s.size})
+	if rc.opts.DryRun && !exact {
+		rc.opts.Report(Event{Kind: EventDone, Op: op, Src: srcShown, Dst: dstShown, Size: s.size, DryRun: true})
+		return
+	}
+	rc.pool.submit(rc.ctx, func() {
+		var err error
+		switch rc.dir {
+		case Upload:
+			var res UploadResult
+			res, err = UploadFile(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass)
+			if err == nil {
+				s.size = res.Size
+				rc.c.uploaded.Add(1)
+			}
+		case Download:
+			if exact {
+				// The listing has only LastModified; the time we restored
+				// is in the metadata, so --exact-timestamps asks for it.
+				info, herr := rc.r.Head(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel)
+				if herr == nil && !info.Mtime.IsZero() && info.Mtime.Equal(d.time) {
+					return
+				}
+				if rc.opts.DryRun {
+					rc.opts.Report(Event{Kind: EventDone, Op: op, Src: srcShown, Dst: dstShown, Size: s.size, DryRun: true})
+					return
+				}
+			}
+			_, err = DownloadFile(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
+			if err == nil {
+				rc.c.downloaded.Add(1)
+			}
+		case Copy:
+			err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size,
+				remote.PutOptions{StorageClass: rc.opts.StorageClass})
+			if err == nil {
+				rc.c.copied.Add(1)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			rc.c.failed.Add(1)
+			rc.opts.Report(Event{Kind: EventFailed, Op: op, Src: srcShown, Dst: dstShown, Err: err})
+			return
+		}
+		rc.c.bytes.Add(s.size)
+		rc.opts.Report(Event{Kind: EventDone, Op: op, Src: srcShown, Dst: dstShown, Size: s.size})
+	})
+}
+
+// objectParent returns an earlier object key that rel needs as a folder
+// ("x" for "x/y"), or "". Listings are sorted, so such a key came first;
+// entries whose folder range the listing has passed are dropped.
+func (rc *run) objectParent(rel string) string {
+	found := ""
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' {
+			if k, ok := rc.objDirs[rel[:i+1]]; ok {
+				found = k
+				break
+			}
+		}
+	}
+	rc.objDirs[rel+"/"] = rel
+	if rc.seen++; rc.seen%1024 == 0 {
+		for dirKey := range rc.objDirs {
+			// Keys below "x/" sort before "x0" ('0' follows '/').
+			if dirKey[:len(dirKey)-1]+"0" <= rel {
+				delete(rc.objDirs, dirKey)
+			}
+		}
+	}
+	return found
+}

@@ -1,0 +1,11 @@
+package syncer
+
+import "unicode/utf8"
+
+func decodeRune(s string) (rune, int) {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 {
+		return utf8.RuneError, 1
+	}
+	return r, n
+}
