@@ -1,0 +1,44 @@
+# s3sync — build, test, demo and benchmarks. `make demo` and `make test`
+# work on a fresh machine: they install the pinned S3 server they need.
+
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+VERSITYGW   := $(GOBIN)/versitygw
+VERSITYGW_VERSION := v1.8.0
+RCLONE      := $(GOBIN)/rclone
+RCLONE_VERSION := v1.76.0
+BIN         := bin/s3sync
+TEST_TIMEOUT ?= 40m
+
+export S3SYNC_VERSITYGW ?= $(VERSITYGW)
+
+.PHONY: all build test demo bench lint tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/s3sync
+
+$(VERSITYGW):
+	@echo "installing Versity Gateway $(VERSITYGW_VERSION) (the S3 server tests and the demo run against)"
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+tools: $(VERSITYGW)
+
+test: tools
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+demo: build tools
+	./scripts/demo.sh
+
+bench: build tools
+	./scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed; skipped"; fi
+
+clean:
+	rm -rf bin
