@@ -45,8 +45,5 @@ func OpenDB(dir string) (*bbolt.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("journal: chmod %s: %w", path, err)
 	}
-	// cache.Put uses db.Batch so concurrent transfer workers share an fsync.
-	// bbolt's default 10ms gather delay would dominate a lone worker's Put.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	return db, nil
 }

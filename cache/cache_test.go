@@ -1,0 +1,367 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+func openTest(t testing.TB) *Cache {
+	t.Helper()
+	// NoSync: these tests are about contents and order, not durability, and
+	// seed thousands of entries one Put at a time.
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "state.db"), 0o600, &bbolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestPutGet(t *testing.T) {
+	c := openTest(t)
+	want := Entry{
+		Size:         1 << 40,
+		Mtime:        time.Unix(1700000000, 123456789),
+		ETag:         `"d41d8cd98f00b204e9800998ecf8427e-3"`,
+		StorageClass: "STANDARD_IA",
+		Synced:       time.Unix(1700000100, 1),
+	}
+	if err := c.Put("dir/é file", want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.Get("dir/é file")
+	if err != nil || !ok {
+		t.Fatalf("Get = %v, %v", ok, err)
+	}
+	if got.Size != want.Size || !got.Mtime.Equal(want.Mtime) || got.Mtime.Nanosecond() != 123456789 ||
+		got.ETag != want.ETag || got.StorageClass != want.StorageClass || !got.Synced.Equal(want.Synced) {
+		t.Errorf("Get = %+v, want %+v", got, want)
+	}
+
+	if err := c.Put("zero", Entry{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, _ := c.Get("zero"); !ok || !got.Mtime.IsZero() || !got.Synced.IsZero() {
+		t.Errorf("zero entry round trip = %+v, %v", got, ok)
+	}
+	if _, ok, err := c.Get("missing"); ok || err != nil {
+		t.Errorf("Get(missing) = %v, %v", ok, err)
+	}
+	if n, err := c.Len(); n != 2 || err != nil {
+		t.Errorf("Len = %d, %v", n, err)
+	}
+	if err := c.Delete("zero"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("zero"); err != nil {
+		t.Errorf("deleting an absent path: %v", err)
+	}
+	if n, _ := c.Len(); n != 1 {
+		t.Errorf("Len after Delete = %d", n)
+	}
+}
+
+func TestCorruptEntry(t *testing.T) {
+	data := (&Entry{Size: 5, Mtime: time.Unix(1, 2), ETag: "x"}).marshal()
+	for n := range data {
+		if _, err := unmarshalEntry(data[:n]); !errors.Is(err, errCorrupt) {
+			t.Errorf("truncated to %d: %v", n, err)
+		}
+	}
+}
+
+func TestWalk(t *testing.T) {
+	c := openTest(t)
+	var all []string
+	for i := range 2*walkChunk + 5 {
+		p := fmt.Sprintf("d/%05d", i)
+		all = append(all, p)
+		if err := c.Put(p, Entry{Size: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"c", "d", "d0", "e/x"} {
+		if err := c.Put(p, Entry{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	err := c.Walk("d/", func(p string, e Entry) error {
+		got = append(got, p)
+		// Writing from inside the walk must not deadlock.
+		return c.Put(p, Entry{Size: e.Size + 1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(all, ",") {
+		t.Errorf("Walk(d/) visited %d paths, want %d in order", len(got), len(all))
+	}
+	if e, _, _ := c.Get("d/00007"); e.Size != 8 {
+		t.Errorf("Put during Walk lost: %+v", e)
+	}
+
+	got = nil
+	c.Walk("", func(p string, _ Entry) error { got = append(got, p); return nil })
+	if len(got) != len(all)+4 || got[0] != "c" || got[1] != "d" || got[len(got)-2] != "d0" {
+		t.Errorf("Walk(\"\") = %d paths starting %v", len(got), got[:3])
+	}
+
+	stop := errors.New("stop")
+	n := 0
+	if err := c.Walk("", func(string, Entry) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("Walk with failing fn = %v after %d calls", err, n)
+	}
+}
+
+// tree creates files (content is the map value) under root; a value starting
+// with "->" makes a symlink, "<fifo>" a FIFO, "<dir>" a directory.
+func tree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	mtime := time.Unix(1700000000, 123456789)
+	for rel, content := range files {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case strings.HasPrefix(content, "->"):
+			err = os.Symlink(content[2:], p)
+		case content == "<fifo>":
+			err = syscall.Mkfifo(p, 0o644)
+		case content == "<dir>":
+			err = os.MkdirAll(p, 0o755)
+		default:
+			err = os.WriteFile(p, []byte(content), 0o644)
+			if err == nil {
+				err = os.Chtimes(p, mtime, mtime)
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWalkSortedOrder(t *testing.T) {
+	root := t.TempDir()
+	tree(t, root, map[string]string{
+		"a-b": "1", "a.b": "1", "a0": "1", "a b": "1", "a/x": "1", "a/y/z": "1", "a~": "1", "é": "1", "B": "1",
+		"link":     "->a",    // symlink to a directory: yielded, not followed
+		"pipe":     "<fifo>", // special files are not yielded
+		"empty":    "<dir>",
+		"skipme/":  "<dir>",
+		"skipme/f": "1",
+	})
+	var got []string
+	err := WalkSorted(root, func(p string) bool { return p == "skipme" }, func(p string, info os.FileInfo) error {
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "B,a b,a-b,a.b,a/x,a/y/z,a0,a~,link,é"
+	if strings.Join(got, ",") != want {
+		t.Errorf("WalkSorted order\n got %s\nwant %s", strings.Join(got, ","), want)
+	}
+
+	n := 0
+	err = WalkSorted(root, nil, func(string, os.FileInfo) error { n++; return filepath.SkipAll })
+	if err != nil || n != 1 {
+		t.Errorf("SkipAll: err %v after %d calls", err, n)
+	}
+	if err := WalkSorted(filepath.Join(root, "nope"), nil, func(string, os.FileInfo) error { return nil }); err == nil {
+		t.Error("walking a missing root succeeded")
+	}
+}
+
+func TestWalkSortedUnreadableDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any directory")
+	}
+	root := t.TempDir()
+	tree(t, root, map[string]string{"locked/f": "1"})
+	os.Chmod(filepath.Join(root, "locked"), 0)
+	defer os.Chmod(filepath.Join(root, "locked"), 0o755)
+	if err := WalkSorted(root, nil, func(string, os.FileInfo) error { return nil }); err == nil {
+		t.Error("unreadable directory passed over silently; a scan would report its files deleted")
+	}
+}
+
+func TestScan(t *testing.T) {
+	tests := []struct {
+		name   string
+		synced map[string]string // on disk and in the cache before the change
+		extra  []string          // in the cache only
+		change func(t *testing.T, root string)
+		skip   func(string) bool
+		want   string // events in call order: +changed -removed
+	}{
+		{name: "unchanged", synced: map[string]string{"a": "1", "d/b": "22", "l": "->a"}},
+		{name: "new file", synced: map[string]string{"a": "1"},
+			change: func(t *testing.T, root string) { tree(t, root, map[string]string{"b": "2", "d/c": "3"}) },
+			want:   "+b +d/c"},
+		{name: "new symlink", synced: map[string]string{"a": "1"},
+			change: func(t *testing.T, root string) { tree(t, root, map[string]string{"l": "->a"}) },
+			want:   "+l"},
+		{name: "modified size", synced: map[string]string{"a": "1", "b": "2"},
+			change: func(t *testing.T, root string) {
+				tree(t, root, map[string]string{"b": "22"}) // tree restores the old mtime
+			},
+			want: "+b"},
+		{name: "modified mtime only", synced: map[string]string{"a": "1", "b": "2"},
+			change: func(t *testing.T, root string) {
+				mt := time.Unix(1700000000, 123456790) // one nanosecond later
+				if err := os.Chtimes(filepath.Join(root, "a"), mt, mt); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "+a"},
+		{name: "deleted", synced: map[string]string{"a": "1", "b/c": "2", "b/d": "3", "z": "4"},
+			change: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "a"))
+				os.RemoveAll(filepath.Join(root, "b"))
+			},
+			want: "-a -b/c -b/d"},
+		{name: "cache only", synced: map[string]string{"m": "1"}, extra: []string{"a", "z/z"},
+			want: "-a -z/z"},
+		{name: "file became directory", synced: map[string]string{"a": "1", "a0": "2"},
+			change: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "a"))
+				tree(t, root, map[string]string{"a/x": "1"})
+			},
+			want: "-a +a/x"},
+		{name: "directory became file", synced: map[string]string{"a/x": "1", "a-b": "2"},
+			change: func(t *testing.T, root string) {
+				os.RemoveAll(filepath.Join(root, "a"))
+				tree(t, root, map[string]string{"a": "1"})
+			},
+			want: "+a -a/x"},
+		{name: "file became fifo", synced: map[string]string{"p": "1"},
+			change: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "p"))
+				tree(t, root, map[string]string{"p": "<fifo>"})
+			},
+			want: "-p"},
+		{name: "S3 key order", synced: map[string]string{"a/y": "1", "a-c": "1", "a1": "1"},
+			change: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "a/y"))
+				os.Remove(filepath.Join(root, "a-c"))
+				os.Remove(filepath.Join(root, "a1"))
+				tree(t, root, map[string]string{"a-b": "", "a.b": "", "a0": "", "a b": "", "a/x": "", "a/z": "", "a~": "", "é": ""})
+			},
+			want: "+a b +a-b -a-c +a.b +a/x -a/y +a/z +a0 -a1 +a~ +é"},
+		{name: "skip", synced: map[string]string{"keep": "1", "x.tmp": "1", "tmp/old": "1"},
+			extra: []string{"gone.tmp", "tmp/gone", "tmp/deep/gone"},
+			change: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "x.tmp"))
+				tree(t, root, map[string]string{"new.tmp": "1", "tmp/new": "1", "keep": "22"})
+			},
+			skip: func(p string) bool { return strings.HasSuffix(p, ".tmp") || p == "tmp" },
+			want: "+keep"},
+		{name: "directory markers ignored", synced: map[string]string{"d/f": "1"}, extra: []string{"d/", "gone/"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTest(t)
+			root := t.TempDir()
+			tree(t, root, tt.synced)
+			err := WalkSorted(root, nil, func(p string, info os.FileInfo) error {
+				return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e"})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tt.extra {
+				if err := c.Put(p, Entry{Size: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.change != nil {
+				tt.change(t, root)
+			}
+			var events []string
+			err = c.Scan(root, tt.skip,
+				func(p string) { events = append(events, "+"+p) },
+				func(p string) { events = append(events, "-"+p) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(events, " "); got != tt.want {
+				t.Errorf("Scan events\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestScanLarge(t *testing.T) {
+	// More entries than one read chunk, with changes spread across chunks.
+	c := openTest(t)
+	root := t.TempDir()
+	files := map[string]string{}
+	for i := range 3 * walkChunk {
+		files[fmt.Sprintf("d%d/f%04d", i%3, i)] = "x"
+	}
+	tree(t, root, files)
+	WalkSorted(root, nil, func(p string, info os.FileInfo) error {
+		return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime()})
+	})
+	os.Remove(filepath.Join(root, "d1/f1000"))
+	tree(t, root, map[string]string{"d2/f2000": "yy", "d0/new": "z"})
+	var changed, removed []string
+	err := c.Scan(root, nil, func(p string) { changed = append(changed, p) }, func(p string) { removed = append(removed, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(changed) != "[d0/new d2/f2000]" || fmt.Sprint(removed) != "[d1/f1000]" {
+		t.Errorf("changed %v, removed %v", changed, removed)
+	}
+}
+
+func TestConcurrentPut(t *testing.T) {
+	c := openTest(t)
+	const workers, each = 8, 200
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range each {
+				if err := c.Put(fmt.Sprintf("w%d/%d", w, i), Entry{Size: int64(i)}); err != nil {
+					errs <- err
+					return
+				}
+				if i%10 == 0 {
+					if err := c.Delete(fmt.Sprintf("w%d/%d", w, i)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := c.Len(); n != workers*each*9/10 || err != nil {
+		t.Errorf("Len = %d, %v; want %d", n, err, workers*each*9/10)
+	}
+	if err := c.Put("", Entry{}); !errors.Is(err, ErrBadPath) {
+		t.Errorf("Put(\"\") = %v", err)
+	}
+}

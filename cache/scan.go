@@ -1,0 +1,77 @@
+package cache
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Scan compares the working directory with the cache, so changes made while
+// nothing was journaling them (before a mount, during a crash) are found.
+//
+// changed(path) is called for every regular file or symlink that has no
+// entry, or whose size or mtime (to the nanosecond) differs from its entry;
+// removed(path) for every entry whose file is gone or is no longer a regular
+// file or symlink. skip (may be nil) excludes paths from both sides: a
+// skipped path, or an entry under a skipped directory, is never reported.
+// Entries whose path ends in "/" (directory markers) are not compared.
+//
+// The walk and the cache are merged in key order, so memory stays at one
+// directory listing per level and the cache is read in short transactions;
+// the callbacks run outside any transaction and may record into the journal.
+func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(path string), removed func(path string)) error {
+	it := c.iter("")
+	key, e, ok := it.next()
+	// gone reports cache keys that sort before the walk's position.
+	gone := func(key string) {
+		if !strings.HasSuffix(key, "/") && !skipped(key, skip) {
+			removed(key)
+		}
+	}
+	err := WalkSorted(workdir, skip, func(p string, info os.FileInfo) error {
+		if it.err != nil {
+			return it.err // the rest of the walk would all look new
+		}
+		for ok && key < p {
+			gone(key)
+			key, e, ok = it.next()
+		}
+		if ok && key == p {
+			if e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) {
+				changed(p)
+			}
+			key, e, ok = it.next()
+			return nil
+		}
+		changed(p)
+		return nil
+	})
+	if err != nil {
+		if err == it.err {
+			return err
+		}
+		return fmt.Errorf("cache: scan: %w", err)
+	}
+	for ok {
+		gone(key)
+		key, _, ok = it.next()
+	}
+	return it.err
+}
+
+// skipped says whether the walk would have excluded path: skip matched it
+// or one of its parent directories.
+func skipped(path string, skip func(string) bool) bool {
+	if skip == nil {
+		return false
+	}
+	if skip(path) {
+		return true
+	}
+	for i := strings.LastIndexByte(path, '/'); i > 0; i = strings.LastIndexByte(path[:i], '/') {
+		if skip(path[:i]) {
+			return true
+		}
+	}
+	return false
+}

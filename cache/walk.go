@@ -1,0 +1,94 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// WalkSorted calls fn for every regular file and symlink under root, in S3
+// key order: paths are slash-separated, relative to root, and ordered as
+// bytes, which means a directory "a" sorts as "a/" among its siblings.
+// Entries are lstat-ed, so symlinks are yielded, never followed; directories
+// and special files (sockets, FIFOs, devices) are not yielded.
+//
+// skip (may be nil) is called with every path, directories included (as
+// "a", without a trailing slash); a skipped directory is not descended.
+// A file or directory that disappears during the walk is passed over; any
+// other error stops the walk, because a caller comparing against a
+// listing would take an unreadable directory's files for deleted ones. An
+// error from fn stops the walk and is returned; filepath.SkipAll stops it
+// without error. Memory is one directory listing per level of depth.
+func WalkSorted(root string, skip func(string) bool, fn func(path string, info os.FileInfo) error) error {
+	err := walkDir(root, "", skip, fn)
+	if errors.Is(err, filepath.SkipAll) {
+		return nil
+	}
+	return err
+}
+
+type dirItem struct {
+	key   string // name, with "/" appended for a directory
+	entry fs.DirEntry
+}
+
+func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileInfo) error) error {
+	dir := filepath.Join(root, filepath.FromSlash(rel))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if rel != "" && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+			return nil // removed or replaced since its parent was listed
+		}
+		return fmt.Errorf("cache: walk %s: %w", dir, err)
+	}
+	items := make([]dirItem, len(ents))
+	for i, ent := range ents {
+		key := ent.Name()
+		if ent.IsDir() {
+			key += "/"
+		}
+		items[i] = dirItem{key, ent}
+	}
+	slices.SortFunc(items, func(a, b dirItem) int { return strings.Compare(a.key, b.key) })
+
+	for _, it := range items {
+		p := it.entry.Name()
+		if rel != "" {
+			p = rel + "/" + p
+		}
+		if skip != nil && skip(p) {
+			continue
+		}
+		if it.entry.IsDir() {
+			if err := walkDir(root, p, skip, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		info, err := it.entry.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cache: walk %s: %w", filepath.Join(root, filepath.FromSlash(p)), err)
+		}
+		if t := info.Mode().Type(); t != 0 && t != fs.ModeSymlink {
+			continue
+		}
+		if info.IsDir() {
+			// It was a file when listed and became a directory: the walk
+			// already passed its sort position as a directory, so leave it
+			// to the journal (or the next scan).
+			continue
+		}
+		if err := fn(p, info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
