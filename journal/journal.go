@@ -117,7 +117,11 @@ func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.durable < j.enqueued {
-		return fmt.Errorf("journal: close: %d records not committed: %w", j.enqueued-j.durable, j.commitErr)
+		err := j.commitErr
+		if err == nil {
+			err = ErrClosed
+		}
+		return fmt.Errorf("journal: close: %d records not committed: %w", j.enqueued-j.durable, err)
 	}
 	return nil
 }
