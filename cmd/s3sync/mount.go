@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/spf13/cobra"
+
+	"github.com/s3sync/s3sync/cache"
+	s3fs "github.com/s3sync/s3sync/fs"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newMountCmd, newStatusCmd)
+}
+
+// stateInfo is written to the state dir so `status WORKDIR` can find it.
+type stateInfo struct {
+	Workdir    string    `json:"workdir"`
+	Mountpoint string    `json:"mountpoint"`
+	Remote     string    `json:"remote"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+}
+
+const (
+	infoFile   = "info.json"
+	socketFile = "status.sock"
+)
+
+// stateRoot is $XDG_STATE_HOME/s3sync (default ~/.local/state/s3sync).
+func stateRoot() string {
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+		return filepath.Join(x, "s3sync")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = os.TempDir()
+	}
+	return filepath.Join(home, ".local", "state", "s3sync")
+}
+
+// defaultStateDir is one directory per WORKDIR and remote.
+func defaultStateDir(workdir, remoteURL string) string {
+	sum := sha256.Sum256([]byte(workdir + "\n" + remoteURL))
+	name := filepath.Base(workdir)
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return filepath.Join(stateRoot(), name+"-"+hex.EncodeToString(sum[:6]))
+}
+
+func newMountCmd(g *globalFlags) *cobra.Command {
+	var (
+		sf           syncFlags
+		settle       time.Duration
+		stateDir     string
+		drainOnExit  bool
+		drainTimeout time.Duration
+		debugFUSE    bool
+		noPass       bool
+	)
+	c := &cobra.Command{
+		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
+		Short: "Serve WORKDIR at MOUNTPOINT and mirror every change made there to the bucket",
+		Long: `Serve WORKDIR at MOUNTPOINT through FUSE. Work in MOUNTPOINT with any tool; every
+change is journaled durably and a background syncer sends it to the bucket by
+the rules of 'aws s3 sync'. The mount stays fully usable offline; changes are
+sent when the endpoint returns. Changes made in WORKDIR while it was not
+mounted are found and sent at the next mount.
+
+Runs in the foreground; Ctrl-C or SIGTERM unmounts. 's3sync status WORKDIR'
+shows what is pending or failed.`,
+		Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := sf.validate(); err != nil {
+				return err
+			}
+			if settle < 0 {
+				return usageErr("--settle must not be negative")
+			}
+			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
+				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass}
+			return m.run(cmd.Context(), args[0], args[1], args[2])
+		},
+	}
+	f := c.Flags()
+	sf.register(f)
+	f.DurationVar(&settle, "settle", time.Second, "how long a changed file must stay unchanged before it is uploaded")
+	f.StringVar(&stateDir, "state-dir", "", "where the journal and cache live (default: $XDG_STATE_HOME/s3sync/<workdir>-<hash>)")
+	f.BoolVar(&drainOnExit, "drain-on-exit", false, "on Ctrl-C/SIGTERM, first wait until nothing is pending (at most --drain-timeout)")
+	f.DurationVar(&drainTimeout, "drain-timeout", 5*time.Minute, "longest wait for --drain-on-exit")
+	f.BoolVar(&debugFUSE, "debug-fuse", false, "log every FUSE request")
+	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
+	return c
+}
+
+type mounter struct {
+	g             *globalFlags
+	sf            syncFlags
+	settle        time.Duration
+	stateDir      string
+	drainOnExit   bool
+	drainTimeout  time.Duration
+	debug         bool
+	noPassthrough bool
+}
+
+func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	workdir, err := filepath.Abs(workArg)
+	if err != nil {
+		return usageErr("WORKDIR: %v", err)
+	}
+	mountpoint, err := filepath.Abs(mountArg)
+	if err != nil {
+		return usageErr("MOUNTPOINT: %v", err)
+	}
+	loc, err := remote.ParseURL(remoteArg)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if st, err := os.Stat(workdir); err != nil || !st.IsDir() {
+		return usageErr("WORKDIR %s is not a directory; create it first (it may be empty)", workdir)
+	}
+	if workdir == mountpoint || strings.HasPrefix(mountpoint+"/", workdir+"/") || strings.HasPrefix(workdir+"/", mountpoint+"/") {
+		return usageErr("MOUNTPOINT %s and WORKDIR %s must not contain each other; use a separate empty directory", mountpoint, workdir)
+	}
+	clearStaleMount(mountpoint, log)
+	if st, err := os.Stat(mountpoint); err != nil || !st.IsDir() {
+		return usageErr("MOUNTPOINT %s is not a directory; create an empty one first", mountpoint)
+	}
+
+	remoteURL := "s3://" + loc.Bucket + "/" + loc.Prefix
+	if m.stateDir == "" {
+		m.stateDir = defaultStateDir(workdir, remoteURL)
+	}
+	db, err := journal.OpenDB(m.stateDir)
+	if errors.Is(err, journal.ErrLocked) {
+		return &exitError{code: exitFailed, msg: fmt.Sprintf("%s is already mounted to %s by another s3sync (state dir %s)", workdir, remoteURL, m.stateDir)}
+	}
+	if err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+	defer db.Close()
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+	defer j.Close()
+	c, err := cache.Open(db)
+	if err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+	info := stateInfo{Workdir: workdir, Mountpoint: mountpoint, Remote: remoteURL, PID: os.Getpid(), Started: time.Now()}
+	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
+		os.WriteFile(filepath.Join(m.stateDir, infoFile), b, 0o600)
+	}
+	if err := j.SetMeta("remote", []byte(remoteURL)); err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+
+	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
+		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3})
+	if err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = client.CheckBucket(checkCtx, loc.Bucket)
+	cancel()
+	online := err == nil
+	switch {
+	case err == nil:
+	case errors.Is(err, remote.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded):
+		log.Warn("endpoint unreachable; mounting offline, changes will be sent when it returns", "err", err)
+	default:
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+
+	if n, err := c.Len(); err == nil && n == 0 && online {
+		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)
+		if err != nil {
+			log.Warn("could not read the bucket listing; every file will be checked by upload", "err", err)
+		} else if seeded > 0 {
+			log.Info("first mount: files already in the bucket will not be sent again", "files", seeded)
+		}
+	}
+	// Whatever changed while nothing was journaling (unmounted, crashed)
+	// is recorded again.
+	var rescanned int
+	err = c.Scan(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { rescanned++; j.Removed(p, false) })
+	if err != nil {
+		return &exitError{code: exitFailed, msg: "scan " + workdir + ": " + err.Error()}
+	}
+	if n, err := j.RetryFailed(); err == nil && n > 0 {
+		log.Info("retrying changes that failed before", "count", n)
+	}
+	if err := j.Sync(ctx); err != nil {
+		return &exitError{code: exitFailed, msg: err.Error()}
+	}
+	if rescanned > 0 {
+		log.Info("found changes made while not mounted", "paths", rescanned)
+	}
+
+	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{Debug: m.debug, DisablePassthrough: m.noPassthrough})
+	if err != nil {
+		return &exitError{code: exitFailed, msg: fmt.Sprintf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)}
+	}
+	log.Info("mounted", "workdir", workdir, "mountpoint", mountpoint, "remote", remoteURL, "state", m.stateDir)
+
+	d := syncer.NewDrainer(client, j, c, workdir, loc, syncer.DrainOptions{
+		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
+		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
+	})
+	drainCtx, stopDrain := context.WithCancel(context.Background())
+	drained := make(chan struct{})
+	go func() { d.Run(drainCtx); close(drained) }()
+
+	st := &statusServer{info: info, j: j, d: d, stateDir: m.stateDir}
+	stopStatus := st.serve(log)
+
+	unmounted := make(chan struct{})
+	go func() { srv.Wait(); close(unmounted) }()
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case <-unmounted:
+		log.Info("unmounted from outside; stopping")
+	}
+	if m.drainOnExit {
+		m.waitDrained(j, log)
+	}
+	unmount(srv, mountpoint, unmounted, log)
+	stopDrain()
+	<-drained
+	stopStatus()
+	if err := j.Close(); err != nil {
+		log.Error("journal", "err", err)
+	}
+	s, _ := j.Stats()
+	if s.Pending > 0 || s.Failed > 0 {
+		log.Info("stopped with changes not yet in the bucket; they are sent at the next mount", "pending", s.Pending, "failed", s.Failed)
+	}
+	return nil
+}
+
+func (m *mounter) waitDrained(j *journal.Journal, log *slog.Logger) {
+	deadline := time.Now().Add(m.drainTimeout)
+	for {
+		s, err := j.Stats()
+		if err != nil || s.Pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("--drain-timeout reached; unmounting with changes pending", "pending", s.Pending)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// unmount retries while files are still open, then detaches lazily so the
+// process can exit.
+func unmount(srv *fuse.Server, mountpoint string, unmounted <-chan struct{}, log *slog.Logger) {
+	select {
+	case <-unmounted:
+		return
+	default:
+	}
+	for i := 0; i < 20; i++ {
+		if err := srv.Unmount(); err == nil {
+			<-unmounted
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Warn("mount busy; detaching it lazily", "mountpoint", mountpoint)
+	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
+		exec.Command("fusermount3", "-uz", mountpoint).Run()
+	}
+	select {
+	case <-unmounted:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// clearStaleMount detaches a mount left by a killed s3sync, whose
+// mountpoint answers ENOTCONN.
+func clearStaleMount(mountpoint string, log *slog.Logger) {
+	_, err := os.Stat(mountpoint)
+	if !errors.Is(err, syscall.ENOTCONN) {
+		return
+	}
+	log.Info("clearing a stale mount left by an earlier s3sync", "mountpoint", mountpoint)
+	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
+		exec.Command("fusermount3", "-uz", mountpoint).Run()
+	}
+}
+
+// statusServer answers `s3sync status` from the running mount over a unix
+// socket in the state dir (the database is locked while mounted).
+type statusServer struct {
+	info     stateInfo
+	j        *journal.Journal
+	d        *syncer.Drainer
+	stateDir string
+}
+
+func (s *statusServer) serve(log *slog.Logger) func() {
+	path := filepath.Join(s.stateDir, socketFile)
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		log.Warn("status socket unavailable; `s3sync status` will not answer while mounted", "err", err)
+		return func() {}
+	}
+	os.Chmod(path, 0o600)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := buildReport(s.info, s.j, true, s.d.State())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		json.NewEncoder(w).Encode(rep)
+	})
+	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.j.RetryFailed()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.d.Kick()
+		fmt.Fprint(w, n)
+	})
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(l)
+	return func() {
+		hs.Close()
+		os.Remove(path)
+	}
+}

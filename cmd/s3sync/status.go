@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+// report is `s3sync status --json`'s output, one per state dir.
+type report struct {
+	Workdir          string        `json:"workdir"`
+	Mountpoint       string        `json:"mountpoint,omitempty"`
+	Remote           string        `json:"remote"`
+	StateDir         string        `json:"state_dir"`
+	Mounted          bool          `json:"mounted"`
+	PID              int           `json:"pid,omitempty"`
+	Pending          int           `json:"pending"`
+	PendingBytes     int64         `json:"pending_bytes"`
+	OldestPending    *time.Time    `json:"oldest_pending,omitempty"`
+	OldestAgeSeconds float64       `json:"oldest_pending_age_seconds"`
+	InFlight         int           `json:"in_flight"`
+	Failed           []failedEntry `json:"failed"`
+	LastUpload       *time.Time    `json:"last_upload,omitempty"`
+	Offline          bool          `json:"offline"`
+	OfflineError     string        `json:"offline_error,omitempty"`
+	LastError        string        `json:"last_error,omitempty"`
+}
+
+type failedEntry struct {
+	Path     string    `json:"path"`
+	Op       string    `json:"op"`
+	Error    string    `json:"error"`
+	Since    time.Time `json:"since"`
+	Attempts int       `json:"attempts"`
+}
+
+// buildReport reads the journal; live is the running mount's drain state.
+func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
+	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
+		Offline: live.Offline, OfflineError: live.OfflineErr, LastError: live.LastError, InFlight: live.InFlight,
+		Failed: []failedEntry{}}
+	if mounted {
+		rep.PID = info.PID
+	}
+	var oldest time.Time
+	err := j.Pending(func(r journal.Record) bool {
+		rep.Pending++
+		if oldest.IsZero() || r.First.Before(oldest) {
+			oldest = r.First
+		}
+		if r.Op != journal.OpRemoved && !r.IsDir {
+			if st, err := os.Stat(filepath.Join(info.Workdir, filepath.FromSlash(r.Path))); err == nil && st.Mode().IsRegular() {
+				rep.PendingBytes += st.Size()
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return rep, err
+	}
+	if !oldest.IsZero() {
+		rep.OldestPending = &oldest
+		rep.OldestAgeSeconds = time.Since(oldest).Seconds()
+	}
+	failed, err := j.Failed()
+	if err != nil {
+		return rep, err
+	}
+	for _, r := range failed {
+		rep.Failed = append(rep.Failed, failedEntry{Path: r.Path, Op: r.Op.String(), Error: r.Err, Since: r.ErrTime, Attempts: r.Attempts})
+	}
+	last := live.LastUpload
+	if last.IsZero() {
+		if b, err := j.Meta(syncer.MetaLastUpload); err == nil && len(b) > 0 {
+			last, _ = time.Parse(time.RFC3339Nano, string(b))
+		}
+	}
+	if !last.IsZero() {
+		rep.LastUpload = &last
+	}
+	return rep, nil
+}
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	var asJSON, retry bool
+	var stateDir string
+	c := &cobra.Command{
+		Use:   "status [--json] WORKDIR",
+		Short: "Show what is pending, failed and last synced for a workdir, mounted or not",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			workdir, err := filepath.Abs(args[0])
+			if err != nil {
+				return usageErr("WORKDIR: %v", err)
+			}
+			dirs := []string{stateDir}
+			if stateDir == "" {
+				dirs = findStateDirs(workdir)
+				if len(dirs) == 0 {
+					return &exitError{code: exitFailed, msg: fmt.Sprintf("%s has never been mounted (no state under %s); give --state-dir if it used another", workdir, stateRoot())}
+				}
+			}
+			var reps []report
+			for _, dir := range dirs {
+				rep, err := statusOf(cmd.Context(), dir, retry)
+				if err != nil {
+					return &exitError{code: exitFailed, msg: err.Error()}
+				}
+				reps = append(reps, rep)
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if len(reps) == 1 {
+					return enc.Encode(reps[0])
+				}
+				return enc.Encode(reps)
+			}
+			for i, rep := range reps {
+				if i > 0 {
+					fmt.Println()
+				}
+				printReport(rep)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&retry, "retry", false, "move failed changes back to pending, to be tried again now")
+	c.Flags().StringVar(&stateDir, "state-dir", "", "the mount's --state-dir, if it was given one")
+	return c
+}
+
+// findStateDirs returns the state dirs whose info names workdir.
+func findStateDirs(workdir string) []string {
+	ents, err := os.ReadDir(stateRoot())
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		dir := filepath.Join(stateRoot(), e.Name())
+		var info stateInfo
+		if b, err := os.ReadFile(filepath.Join(dir, infoFile)); err == nil && json.Unmarshal(b, &info) == nil && info.Workdir == workdir {
+			out = append(out, dir)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// statusOf asks the running mount over its socket, else reads the state
+// database directly.
+func statusOf(ctx context.Context, dir string, retry bool) (report, error) {
+	var info stateInfo
+	b, err := os.ReadFile(filepath.Join(dir, infoFile))
+	if err != nil {
+		return report{}, fmt.Errorf("%s is not an s3sync state dir: %w", dir, err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return report{}, fmt.Errorf("%s: %w", filepath.Join(dir, infoFile), err)
+	}
+	sock := filepath.Join(dir, socketFile)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	if retry {
+		if resp, err := hc.Post("http://mount/retry", "text/plain", nil); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	resp, err := hc.Get("http://mount/status")
+	if err == nil {
+		defer resp.Body.Close()
+		var rep report
+		if resp.StatusCode != http.StatusOK {
+			msg, _ := io.ReadAll(resp.Body)
+			return rep, fmt.Errorf("the mount answered: %s", strings.TrimSpace(string(msg)))
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+			return rep, err
+		}
+		rep.StateDir = dir
+		return rep, nil
+	}
+	db, err := journal.OpenDB(dir)
+	if errors.Is(err, journal.ErrLocked) {
+		return report{}, fmt.Errorf("the mount of %s holds its state but does not answer on %s; is it stuck?", info.Workdir, sock)
+	}
+	if err != nil {
+		return report{}, err
+	}
+	defer db.Close()
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		return report{}, err
+	}
+	defer j.Close()
+	if retry {
+		if _, err := j.RetryFailed(); err != nil {
+			return report{}, err
+		}
+	}
+	rep, err := buildReport(info, j, false, syncer.State{})
+	rep.StateDir = dir
+	return rep, err
+}
+
+func printReport(r report) {
+	state := "not mounted"
+	if r.Mounted {
+		state = fmt.Sprintf("mounted at %s (pid %d)", r.Mountpoint, r.PID)
+	}
+	fmt.Printf("%s → %s\n", r.Workdir, r.Remote)
+	fmt.Printf("  state:       %s\n", state)
+	if r.Offline {
+		fmt.Printf("  endpoint:    UNREACHABLE, changes are kept and sent when it returns (%s)\n", r.OfflineError)
+	}
+	if r.Pending == 0 {
+		fmt.Printf("  pending:     nothing, the bucket is up to date\n")
+	} else {
+		fmt.Printf("  pending:     %s, %s; oldest change %s ago\n", humanCount(int64(r.Pending), "change", "changes"),
+			humanize.IBytes(uint64(r.PendingBytes)), time.Duration(r.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+	}
+	if r.LastUpload != nil {
+		fmt.Printf("  last upload: %s (%s)\n", r.LastUpload.Local().Format("2006-01-02 15:04:05"), humanize.Time(*r.LastUpload))
+	} else {
+		fmt.Printf("  last upload: none yet\n")
+	}
+	if len(r.Failed) == 0 {
+		fmt.Printf("  failed:      none\n")
+		return
+	}
+	fmt.Printf("  failed:      %d (retried at the next mount, or now with `s3sync status --retry`)\n", len(r.Failed))
+	for _, f := range r.Failed {
+		fmt.Printf("    %s: %s\n", f.Path, f.Error)
+	}
+}

@@ -1,0 +1,587 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
+)
+
+// Journal is what the drain loop needs from the journal: ordered pending
+// records, and the three ways a record ends (done, retry later, failed).
+type Journal interface {
+	Notify() <-chan struct{}
+	Pending(fn func(journal.Record) bool) error
+	Done(r journal.Record) error
+	Retry(r journal.Record, err error) error
+	Fail(r journal.Record, err error) error
+	SetMeta(key string, v []byte) error
+}
+
+// MetaLastUpload is the journal meta key holding the last upload's time
+// (RFC 3339), for status while unmounted.
+const MetaLastUpload = "last_upload"
+
+// Cache is the per-path record of what the remote holds.
+type Cache interface {
+	Get(path string) (cache.Entry, bool, error)
+	Put(path string, e cache.Entry) error
+	Delete(path string) error
+	Walk(prefix string, fn func(path string, e cache.Entry) error) error
+}
+
+// DrainOptions are the mount's sync flags.
+type DrainOptions struct {
+	Delete       bool
+	Filters      *Filters
+	StorageClass string
+	Settle       time.Duration // how long a path must stay unchanged before it is sent
+	Concurrency  int
+	Log          *slog.Logger
+	// MaxBackoff caps the wait between attempts (default 30s).
+	MaxBackoff time.Duration
+}
+
+// Drainer sends the journal's pending changes to the bucket in the
+// background: several workers, one operation per path at a time, after
+// the settle delay. Transient failures back off exponentially with jitter;
+// permanent ones go to the journal's failed list, never dropped.
+type Drainer struct {
+	r       Remote
+	j       Journal
+	c       Cache
+	workdir string
+	loc     remote.Location
+	opts    DrainOptions
+
+	mu         sync.Mutex
+	inflight   map[string]bool
+	notBefore  map[string]time.Time // per-path backoff
+	renames    int                  // renames in flight
+	offline    bool
+	offlineErr error
+	pauseUntil time.Time // endpoint unreachable: wait before trying again
+	outage     int       // consecutive unreachable failures
+	lastUpload time.Time
+	lastErr    string
+	wake       chan struct{}
+	idle       chan struct{} // closed and replaced as idleness changes
+}
+
+// NewDrainer wires a drain loop; Run starts it.
+func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Drainer{
+		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
+		inflight: map[string]bool{}, notBefore: map[string]time.Time{},
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// State is the drain loop's view for status output.
+type State struct {
+	Offline    bool
+	OfflineErr string
+	LastUpload time.Time
+	LastError  string
+	InFlight   int
+}
+
+// State reports whether the endpoint is reachable and when the last upload
+// finished.
+func (d *Drainer) State() State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := State{Offline: d.offline, LastUpload: d.lastUpload, LastError: d.lastErr, InFlight: len(d.inflight)}
+	if d.offlineErr != nil {
+		s.OfflineErr = d.offlineErr.Error()
+	}
+	return s
+}
+
+func (d *Drainer) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Kick makes the loop look at the journal again now (after RetryFailed).
+func (d *Drainer) Kick() { d.poke() }
+
+// Run drains until ctx ends. Work in flight is finished (or cancelled with
+// ctx) before it returns.
+func (d *Drainer) Run(ctx context.Context) error {
+	sem := make(chan struct{}, d.opts.Concurrency)
+	var wg sync.WaitGroup
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var saved time.Time
+	saveLast := func() {
+		d.mu.Lock()
+		last := d.lastUpload
+		d.mu.Unlock()
+		if last.After(saved) {
+			if d.j.SetMeta(MetaLastUpload, []byte(last.Format(time.RFC3339Nano))) == nil {
+				saved = last
+			}
+		}
+	}
+	defer saveLast() // after the workers are done: runs last
+	defer wg.Wait()
+	lastSave := time.Now()
+	for {
+		if time.Since(lastSave) > 5*time.Second {
+			saveLast()
+			lastSave = time.Now()
+		}
+		next := d.pass(ctx, sem, &wg)
+		wait := time.Until(next)
+		if next.IsZero() || wait > time.Second {
+			wait = time.Second // a periodic look also catches missed wake-ups
+		}
+		if wait < 5*time.Millisecond {
+			wait = 5 * time.Millisecond
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.j.Notify():
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// pass dispatches every pending record that may start now and returns the
+// earliest time a waiting record becomes ready (zero: none waiting).
+func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup) time.Time {
+	now := time.Now()
+	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	d.mu.Lock()
+	if now.Before(d.pauseUntil) {
+		t := d.pauseUntil
+		d.mu.Unlock()
+		return t
+	}
+	holdRemovals := d.renames > 0
+	d.mu.Unlock()
+	err := d.j.Pending(func(r journal.Record) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		d.mu.Lock()
+		busy := d.inflight[r.Path]
+		nb := d.notBefore[r.Path]
+		d.mu.Unlock()
+		if busy {
+			if r.Op == journal.OpRenamed {
+				holdRemovals = true
+			}
+			return true
+		}
+		if r.Op == journal.OpRemoved && holdRemovals {
+			// A rename dispatched earlier may still need the old path's
+			// object as its copy source.
+			return true
+		}
+		if ready := r.Last.Add(d.opts.Settle); now.Before(ready) {
+			later(ready)
+			return true
+		}
+		if now.Before(nb) {
+			later(nb)
+			return true
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			return false // all workers busy; a finishing one wakes us
+		}
+		d.mu.Lock()
+		d.inflight[r.Path] = true
+		if r.Op == journal.OpRenamed {
+			d.renames++
+			holdRemovals = true
+		}
+		d.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem; d.poke() }()
+			d.handle(ctx, r)
+			d.mu.Lock()
+			delete(d.inflight, r.Path)
+			if r.Op == journal.OpRenamed {
+				d.renames--
+			}
+			d.mu.Unlock()
+		}()
+		return true
+	})
+	if err != nil && ctx.Err() == nil {
+		d.opts.Log.Error("read journal", "err", err)
+	}
+	return next
+}
+
+// errPermanent marks failures that retrying cannot fix.
+type errPermanent struct{ error }
+
+func (e errPermanent) Unwrap() error { return e.error }
+
+func permanent(format string, a ...any) error { return errPermanent{fmt.Errorf(format, a...)} }
+
+func (d *Drainer) handle(ctx context.Context, r journal.Record) {
+	err := d.apply(ctx, r)
+	if ctx.Err() != nil {
+		return // shutting down: the record stays pending for the next start
+	}
+	log := d.opts.Log
+	switch {
+	case err == nil:
+		d.mu.Lock()
+		delete(d.notBefore, r.Path)
+		if d.offline {
+			d.offline, d.offlineErr, d.outage = false, nil, 0
+			d.mu.Unlock()
+			log.Info("endpoint reachable again; draining")
+		} else {
+			d.outage = 0
+			d.mu.Unlock()
+		}
+		if jerr := d.j.Done(r); jerr != nil {
+			log.Error("journal done", "path", r.Path, "err", jerr)
+		}
+	case isPermanent(err):
+		log.Warn("cannot sync; moved to the failed list (s3sync status shows it)", "path", r.Path, "err", err)
+		d.noteErr(err)
+		if jerr := d.j.Fail(r, err); jerr != nil {
+			log.Error("journal fail", "path", r.Path, "err", jerr)
+		}
+	default:
+		d.noteErr(err)
+		d.mu.Lock()
+		if errors.Is(err, remote.ErrUnreachable) {
+			// One pause for everyone, not one per path: a dead endpoint
+			// is not hammered by every pending file.
+			d.outage++
+			wait := backoff(d.outage, d.opts.MaxBackoff)
+			d.pauseUntil = time.Now().Add(wait)
+			if !d.offline {
+				log.Warn("endpoint unreachable; changes are kept and sent when it returns", "err", err)
+			}
+			d.offline, d.offlineErr = true, err
+		} else {
+			d.notBefore[r.Path] = time.Now().Add(backoff(r.Attempts+1, d.opts.MaxBackoff))
+			log.Info("will retry", "path", r.Path, "err", err)
+		}
+		d.mu.Unlock()
+		if jerr := d.j.Retry(r, err); jerr != nil {
+			log.Error("journal retry", "path", r.Path, "err", jerr)
+		}
+	}
+}
+
+func (d *Drainer) noteErr(err error) {
+	d.mu.Lock()
+	d.lastErr = err.Error()
+	d.mu.Unlock()
+}
+
+func isPermanent(err error) bool {
+	var p errPermanent
+	return errors.As(err, &p) || remote.IsPermanent(err)
+}
+
+// backoff is capped exponential with jitter: about 0.5s, 1s, 2s, … max.
+func backoff(attempt int, max time.Duration) time.Duration {
+	d := 500 * time.Millisecond << min(attempt-1, 16)
+	if d > max || d <= 0 {
+		d = max
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (d *Drainer) key(rel string) string { return d.loc.Prefix + rel }
+
+// apply makes the remote hold what WORKDIR holds at r.Path now.
+func (d *Drainer) apply(ctx context.Context, r journal.Record) error {
+	if r.Op == journal.OpRemoved && r.IsDir {
+		return d.removeTree(ctx, r.Path)
+	}
+	if r.IsDir {
+		// A directory rename, possibly with a later change coalesced onto
+		// it: its files were never journaled one by one.
+		return d.syncTree(ctx, r.Path, r.From)
+	}
+	return d.syncPath(ctx, r.Path, r.From)
+}
+
+// syncPath brings one path up to date; from is a rename hint.
+func (d *Drainer) syncPath(ctx context.Context, rel, from string) error {
+	if d.opts.Filters.Excluded(rel) {
+		return nil
+	}
+	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
+	info, err := os.Lstat(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeFile(ctx, rel)
+	}
+	if err != nil {
+		return err
+	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		// As aws s3 sync does, a symlink is synced as what it points to.
+		if info, err = os.Stat(full); err != nil {
+			return permanent("symlink %s points nowhere: %w", rel, err)
+		}
+	}
+	if info.IsDir() {
+		// A directory appeared here (mkdir, or a rename we know nothing
+		// more of): its files are what counts.
+		return d.syncTree(ctx, rel, "")
+	}
+	if !info.Mode().IsRegular() {
+		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
+	}
+	return d.syncFile(ctx, rel, full, info, from)
+}
+
+func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string) error {
+	key := d.key(rel)
+	if len(key) > MaxKeyLen {
+		return permanent("key is %d bytes, over S3's limit of %d; rename the file", len(key), MaxKeyLen)
+	}
+	if e, ok, err := d.c.Get(rel); err != nil {
+		return err
+	} else if ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+		return nil // the remote already holds exactly this
+	}
+	if from != "" && from != rel {
+		if e, ok, _ := d.c.Get(from); ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+			err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
+				remote.PutOptions{StorageClass: d.opts.StorageClass})
+			if err == nil {
+				e.Synced = time.Now()
+				return d.c.Put(rel, e)
+			}
+			if !errors.Is(err, remote.ErrNotFound) {
+				return err
+			}
+			// The old object is gone after all: upload instead.
+		}
+	}
+	res, err := UploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return d.removeFile(ctx, rel)
+		}
+		return err
+	}
+	now := time.Now()
+	d.mu.Lock()
+	d.lastUpload = now
+	d.mu.Unlock()
+	return d.c.Put(rel, cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now})
+}
+
+// removeFile forgets a path that no longer exists, deleting its object
+// with --delete. Without it the object stays in the bucket, as with aws s3
+// sync; the cache entry goes, since WORKDIR no longer has that file.
+func (d *Drainer) removeFile(ctx context.Context, rel string) error {
+	_, ok, err := d.c.Get(rel)
+	if err != nil || !ok {
+		return err
+	}
+	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
+		if err := d.deleteKeys(ctx, []string{d.key(rel)}); err != nil {
+			return err
+		}
+	}
+	return d.c.Delete(rel)
+}
+
+// removeTree handles rmdir or a directory renamed away: every cached path
+// below it that is gone from WORKDIR is removed.
+func (d *Drainer) removeTree(ctx context.Context, rel string) error {
+	var gone []string
+	err := d.c.Walk(rel+"/", func(p string, _ cache.Entry) error {
+		if _, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p))); errors.Is(err, fs.ErrNotExist) {
+			gone = append(gone, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if d.opts.Delete {
+		var keys []string
+		for _, p := range gone {
+			if !d.opts.Filters.Excluded(p) {
+				keys = append(keys, d.key(p))
+			}
+		}
+		if err := d.deleteKeys(ctx, keys); err != nil {
+			return err
+		}
+	}
+	for _, p := range gone {
+		if err := d.c.Delete(p); err != nil {
+			return err
+		}
+	}
+	// The path may now be a file again (rmdir x; echo > x).
+	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
+		return d.syncPath(ctx, rel, "")
+	}
+	return nil
+}
+
+func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	failed, err := d.r.Delete(ctx, d.loc.Bucket, keys)
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return failed[0].Err
+	}
+	return nil
+}
+
+// syncTree syncs every file below the directory rel; from, when set, is
+// the directory's old name, whose objects can be copied server-side.
+func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
+	root := filepath.Join(d.workdir, filepath.FromSlash(rel))
+	var firstErr error
+	w, err := newLocalWalk(root, true, func(path string, err error) {
+		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
+			firstErr = permanent("%s: %w", path, err)
+		}
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeTree(ctx, rel)
+	}
+	if err != nil {
+		// Not a directory any more: sync whatever it is now.
+		if info, serr := os.Lstat(root); serr == nil && !info.IsDir() {
+			return d.syncPath(ctx, rel, "")
+		}
+		return err
+	}
+	for {
+		f, ok := w.Next()
+		if !ok {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sub := rel + "/" + f.Rel
+		if d.opts.Filters.Excluded(sub) {
+			continue
+		}
+		hint := ""
+		if from != "" {
+			hint = from + "/" + f.Rel
+		}
+		info, err := os.Stat(f.Path)
+		if err != nil {
+			continue // gone since the walk: its own record handles it
+		}
+		if err := d.syncFile(ctx, sub, f.Path, info, hint); err != nil {
+			if isPermanent(err) {
+				// One bad file must not hold back the rest of the tree;
+				// record it on its own so it is visible in the failed list.
+				d.opts.Log.Warn("cannot sync", "path", sub, "err", err)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			return err
+		}
+	}
+	// Objects under the old name are the old name's removal record's
+	// business.
+	return firstErr
+}
+
+// SeedCache fills an empty cache from the bucket listing on a first mount,
+// so files already in the bucket (say, from an earlier reconcile) are not
+// sent again: a file counts as held when the listing says an upload would
+// not transfer it, by the same rule reconcile uses.
+func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remote.Location) (int, error) {
+	type put struct {
+		rel string
+		e   cache.Entry
+	}
+	var batch []put
+	n := 0
+	// Puts from concurrent goroutines share one commit in the cache.
+	flush := func() error {
+		errs := make(chan error, len(batch))
+		for _, p := range batch {
+			go func() { errs <- c.Put(p.rel, p.e) }()
+		}
+		var first error
+		for range batch {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return first
+	}
+	err := r.List(ctx, loc.Bucket, loc.Prefix, func(o remote.Object) error {
+		rel := o.Key[len(loc.Prefix):]
+		p, err := LocalPath(workdir, rel)
+		if err != nil {
+			return nil
+		}
+		info, err := os.Stat(p)
+		if err != nil || !info.Mode().IsRegular() {
+			return nil
+		}
+		if ShouldTransfer(Upload, Side{info.Size(), info.ModTime()}, Side{o.Size, o.LastModified}, Compare{}) {
+			return nil
+		}
+		batch = append(batch, put{rel, cache.Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}})
+		if len(batch) == 256 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return n, err
+}
