@@ -56,6 +56,11 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 		Failed: []failedEntry{}}
 	if mounted {
 		rep.PID = info.PID
+		// Changes recorded a moment ago may still be queued for the next
+		// group commit; count them too.
+		if err := j.Sync(context.Background()); err != nil {
+			return rep, err
+		}
 	}
 	var oldest time.Time
 	err := j.Pending(func(r journal.Record) bool {

@@ -1,0 +1,470 @@
+// Package e2e drives the s3sync binary through real FUSE mounts against a
+// real S3 server, as a user would: cp, tar, mv, rm, editors' save patterns,
+// kill -9, server outages.
+package e2e
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/internal/s3test"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "s3sync-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "s3sync")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/s3sync/s3sync/cmd/s3sync").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build s3sync: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	s3test.Main(m)
+}
+
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("FUSE tests must run in CI: %v", err)
+		}
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+// mount is one running `s3sync mount`.
+type mount struct {
+	t          *testing.T
+	srv        *s3test.Server
+	workdir    string
+	mountpoint string
+	stateDir   string
+	url        string
+	args       []string
+	cmd        *exec.Cmd
+	log        *bytes.Buffer
+	done       chan struct{}
+}
+
+func newMount(t *testing.T, bucket string, extra ...string) *mount {
+	t.Helper()
+	requireFUSE(t)
+	base := t.TempDir()
+	m := &mount{
+		t: t, srv: s3test.Get(t),
+		workdir: filepath.Join(base, "work"), mountpoint: filepath.Join(base, "mnt"), stateDir: filepath.Join(base, "state"),
+		url: "s3://" + bucket + "/data",
+	}
+	os.Mkdir(m.workdir, 0o755)
+	os.Mkdir(m.mountpoint, 0o755)
+	m.args = append([]string{"mount", "--endpoint-url", m.srv.Endpoint, "--state-dir", m.stateDir, "--settle", "200ms"}, extra...)
+	m.args = append(m.args, m.workdir, m.mountpoint, m.url)
+	t.Cleanup(func() {
+		m.stop()
+		syscall.Unmount(m.mountpoint, syscall.MNT_DETACH)
+	})
+	return m
+}
+
+func (m *mount) start() {
+	m.t.Helper()
+	m.log = &bytes.Buffer{}
+	m.cmd = exec.Command(bin, m.args...)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.done = make(chan struct{})
+	go func() { m.cmd.Wait(); close(m.done) }()
+	m.waitFor("the mount to come up", 30*time.Second, func() bool {
+		select {
+		case <-m.done:
+			m.t.Fatalf("s3sync mount exited: %s", m.log)
+		default:
+		}
+		var st syscall.Statfs_t
+		if syscall.Statfs(m.mountpoint, &st) != nil {
+			return false
+		}
+		return st.Type == 0x65735546 // FUSE_SUPER_MAGIC
+	})
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (m *mount) stop() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(60 * time.Second):
+		m.cmd.Process.Kill()
+		<-m.done
+		m.t.Errorf("mount did not stop within 60s after SIGTERM: %s", m.log)
+	}
+	m.cmd = nil
+}
+
+// kill9 ends the mount the hard way and clears the dead mount point.
+func (m *mount) kill9() {
+	m.cmd.Process.Kill()
+	<-m.done
+	m.cmd = nil
+}
+
+func (m *mount) waitFor(what string, timeout time.Duration, cond func() bool) {
+	m.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			m.t.Fatalf("timed out after %v waiting for %s; mount log:\n%s", timeout, what, m.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type statusReport struct {
+	Mounted      bool `json:"mounted"`
+	Pending      int  `json:"pending"`
+	PendingBytes int  `json:"pending_bytes"`
+	InFlight     int  `json:"in_flight"`
+	Offline      bool `json:"offline"`
+	Failed       []struct {
+		Path  string `json:"path"`
+		Error string `json:"error"`
+	} `json:"failed"`
+	LastUpload *time.Time `json:"last_upload"`
+}
+
+func (m *mount) status() statusReport {
+	m.t.Helper()
+	out, err := exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
+	if err != nil {
+		m.t.Fatalf("status: %v", err)
+	}
+	var r statusReport
+	if err := json.Unmarshal(out, &r); err != nil {
+		m.t.Fatalf("status output %q: %v", out, err)
+	}
+	return r
+}
+
+// waitDrained polls status until nothing is pending or in flight.
+func (m *mount) waitDrained(timeout time.Duration) statusReport {
+	m.t.Helper()
+	var r statusReport
+	m.waitFor("the journal to drain", timeout, func() bool {
+		r = m.status()
+		return r.Pending == 0 && r.InFlight == 0
+	})
+	return r
+}
+
+// bucketMatchesWorkdir checks that the objects under the prefix are
+// exactly WORKDIR's regular files, by size and MD5 (the ETag of a
+// single-part upload).
+func (m *mount) bucketMatchesWorkdir() {
+	m.t.Helper()
+	prefix := strings.TrimPrefix(m.url, "s3://")
+	bucket, p, _ := strings.Cut(prefix, "/")
+	p += "/"
+	objs := m.srv.Objects(m.t, bucket, p)
+	local := map[string]string{}
+	filepath.Walk(m.workdir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			rel, _ := filepath.Rel(m.workdir, path)
+			b, _ := os.ReadFile(path)
+			sum := md5.Sum(b)
+			local[filepath.ToSlash(rel)] = fmt.Sprintf("%d %s", len(b), hex.EncodeToString(sum[:]))
+		}
+		return nil
+	})
+	var missing, extra, differ []string
+	for k := range local {
+		if _, ok := objs[p+k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	for k, size := range objs {
+		rel := strings.TrimPrefix(k, p)
+		l, ok := local[rel]
+		if !ok {
+			extra = append(extra, rel)
+			continue
+		}
+		if !strings.HasPrefix(l, fmt.Sprint(size)+" ") {
+			differ = append(differ, rel)
+			continue
+		}
+		if strings.Count(l, " ") == 1 && len(local) <= 200 {
+			body, _ := m.srv.Get(m.t, bucket, k)
+			sum := md5.Sum([]byte(body))
+			if !strings.HasSuffix(l, hex.EncodeToString(sum[:])) {
+				differ = append(differ, rel)
+			}
+		}
+	}
+	if len(missing)+len(extra)+len(differ) > 0 {
+		m.t.Fatalf("bucket does not match WORKDIR:\nmissing from bucket (%d): %q\nonly in bucket (%d): %q\ncontent differs (%d): %q",
+			len(missing), firstFew(missing), len(extra), firstFew(extra), len(differ), firstFew(differ))
+	}
+}
+
+func firstFew(s []string) []string {
+	sort.Strings(s)
+	if len(s) > 5 {
+		return append(s[:5:5], "…")
+	}
+	return s
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, dir string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// The original notes' scenario, through the mount: work with ordinary
+// commands, and the bucket ends up holding exactly the folder.
+func TestMountScenario(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	mp := m.mountpoint
+	write(t, mp+"/README.md", "# notes\n")
+	write(t, mp+"/docs/draft.txt", "first draft\n")
+	run(t, mp, "cp", "-a", "/etc/services", "docs/services")
+	run(t, mp, "sh", "-c", "echo 'appended' >> docs/draft.txt")
+	run(t, mp, "mkdir", "-p", "src/pkg")
+	write(t, mp+"/src/pkg/main.go", "package main\n")
+	r := m.waitDrained(60 * time.Second)
+	if r.LastUpload == nil || !r.Mounted {
+		t.Errorf("status after drain: %+v", r)
+	}
+	m.bucketMatchesWorkdir()
+
+	run(t, mp, "mv", "docs/draft.txt", "docs/final.txt")
+	run(t, mp, "rm", "-r", "src")
+	run(t, mp, "sh", "-c", "printf 'truncated' > README.md")
+	m.waitDrained(60 * time.Second)
+	m.bucketMatchesWorkdir()
+	if got, _ := srv.Get(t, strings.Split(strings.TrimPrefix(m.url, "s3://"), "/")[0], "data/docs/final.txt"); got != "first draft\nappended\n" {
+		t.Errorf("renamed file content %q", got)
+	}
+}
+
+// Editors save in a few ways; each must end with the new content in the
+// bucket and no temporary or backup names left behind.
+func TestMountEditorSaves(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	mp := m.mountpoint
+	write(t, mp+"/vim.txt", "v1")
+	write(t, mp+"/emacs.txt", "e1")
+	write(t, mp+"/trunc.txt", "t1 long content")
+	write(t, mp+"/append.log", "line1\n")
+	write(t, mp+"/mmap.bin", strings.Repeat("\x00", 8192))
+	m.waitDrained(60 * time.Second)
+
+	// vim-style (backupcopy=no): rename the original to a backup, write a
+	// new file under the name, delete the backup.
+	run(t, mp, "sh", "-c", "mv vim.txt vim.txt~ && printf v2 > vim.txt && rm vim.txt~")
+	// gedit/VS Code-style: write a temp file, rename it over the original.
+	run(t, mp, "sh", "-c", "printf e2 > .emacs.txt.tmp && mv -f .emacs.txt.tmp emacs.txt")
+	// O_TRUNC rewrite in place.
+	run(t, mp, "sh", "-c", "printf t2 > trunc.txt")
+	// Append.
+	run(t, mp, "sh", "-c", "echo line2 >> append.log")
+	// A shared writable mmap.
+	f, err := os.OpenFile(mp+"/mmap.bin", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, 8192, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(data[100:], "written through mmap")
+	syscall.Munmap(data)
+	f.Close()
+
+	m.waitDrained(60 * time.Second)
+	m.bucketMatchesWorkdir()
+	bucket := strings.Split(strings.TrimPrefix(m.url, "s3://"), "/")[0]
+	for k, want := range map[string]string{"vim.txt": "v2", "emacs.txt": "e2", "trunc.txt": "t2", "append.log": "line1\nline2\n"} {
+		if got, _ := srv.Get(t, bucket, "data/"+k); got != want {
+			t.Errorf("%s in bucket = %q, want %q", k, got, want)
+		}
+	}
+	if got, _ := srv.Get(t, bucket, "data/mmap.bin"); !strings.Contains(got, "written through mmap") {
+		t.Error("mmap write did not reach the bucket")
+	}
+}
+
+func TestMountRenameDirectoryOf1000Files(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	for i := range 1000 {
+		write(t, fmt.Sprintf("%s/before/f%04d.txt", m.mountpoint, i), fmt.Sprintf("file %d\n", i))
+	}
+	m.waitDrained(120 * time.Second)
+	m.bucketMatchesWorkdir()
+	run(t, m.mountpoint, "mv", "before", "after")
+	m.waitDrained(120 * time.Second)
+	m.bucketMatchesWorkdir()
+}
+
+// Changes made in WORKDIR while it is not mounted are sent at the next
+// mount.
+func TestMountPicksUpOfflineEdits(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	write(t, m.mountpoint+"/keep.txt", "keep")
+	write(t, m.mountpoint+"/change.txt", "old")
+	write(t, m.mountpoint+"/remove.txt", "gone soon")
+	m.waitDrained(60 * time.Second)
+	m.stop()
+
+	write(t, m.workdir+"/change.txt", "new content")
+	write(t, m.workdir+"/added/while/unmounted.txt", "hi")
+	os.Remove(m.workdir + "/remove.txt")
+	m.start()
+	m.waitDrained(60 * time.Second)
+	m.bucketMatchesWorkdir()
+}
+
+// kill -9 in the middle of extracting a 10,000-file tar, then a restart:
+// the bucket converges to exactly WORKDIR.
+func TestMountKill9DuringUntar(t *testing.T) {
+	srv := s3test.Get(t)
+	src := t.TempDir()
+	for d := range 100 {
+		for f := range 100 {
+			write(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), fmt.Sprintf("%d/%d\n", d, f))
+		}
+	}
+	tarball := filepath.Join(t.TempDir(), "tree.tar")
+	run(t, src, "tar", "cf", tarball, "tree")
+
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	tar := exec.Command("tar", "xf", tarball)
+	tar.Dir = m.mountpoint
+	if err := tar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.waitFor("part of the tar to be extracted", 60*time.Second, func() bool {
+		ents, _ := os.ReadDir(m.workdir + "/tree")
+		return len(ents) >= 20
+	})
+	m.kill9()
+	tar.Wait() // fails: the mount is gone
+	m.start()
+	m.waitDrained(300 * time.Second)
+	m.bucketMatchesWorkdir()
+	ents, _ := os.ReadDir(m.workdir + "/tree")
+	if len(ents) == 0 {
+		t.Fatal("nothing was extracted before the kill")
+	}
+}
+
+// The server goes away during edits: the mount stays usable, status says
+// so, and everything is sent once the server is back.
+func TestMountServerOutage(t *testing.T) {
+	srv := s3test.Get(t)
+	if os.Getenv("S3SYNC_TEST_ENDPOINT") != "" {
+		t.Skip("cannot stop an external server")
+	}
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	write(t, m.mountpoint+"/before.txt", "before")
+	m.waitDrained(60 * time.Second)
+
+	srv.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	for i := range 50 {
+		write(t, fmt.Sprintf("%s/offline/f%02d", m.mountpoint, i), "written while offline")
+	}
+	run(t, m.mountpoint, "mv", "before.txt", "renamed-offline.txt")
+	m.waitFor("status to report the outage", 60*time.Second, func() bool {
+		r := m.status()
+		return r.Offline && r.Pending > 0
+	})
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	r := m.waitDrained(120 * time.Second)
+	if r.Offline || len(r.Failed) > 0 {
+		t.Errorf("after the outage: %+v", r)
+	}
+	m.bucketMatchesWorkdir()
+}
+
+// A file that cannot be stored is kept in the failed list with its
+// reason, visible in status, while everything else goes on.
+func TestMountFailedListIsVisible(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t))
+	m.start()
+	if err := syscall.Mkfifo(m.mountpoint+"/pipe", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write(t, m.mountpoint+"/fine.txt", "ok")
+	var r statusReport
+	m.waitFor("the FIFO in the failed list", 60*time.Second, func() bool {
+		r = m.status()
+		return len(r.Failed) == 1 && r.Pending == 0
+	})
+	if r.Failed[0].Path != "pipe" || !strings.Contains(r.Failed[0].Error, "FIFO") {
+		t.Errorf("failed entry: %+v", r.Failed[0])
+	}
+	out, err := exec.Command(bin, "status", "--state-dir", m.stateDir, m.workdir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "pipe") {
+		t.Errorf("human status does not show the failure: %v\n%s", err, out)
+	}
+	m.stop()
+	// Still visible while unmounted.
+	out, _ = exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
+	if !bytes.Contains(out, []byte(`"pipe"`)) || !bytes.Contains(out, []byte(`"mounted": false`)) {
+		t.Errorf("unmounted status lost the failure: %s", out)
+	}
+}
