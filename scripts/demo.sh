@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-S3SYNC=$PWD/bin/s3sync
+REPO=$PWD
+S3SYNC=$REPO/bin/s3sync
 WORK=$(mktemp -d /tmp/s3sync-demo.XXXXXX)
 cleanup() {
 	if [ -n "${MOUNT_PID:-}" ]; then kill "$MOUNT_PID" 2>/dev/null; wait "$MOUNT_PID" 2>/dev/null || true; fi
@@ -59,7 +60,7 @@ show s3sync reconcile s3://demo-bucket/project s3://demo-bucket/backup-copy
 step "list recursively"
 show s3sync ls --recursive --human-readable --summarize s3://demo-bucket
 
-if [ -f scripts/demo-mount.sh ]; then
-	. scripts/demo-mount.sh
+if [ -f "$REPO/scripts/demo-mount.sh" ]; then
+	. "$REPO/scripts/demo-mount.sh"
 fi
 step "done"

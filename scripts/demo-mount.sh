@@ -1,0 +1,32 @@
+# Sourced by demo.sh: the second act, the mounted folder.
+step "Act 2: a mounted folder that mirrors itself"
+mkdir -p work mnt
+cp -a project/. work/
+step "mount WORKDIR at MOUNTPOINT, mirrored to s3://demo-bucket/live (first mount sends everything)"
+echo "\$ s3sync mount --delete --settle 500ms work mnt s3://demo-bucket/live &"
+"$S3SYNC" mount --delete --settle 500ms --state-dir "$WORK/state" work mnt s3://demo-bucket/live 2> mount.log &
+MOUNT_PID=$!
+for _ in $(seq 100); do mountpoint -q mnt 2>/dev/null && break; sleep 0.1; done
+wait_drained() {
+	for _ in $(seq 600); do
+		if "$S3SYNC" status --json --state-dir "$WORK/state" work | grep -q '"pending": 0,'; then return 0; fi
+		sleep 0.1
+	done
+}
+wait_drained
+step "edit it with ordinary commands"
+show cp /etc/services mnt/docs/services
+show sh -c 'echo "a line appended" >> mnt/README.md'
+show sh -c 'printf "saved by an editor\n" > mnt/docs/.draft.txt.swp && mv mnt/docs/.draft.txt.swp mnt/docs/draft.txt'
+show mv mnt/docs/new.txt mnt/docs/renamed.txt
+show rm mnt/data.bin
+step "status while changes are pending"
+show s3sync status --state-dir "$WORK/state" work
+wait_drained
+step "status after they drained"
+show s3sync status --state-dir "$WORK/state" work
+step "the bucket"
+show s3sync ls --recursive --human-readable s3://demo-bucket/live/
+step "unmount (Ctrl-C in real use)"
+kill -INT "$MOUNT_PID"; wait "$MOUNT_PID" || true; MOUNT_PID=
+sed 's/^/  mount log: /' mount.log
