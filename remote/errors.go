@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -25,6 +26,7 @@ var (
 	ErrInvalidRequest = errors.New("request refused by the store")
 	ErrNotImplemented = errors.New("not implemented by this store")
 	ErrChanged        = errors.New("object changed during transfer")
+	ErrNoCredentials  = errors.New("no credentials found")
 )
 
 // Error is an S3 failure with where it happened.
@@ -37,26 +39,32 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	where := "s3://" + e.Bucket
-	if e.Key != "" {
-		where += "/" + e.Key
+	where := ""
+	if e.Bucket != "" {
+		where = " s3://" + e.Bucket
+		if e.Key != "" {
+			where += "/" + e.Key
+		}
 	}
 	detail := e.detail()
 	if e.Kind == nil {
-		return fmt.Sprintf("%s %s: %s", e.Op, where, detail)
+		return fmt.Sprintf("%s%s: %s", e.Op, where, detail)
 	}
 	hint := hints[e.Kind]
 	if hint != "" {
 		hint = " (" + hint + ")"
 	}
 	if detail == "" {
-		return fmt.Sprintf("%s %s: %v%s", e.Op, where, e.Kind, hint)
+		return fmt.Sprintf("%s%s: %v%s", e.Op, where, e.Kind, hint)
 	}
-	return fmt.Sprintf("%s %s: %v%s: %s", e.Op, where, e.Kind, hint, detail)
+	return fmt.Sprintf("%s%s: %v%s: %s", e.Op, where, e.Kind, hint, detail)
 }
 
 // detail is the store's own words, without request IDs and SDK plumbing.
 func (e *Error) detail() string {
+	if e.Kind == ErrNoCredentials {
+		return ""
+	}
 	var api smithy.APIError
 	if errors.As(e.Err, &api) {
 		if msg := api.ErrorMessage(); msg != "" && msg != api.ErrorCode() {
@@ -87,6 +95,7 @@ var hints = map[error]string{
 	ErrBadCredentials: "check the access key and secret, or --profile",
 	ErrUnreachable:    "check --endpoint-url and the network",
 	ErrBucketNotEmpty: "use --force to delete its objects first",
+	ErrNoCredentials:  "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use --profile with a profile from ~/.aws/credentials",
 }
 
 // wrap maps an SDK error once into an *Error; nil stays nil, and a
@@ -139,6 +148,9 @@ func classify(err error) error {
 		}
 		return nil
 	}
+	if isNoCredentials(err) {
+		return ErrNoCredentials
+	}
 	var dns *net.DNSError
 	var op *net.OpError
 	if errors.As(err, &dns) || errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) ||
@@ -163,10 +175,17 @@ func statusOf(err error) int {
 // IsPermanent reports whether retrying err cannot help: the request itself,
 // the credentials or the bucket is wrong.
 func IsPermanent(err error) bool {
-	for _, k := range []error{ErrNotFound, ErrNoSuchBucket, ErrAccessDenied, ErrBadCredentials, ErrInvalidRequest, ErrNotImplemented, ErrBucketNotEmpty, ErrBucketExists} {
+	for _, k := range []error{ErrNoCredentials, ErrNotFound, ErrNoSuchBucket, ErrAccessDenied, ErrBadCredentials, ErrInvalidRequest, ErrNotImplemented, ErrBucketNotEmpty, ErrBucketExists} {
 		if errors.Is(err, k) {
 			return true
 		}
 	}
 	return false
+}
+
+// isNoCredentials recognises the SDK's failure to find any credentials,
+// which reaches us as an error from its identity step, not an API error.
+func isNoCredentials(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "get identity: get credentials") || strings.Contains(msg, "failed to refresh cached credentials")
 }

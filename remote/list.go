@@ -166,5 +166,14 @@ func (c *Client) CheckBucket(ctx context.Context, bucket string) error {
 	if errors.As(w, &e) && e.Kind == ErrNotFound {
 		e.Kind = ErrNoSuchBucket
 	}
+	if errors.Is(w, ErrAccessDenied) {
+		// A HEAD response has no body, so a 403 cannot tell a bad secret
+		// from a missing permission; a listing's error can.
+		_, lerr := c.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)})
+		if lerr != nil {
+			return wrap("open bucket", bucket, "", lerr)
+		}
+		return nil
+	}
 	return w
 }

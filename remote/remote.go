@@ -19,6 +19,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Object is one entry of a listing: everything a listing answers without a
@@ -114,6 +115,9 @@ func New(ctx context.Context, c Config) (*Client, error) {
 				o.MaxBackoff = 10 * time.Second
 			})
 		}),
+		// The SDK's own log lines (IMDS fallbacks, checksum notes) would
+		// break the one-line-per-problem output; errors reach us anyway.
+		config.WithLogger(logging.Nop{}),
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 	}

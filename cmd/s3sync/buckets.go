@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/s3sync/s3sync/remote"
@@ -44,7 +43,7 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 			var count, total int64
 			size := func(n int64) string {
 				if human {
-					return humanize.IBytes(uint64(n))
+					return humanSize(n)
 				}
 				return fmt.Sprint(n)
 			}
@@ -149,4 +148,23 @@ func newRbCmd(g *globalFlags) *cobra.Command {
 	}
 	c.Flags().BoolVar(&force, "force", false, "delete every object in the bucket first")
 	return c
+}
+
+// humanSize prints sizes as the AWS CLI's --human-readable does:
+// "1 Byte", "12 Bytes", "1.0 KiB", "3.4 MiB".
+func humanSize(n int64) string {
+	switch {
+	case n == 1:
+		return "1 Byte"
+	case n < 1024:
+		return fmt.Sprintf("%d Bytes", n)
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v := float64(n) / 1024
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
 }

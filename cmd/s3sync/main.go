@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -41,6 +42,13 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) int {
+	// S3SYNC_CPUPROFILE=file writes a CPU profile, for `make bench` work.
+	if path := os.Getenv("S3SYNC_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
