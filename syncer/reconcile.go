@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -434,6 +435,12 @@ func (rc *run) transfer(s, d entry, exists bool) {
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if rc.dir == Upload && (errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist)) {
+				// Unreadable, or deleted since the walk: as the AWS CLI
+				// does, a warning and the rest goes on.
+				rc.skip(srcShown, err)
 				return
 			}
 			rc.c.failed.Add(1)

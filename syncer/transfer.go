@@ -6,11 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/remote"
 )
@@ -91,46 +95,121 @@ func LocalPath(root, rel string) (string, error) {
 	return p, nil
 }
 
-// DownloadFile writes bucket/key to path through a temporary file in the
-// same directory, renamed into place once complete, so an interruption
-// never leaves a truncated file under the real name. The file's mtime is
-// restored from x-amz-meta-mtime, else set to the object's LastModified as
-// the AWS CLI does. etag, when set, must still match (the listing's).
+// DownloadFile writes bucket/key to path so that an interruption never
+// leaves a truncated file under the real name: the content goes to an
+// unnamed file (O_TMPFILE) that is linked into place once complete, or,
+// where the filesystem lacks O_TMPFILE or the name is taken, to a
+// temporary name in the same directory that is renamed over it. The file's
+// mtime is restored from x-amz-meta-mtime, else set to the object's
+// LastModified as the AWS CLI does. etag, when set, must still match (the
+// listing's).
 func DownloadFile(ctx context.Context, r Remote, bucket, key, etag, path string) (remote.Info, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirAll(dir); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
 			return remote.Info{}, fmt.Errorf("a parent of %s is a file, so it cannot be a folder too (the bucket holds both a key and keys below it)", path)
 		}
 		return remote.Info{}, err
 	}
-	if st, err := os.Lstat(path); err == nil && st.IsDir() {
-		return remote.Info{}, fmt.Errorf("%s is a directory here, but the bucket holds a file of that name", path)
+	f, tmp, err := createTemp(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory went away since we made it: make it again.
+		madeDirs.Delete(dir)
+		if err = mkdirAll(dir); err == nil {
+			f, tmp, err = createTemp(dir)
+		}
+	}
+	if err != nil {
+		return remote.Info{}, err
+	}
+	info, err := r.Download(ctx, bucket, key, etag, f)
+	if err == nil {
+		mt := info.Mtime
+		if mt.IsZero() {
+			mt = info.LastModified
+		}
+		err = setMtime(f, tmp, mt)
+	}
+	if err == nil {
+		err = publish(f, tmp, path)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		if st, serr := os.Lstat(path); serr == nil && st.IsDir() {
+			return remote.Info{}, fmt.Errorf("%s is a directory here, but the bucket holds a file of that name", path)
+		}
+		return remote.Info{}, err
+	}
+	return info, nil
+}
+
+// madeDirs remembers directories known to exist, so a clone of many files
+// does not stat the same parent for each.
+var madeDirs sync.Map
+
+func mkdirAll(dir string) error {
+	if _, ok := madeDirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	madeDirs.Store(dir, true)
+	return nil
+}
+
+// createTemp opens an unnamed file in dir, or a named temporary one (then
+// its name is returned) where O_TMPFILE is not supported.
+func createTemp(dir string) (*os.File, string, error) {
+	fd, err := unix.Open(dir, unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o644)
+	if err == nil {
+		return os.NewFile(uintptr(fd), dir), "", nil
 	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(dir, TempPrefix+hex.EncodeToString(rnd[:]))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return remote.Info{}, err
+		return nil, "", err
 	}
-	info, err := r.Download(ctx, bucket, key, etag, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return f, tmp, nil
+}
+
+func procPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+func setMtime(f *os.File, tmp string, mt time.Time) error {
+	if tmp != "" {
+		return os.Chtimes(tmp, mt, mt)
 	}
-	if err == nil {
-		mt := info.Mtime
-		if mt.IsZero() {
-			mt = info.LastModified
-		}
-		err = os.Chtimes(tmp, mt, mt)
+	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, procPath(f), ts, 0)
+}
+
+// publish gives the finished file its real name.
+func publish(f *os.File, tmp, path string) error {
+	if tmp != "" {
+		return os.Rename(tmp, path)
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
+	err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	if !errors.Is(err, unix.EEXIST) {
+		return err
 	}
-	if err != nil {
-		os.Remove(tmp)
-		return remote.Info{}, err
+	// The name is taken: link under a temporary name and rename over it,
+	// which replaces atomically.
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	named := filepath.Join(filepath.Dir(path), TempPrefix+hex.EncodeToString(rnd[:]))
+	if err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, named, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return err
 	}
-	return info, nil
+	if err := os.Rename(named, path); err != nil {
+		os.Remove(named)
+		return err
+	}
+	return nil
 }
