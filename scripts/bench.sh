@@ -47,7 +47,8 @@ if [ -x /usr/bin/aws ]; then AWS=/usr/bin/aws; else AWS=$(command -v aws || true
 command -v fusermount3 >/dev/null || apt_install fuse3 || log "could not install fuse3 (rclone mount will be n/a)"
 [ -x /usr/bin/time ] || apt_install time || log "could not install time (peak RSS will be n/a)"
 RCLONE=$GOBIN/rclone
-if ! { [ -x "$RCLONE" ] && "$RCLONE" version 2>/dev/null | head -1 | grep -q "rclone $RCLONE_VERSION\$"; }; then
+modver() { go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3 }'; }
+if [ "$(modver "$RCLONE")" != "$RCLONE_VERSION" ]; then
 	log "building rclone $RCLONE_VERSION with go install (takes a few minutes the first time)"
 	go install "github.com/rclone/rclone@$RCLONE_VERSION" || log "could not build rclone"
 fi
@@ -56,7 +57,7 @@ fi
 if [ -n "$AWS" ]; then log "aws: $AWS: $("$AWS" --version 2>&1)"; else log "aws: not available"; fi
 if [ -x "$RCLONE" ]; then log "rclone: $RCLONE: $("$RCLONE" version 2>/dev/null | head -1)"; else log "rclone: not available"; RCLONE=; fi
 log "s3sync: $S3SYNC ($(git -C "$REPO" describe --always --dirty 2>/dev/null))"
-log "server: $S3SYNC_VERSITYGW ($("$S3SYNC_VERSITYGW" --version 2>/dev/null | head -1))"
+log "server: $S3SYNC_VERSITYGW (Versity Gateway $(modver "$S3SYNC_VERSITYGW"))"
 
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/s3sync-bench.XXXXXX")
 OUT=$REPO/bench/out
@@ -235,7 +236,7 @@ unmount() { # unmount MNT PID
 drained() { # drained STATE WORKDIR: nothing pending or in flight
 	local j
 	j=$("$S3SYNC" status --json --state-dir "$1" "$2" 2>/dev/null) || return 1
-	grep -q '"pending": 0,' <<<"$j" && grep -q '"in_flight": 0,' <<<"$j"
+	grep -Eq '"pending": 0,?$' <<<"$j" && grep -Eq '"in_flight": 0,?$' <<<"$j"
 }
 # wait_s3sync STATE WORKDIR BUCKET N BYTES: until the mount has drained;
 # then checks the bucket (untimed) and waits on for it if status was early.
@@ -385,8 +386,8 @@ label() {
 	echo "# s3sync benchmark"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr);" \
-		"s3sync $(git -C "$REPO" describe --always --dirty 2>/dev/null); $("$S3SYNC_VERSITYGW" --version 2>/dev/null | head -1 | tr -s ' ')" \
-		"on loopback; $([ -n "$AWS" ] && "$AWS" --version 2>&1 | cut -d' ' -f1); $([ -n "$RCLONE" ] && "$RCLONE" version 2>/dev/null | head -1)." \
+		"s3sync $(git -C "$REPO" describe --always --dirty 2>/dev/null); Versity Gateway $(modver "$S3SYNC_VERSITYGW") on loopback;" \
+		"$([ -n "$AWS" ] && "$AWS" --version 2>&1 | cut -d' ' -f1); $([ -n "$RCLONE" ] && echo "rclone $(modver "$RCLONE")")." \
 		"Median of $RUNS run(s). Ratios: lower is better. Reproduce: \`make bench\`$([ "$QUICK" = 1 ] && echo " with BENCH_QUICK=1")."
 	echo
 	echo "| workload | s3sync | aws | rclone | s3sync/aws | s3sync/rclone |"
@@ -422,7 +423,7 @@ label() {
 	echo
 	echo "- mount, after the last write until all in the bucket, against s3sync reconcile of the same data:" \
 		"untar $(ratio "$(M "untar-bucket|s3sync")" "$up") (target ≤ 1.5×), $BIGMB MiB $(ratio "$(M "dd-bucket|s3sync")" "$bg");" \
-		"server CPU meanwhile $(fmt_s "$(MC "untar-bucket|s3sync")") and $(fmt_s "$(MC "dd-bucket|s3sync")")"
+		"server CPU from the start of the write until all in the bucket $(fmt_s "$(MC "untar-bucket|s3sync")") and $(fmt_s "$(MC "dd-bucket|s3sync")")"
 	read -r p50 p99 <<<"$LAT"
 	echo "- close()-to-object-visible through the s3sync mount (--settle 0s), $LATN files one at a time: p50 $p50 ms, p99 $p99 ms"
 	echo "- peak RSS of \`s3sync reconcile\` of $RSSFILES empty files, local → S3: $RSS MiB (target ≤ 150 MiB); it took $(fmt_s "$RSS_T"), server CPU $(fmt_s "${RSS_CPU:-n/a}")"
