@@ -290,7 +290,9 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record) {
 			// One pause for everyone, not one per path: a dead endpoint
 			// is not hammered by every pending file.
 			d.outage++
-			wait := backoff(d.outage, d.opts.MaxBackoff)
+			// Capped lower than other retries: when the endpoint returns,
+			// draining should resume within seconds.
+			wait := backoff(d.outage, min(d.opts.MaxBackoff, 10*time.Second))
 			d.pauseUntil = time.Now().Add(wait)
 			if !d.offline {
 				log.Warn("endpoint unreachable; changes are kept and sent when it returns", "err", err)

@@ -35,6 +35,7 @@ type report struct {
 	OldestAgeSeconds float64       `json:"oldest_pending_age_seconds"`
 	InFlight         int           `json:"in_flight"`
 	Failed           []failedEntry `json:"failed"`
+	Retrying         []failedEntry `json:"retrying"`
 	LastUpload       *time.Time    `json:"last_upload,omitempty"`
 	Offline          bool          `json:"offline"`
 	OfflineError     string        `json:"offline_error,omitempty"`
@@ -53,7 +54,7 @@ type failedEntry struct {
 func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, LastError: live.LastError, InFlight: live.InFlight,
-		Failed: []failedEntry{}}
+		Failed: []failedEntry{}, Retrying: []failedEntry{}}
 	if mounted {
 		rep.PID = info.PID
 		// Changes recorded a moment ago may still be queued for the next
@@ -65,6 +66,9 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 	var oldest time.Time
 	err := j.Pending(func(r journal.Record) bool {
 		rep.Pending++
+		if r.Attempts > 0 && len(rep.Retrying) < 100 {
+			rep.Retrying = append(rep.Retrying, failedEntry{Path: r.Path, Op: r.Op.String(), Error: r.Err, Since: r.ErrTime, Attempts: r.Attempts})
+		}
 		if oldest.IsZero() || r.First.Before(oldest) {
 			oldest = r.First
 		}
@@ -249,6 +253,16 @@ func printReport(r report) {
 		fmt.Printf("  last upload: %s (%s)\n", r.LastUpload.Local().Format("2006-01-02 15:04:05"), humanize.Time(*r.LastUpload))
 	} else {
 		fmt.Printf("  last upload: none yet\n")
+	}
+	if len(r.Retrying) > 0 {
+		fmt.Printf("  retrying:    %d (temporary errors, tried again with backoff)\n", len(r.Retrying))
+		for i, f := range r.Retrying {
+			if i == 5 {
+				fmt.Printf("    …\n")
+				break
+			}
+			fmt.Printf("    %s: %s (%d attempts)\n", f.Path, f.Error, f.Attempts)
+		}
 	}
 	if len(r.Failed) == 0 {
 		fmt.Printf("  failed:      none\n")

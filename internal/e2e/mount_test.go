@@ -401,16 +401,21 @@ func TestMountKill9DuringUntar(t *testing.T) {
 	}
 }
 
-// The server goes away during edits: the mount stays usable, status says
-// so, and everything is sent once the server is back.
+// The server goes away for a minute during edits: the mount stays usable,
+// status says so, and everything is sent once the server is back.
 func TestMountServerOutage(t *testing.T) {
 	srv := s3test.Get(t)
 	if os.Getenv("S3SYNC_TEST_ENDPOINT") != "" {
 		t.Skip("cannot stop an external server")
 	}
+	outage := time.Minute
+	if testing.Short() {
+		outage = 10 * time.Second
+	}
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
 	write(t, m.mountpoint+"/before.txt", "before")
+	write(t, m.mountpoint+"/edit.txt", "v1")
 	m.waitDrained(60 * time.Second)
 
 	srv.Pause()
@@ -420,14 +425,24 @@ func TestMountServerOutage(t *testing.T) {
 			srv.Resume()
 		}
 	}()
-	for i := range 50 {
-		write(t, fmt.Sprintf("%s/offline/f%02d", m.mountpoint, i), "written while offline")
-	}
+	down := time.Now()
 	run(t, m.mountpoint, "mv", "before.txt", "renamed-offline.txt")
 	m.waitFor("status to report the outage", 60*time.Second, func() bool {
 		r := m.status()
 		return r.Offline && r.Pending > 0
 	})
+	// Keep working while the server is away: every edit must go through.
+	for i := 0; time.Since(down) < outage; i++ {
+		write(t, fmt.Sprintf("%s/offline/f%03d", m.mountpoint, i), fmt.Sprintf("written while offline %d", i))
+		write(t, m.mountpoint+"/edit.txt", fmt.Sprintf("v%d", i+2))
+		if i%10 == 5 {
+			os.Remove(fmt.Sprintf("%s/offline/f%03d", m.mountpoint, i-3))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if r := m.status(); !r.Offline || r.Pending == 0 {
+		t.Errorf("status during the outage: %+v", r)
+	}
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
