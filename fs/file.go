@@ -83,6 +83,7 @@ func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*file
 		mayChange:    acc != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0,
 	}
 	n.m.handles.Add(1)
+	n.m.track(h)
 	if h.mayChange {
 		h.dirty.Store(dirty)
 		h.last, _ = h.stat()
@@ -211,6 +212,9 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // Flush, so the file is reported again if it changed since. Then both
 // WORKDIR fds are closed.
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	if !h.m.untrack(h) {
+		return syscall.EBADF
+	}
 	h.report(true)
 	h.mu.Lock()
 	if h.backing != nil {
@@ -221,6 +225,9 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	h.m.handles.Add(-1)
 	return h.LoopbackFile.Release(ctx)
 }
+
+// releaseAfterUnmount is Release for a handle the kernel never released.
+func (h *fileHandle) releaseAfterUnmount() { h.Release(context.Background()) }
 
 // sync waits for the Recorder to make every record durable. An interrupted
 // fsync answers EINTR; a journal that cannot persist answers EIO, as a disk

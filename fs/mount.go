@@ -112,6 +112,12 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 	if err != nil {
 		return nil, nil, fmt.Errorf("fs: mount %s at %s: %w", abs, mountpoint, err)
 	}
+	// The kernel may drop pending RELEASEs when the mount goes away;
+	// close (and report) what it left open once serving has stopped.
+	go func() {
+		srv.Wait()
+		m.releaseAll()
+	}()
 	ks := srv.KernelSettings()
 	m.kernelPassthrough = ks.Flags64()&fuse.CAP_PASSTHROUGH != 0 && os.Geteuid() == 0
 	slog.Debug("fs: mounted", "workdir", abs, "mountpoint", mountpoint,

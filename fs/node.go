@@ -40,6 +40,49 @@ type mountState struct {
 	// handles counts open file handles (tests wait for zero: RELEASE
 	// reaches us after close(2) returns).
 	handles atomic.Int64
+
+	// open holds the file and directory handles not yet released, so
+	// that those the kernel never releases (it drops pending RELEASEs
+	// when the mount goes away) are closed, and reported, after unmount.
+	openMu sync.Mutex
+	open   map[releaser]struct{}
+}
+
+// releaser is an open file or directory handle.
+type releaser interface {
+	releaseAfterUnmount()
+}
+
+func (m *mountState) track(r releaser) {
+	m.openMu.Lock()
+	defer m.openMu.Unlock()
+	if m.open == nil {
+		m.open = map[releaser]struct{}{}
+	}
+	m.open[r] = struct{}{}
+}
+
+// untrack reports whether r was still open (each handle is released once).
+func (m *mountState) untrack(r releaser) bool {
+	m.openMu.Lock()
+	defer m.openMu.Unlock()
+	_, ok := m.open[r]
+	delete(m.open, r)
+	return ok
+}
+
+// releaseAll releases the handles still open once the server has stopped:
+// no request can reach them any more.
+func (m *mountState) releaseAll() {
+	m.openMu.Lock()
+	rs := make([]releaser, 0, len(m.open))
+	for r := range m.open {
+		rs = append(rs, r)
+	}
+	m.openMu.Unlock()
+	for _, r := range rs {
+		r.releaseAfterUnmount()
+	}
 }
 
 // Node is a file, directory or symlink of the mount: go-fuse's loopback node

@@ -196,8 +196,21 @@ func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 		}
 		return nil, 0, syscall.ENOTSUP
 	}
-	return &dirHandle{loopbackDir: ld, m: n.m}, fuseFlags, 0
+	d := &dirHandle{loopbackDir: ld, m: n.m}
+	n.m.track(d)
+	return d, fuseFlags, 0
 }
+
+// Releasedir closes the WORKDIR directory fd once the kernel is done with
+// the handle.
+func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
+	if d.m.untrack(d) {
+		d.loopbackDir.Releasedir(ctx, flags)
+	}
+}
+
+// releaseAfterUnmount is Releasedir for a handle the kernel never released.
+func (d *dirHandle) releaseAfterUnmount() { d.Releasedir(context.Background(), 0) }
 
 // Fsyncdir fsyncs the directory in WORKDIR, then waits until every change
 // reported so far (the namespace changes in this directory among them) is

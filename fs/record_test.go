@@ -344,7 +344,9 @@ func checkRmR(t *testing.T, got []call) {
 // journal could not give.
 func TestFsyncFailsWhenRecorderCannotSync(t *testing.T) {
 	tm := newMount(t, Options{})
+	tm.rec.mu.Lock()
 	tm.rec.syncErr = errors.New("disk full")
+	tm.rec.mu.Unlock()
 	f, err := os.Create(tm.path("f"))
 	must(t, err)
 	defer f.Close()

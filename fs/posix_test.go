@@ -1,0 +1,40 @@
+package fs
+
+import (
+	"sort"
+	"testing"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+)
+
+// TestPosix runs go-fuse's POSIX conformance suite against the mount, each
+// test on a fresh mount, in both I/O modes.
+func TestPosix(t *testing.T) {
+	// Tests that go-fuse's loopback itself cannot pass here, and why.
+	skip := map[string]string{
+		// POSIX record locks belong to the process. We leave them to
+		// the kernel (go-fuse's EnableLocks off), which keeps them per
+		// process as POSIX says; this test expects two descriptors of
+		// one process to conflict, which only go-fuse's EnableLocks
+		// emulation (OFD locks per handle on the WORKDIR fd) produces.
+		"FcntlFlockLocksFile": "expects OFD-style locks between descriptors of one process; POSIX locks are per process",
+	}
+	names := make([]string, 0, len(posixtest.All))
+	for nm := range posixtest.All {
+		names = append(names, nm)
+	}
+	sort.Strings(names)
+	for _, mode := range ioModes {
+		t.Run(mode.name, func(t *testing.T) {
+			for _, nm := range names {
+				t.Run(nm, func(t *testing.T) {
+					if why, ok := skip[nm]; ok {
+						t.Skip(why)
+					}
+					tm := newMount(t, mode.opts)
+					posixtest.All[nm](t, tm.mnt)
+				})
+			}
+		})
+	}
+}
