@@ -447,7 +447,7 @@ func TestRenameRacingFlush(t *testing.T) {
 func TestMmapHelper(t *testing.T) {
 	p := os.Getenv("S3SYNC_FS_MMAP_FILE")
 	if p == "" {
-		t.Skip("only runs as the child of TestRecords")
+		return // only does something as the child of TestRecords
 	}
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	must(t, err)
