@@ -483,3 +483,45 @@ func TestMountFailedListIsVisible(t *testing.T) {
 		t.Errorf("unmounted status lost the failure: %s", out)
 	}
 }
+
+// Without --state-dir the state lives under $XDG_STATE_HOME/s3sync, one
+// directory per WORKDIR and remote, private to the user; `status WORKDIR`
+// finds it.
+func TestMountDefaultStateDir(t *testing.T) {
+	srv := s3test.Get(t)
+	xdg := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", xdg)
+	m := newMount(t, srv.NewBucket(t))
+	// Drop --state-dir from the arguments.
+	for i, a := range m.args {
+		if a == "--state-dir" {
+			m.args = append(m.args[:i:i], m.args[i+2:]...)
+			break
+		}
+	}
+	m.start()
+	write(t, m.mountpoint+"/f.txt", "x")
+	var out []byte
+	m.waitFor("status WORKDIR to report the file synced", 60*time.Second, func() bool {
+		var err error
+		out, err = exec.Command(bin, "status", "--json", m.workdir).Output()
+		return err == nil && bytes.Contains(out, []byte(`"pending": 0,`)) && bytes.Contains(out, []byte(`"last_upload"`))
+	})
+	dirs, _ := filepath.Glob(filepath.Join(xdg, "s3sync", "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("state dirs: %v", dirs)
+	}
+	if st, _ := os.Stat(dirs[0]); st.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", st.Mode().Perm())
+	}
+	if st, _ := os.Stat(filepath.Join(dirs[0], "state.db")); st.Mode().Perm() != 0o600 {
+		t.Errorf("state.db mode %v, want 0600", st.Mode().Perm())
+	}
+	// A second mount of the same WORKDIR and remote is refused clearly.
+	second := exec.Command(bin, append([]string{}, m.args...)...)
+	second.Args[len(second.Args)-2] = t.TempDir() // another mount point
+	msg, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "already mounted") {
+		t.Errorf("second mount of the same workdir: %v\n%s", err, msg)
+	}
+}
