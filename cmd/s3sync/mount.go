@@ -263,6 +263,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 
 func (m *mounter) waitDrained(j *journal.Journal, log *slog.Logger) {
 	deadline := time.Now().Add(m.drainTimeout)
+	// What was recorded a moment ago may still be queued for commit.
+	if err := j.Sync(context.Background()); err != nil {
+		log.Error("journal", "err", err)
+	}
 	for {
 		s, err := j.Stats()
 		if err != nil || s.Pending == 0 {

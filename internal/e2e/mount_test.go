@@ -525,3 +525,17 @@ func TestMountDefaultStateDir(t *testing.T) {
 		t.Errorf("second mount of the same workdir: %v\n%s", err, msg)
 	}
 }
+
+// --drain-on-exit: a SIGTERM right after a write still gets it into the
+// bucket before the mount ends.
+func TestMountDrainOnExit(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	m := newMount(t, bucket, "--drain-on-exit", "--settle", "1s")
+	m.start()
+	write(t, m.mountpoint+"/last-minute.txt", "saved just before shutdown")
+	m.stop()
+	if got, _ := srv.Get(t, bucket, "data/last-minute.txt"); got != "saved just before shutdown" {
+		t.Errorf("object after --drain-on-exit: %q", got)
+	}
+}
