@@ -288,6 +288,7 @@ mount_run() {
 		s1=$(srv_ticks)
 		if [ -n "$t1" ]; then
 			add "untar-bucket|$kind" "$(calc "$t1 - $t0")" "$(calc "($s1 - $s0) / $TICK")"
+			add "untar-total|$kind" "$(calc "$T + $t1 - $t0")"
 			log "  $(printf '%-28s %8.2f s more until all %d are in the bucket' "untar.$kind.r$2" "$(calc "$t1 - $t0")" "$n_all")"
 		else
 			log "  untar.$kind.r$2: the bucket never got everything"
@@ -307,6 +308,7 @@ mount_run() {
 		s1=$(srv_ticks)
 		if [ -n "$t1" ]; then
 			add "dd-bucket|$kind" "$(calc "$t1 - $t0")" "$(calc "($s1 - $s0) / $TICK")"
+			add "dd-total|$kind" "$(calc "$T + $t1 - $t0")"
 			log "  $(printf '%-28s %8.2f s more until it is in the bucket' "dd.$kind.r$2" "$(calc "$t1 - $t0")")"
 		else
 			log "  dd.$kind.r$2: the bucket never got it"
@@ -421,8 +423,14 @@ label() {
 	s=$(M "dd-bucket|s3sync") rc=$(M "dd-bucket|rclone")
 	echo "| … then until it is in the bucket | | $(fmt_s "$s") | $(fmt_s "$rc") | | $(ratio "$s" "$rc") |"
 	echo
+	s=$(M "untar-total|s3sync") rc=$(M "untar-total|rclone")
+	echo "| untar: from its start until all are in the bucket | | $(fmt_s "$s") | $(fmt_s "$rc") | | $(ratio "$s" "$rc") |"
+	s=$(M "dd-total|s3sync") rc=$(M "dd-total|rclone")
+	echo "| write: from its start until it is in the bucket | | $(fmt_s "$s") | $(fmt_s "$rc") | | $(ratio "$s" "$rc") |"
+	echo
+	echo "- the native directory, WORKDIR, rclone's cache and the server's root are all on $(df -P "$WORK" | awk 'NR == 2 { print $1 }') ($(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || echo '?'))"
 	echo "- mount, after the last write until all in the bucket, against s3sync reconcile of the same data:" \
-		"untar $(ratio "$(M "untar-bucket|s3sync")" "$up") (target ≤ 1.5×), $BIGMB MiB $(ratio "$(M "dd-bucket|s3sync")" "$bg");" \
+		"untar $(ratio "$(M "untar-bucket|s3sync")" "$up") (target ≤ 1.5×; from the start of the untar $(ratio "$(M "untar-total|s3sync")" "$up")), $BIGMB MiB $(ratio "$(M "dd-bucket|s3sync")" "$bg") (from the start of dd $(ratio "$(M "dd-total|s3sync")" "$bg"));" \
 		"server CPU from the start of the write until all in the bucket $(fmt_s "$(MC "untar-bucket|s3sync")") and $(fmt_s "$(MC "dd-bucket|s3sync")")"
 	read -r p50 p99 <<<"$LAT"
 	echo "- close()-to-object-visible through the s3sync mount (--settle 0s), $LATN files one at a time: p50 $p50 ms, p99 $p99 ms"
