@@ -76,6 +76,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		drainTimeout time.Duration
 		debugFUSE    bool
 		noPass       bool
+		xattrs       bool
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -97,7 +98,7 @@ shows what is pending or failed.`,
 				return usageErr("--settle must not be negative")
 			}
 			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
-				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass}
+				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs}
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -108,6 +109,7 @@ shows what is pending or failed.`,
 	f.BoolVar(&drainOnExit, "drain-on-exit", false, "on Ctrl-C/SIGTERM, first wait until nothing is pending (at most --drain-timeout)")
 	f.DurationVar(&drainTimeout, "drain-timeout", 5*time.Minute, "longest wait for --drain-on-exit")
 	f.BoolVar(&debugFUSE, "debug-fuse", false, "log every FUSE request")
+	f.BoolVar(&xattrs, "xattrs", false, "offer extended attributes through the mount (they are not synced; off by default because the kernel then checks them before every write)")
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
 	return c
 }
@@ -121,6 +123,7 @@ type mounter struct {
 	drainTimeout  time.Duration
 	debug         bool
 	noPassthrough bool
+	xattrs        bool
 }
 
 func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) error {
@@ -219,7 +222,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		log.Info("found changes made while not mounted", "paths", rescanned)
 	}
 
-	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{Debug: m.debug, DisablePassthrough: m.noPassthrough})
+	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs})
 	if err != nil {
 		return &exitError{code: exitFailed, msg: fmt.Sprintf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)}
 	}
