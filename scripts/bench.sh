@@ -189,8 +189,12 @@ tar -cf "$TAR" -C "$DATA" .
 : >"$OUT/raw.tsv"
 
 # ---------------------------------------------------------------- sync workloads
+# rotate: each run starts with another tool, so none always follows the
+# deletions of the one before (ext4 here slows down creating inodes while
+# many were recently deleted).
+rotated() { local k=$1; shift; local a=("$@"); local n=${#a[@]}; for i in $(seq 0 $((n - 1))); do echo "${a[$(((i + k) % n))]}"; done; }
 for r in $(seq "$RUNS"); do
-	for tool in "${TOOLS[@]}"; do
+	for tool in $(rotated $((r - 1)) "${TOOLS[@]}"); do
 		say "sync workloads: $tool, run $r of $RUNS"
 		b=sync-$tool-r$r
 		"$BT" mb "$b" || { log "cannot make bucket $b"; continue; }
@@ -328,7 +332,7 @@ for r in $(seq "$RUNS"); do
 	timed "untar.native.r$r" tar -xf "$TAR" -C "$WORK/native" && add "untar|native" "$T"
 	timed "dd.native.r$r" dd if=/dev/zero of="$WORK/native/big.bin" bs=1M count="$BIGMB" conv=fsync && add "dd|native" "$T"
 	rm -rf "$WORK/native"
-	for kind in "${MOUNT_KINDS[@]}"; do mount_run "$kind" "$r"; done
+	for kind in $(rotated $((r - 1)) "${MOUNT_KINDS[@]}"); do mount_run "$kind" "$r"; done
 done
 
 # ---------------------------------------------------------------- latency
