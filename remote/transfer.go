@@ -62,7 +62,7 @@ func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, 
 		ContentType:   contentType(key, o),
 		Metadata:      o.metadata(),
 		StorageClass:  types.StorageClass(o.StorageClass),
-	})
+	}, c.payloadOpts()...)
 	if err != nil {
 		return "", wrap("upload", bucket, key, err)
 	}
@@ -89,7 +89,7 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 			PartNumber:    aws.Int32(n),
 			Body:          io.NewSectionReader(r, off, length),
 			ContentLength: aws.Int64(length),
-		})
+		}, c.payloadOpts()...)
 		if err != nil {
 			return "", err
 		}
