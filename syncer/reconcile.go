@@ -302,9 +302,17 @@ func (rc *run) skip(what string, err error) {
 	rc.opts.Report(Event{Kind: EventSkipped, Src: what, Err: err})
 }
 
-func (rc *run) onlySrc(s entry) { rc.transfer(s, entry{}, false) }
+func (rc *run) onlySrc(s entry) {
+	if rc.conflicts(s) {
+		return
+	}
+	rc.transfer(s, entry{}, false)
+}
 
 func (rc *run) both(s, d entry) {
+	if rc.conflicts(s) {
+		return
+	}
 	if ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
 		rc.transfer(s, d, true)
 	}
@@ -383,10 +391,6 @@ func (rc *run) transfer(s, d entry, exists bool) {
 			rc.skip(srcShown, err)
 			return
 		}
-		if parent := rc.objectParent(s.rel); parent != "" {
-			rc.skip(srcShown, fmt.Errorf("the bucket also holds %s as a file, and a local file cannot also be a folder", rc.src.Show(parent)))
-			return
-		}
 		localPath = p
 	}
 	if rc.dir != Upload && isGlacier(s.class) && !rc.opts.ForceGlacier {
@@ -450,6 +454,23 @@ func (rc *run) transfer(s, d entry, exists bool) {
 		rc.c.bytes.Add(s.size)
 		rc.opts.Report(Event{Kind: EventDone, Op: op, Src: srcShown, Dst: dstShown, Size: s.size})
 	})
+}
+
+// conflicts reports (and counts) a download of a key below another key
+// that is itself an object ("x/y" after "x"): every source entry passes
+// here, transferred or not, so the check holds on re-runs too.
+func (rc *run) conflicts(s entry) bool {
+	if rc.dir != Download {
+		return false
+	}
+	if _, err := LocalPath(rc.dst.Local, s.rel); err != nil {
+		return false // transfer reports it as unsafe
+	}
+	if parent := rc.objectParent(s.rel); parent != "" {
+		rc.skip(rc.src.Show(s.rel), fmt.Errorf("the bucket also holds %s as a file, and a local file cannot also be a folder", rc.src.Show(parent)))
+		return true
+	}
+	return false
 }
 
 // objectParent returns an earlier object key that rel needs as a folder

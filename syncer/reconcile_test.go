@@ -512,6 +512,11 @@ func TestFileAndPrefixConflict(t *testing.T) {
 	if b, _ := os.ReadFile(dst + "/x"); string(b) != "file" {
 		t.Errorf("x = %q", b)
 	}
+	// A second run says the same, rather than failing on the local file.
+	sum2, lines2 := runSync(t, c, "s3://b", dst, nil)
+	if sum2.Skipped != 2 || sum2.Failed != 0 || sum2.Downloaded != 0 {
+		t.Errorf("re-run: %+v %q", sum2, lines2)
+	}
 	for _, l := range lines {
 		if strings.HasPrefix(l, "skipped") && !strings.Contains(l, "also holds s3://b/x as a file") {
 			t.Errorf("unclear message: %s", l)
