@@ -257,6 +257,19 @@ wait_s3sync() {
 		T_DONE=$EPOCHREALTIME
 	fi
 }
+# native_run NAME KEY CMD...: the same work in a native directory, recorded
+# as KEY|native, cleaned up after.
+native_run() {
+	local name=$1 key=$2
+	shift 2
+	rm -rf "$WORK/native"
+	mkdir -p "$WORK/native"
+	sync
+	timed "$name" "$@" && add "$key|native" "$T"
+	rm -rf "$WORK/native"
+	sync
+}
+
 # mount_run KIND R: untar and dd through one mount of KIND (s3sync|rclone).
 mount_run() {
 	local kind=$1 b=mnt-$1-r$2 mnt=$WORK/mnt-$1 wd=$WORK/wd-$1 st=$WORK/state-$1 pid t0 t1
@@ -279,7 +292,9 @@ mount_run() {
 	fi
 	local n_all=$NFILES bytes_all=$((NFILES * FSIZE))
 	local s0 s1
-	# untar
+	# untar, right after the same untar into a native directory, so both
+	# meet the same state of the disk (which varies a lot here)
+	native_run "untar.native-$kind.r$2" untar tar -xf "$TAR" -C "$WORK/native"
 	s0=$(srv_ticks)
 	if timed "untar.$kind.r$2" tar -xf "$TAR" -C "$mnt"; then
 		add "untar|$kind" "$T"
@@ -300,6 +315,7 @@ mount_run() {
 	fi
 	# 1 GiB write
 	n_all=$((n_all + 1)) bytes_all=$((bytes_all + BIGMB * 1048576))
+	native_run "dd.native-$kind.r$2" dd dd if=/dev/zero of="$WORK/native/big.bin" bs=1M count="$BIGMB" conv=fsync
 	s0=$(srv_ticks)
 	if timed "dd.$kind.r$2" dd if=/dev/zero of="$mnt/big.bin" bs=1M count="$BIGMB" conv=fsync; then
 		add "dd|$kind" "$T"
@@ -327,11 +343,6 @@ MOUNT_KINDS=(s3sync)
 if [ -n "$RCLONE" ] && command -v fusermount3 >/dev/null; then MOUNT_KINDS+=(rclone); fi
 for r in $(seq "$RUNS"); do
 	say "mount workloads, run $r of $RUNS"
-	rm -rf "$WORK/native"
-	mkdir "$WORK/native"
-	timed "untar.native.r$r" tar -xf "$TAR" -C "$WORK/native" && add "untar|native" "$T"
-	timed "dd.native.r$r" dd if=/dev/zero of="$WORK/native/big.bin" bs=1M count="$BIGMB" conv=fsync && add "dd|native" "$T"
-	rm -rf "$WORK/native"
 	for kind in $(rotated $((r - 1)) "${MOUNT_KINDS[@]}"); do mount_run "$kind" "$r"; done
 done
 

@@ -50,6 +50,9 @@ type DrainOptions struct {
 	Log          *slog.Logger
 	// MaxBackoff caps the wait between attempts (default 30s).
 	MaxBackoff time.Duration
+	// MaxLag bounds how long a file that keeps changing waits for the
+	// settle delay (default 30s or ten settle delays, whichever is more).
+	MaxLag time.Duration
 }
 
 // Drainer sends the journal's pending changes to the bucket in the
@@ -73,7 +76,10 @@ type Drainer struct {
 	pauseUntil time.Time // endpoint unreachable: wait before trying again
 	outage     int       // consecutive unreachable failures
 	lastUpload time.Time
-	lastErr    string
+	// lastActivity is when the journal last took new records: while
+	// changes keep arriving, uploads wait (see readyAt).
+	lastActivity time.Time
+	lastErr      string
 	wake       chan struct{}
 	idle       chan struct{} // closed and replaced as idleness changes
 }
@@ -85,6 +91,9 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = max(30*time.Second, 10*opts.Settle)
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -166,6 +175,9 @@ func (d *Drainer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-d.j.Notify():
+			d.mu.Lock()
+			d.lastActivity = time.Now()
+			d.mu.Unlock()
 		case <-d.wake:
 		case <-timer.C:
 		}
@@ -209,9 +221,12 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			// object as its copy source.
 			return true
 		}
-		if ready := r.Last.Add(d.opts.Settle); now.Before(ready) {
+		if ready := d.readyAt(r); now.Before(ready) {
 			later(ready)
-			return true
+			// Records come in order of their last change, so the rest
+			// are not ready either: stop here rather than scan a long
+			// queue on every wake-up while files are being written.
+			return false
 		}
 		if now.Before(nb) {
 			later(nb)
@@ -247,6 +262,25 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		d.opts.Log.Error("read journal", "err", err)
 	}
 	return next
+}
+
+// readyAt is when a record has settled: its path unchanged for the settle
+// delay and the mount as a whole quiet for as long — so a burst of work
+// (an untar, a build) does not compete with its own uploads for the
+// machine — or, for a file or a mount that never stops changing, once its
+// oldest unsent change is MaxLag old.
+func (d *Drainer) readyAt(r journal.Record) time.Time {
+	last := r.Last
+	d.mu.Lock()
+	if d.lastActivity.After(last) {
+		last = d.lastActivity
+	}
+	d.mu.Unlock()
+	ready := last.Add(d.opts.Settle)
+	if cap := r.First.Add(d.opts.MaxLag); cap.Before(ready) {
+		return cap
+	}
+	return ready
 }
 
 // errPermanent marks failures that retrying cannot fix.

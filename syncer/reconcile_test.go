@@ -320,12 +320,13 @@ func TestSizeOnlyAndExactTimestamps(t *testing.T) {
 type proxy struct {
 	mu      sync.Mutex
 	classes map[string]string // "METHOD path" -> x-amz-storage-class sent
+	puts    map[string]string // path -> "copy" or "put", for PUTs of objects
 	rewrite func(body string) string
 	url     string
 }
 
 func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{classes: map[string]string{}}
+	p := &proxy{classes: map[string]string{}, puts: map[string]string{}}
 	u, _ := neturl.Parse(target)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = func(r *http.Response) error {
@@ -343,6 +344,15 @@ func newProxy(t *testing.T, target string) *proxy {
 		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && !r.URL.Query().Has("partNumber") {
+			kind := "put"
+			if r.Header.Get("x-amz-copy-source") != "" {
+				kind = "copy"
+			}
+			p.mu.Lock()
+			p.puts[r.URL.Path] = kind
+			p.mu.Unlock()
+		}
 		if sc := r.Header.Get("x-amz-storage-class"); sc != "" {
 			p.mu.Lock()
 			k := r.Method + " " + r.URL.Path

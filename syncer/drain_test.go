@@ -1,0 +1,128 @@
+package syncer_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+// drainEnv is a drain loop on a real journal and cache, talking to the real
+// server through an observing proxy; the test plays the FUSE layer's part
+// by recording changes itself.
+type drainEnv struct {
+	*env
+	p       *proxy
+	j       *journal.Journal
+	c       *cache.Cache
+	workdir string
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
+	e := newEnv(t)
+	p := newProxy(t, e.srv.Endpoint)
+	client, err := remote.New(context.Background(), remote.Config{EndpointURL: p.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := journal.OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &drainEnv{env: e, p: p, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
+	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
+	dr := syncer.NewDrainer(client, j, c, d.workdir, loc, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go func() { dr.Run(ctx); close(d.done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-d.done
+		j.Close()
+		db.Close()
+	})
+	return d
+}
+
+func (d *drainEnv) waitIdle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d.j.Sync(context.Background())
+		if s, _ := d.j.Stats(); s.Pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s, _ := d.j.Stats()
+			t.Fatalf("journal did not drain: %+v", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A rename of a file the bucket already holds is a server-side copy, not
+// a second upload; with --delete the old key goes.
+func TestDrainRenameIsServerSideCopy(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	writeFile(t, d.workdir+"/dir/a.txt", strings.Repeat("a", 1000))
+	d.j.Changed("dir/a.txt")
+	d.waitIdle(t)
+
+	os.Rename(d.workdir+"/dir", d.workdir+"/moved")
+	d.j.Renamed("dir", "moved", true)
+	writeFile(t, d.workdir+"/b.txt", "b")
+	d.j.Changed("b.txt")
+	os.Rename(d.workdir+"/b.txt", d.workdir+"/c.txt")
+	d.j.Renamed("b.txt", "c.txt", false)
+	d.waitIdle(t)
+
+	objs := d.srv.Objects(t, d.bucket, "w/")
+	if len(objs) != 2 || objs["w/moved/a.txt"] != 1000 || objs["w/c.txt"] != 1 {
+		t.Errorf("bucket after renames: %v", objs)
+	}
+	d.p.mu.Lock()
+	defer d.p.mu.Unlock()
+	if d.p.puts["/"+d.bucket+"/w/moved/a.txt"] != "copy" {
+		t.Errorf("moved/a.txt was sent as %q, want a server-side copy", d.p.puts["/"+d.bucket+"/w/moved/a.txt"])
+	}
+}
+
+// A file that never stops changing is still sent once its oldest change is
+// MaxLag old, instead of waiting forever for the settle delay.
+func TestDrainFileThatKeepsChanging(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Settle: 300 * time.Millisecond, MaxLag: 500 * time.Millisecond})
+	path := filepath.Join(d.workdir, "app.log")
+	deadline := time.Now().Add(5 * time.Second)
+	sent := false
+	for i := 0; time.Now().Before(deadline); i++ {
+		f, _ := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		f.WriteString("a log line\n")
+		f.Close()
+		d.j.Changed("app.log")
+		if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/app.log"]; ok {
+			sent = true
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sent {
+		t.Error("a file appended to every 50ms was never sent")
+	}
+}
