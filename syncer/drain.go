@@ -80,8 +80,7 @@ type Drainer struct {
 	// changes keep arriving, uploads wait (see readyAt).
 	lastActivity time.Time
 	lastErr      string
-	wake       chan struct{}
-	idle       chan struct{} // closed and replaced as idleness changes
+	wake         chan struct{}
 }
 
 // NewDrainer wires a drain loop; Run starts it.
