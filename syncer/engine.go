@@ -37,6 +37,7 @@ const (
 	EventFailed                       // a transfer or delete failed
 	EventSkipped                      // an entry that cannot be synced: unsafe key, special file, …
 	EventPlanned                      // a transfer was queued (for progress totals)
+	EventPlanDone                     // every transfer is queued: the totals are final
 )
 
 // Event is one line of what happened, for the command's output.

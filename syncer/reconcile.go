@@ -248,6 +248,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		}
 	}
 	rc.flushDeletes()
+	opts.Report(Event{Kind: EventPlanDone})
 	rc.pool.wait()
 	if err := srcS.err(); err != nil {
 		return rc.c.summary(), err

@@ -125,6 +125,9 @@ func (p *printer) event(e syncer.Event) {
 		p.plannedFiles++
 		p.plannedBytes += e.Size
 		return
+	case syncer.EventPlanDone:
+		p.planComplete = true
+		return
 	case syncer.EventDone:
 		p.doneFiles++
 		p.doneBytes += e.Size
