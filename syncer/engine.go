@@ -33,11 +33,11 @@ var _ Remote = (*remote.Client)(nil)
 type EventKind int
 
 const (
-	EventDone    EventKind = iota + 1 // a transfer or delete finished (or would, in a dry run)
-	EventFailed                       // a transfer or delete failed
-	EventSkipped                      // an entry that cannot be synced: unsafe key, special file, …
-	EventPlanned                      // a transfer was queued (for progress totals)
-	EventPlanDone                     // every transfer is queued: the totals are final
+	EventDone     EventKind = iota + 1 // a transfer or delete finished (or would, in a dry run)
+	EventFailed                        // a transfer or delete failed
+	EventSkipped                       // an entry that cannot be synced: unsafe key, special file, …
+	EventPlanned                       // a transfer was queued (for progress totals)
+	EventPlanDone                      // every transfer is queued: the totals are final
 )
 
 // Event is one line of what happened, for the command's output.
