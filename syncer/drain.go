@@ -246,7 +246,14 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem; d.poke() }()
+			defer func() {
+				<-sem
+				// Wake the loop once a quarter of the workers are free,
+				// not after every file: each pass reads the queue head.
+				if len(sem) <= cap(sem)*3/4 {
+					d.poke()
+				}
+			}()
 			d.handle(ctx, r)
 			d.mu.Lock()
 			delete(d.inflight, r.Path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,11 @@ paths are never deleted.`,
 			}
 			if !src.IsS3 && !dst.IsS3 {
 				return usageErr("one of SRC and DST must be an s3:// URL")
+			}
+			if !src.IsS3 {
+				if st, err := os.Stat(src.Local); err != nil || !st.IsDir() {
+					return usageErr("SRC %s is not a directory: give the folder to upload (reconcile syncs folders, as aws s3 sync does)", src.Local)
+				}
 			}
 			opts := syncer.Options{
 				Delete: sf.delete, DryRun: dry,
