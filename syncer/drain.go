@@ -246,15 +246,20 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				<-sem
-				// Wake the loop once a quarter of the workers are free,
-				// not after every file: each pass reads the queue head.
-				if len(sem) <= cap(sem)*3/4 {
-					d.poke()
-				}
-			}()
-			d.handle(ctx, r)
+			var once sync.Once
+			release := func() {
+				once.Do(func() {
+					<-sem
+					// Wake the loop once a quarter of the workers are
+					// free, not after every file: each pass reads the
+					// queue head.
+					if len(sem) <= cap(sem)*3/4 {
+						d.poke()
+					}
+				})
+			}
+			defer release()
+			d.handle(ctx, r, release)
 			d.mu.Lock()
 			delete(d.inflight, r.Path)
 			if r.Op == journal.OpRenamed {
@@ -296,8 +301,13 @@ func (e errPermanent) Unwrap() error { return e.error }
 
 func permanent(format string, a ...any) error { return errPermanent{fmt.Errorf(format, a...)} }
 
-func (d *Drainer) handle(ctx context.Context, r journal.Record) {
+// handle applies r and ends its record. release frees the worker slot: it
+// is called once the remote work is done, so the next transfer starts
+// while this record's end waits for its commit (the path stays in flight
+// until then, so it is not picked up twice).
+func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) {
 	err := d.apply(ctx, r)
+	release()
 	if ctx.Err() != nil {
 		return // shutting down: the record stays pending for the next start
 	}
