@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/s3sync/s3sync/internal/binenc"
 )
 
 var bucketCache = []byte("cache")
@@ -270,101 +272,26 @@ func (e *Entry) marshal() []byte {
 	b := make([]byte, 0, 40+len(e.ETag)+len(e.StorageClass))
 	b = append(b, entryVersion)
 	b = binary.AppendVarint(b, e.Size)
-	b = appendTime(b, e.Mtime)
-	b = appendString(b, e.ETag)
-	b = appendString(b, e.StorageClass)
-	b = appendTime(b, e.Synced)
+	b = binenc.AppendTime(b, e.Mtime)
+	b = binenc.AppendString(b, e.ETag)
+	b = binenc.AppendString(b, e.StorageClass)
+	b = binenc.AppendTime(b, e.Synced)
 	return b
 }
 
 func unmarshalEntry(data []byte) (Entry, error) {
-	d := decoder{b: data}
-	if v := d.byte(); v != entryVersion {
+	d := binenc.Decoder{B: data}
+	if v := d.Byte(); v != entryVersion {
 		return Entry{}, fmt.Errorf("version %d: %w", v, errCorrupt)
 	}
 	var e Entry
-	e.Size = d.varint()
-	e.Mtime = d.time()
-	e.ETag = d.string()
-	e.StorageClass = d.string()
-	e.Synced = d.time()
-	if d.bad {
+	e.Size = d.Varint()
+	e.Mtime = d.Time()
+	e.ETag = d.String()
+	e.StorageClass = d.String()
+	e.Synced = d.Time()
+	if d.Bad {
 		return Entry{}, errCorrupt
 	}
 	return e, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime keeps nanoseconds and the zero time exactly; UnixNano can't
-// represent the zero time.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.bad = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.b)) {
-		d.bad = true
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) time() time.Time {
-	if d.byte() == 0 {
-		return time.Time{}
-	}
-	sec := d.varint()
-	nsec := d.uvarint()
-	if d.bad || nsec >= 1e9 {
-		d.bad = true
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec))
 }

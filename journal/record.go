@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/s3sync/s3sync/internal/binenc"
 )
 
 // Op says what happened to a path.
@@ -74,12 +76,12 @@ func (r *Record) marshal() []byte {
 	}
 	b = append(b, recordVersion, byte(r.Op), flags)
 	b = binary.AppendUvarint(b, r.Seq)
-	b = appendString(b, r.From)
-	b = appendTime(b, r.First)
-	b = appendTime(b, r.Last)
+	b = binenc.AppendString(b, r.From)
+	b = binenc.AppendTime(b, r.First)
+	b = binenc.AppendTime(b, r.Last)
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
-	b = appendString(b, r.Err)
-	b = appendTime(b, r.ErrTime)
+	b = binenc.AppendString(b, r.Err)
+	b = binenc.AppendTime(b, r.ErrTime)
 	return b
 }
 
@@ -88,99 +90,24 @@ var errCorrupt = errors.New("corrupt record")
 // unmarshalRecord decodes a stored record. It copies everything out of data,
 // which is only valid inside the transaction.
 func unmarshalRecord(path string, data []byte) (Record, error) {
-	d := decoder{b: data}
-	if v := d.byte(); v != recordVersion {
+	d := binenc.Decoder{B: data}
+	if v := d.Byte(); v != recordVersion {
 		return Record{}, fmt.Errorf("journal: record %q: version %d: %w", path, v, errCorrupt)
 	}
 	r := Record{Path: path}
-	r.Op = Op(d.byte())
-	r.IsDir = d.byte()&flagIsDir != 0
-	r.Seq = d.uvarint()
-	r.From = d.string()
-	r.First = d.time()
-	r.Last = d.time()
-	r.Attempts = int(d.uvarint())
-	r.Err = d.string()
-	r.ErrTime = d.time()
-	if d.bad {
+	r.Op = Op(d.Byte())
+	r.IsDir = d.Byte()&flagIsDir != 0
+	r.Seq = d.Uvarint()
+	r.From = d.String()
+	r.First = d.Time()
+	r.Last = d.Time()
+	r.Attempts = int(d.Uvarint())
+	r.Err = d.String()
+	r.ErrTime = d.Time()
+	if d.Bad {
 		return Record{}, fmt.Errorf("journal: record %q: %w", path, errCorrupt)
 	}
 	return r, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime keeps nanoseconds and the zero time exactly; UnixNano can't
-// represent the zero time.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.bad = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.b)) {
-		d.bad = true
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) time() time.Time {
-	if d.byte() == 0 {
-		return time.Time{}
-	}
-	sec := d.varint()
-	nsec := d.uvarint()
-	if d.bad || nsec >= 1e9 {
-		d.bad = true
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec))
 }
 
 func seqKey(seq uint64) []byte {

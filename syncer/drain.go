@@ -306,7 +306,7 @@ func permanent(format string, a ...any) error { return errPermanent{fmt.Errorf(f
 // while this record's end waits for its commit (the path stays in flight
 // until then, so it is not picked up twice).
 func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) {
-	err := d.apply(ctx, r)
+	err := d.apply(ctx, r, release)
 	release()
 	if ctx.Err() != nil {
 		return // shutting down: the record stays pending for the next start
@@ -382,7 +382,8 @@ func backoff(attempt int, max time.Duration) time.Duration {
 func (d *Drainer) key(rel string) string { return d.loc.Prefix + rel }
 
 // apply makes the remote hold what WORKDIR holds at r.Path now.
-func (d *Drainer) apply(ctx context.Context, r journal.Record) error {
+// release, when called, frees the worker slot early (see handle).
+func (d *Drainer) apply(ctx context.Context, r journal.Record, release func()) error {
 	if r.Op == journal.OpRemoved && r.IsDir {
 		return d.removeTree(ctx, r.Path)
 	}
@@ -391,11 +392,11 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record) error {
 		// it: its files were never journaled one by one.
 		return d.syncTree(ctx, r.Path, r.From)
 	}
-	return d.syncPath(ctx, r.Path, r.From)
+	return d.syncPath(ctx, r.Path, r.From, release)
 }
 
 // syncPath brings one path up to date; from is a rename hint.
-func (d *Drainer) syncPath(ctx context.Context, rel, from string) error {
+func (d *Drainer) syncPath(ctx context.Context, rel, from string, release func()) error {
 	if d.opts.Filters.Excluded(rel) {
 		return nil
 	}
@@ -421,10 +422,12 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string) error {
 	if !info.Mode().IsRegular() {
 		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
 	}
-	return d.syncFile(ctx, rel, full, info, from)
+	return d.syncFile(ctx, rel, full, info, from, release)
 }
 
-func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string) error {
+// release is called once the remote holds the file, before the cache entry
+// is committed.
+func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string, release func()) error {
 	key := d.key(rel)
 	if len(key) > MaxKeyLen {
 		return permanent("key is %d bytes, over S3's limit of %d; rename the file", len(key), MaxKeyLen)
@@ -439,6 +442,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 			err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
 				remote.PutOptions{StorageClass: d.opts.StorageClass})
 			if err == nil {
+				release()
 				e.Synced = time.Now()
 				return d.c.Put(rel, e)
 			}
@@ -455,6 +459,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		}
 		return err
 	}
+	release()
 	now := time.Now()
 	d.mu.Lock()
 	d.lastUpload = now
@@ -509,7 +514,7 @@ func (d *Drainer) removeTree(ctx context.Context, rel string) error {
 	}
 	// The path may now be a file again (rmdir x; echo > x).
 	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
-		return d.syncPath(ctx, rel, "")
+		return d.syncPath(ctx, rel, "", func() {})
 	}
 	return nil
 }
@@ -544,7 +549,7 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	if err != nil {
 		// Not a directory any more: sync whatever it is now.
 		if info, serr := os.Lstat(root); serr == nil && !info.IsDir() {
-			return d.syncPath(ctx, rel, "")
+			return d.syncPath(ctx, rel, "", func() {})
 		}
 		return err
 	}
@@ -568,7 +573,7 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		if err != nil {
 			continue // gone since the walk: its own record handles it
 		}
-		if err := d.syncFile(ctx, sub, f.Path, info, hint); err != nil {
+		if err := d.syncFile(ctx, sub, f.Path, info, hint, func() {}); err != nil {
 			if isPermanent(err) {
 				// One bad file must not hold back the rest of the tree;
 				// record it on its own so it is visible in the failed list.
