@@ -19,4 +19,4 @@ t0=$EPOCHREALTIME
 bin/s3sync mount --settle 0s --state-dir "$WORK/st" "$WORK/wd" "$WORK/mnt" s3://drainbench/mnt >"$WORK/log" 2>&1 &
 sleep 0.5
 until bin/s3sync status --json --state-dir "$WORK/st" "$WORK/wd" 2>/dev/null | grep -q '"pending": 0,'; do sleep 0.05; done
-echo "mount start-up and drain of $N files: $(echo "$EPOCHREALTIME - $t0" | bc) s"
+echo "mount start-up and drain of $N files: $(awk -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN { printf "%.2f", a - b }') s"
