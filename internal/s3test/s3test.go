@@ -36,9 +36,10 @@ type Server struct {
 	SecretKey string
 	Region    string
 
-	cmd  *exec.Cmd
-	root string
-	args []string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+	root   string
+	args   []string
 }
 
 var (
@@ -157,6 +158,7 @@ func (s *Server) launch(bin string) error {
 	}
 	s.cmd = cmd
 	exited := make(chan struct{})
+	s.exited = exited
 	go func() { cmd.Wait(); log.Close(); close(exited) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -191,21 +193,14 @@ func (s *Server) Pause() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	// Versity drains keep-alive connections on SIGTERM, which can take
+	// long; an outage is meant to be abrupt anyway.
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for s.cmd.ProcessState == nil {
-			if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		close(done)
-	}()
 	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-s.exited:
+	case <-time.After(2 * time.Second):
 		s.cmd.Process.Kill()
+		<-s.exited
 	}
 	s.cmd = nil
 }
