@@ -71,18 +71,6 @@ func (r *fakeRecorder) take() []call {
 	return c
 }
 
-func (r *fakeRecorder) count(c call) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, x := range r.calls {
-		if x == c {
-			n++
-		}
-	}
-	return n
-}
-
 // testMount is a live mount of a temporary WORKDIR.
 type testMount struct {
 	work, mnt string

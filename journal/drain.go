@@ -91,18 +91,9 @@ func (b buckets) removePending(r Record) error {
 // Done removes r once the remote holds its change, unless the path was
 // re-recorded since r was read. It returns after the removal is durable.
 func (j *Journal) Done(r Record) error {
-	err := j.exec(func(tx *bbolt.Tx) error {
-		b := openBuckets(tx)
-		cur, ok, err := b.current(r.Path, r.Seq)
-		if err != nil || !ok {
-			return err
-		}
+	return j.ifCurrent("done", r, func(b buckets, cur Record) error {
 		return b.removePending(cur)
 	})
-	if err != nil {
-		return fmt.Errorf("journal: done %q: %w", r.Path, err)
-	}
-	return nil
 }
 
 // Retry notes a transient failure of r: Attempts grows, Err is set, and the
@@ -110,20 +101,11 @@ func (j *Journal) Done(r Record) error {
 // Nothing happens if the path was re-recorded meanwhile.
 func (j *Journal) Retry(r Record, failure error) error {
 	now := time.Now()
-	err := j.exec(func(tx *bbolt.Tx) error {
-		b := openBuckets(tx)
-		cur, ok, err := b.current(r.Path, r.Seq)
-		if err != nil || !ok {
-			return err
-		}
+	return j.ifCurrent("retry", r, func(b buckets, cur Record) error {
 		cur.Attempts++
 		cur.Err, cur.ErrTime = errString(failure), now
 		return b.pending.Put([]byte(cur.Path), cur.marshal())
 	})
-	if err != nil {
-		return fmt.Errorf("journal: retry %q: %w", r.Path, err)
-	}
-	return nil
 }
 
 // Fail moves r to the failed list after a permanent failure, unless the path
@@ -131,12 +113,7 @@ func (j *Journal) Retry(r Record, failure error) error {
 // or a new change to its path makes it pending again.
 func (j *Journal) Fail(r Record, failure error) error {
 	now := time.Now()
-	err := j.exec(func(tx *bbolt.Tx) error {
-		b := openBuckets(tx)
-		cur, ok, err := b.current(r.Path, r.Seq)
-		if err != nil || !ok {
-			return err
-		}
+	return j.ifCurrent("fail", r, func(b buckets, cur Record) error {
 		if err := b.removePending(cur); err != nil {
 			return err
 		}
@@ -144,8 +121,21 @@ func (j *Journal) Fail(r Record, failure error) error {
 		cur.Err, cur.ErrTime = errString(failure), now
 		return b.failed.Put([]byte(cur.Path), cur.marshal())
 	})
+}
+
+// ifCurrent runs fn in a committed transaction when r is still the pending
+// record of its path (same Seq); a path re-recorded since is left alone.
+func (j *Journal) ifCurrent(op string, r Record, fn func(b buckets, cur Record) error) error {
+	err := j.exec(func(tx *bbolt.Tx) error {
+		b := openBuckets(tx)
+		cur, ok, err := b.current(r.Path, r.Seq)
+		if err != nil || !ok {
+			return err
+		}
+		return fn(b, cur)
+	})
 	if err != nil {
-		return fmt.Errorf("journal: fail %q: %w", r.Path, err)
+		return fmt.Errorf("journal: %s %q: %w", op, r.Path, err)
 	}
 	return nil
 }

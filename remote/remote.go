@@ -69,11 +69,10 @@ type Config struct {
 
 // Client talks to one S3 endpoint. It is safe for concurrent use.
 type Client struct {
-	s3        *s3.Client
-	cfg       Config
-	region    string
-	endpoint  string
-	pathStyle bool
+	s3       *s3.Client
+	cfg      Config
+	region   string
+	endpoint string
 	// unsignedPayload: the endpoint is on this machine, where nothing
 	// between us and the server could alter a body, so uploads skip the
 	// payload SHA-256 that the signature would otherwise cover (and the
@@ -171,7 +170,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	if endpoint != "" && !strings.Contains(endpoint, "://") {
 		endpoint = "https://" + endpoint
 	}
-	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, pathStyle: endpoint != "", unsignedPayload: isLoopback(endpoint)}
+	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, unsignedPayload: isLoopback(endpoint)}
 	cl.s3 = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)

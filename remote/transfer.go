@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -95,12 +96,19 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 		}
 		return aws.ToString(out.ETag), nil
 	})
+	return c.finishMultipart(ctx, bucket, key, create.UploadId, parts, err)
+}
+
+// finishMultipart completes an upload whose parts all went through
+// (partsErr nil), and otherwise, or when completing fails, aborts it.
+func (c *Client) finishMultipart(ctx context.Context, bucket, key string, uploadID *string, parts []types.CompletedPart, partsErr error) (string, error) {
+	err := partsErr
 	if err == nil {
 		var out *s3.CompleteMultipartUploadOutput
 		out, err = c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket:          aws.String(bucket),
 			Key:             aws.String(key),
-			UploadId:        create.UploadId,
+			UploadId:        uploadID,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 		})
 		if err == nil {
@@ -110,7 +118,7 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 	// Abort with a fresh context: the caller's may be the one cancelled,
 	// and an abandoned upload keeps costing storage.
 	c.s3.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), UploadId: create.UploadId,
+		Bucket: aws.String(bucket), Key: aws.String(key), UploadId: uploadID,
 	})
 	return "", err
 }
@@ -182,15 +190,7 @@ func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io
 	if out.ContentLength != nil && n != *out.ContentLength {
 		return Info{}, wrap("download", bucket, key, fmt.Errorf("short body: %d of %d bytes", n, *out.ContentLength))
 	}
-	info := Info{
-		Object: Object{
-			Key: key, Size: n, LastModified: aws.ToTime(out.LastModified),
-			ETag: aws.ToString(out.ETag), StorageClass: string(out.StorageClass),
-		},
-		Metadata: out.Metadata,
-	}
-	info.Mtime, _ = ParseMtime(out.Metadata[metaMtime])
-	return info, nil
+	return newInfo(key, n, out.LastModified, out.ETag, out.StorageClass, out.Metadata), nil
 }
 
 // Head answers an object's size, times and metadata; ErrNotFound when absent.
@@ -199,15 +199,20 @@ func (c *Client) Head(ctx context.Context, bucket, key string) (Info, error) {
 	if err != nil {
 		return Info{}, wrap("head", bucket, key, err)
 	}
+	return newInfo(key, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.StorageClass, out.Metadata), nil
+}
+
+// newInfo is what a GET or HEAD answered, with x-amz-meta-mtime read.
+func newInfo(key string, size int64, lastModified *time.Time, etag *string, class types.StorageClass, meta map[string]string) Info {
 	info := Info{
 		Object: Object{
-			Key: key, Size: aws.ToInt64(out.ContentLength), LastModified: aws.ToTime(out.LastModified),
-			ETag: aws.ToString(out.ETag), StorageClass: string(out.StorageClass),
+			Key: key, Size: size, LastModified: aws.ToTime(lastModified),
+			ETag: aws.ToString(etag), StorageClass: string(class),
 		},
-		Metadata: out.Metadata,
+		Metadata: meta,
 	}
-	info.Mtime, _ = ParseMtime(out.Metadata[metaMtime])
-	return info, nil
+	info.Mtime, _ = ParseMtime(meta[metaMtime])
+	return info
 }
 
 // copySource renders x-amz-copy-source: the key percent-encoded except for
@@ -280,18 +285,7 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 		}
 		return aws.ToString(out.CopyPartResult.ETag), nil
 	})
-	if err == nil {
-		_, err = c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket: aws.String(dstBucket), Key: aws.String(dstKey), UploadId: create.UploadId,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
-		if err == nil {
-			return nil
-		}
-	}
-	c.s3.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(dstBucket), Key: aws.String(dstKey), UploadId: create.UploadId,
-	})
+	_, err = c.finishMultipart(ctx, dstBucket, dstKey, create.UploadId, parts, err)
 	return err
 }
 

@@ -179,13 +179,15 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 	rc := &run{r: r, src: src, dst: dst, opts: opts, dir: dir, ctx: ctx, objDirs: map[string]string{}}
 
 	var srcS, dstS stream
-	var incomplete []string // local directories that could not be read
-	var mu sync.Mutex
+	// incomplete holds the source paths (relative, slash-separated) that
+	// could not be read. The walk is pulled by the merge loop, so its
+	// warnings arrive on this goroutine.
+	var incomplete []string
 	warnLocal := func(path string, err error) {
 		rc.skip(path, err)
-		mu.Lock()
-		incomplete = append(incomplete, path)
-		mu.Unlock()
+		if rel, rerr := filepath.Rel(src.Local, path); rerr == nil {
+			incomplete = append(incomplete, filepath.ToSlash(rel))
+		}
 	}
 	if dir == Upload {
 		w, err := newLocalWalk(src.Local, !opts.NoFollow, warnLocal)
@@ -234,10 +236,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 				dok = false
 				continue
 			}
-			mu.Lock()
-			partial := underAny(dst, d, incomplete, src)
-			mu.Unlock()
-			if !partial {
+			if !underAny(d.rel, incomplete) {
 				rc.onlyDst(d)
 			}
 			d, dok = dstS.next()
@@ -264,16 +263,11 @@ type emptyStream struct{}
 func (emptyStream) next() (entry, bool) { return entry{}, false }
 func (emptyStream) err() error          { return nil }
 
-// underAny reports whether d lies below a source directory that could not
+// underAny reports whether rel lies below a source directory that could not
 // be read, in which case its absence from the source proves nothing.
-func underAny(dst Endpoint, d entry, incomplete []string, src Endpoint) bool {
+func underAny(rel string, incomplete []string) bool {
 	for _, p := range incomplete {
-		rel, err := filepath.Rel(src.Local, p)
-		if err != nil {
-			continue
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." || d.rel == rel || strings.HasPrefix(d.rel, rel+"/") {
+		if p == "." || rel == p || strings.HasPrefix(rel, p+"/") {
 			return true
 		}
 	}
@@ -304,18 +298,15 @@ func (rc *run) skip(what string, err error) {
 }
 
 func (rc *run) onlySrc(s entry) {
-	if rc.conflicts(s) {
-		return
+	if localPath, ok := rc.target(s); ok {
+		rc.transfer(s, entry{}, false, localPath)
 	}
-	rc.transfer(s, entry{}, false)
 }
 
 func (rc *run) both(s, d entry) {
-	if rc.conflicts(s) {
-		return
-	}
-	if ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
-		rc.transfer(s, d, true)
+	localPath, ok := rc.target(s)
+	if ok && ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
+		rc.transfer(s, d, true, localPath)
 	}
 }
 
@@ -374,25 +365,17 @@ func (rc *run) flushDeletes() {
 func isGlacier(class string) bool { return class == "GLACIER" || class == "DEEP_ARCHIVE" }
 
 // transfer queues s for sending to the destination; d is the destination's
-// entry when exists.
-func (rc *run) transfer(s, d entry, exists bool) {
+// entry when exists, localPath the file a download writes.
+func (rc *run) transfer(s, d entry, exists bool, localPath string) {
 	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
 	op := rc.dir.String()
-	var dstKey, localPath string
-	switch rc.dir {
-	case Upload, Copy:
+	var dstKey string
+	if rc.dir != Download {
 		dstKey = rc.dst.S3.Prefix + s.rel
 		if len(dstKey) > MaxKeyLen {
 			rc.skip(srcShown, fmt.Errorf("key is %d bytes, over S3's limit of %d", len(dstKey), MaxKeyLen))
 			return
 		}
-	case Download:
-		p, err := LocalPath(rc.dst.Local, s.rel)
-		if err != nil {
-			rc.skip(srcShown, err)
-			return
-		}
-		localPath = p
 	}
 	if rc.dir != Upload && isGlacier(s.class) && !rc.opts.ForceGlacier {
 		rc.skip(srcShown, fmt.Errorf("object is of storage class %s and must be restored first (or use --force-glacier-transfer)", s.class))
@@ -457,21 +440,24 @@ func (rc *run) transfer(s, d entry, exists bool) {
 	})
 }
 
-// conflicts reports (and counts) a download of a key below another key
-// that is itself an object ("x/y" after "x"): every source entry passes
-// here, transferred or not, so the check holds on re-runs too.
-func (rc *run) conflicts(s entry) bool {
+// target returns where a download of s goes. A key that would land outside
+// the destination, or below another key that is itself an object ("x/y"
+// after "x"), is reported and counted as skipped. Every source entry
+// passes here, transferred or not, so the checks hold on re-runs too.
+func (rc *run) target(s entry) (localPath string, ok bool) {
 	if rc.dir != Download {
-		return false
+		return "", true
 	}
-	if _, err := LocalPath(rc.dst.Local, s.rel); err != nil {
-		return false // transfer reports it as unsafe
+	p, err := LocalPath(rc.dst.Local, s.rel)
+	if err != nil {
+		rc.skip(rc.src.Show(s.rel), err)
+		return "", false
 	}
 	if parent := rc.objectParent(s.rel); parent != "" {
 		rc.skip(rc.src.Show(s.rel), fmt.Errorf("the bucket also holds %s as a file, and a local file cannot also be a folder", rc.src.Show(parent)))
-		return true
+		return "", false
 	}
-	return false
+	return p, true
 }
 
 // objectParent returns an earlier object key that rel needs as a folder

@@ -170,14 +170,19 @@ func createTemp(dir string) (*os.File, string, error) {
 	if err == nil {
 		return os.NewFile(uintptr(fd), dir), "", nil
 	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(dir, TempPrefix+hex.EncodeToString(rnd[:]))
+	tmp := tempName(dir)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, "", err
 	}
 	return f, tmp, nil
+}
+
+// tempName is a fresh name for a temporary file in dir, one the walks skip.
+func tempName(dir string) string {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	return filepath.Join(dir, TempPrefix+hex.EncodeToString(rnd[:]))
 }
 
 func procPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
@@ -201,9 +206,7 @@ func publish(f *os.File, tmp, path string) error {
 	}
 	// The name is taken: link under a temporary name and rename over it,
 	// which replaces atomically.
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	named := filepath.Join(filepath.Dir(path), TempPrefix+hex.EncodeToString(rnd[:]))
+	named := tempName(filepath.Dir(path))
 	if err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, named, unix.AT_SYMLINK_FOLLOW); err != nil {
 		return err
 	}

@@ -16,17 +16,17 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls [flags] [s3://BUCKET[/PREFIX]]",
 		Short: "List buckets, or the objects and folders under a prefix",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  argsUsage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			client, err := g.client(ctx, 0)
 			if err != nil {
-				return &exitError{code: exitFailed, msg: err.Error()}
+				return err
 			}
 			if len(args) == 0 {
 				buckets, err := client.ListBuckets(ctx)
 				if err != nil {
-					return &exitError{code: exitFailed, msg: err.Error()}
+					return err
 				}
 				for _, b := range buckets {
 					fmt.Printf("%s %s\n", b.Created, b.Name)
@@ -66,7 +66,7 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 				})
 			}
 			if err != nil {
-				return &exitError{code: exitFailed, msg: err.Error()}
+				return err
 			}
 			if summarize {
 				fmt.Printf("\nTotal Objects: %d\n   Total Size: %s\n", count, size(total))
@@ -95,7 +95,7 @@ func newMbCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "mb s3://BUCKET [--region R]",
 		Short: "Make a private bucket, with public access blocked",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, err := bucketArg(args[0])
 			if err != nil {
@@ -104,11 +104,11 @@ func newMbCmd(g *globalFlags) *cobra.Command {
 			ctx := cmd.Context()
 			client, err := g.client(ctx, 0)
 			if err != nil {
-				return &exitError{code: exitFailed, msg: err.Error()}
+				return err
 			}
 			pubErr, err := client.MakeBucket(ctx, bucket, g.region)
 			if err != nil {
-				return &exitError{code: exitFailed, msg: "make_bucket failed: " + err.Error()}
+				return fmt.Errorf("make_bucket failed: %w", err)
 			}
 			fmt.Printf("make_bucket: %s\n", bucket)
 			if pubErr != nil {
@@ -128,7 +128,7 @@ func newRbCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rb s3://BUCKET [--force]",
 		Short: "Remove a bucket (--force deletes its objects first)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, err := bucketArg(args[0])
 			if err != nil {
@@ -137,10 +137,10 @@ func newRbCmd(g *globalFlags) *cobra.Command {
 			ctx := cmd.Context()
 			client, err := g.client(ctx, 0)
 			if err != nil {
-				return &exitError{code: exitFailed, msg: err.Error()}
+				return err
 			}
 			if err := client.RemoveBucket(ctx, bucket, force); err != nil {
-				return &exitError{code: exitFailed, msg: "remove_bucket failed: " + err.Error()}
+				return fmt.Errorf("remove_bucket failed: %w", err)
 			}
 			fmt.Printf("remove_bucket: %s\n", bucket)
 			return nil

@@ -24,10 +24,12 @@ const (
 	exitSkipped = 2 // some files were skipped, or the command line was wrong
 )
 
-// exitError carries an exit code and an optional one-line message.
+// exitError carries an exit code and an optional one-line message; help
+// adds the pointer to --help. Any other error means exit 1.
 type exitError struct {
 	code int
 	msg  string
+	help bool
 }
 
 func (e *exitError) Error() string { return e.msg }
@@ -67,28 +69,28 @@ func run(ctx context.Context, args []string) int {
 		if ee.msg != "" {
 			fmt.Fprintln(os.Stderr, "s3sync: "+ee.msg)
 		}
+		if ee.help {
+			fmt.Fprintln(os.Stderr, "Run 's3sync --help' for usage.")
+		}
 		return ee.code
 	}
 	fmt.Fprintln(os.Stderr, "s3sync: "+err.Error())
-	if isUsage(err) {
+	// The one usage error cobra makes before any of our code runs.
+	if strings.HasPrefix(err.Error(), "unknown command") {
 		fmt.Fprintln(os.Stderr, "Run 's3sync --help' for usage.")
 		return exitSkipped
 	}
 	return exitFailed
 }
 
-// cobra reports flag and argument mistakes as plain errors; they are
-// usage errors (exit 2), like the AWS CLI's.
-var usageMarks = []string{"unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires ", "unknown command"}
-
-func isUsage(err error) bool {
-	msg := err.Error()
-	for _, m := range usageMarks {
-		if strings.Contains(msg, m) {
-			return true
+// argsUsage makes a wrong number of arguments a usage error (exit 2).
+func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &exitError{code: exitSkipped, msg: err.Error(), help: true}
 		}
+		return nil
 	}
-	return false
 }
 
 func newRootCmd() *cobra.Command {
@@ -112,6 +114,9 @@ Exit codes: 0 all done; 1 some transfers failed or the command could not run;
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitSkipped, msg: err.Error(), help: true}
+	})
 	g.register(root)
 	root.AddCommand(newReconcileCmd(g), newLsCmd(g), newMbCmd(g), newRbCmd(g))
 	for _, c := range extraCommands {

@@ -89,7 +89,7 @@ mounted are found and sent at the next mount.
 
 Runs in the foreground; Ctrl-C or SIGTERM unmounts. 's3sync status WORKDIR'
 shows what is pending or failed.`,
-		Args: cobra.ExactArgs(3),
+		Args: argsUsage(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sf.validate(); err != nil {
 				return err
@@ -151,39 +151,39 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		return usageErr("MOUNTPOINT %s is not a directory; create an empty one first", mountpoint)
 	}
 
-	remoteURL := "s3://" + loc.Bucket + "/" + loc.Prefix
+	remoteURL := loc.String()
 	if m.stateDir == "" {
 		m.stateDir = defaultStateDir(workdir, remoteURL)
 	}
 	db, err := journal.OpenDB(m.stateDir)
 	if errors.Is(err, journal.ErrLocked) {
-		return &exitError{code: exitFailed, msg: fmt.Sprintf("%s is already mounted to %s by another s3sync (state dir %s)", workdir, remoteURL, m.stateDir)}
+		return fmt.Errorf("%s is already mounted to %s by another s3sync (state dir %s)", workdir, remoteURL, m.stateDir)
 	}
 	if err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 	defer db.Close()
 	j, err := journal.Open(db, journal.Options{})
 	if err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 	defer j.Close()
 	c, err := cache.Open(db)
 	if err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 	info := stateInfo{Workdir: workdir, Mountpoint: mountpoint, Remote: remoteURL, PID: os.Getpid(), Started: time.Now()}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(m.stateDir, infoFile), b, 0o600)
 	}
 	if err := j.SetMeta("remote", []byte(remoteURL)); err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 
 	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
 		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3})
 	if err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = client.CheckBucket(checkCtx, loc.Bucket)
@@ -194,7 +194,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	case errors.Is(err, remote.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded):
 		log.Warn("endpoint unreachable; mounting offline, changes will be sent when it returns", "err", err)
 	default:
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 
 	if n, err := c.Len(); err == nil && n == 0 && online {
@@ -210,13 +210,13 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	var rescanned int
 	err = c.Scan(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { rescanned++; j.Removed(p, false) })
 	if err != nil {
-		return &exitError{code: exitFailed, msg: "scan " + workdir + ": " + err.Error()}
+		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
 	if n, err := j.RetryFailed(); err == nil && n > 0 {
 		log.Info("retrying changes that failed before", "count", n)
 	}
 	if err := j.Sync(ctx); err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 	if rescanned > 0 {
 		log.Info("found changes made while not mounted", "paths", rescanned)
@@ -224,7 +224,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs})
 	if err != nil {
-		return &exitError{code: exitFailed, msg: fmt.Sprintf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)}
+		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)
 	}
 	log.Info("mounted", "workdir", workdir, "mountpoint", mountpoint, "remote", remoteURL, "state", m.stateDir)
 
@@ -299,9 +299,7 @@ func unmount(srv *fuse.Server, mountpoint string, unmounted <-chan struct{}, log
 		time.Sleep(100 * time.Millisecond)
 	}
 	log.Warn("mount busy; detaching it lazily", "mountpoint", mountpoint)
-	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
-		exec.Command("fusermount3", "-uz", mountpoint).Run()
-	}
+	detach(mountpoint)
 	select {
 	case <-unmounted:
 	case <-time.After(5 * time.Second):
@@ -316,6 +314,11 @@ func clearStaleMount(mountpoint string, log *slog.Logger) {
 		return
 	}
 	log.Info("clearing a stale mount left by an earlier s3sync", "mountpoint", mountpoint)
+	detach(mountpoint)
+}
+
+// detach unmounts lazily: directly as root, else through fusermount3.
+func detach(mountpoint string) {
 	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
 		exec.Command("fusermount3", "-uz", mountpoint).Run()
 	}

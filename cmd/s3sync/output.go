@@ -42,7 +42,6 @@ type printer struct {
 	doneFiles, doneBytes       int64
 	planComplete               bool
 	lineShown                  bool
-	lastDraw                   time.Time
 	stop                       chan struct{}
 	stopped                    chan struct{}
 }
@@ -109,7 +108,6 @@ func (p *printer) drawLocked() {
 	}
 	fmt.Fprint(p.err, "\r\033[K"+line)
 	p.lineShown = true
-	p.lastDraw = time.Now()
 }
 
 // event is the syncer's Report callback.

@@ -33,7 +33,7 @@ A file is transferred when it is missing at DST, when the sizes differ, or when
 SRC is newer (for downloads: when the local file is newer than the object, as
 the AWS CLI does). Files only at DST are deleted only with --delete; excluded
 paths are never deleted.`,
-		Args: cobra.ExactArgs(2),
+		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sf.validate(); err != nil {
 				return err
@@ -85,12 +85,12 @@ paths are never deleted.`,
 func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint, opts syncer.Options, of outputFlags) error {
 	client, err := g.client(ctx, opts.Concurrency)
 	if err != nil {
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	}
 	for _, e := range []syncer.Endpoint{src, dst} {
 		if e.IsS3 {
 			if err := client.CheckBucket(ctx, e.S3.Bucket); err != nil {
-				return &exitError{code: exitFailed, msg: err.Error()}
+				return err
 			}
 		}
 	}
@@ -101,11 +101,11 @@ func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint,
 	p.finish(sum, opts.DryRun)
 	switch {
 	case errors.Is(err, context.Canceled):
-		return &exitError{code: exitFailed, msg: "interrupted; run the same command again to finish"}
+		return errors.New("interrupted; run the same command again to finish")
 	case err != nil:
-		return &exitError{code: exitFailed, msg: err.Error()}
+		return err
 	case sum.Failed > 0:
-		return &exitError{code: exitFailed, msg: fmt.Sprintf("%s failed; run the same command again to retry", humanCount(sum.Failed, "transfer", "transfers"))}
+		return fmt.Errorf("%s failed; run the same command again to retry", humanCount(sum.Failed, "transfer", "transfers"))
 	case sum.Skipped > 0:
 		return &exitError{code: exitSkipped, msg: fmt.Sprintf("%s skipped (see the warnings above)", humanCount(sum.Skipped, "file was", "files were"))}
 	}

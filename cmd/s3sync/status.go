@@ -111,7 +111,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status [--json] WORKDIR",
 		Short: "Show what is pending, failed and last synced for a workdir, mounted or not",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			workdir, err := filepath.Abs(args[0])
 			if err != nil {
@@ -121,14 +121,14 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 			if stateDir == "" {
 				dirs = findStateDirs(workdir)
 				if len(dirs) == 0 {
-					return &exitError{code: exitFailed, msg: fmt.Sprintf("%s has never been mounted (no state under %s); give --state-dir if it used another", workdir, stateRoot())}
+					return fmt.Errorf("%s has never been mounted (no state under %s); give --state-dir if it used another", workdir, stateRoot())
 				}
 			}
 			var reps []report
 			for _, dir := range dirs {
 				rep, err := statusOf(cmd.Context(), dir, retry)
 				if err != nil {
-					return &exitError{code: exitFailed, msg: err.Error()}
+					return err
 				}
 				reps = append(reps, rep)
 			}
