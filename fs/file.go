@@ -22,12 +22,18 @@ import (
 // with O_TRUNC. It is reported Changed at flush/fsync/release when
 //   - it was created, opened with O_TRUNC, or wrote/truncated/fallocated
 //     through us since the last report (dirty), or
-//   - the file's size, mtime or ctime differ from what they were at the
-//     last report: this catches writes the kernel made itself under FUSE
+//   - the file's size or mtime differ from what they were at the last
+//     report: this catches writes the kernel made itself under FUSE
 //     passthrough, and writes through shared mmap.
 //
+// ctime is not compared: a rename, link or chmod changes it without changing
+// the content, and RELEASE can reach us after the editor already renamed the
+// file over its old name, which would record a spurious Changed. A write
+// moves mtime at the same granularity as ctime, and utimes that put mtime
+// back come to us as SETATTR, which is recorded itself.
+//
 // Under passthrough a write within one timestamp tick of the last report may
-// leave size and times unchanged on kernels without fine-grained timestamps,
+// leave size and mtime unchanged on kernels without fine-grained timestamps,
 // so a writable handle that may be in passthrough and was never reported is
 // reported at release regardless. A spurious Changed costs the syncer a
 // stat; a missed one loses data.
@@ -56,8 +62,8 @@ type fileHandle struct {
 
 // stamp is what a write changes in a file's stat.
 type stamp struct {
-	size         int64
-	mtime, ctime unix.Timespec
+	size  int64
+	mtime unix.Timespec
 }
 
 func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*fileHandle, syscall.Errno) {
@@ -96,7 +102,7 @@ func (h *fileHandle) stat() (stamp, bool) {
 	if err := unix.Fstat(h.fd, &st); err != nil {
 		return stamp{}, false
 	}
-	return stamp{size: st.Size, mtime: st.Mtim, ctime: st.Ctim}, true
+	return stamp{size: st.Size, mtime: st.Mtim}, true
 }
 
 // report records the file Changed if this handle changed it since the last

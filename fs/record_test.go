@@ -117,6 +117,26 @@ func TestRecords(t *testing.T) {
 		want:  []call{changed(".doc.txt.tmp"), renamed(".doc.txt.tmp", "doc.txt", false)},
 		check: func(t *testing.T, work string) { wantContent(t, work+"/doc.txt", "v2") },
 	}, {
+		// The release of the temp file's handle may reach us after the
+		// rename (it is asynchronous): a dup'ed descriptor closed after the
+		// rename makes that order certain. The rename moved the file's
+		// ctime, not its content, so nothing more is recorded.
+		name:  "editor: temp file released after the rename over",
+		setup: func(t *testing.T, work string) { write(t, work+"/doc.txt", "v1") },
+		act: func(t *testing.T, tm *testMount) {
+			f, err := os.Create(tm.path(".doc.txt.tmp"))
+			must(t, err)
+			_, err = f.WriteString("v2")
+			must(t, err)
+			dup, err := syscall.Dup(int(f.Fd()))
+			must(t, err)
+			must(t, f.Close())
+			must(t, os.Rename(tm.path(".doc.txt.tmp"), tm.path("doc.txt")))
+			must(t, syscall.Close(dup))
+		},
+		want:  []call{changed(".doc.txt.tmp"), renamed(".doc.txt.tmp", "doc.txt", false)},
+		check: func(t *testing.T, work string) { wantContent(t, work+"/doc.txt", "v2") },
+	}, {
 		name:  "editor: backup rename, rewrite",
 		setup: func(t *testing.T, work string) { write(t, work+"/doc.txt", "v1") },
 		act: func(t *testing.T, tm *testMount) {
