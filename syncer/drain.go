@@ -81,6 +81,7 @@ type Drainer struct {
 	lastActivity time.Time
 	lastErr      string
 	wake         chan struct{}
+	workers      workerPool
 }
 
 // NewDrainer wires a drain loop; Run starts it.
@@ -100,7 +101,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	return &Drainer{
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
 		inflight: map[string]bool{}, notBefore: map[string]time.Time{},
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), workers: newWorkerPool(),
 	}
 }
 
@@ -244,7 +245,7 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		}
 		d.mu.Unlock()
 		wg.Add(1)
-		go func() {
+		d.workers.run(func() {
 			defer wg.Done()
 			var once sync.Once
 			release := func() {
@@ -266,7 +267,7 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 				d.renames--
 			}
 			d.mu.Unlock()
-		}()
+		})
 		return true
 	})
 	if err != nil && ctx.Err() == nil {

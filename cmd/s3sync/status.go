@@ -23,23 +23,26 @@ import (
 
 // report is `s3sync status --json`'s output, one per state dir.
 type report struct {
-	Workdir          string        `json:"workdir"`
-	Mountpoint       string        `json:"mountpoint,omitempty"`
-	Remote           string        `json:"remote"`
-	StateDir         string        `json:"state_dir"`
-	Mounted          bool          `json:"mounted"`
-	PID              int           `json:"pid,omitempty"`
-	Pending          int           `json:"pending"`
-	PendingBytes     int64         `json:"pending_bytes"`
-	OldestPending    *time.Time    `json:"oldest_pending,omitempty"`
-	OldestAgeSeconds float64       `json:"oldest_pending_age_seconds"`
-	InFlight         int           `json:"in_flight"`
-	Failed           []failedEntry `json:"failed"`
-	Retrying         []failedEntry `json:"retrying"`
-	LastUpload       *time.Time    `json:"last_upload,omitempty"`
-	Offline          bool          `json:"offline"`
-	OfflineError     string        `json:"offline_error,omitempty"`
-	LastError        string        `json:"last_error,omitempty"`
+	Workdir      string `json:"workdir"`
+	Mountpoint   string `json:"mountpoint,omitempty"`
+	Remote       string `json:"remote"`
+	StateDir     string `json:"state_dir"`
+	Mounted      bool   `json:"mounted"`
+	PID          int    `json:"pid,omitempty"`
+	Pending      int    `json:"pending"`
+	PendingBytes int64  `json:"pending_bytes"`
+	// PendingBytesPartial: only the first pendingStatLimit pending files
+	// were measured, so PendingBytes is a lower bound.
+	PendingBytesPartial bool          `json:"pending_bytes_partial,omitempty"`
+	OldestPending       *time.Time    `json:"oldest_pending,omitempty"`
+	OldestAgeSeconds    float64       `json:"oldest_pending_age_seconds"`
+	InFlight            int           `json:"in_flight"`
+	Failed              []failedEntry `json:"failed"`
+	Retrying            []failedEntry `json:"retrying"`
+	LastUpload          *time.Time    `json:"last_upload,omitempty"`
+	Offline             bool          `json:"offline"`
+	OfflineError        string        `json:"offline_error,omitempty"`
+	LastError           string        `json:"last_error,omitempty"`
 }
 
 type failedEntry struct {
@@ -51,6 +54,11 @@ type failedEntry struct {
 }
 
 // buildReport reads the journal; live is the running mount's drain state.
+// pendingStatLimit bounds the files status stats to size the pending
+// bytes: scripts poll status while a mount drains a large burst, and a stat
+// per pending file on every poll would take CPU from the drain itself.
+const pendingStatLimit = 1000
+
 func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, LastError: live.LastError, InFlight: live.InFlight,
@@ -64,6 +72,7 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 		}
 	}
 	var oldest time.Time
+	statted := 0
 	err := j.Pending(func(r journal.Record) bool {
 		rep.Pending++
 		if r.Attempts > 0 && len(rep.Retrying) < 100 {
@@ -73,8 +82,13 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 			oldest = r.First
 		}
 		if r.Op != journal.OpRemoved && !r.IsDir {
-			if st, err := os.Stat(filepath.Join(info.Workdir, filepath.FromSlash(r.Path))); err == nil && st.Mode().IsRegular() {
-				rep.PendingBytes += st.Size()
+			if statted == pendingStatLimit {
+				rep.PendingBytesPartial = true
+			} else {
+				statted++
+				if st, err := os.Stat(filepath.Join(info.Workdir, filepath.FromSlash(r.Path))); err == nil && st.Mode().IsRegular() {
+					rep.PendingBytes += st.Size()
+				}
 			}
 		}
 		return true
@@ -246,8 +260,12 @@ func printReport(r report) {
 	if r.Pending == 0 {
 		fmt.Printf("  pending:     nothing, the bucket is up to date\n")
 	} else {
+		size := humanize.IBytes(uint64(r.PendingBytes))
+		if r.PendingBytesPartial {
+			size = "over " + size
+		}
 		fmt.Printf("  pending:     %s, %s; oldest change %s ago\n", humanCount(int64(r.Pending), "change", "changes"),
-			humanize.IBytes(uint64(r.PendingBytes)), time.Duration(r.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+			size, time.Duration(r.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
 	}
 	if r.LastUpload != nil {
 		fmt.Printf("  last upload: %s (%s)\n", r.LastUpload.Local().Format("2006-01-02 15:04:05"), humanize.Time(*r.LastUpload))

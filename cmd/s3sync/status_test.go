@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+// TestStatusPendingBytes: status sizes the pending files by stat, up to
+// pendingStatLimit of them; past that the size is a lower bound and says so.
+func TestStatusPendingBytes(t *testing.T) {
+	for _, n := range []int{pendingStatLimit, pendingStatLimit + 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			work := t.TempDir()
+			db, err := journal.OpenDB(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			j, err := journal.Open(db, journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			for i := range n {
+				name := fmt.Sprintf("f%04d", i)
+				if err := os.WriteFile(filepath.Join(work, name), []byte("0123456789"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				j.Changed(name)
+			}
+			j.Removed("gone", false) // nothing to measure
+			if err := j.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := buildReport(stateInfo{Workdir: work}, j, false, syncer.State{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			partial := n > pendingStatLimit
+			if rep.Pending != n+1 || rep.PendingBytes != int64(10*min(n, pendingStatLimit)) || rep.PendingBytesPartial != partial {
+				t.Errorf("pending %d, %d bytes, partial %v; want %d, %d bytes, partial %v",
+					rep.Pending, rep.PendingBytes, rep.PendingBytesPartial, n+1, 10*min(n, pendingStatLimit), partial)
+			}
+		})
+	}
+}
