@@ -95,6 +95,26 @@ func (c *Cache) Put(path string, e Entry) error {
 	return nil
 }
 
+// PutTx is Put inside the caller's transaction on the same database (see
+// journal.DoneWith). It validates before it writes.
+func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
+	if err := checkKey(path); err != nil {
+		return fmt.Errorf("cache: put %q: %w", path, err)
+	}
+	if err := tx.Bucket(bucketCache).Put([]byte(path), e.marshal()); err != nil {
+		return fmt.Errorf("cache: put %q: %w", path, err)
+	}
+	return nil
+}
+
+// DeleteTx is Delete inside the caller's transaction.
+func (c *Cache) DeleteTx(tx *bbolt.Tx, path string) error {
+	if err := tx.Bucket(bucketCache).Delete([]byte(path)); err != nil {
+		return fmt.Errorf("cache: delete %q: %w", path, err)
+	}
+	return nil
+}
+
 // Delete forgets path; deleting an absent path is not an error.
 func (c *Cache) Delete(path string) error {
 	err := c.write(func(b *bbolt.Bucket) error {

@@ -90,10 +90,31 @@ func (b buckets) removePending(r Record) error {
 
 // Done removes r once the remote holds its change, unless the path was
 // re-recorded since r was read. It returns after the removal is durable.
-func (j *Journal) Done(r Record) error {
-	return j.ifCurrent("done", r, func(b buckets, cur Record) error {
+func (j *Journal) Done(r Record) error { return j.DoneWith(r, nil) }
+
+// DoneWith is Done, with also run in the same transaction whether or not r
+// is still current: the caller's own bookkeeping of what the remote now
+// holds (the cache) commits atomically with the record's end, in one fsync
+// instead of two. also must validate before it writes: its error is
+// returned and the rest of the group commit goes on.
+func (j *Journal) DoneWith(r Record, also func(tx *bbolt.Tx) error) error {
+	err := j.exec(func(tx *bbolt.Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
+		b := openBuckets(tx)
+		cur, ok, err := b.current(r.Path, r.Seq)
+		if err != nil || !ok {
+			return err
+		}
 		return b.removePending(cur)
 	})
+	if err != nil {
+		return fmt.Errorf("journal: done %q: %w", r.Path, err)
+	}
+	return nil
 }
 
 // Retry notes a transient failure of r: Attempts grows, Err is set, and the

@@ -424,6 +424,12 @@ func (b buckets) put(path string, kind Op, from string, isDir bool, at time.Time
 			if kind == OpChanged && prev.From != "" {
 				r.From, r.IsDir = prev.From, prev.IsDir
 			}
+			if kind == OpChanged && prev.Op == OpRemoved && prev.IsDir {
+				// A directory removed (or renamed away) and made again:
+				// the objects of the files it held still have to go. Its
+				// new files are recorded one by one.
+				r.Op, r.IsDir = OpRemoved, true
+			}
 			if inPending {
 				if err := b.order.Delete(seqKey(prev.Seq)); err != nil {
 					return err

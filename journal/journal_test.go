@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,10 @@ func TestCoalescing(t *testing.T) {
 			[]want{{path: "a", op: OpRemoved}}},
 		{"remove then recreate", []step{{op: OpRemoved, path: "a"}, {op: OpChanged, path: "a"}},
 			[]want{{path: "a", op: OpChanged}}},
+		{"remove dir then recreate keeps the tree removal", []step{{op: OpRemoved, path: "d", isDir: true}, {op: OpChanged, path: "d"}},
+			[]want{{path: "d", op: OpRemoved, isDir: true}}},
+		{"dir renamed away then made again", []step{{op: OpRenamed, from: "d", path: "e", isDir: true}, {op: OpChanged, path: "d"}},
+			[]want{{path: "e", op: OpRenamed, from: "d", isDir: true}, {path: "d", op: OpRemoved, isDir: true}}},
 		{"rename records new then old", []step{{op: OpRenamed, from: "a", path: "b"}},
 			[]want{{path: "b", op: OpRenamed, from: "a"}, {path: "a", op: OpRemoved}}},
 		{"change keeps rename hint", []step{{op: OpRenamed, from: "a", path: "b"}, {op: OpChanged, path: "b"}},
@@ -651,4 +656,47 @@ func BenchmarkRecordCommitParallel(b *testing.B) {
 	})
 	syncT(b, j)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+// TestDoneWith: the caller's writes commit with the record's end, and also
+// when the record was re-recorded meanwhile (what the remote holds is true
+// either way); an error from them reaches the caller and ends nothing.
+func TestDoneWith(t *testing.T) {
+	j, db := openTest(t, t.TempDir(), Options{})
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("side")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	put := func(k string) func(tx *bbolt.Tx) error {
+		return func(tx *bbolt.Tx) error { return tx.Bucket([]byte("side")).Put([]byte(k), []byte("v")) }
+	}
+	has := func(k string) bool {
+		var ok bool
+		db.View(func(tx *bbolt.Tx) error { ok = tx.Bucket([]byte("side")).Get([]byte(k)) != nil; return nil })
+		return ok
+	}
+	j.Changed("a")
+	j.Changed("b")
+	syncT(t, j)
+	recs := pending(t, j)
+	if err := j.DoneWith(recs[0], put("a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingPaths(t, j); !reflect.DeepEqual(got, []string{"b"}) || !has("a") {
+		t.Fatalf("after DoneWith(a): pending %v, side write %v", got, has("a"))
+	}
+	j.Changed("b") // re-recorded while the syncer worked on recs[1]
+	syncT(t, j)
+	if err := j.DoneWith(recs[1], put("b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingPaths(t, j); !reflect.DeepEqual(got, []string{"b"}) || !has("b") {
+		t.Fatalf("after stale DoneWith(b): pending %v, side write %v", got, has("b"))
+	}
+	boom := errors.New("boom")
+	if err := j.DoneWith(pending(t, j)[0], func(*bbolt.Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("DoneWith with a failing write: %v, want boom", err)
+	}
+	if got := pendingPaths(t, j); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Fatalf("a failed DoneWith ended the record: pending %v", got)
+	}
 }

@@ -6,6 +6,10 @@
 #   BENCH_RUNS=N     runs per workload (default 3; the median is reported)
 #   BENCH_QUICK=1    smoke run: 1 run, 1,000 small files, a 100 MiB big file
 #   BENCH_TMPDIR=D   where the data, the server root and the mounts go (default /tmp)
+#   BENCH_ONLY="sync mount latency rss journal"
+#                    the sections to run (default all; mount ratios against
+#                    reconcile need sync)
+#   BENCH_PEERS=0    s3sync alone, without aws, rclone and rclone mount
 #
 # Prints the tables and writes them to bench/out/results.md (raw numbers in
 # bench/out/raw.tsv, logs of failed commands in bench/out/logs/).
@@ -98,6 +102,9 @@ TICK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- helpers
 declare -A RES CPU CCPU
+ONLY=${BENCH_ONLY:-sync mount latency rss journal}
+section() { [[ " $ONLY " == *" $1 "* ]]; }
+if [ "${BENCH_PEERS:-1}" = 0 ]; then AWS= RCLONE=; fi
 TOOLS=(s3sync)
 [ -n "$AWS" ] && TOOLS+=(aws)
 [ -n "$RCLONE" ] && TOOLS+=(rclone)
@@ -193,7 +200,7 @@ tar -cf "$TAR" -C "$DATA" .
 # deletions of the one before (ext4 here slows down creating inodes while
 # many were recently deleted).
 rotated() { local k=$1; shift; local a=("$@"); local n=${#a[@]}; for i in $(seq 0 $((n - 1))); do echo "${a[$(((i + k) % n))]}"; done; }
-for r in $(seq "$RUNS"); do
+section sync && for r in $(seq "$RUNS"); do
 	for tool in $(rotated $((r - 1)) "${TOOLS[@]}"); do
 		say "sync workloads: $tool, run $r of $RUNS"
 		b=sync-$tool-r$r
@@ -341,14 +348,15 @@ mount_run() {
 
 MOUNT_KINDS=(s3sync)
 if [ -n "$RCLONE" ] && command -v fusermount3 >/dev/null; then MOUNT_KINDS+=(rclone); fi
-for r in $(seq "$RUNS"); do
+section mount && for r in $(seq "$RUNS"); do
 	say "mount workloads, run $r of $RUNS"
 	for kind in $(rotated $((r - 1)) "${MOUNT_KINDS[@]}"); do mount_run "$kind" "$r"; done
 done
 
 # ---------------------------------------------------------------- latency
-say "close()-to-visible latency through the s3sync mount (--settle 0s), $LATN files"
 LAT="n/a n/a"
+if section latency; then
+say "close()-to-visible latency through the s3sync mount (--settle 0s), $LATN files"
 b=latency mnt=$WORK/mnt-lat wd=$WORK/wd-lat
 mkdir -p "$mnt" "$wd"
 if "$BT" mb "$b"; then
@@ -364,11 +372,13 @@ if "$BT" mb "$b"; then
 	fi
 	unmount "$mnt" "$pid"
 fi
+fi
 
 # ---------------------------------------------------------------- peak RSS
+RSS=n/a RSS_T=n/a
+if section rss; then
 say "peak RSS of s3sync reconcile of $RSSFILES empty files, local → S3"
 "$BT" gen "$WORK/many" "$RSSFILES" 100 0 2
-RSS=n/a RSS_T=n/a
 if "$BT" mb rss && timed "rss.s3sync" "$S3SYNC" reconcile --no-progress --only-show-errors "$WORK/many" s3://rss/data; then
 	RSS=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.1f", k / 1024 }')
 	RSS_T=$T
@@ -377,8 +387,11 @@ if "$BT" mb rss && timed "rss.s3sync" "$S3SYNC" reconcile --no-progress --only-s
 fi
 rm -rf "$WORK/many"
 rmbucket rss
+fi
 
 # ---------------------------------------------------------------- journal
+JOURNAL=n/a
+if section journal; then
 say "journal: records committed per second (go test -bench BenchmarkRecordCommit ./journal)"
 # A fixed count: with an open-ended b.Loop the recording can run far ahead of
 # the commits, and the benchmark's final Sync may then outlast its deadline.
@@ -388,6 +401,7 @@ JOURNAL=$(go test -count=1 -run XXX -bench 'BenchmarkRecordCommit' -benchtime "$
 grep -q FAIL "$WORK/journal.out" && cp "$WORK/journal.out" "$OUT/logs/journal"
 [ -n "$JOURNAL" ] || { JOURNAL=n/a; cp "$WORK/journal.out" "$OUT/logs/journal"; }
 log "  $JOURNAL"
+fi
 
 # ---------------------------------------------------------------- report
 M() { median "${RES[$1]:-}"; }

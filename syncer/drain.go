@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
@@ -23,6 +25,7 @@ type Journal interface {
 	Notify() <-chan struct{}
 	Pending(fn func(journal.Record) bool) error
 	Done(r journal.Record) error
+	DoneWith(r journal.Record, also func(tx *bbolt.Tx) error) error
 	Retry(r journal.Record, err error) error
 	Fail(r journal.Record, err error) error
 	SetMeta(key string, v []byte) error
@@ -37,6 +40,8 @@ type Cache interface {
 	Get(path string) (cache.Entry, bool, error)
 	Put(path string, e cache.Entry) error
 	Delete(path string) error
+	PutTx(tx *bbolt.Tx, path string, e cache.Entry) error
+	DeleteTx(tx *bbolt.Tx, path string) error
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
 }
 
@@ -302,13 +307,85 @@ func (e errPermanent) Unwrap() error { return e.error }
 
 func permanent(format string, a ...any) error { return errPermanent{fmt.Errorf(format, a...)} }
 
-// handle applies r and ends its record. release frees the worker slot: it
-// is called once the remote work is done, so the next transfer starts
-// while this record's end waits for its commit (the path stays in flight
-// until then, so it is not picked up twice).
+// step is one record's work in progress.
+type step struct {
+	// release frees the worker slot: it is called once the remote work
+	// is done, so the next transfer starts while this record's end waits
+	// for its commit (the path stays in flight until then, so it is not
+	// picked up twice).
+	release func()
+	// deferred: cache writes wait in writes and commit with the record's
+	// end (journal.DoneWith). Tree walks write as they go instead, so a
+	// failure half-way keeps what was already sent.
+	deferred bool
+	writes   []cacheWrite
+}
+
+type cacheWrite struct {
+	path string
+	e    cache.Entry
+	del  bool
+}
+
+// immediate is the step for work inside a tree walk.
+var immediate = &step{release: func() {}}
+
+func (d *Drainer) cachePut(st *step, rel string, e cache.Entry) error {
+	if st.deferred {
+		st.writes = append(st.writes, cacheWrite{path: rel, e: e})
+		return nil
+	}
+	return d.c.Put(rel, e)
+}
+
+func (d *Drainer) cacheDelete(st *step, rel string) error {
+	if st.deferred {
+		st.writes = append(st.writes, cacheWrite{path: rel, del: true})
+		return nil
+	}
+	return d.c.Delete(rel)
+}
+
+func (d *Drainer) applyWrites(tx *bbolt.Tx, writes []cacheWrite) error {
+	for _, w := range writes {
+		var err error
+		if w.del {
+			err = d.c.DeleteTx(tx, w.path)
+		} else {
+			err = d.c.PutTx(tx, w.path, w.e)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushWrites commits cache writes on their own, for a record that did not
+// end in success: what the remote now holds is true all the same.
+func (d *Drainer) flushWrites(st *step) {
+	for _, w := range st.writes {
+		var err error
+		if w.del {
+			err = d.c.Delete(w.path)
+		} else {
+			err = d.c.Put(w.path, w.e)
+		}
+		if err != nil {
+			d.opts.Log.Error("cache", "path", w.path, "err", err)
+		}
+	}
+	st.writes = nil
+}
+
+// handle applies r and ends its record.
 func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) {
-	err := d.apply(ctx, r, release)
+	st := &step{release: release, deferred: true}
+	err := d.apply(ctx, r, st)
 	release()
+	if ctx.Err() != nil || err != nil {
+		d.flushWrites(st)
+	}
 	if ctx.Err() != nil {
 		return // shutting down: the record stays pending for the next start
 	}
@@ -325,7 +402,7 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) 
 			d.outage = 0
 			d.mu.Unlock()
 		}
-		if jerr := d.j.Done(r); jerr != nil {
+		if jerr := d.j.DoneWith(r, func(tx *bbolt.Tx) error { return d.applyWrites(tx, st.writes) }); jerr != nil {
 			log.Error("journal done", "path", r.Path, "err", jerr)
 		}
 	case isPermanent(err):
@@ -383,8 +460,7 @@ func backoff(attempt int, max time.Duration) time.Duration {
 func (d *Drainer) key(rel string) string { return d.loc.Prefix + rel }
 
 // apply makes the remote hold what WORKDIR holds at r.Path now.
-// release, when called, frees the worker slot early (see handle).
-func (d *Drainer) apply(ctx context.Context, r journal.Record, release func()) error {
+func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 	if r.Op == journal.OpRemoved && r.IsDir {
 		return d.removeTree(ctx, r.Path)
 	}
@@ -393,42 +469,50 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, release func()) e
 		// it: its files were never journaled one by one.
 		return d.syncTree(ctx, r.Path, r.From)
 	}
-	return d.syncPath(ctx, r.Path, r.From, release)
+	return d.syncPath(ctx, r.Path, r.From, st)
 }
 
 // syncPath brings one path up to date; from is a rename hint.
-func (d *Drainer) syncPath(ctx context.Context, rel, from string, release func()) error {
+func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) error {
 	if d.opts.Filters.Excluded(rel) {
 		return nil
 	}
 	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
 	info, err := os.Lstat(full)
 	if errors.Is(err, fs.ErrNotExist) {
-		return d.removeFile(ctx, rel)
+		return d.removeFile(ctx, rel, st)
 	}
 	if err != nil {
 		return err
 	}
+	if info.IsDir() {
+		// mkdir, chmod of a directory, or a file replaced by one: S3 has
+		// no directories, and every file that enters this one through the
+		// mount is recorded on its own (a renamed-in tree comes as a
+		// directory rename), so walking it here would only race those
+		// records and upload their files twice. A file that was here is
+		// gone, though.
+		return d.removeFile(ctx, rel, st)
+	}
 	if info.Mode()&fs.ModeSymlink != 0 {
-		// As aws s3 sync does, a symlink is synced as what it points to.
+		// As aws s3 sync does, a symlink is synced as what it points to:
+		// a link to a directory, as the files below it.
 		if info, err = os.Stat(full); err != nil {
 			return permanent("symlink %s points nowhere: %w", rel, err)
 		}
-	}
-	if info.IsDir() {
-		// A directory appeared here (mkdir, or a rename we know nothing
-		// more of): its files are what counts.
-		return d.syncTree(ctx, rel, "")
+		if info.IsDir() {
+			return d.syncTree(ctx, rel, "")
+		}
 	}
 	if !info.Mode().IsRegular() {
 		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
 	}
-	return d.syncFile(ctx, rel, full, info, from, release)
+	return d.syncFile(ctx, rel, full, info, from, st)
 }
 
-// release is called once the remote holds the file, before the cache entry
-// is committed.
-func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string, release func()) error {
+// syncFile calls st.release once the remote holds the file, before the
+// cache entry is committed.
+func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string, st *step) error {
 	key := d.key(rel)
 	if len(key) > MaxKeyLen {
 		return permanent("key is %d bytes, over S3's limit of %d; rename the file", len(key), MaxKeyLen)
@@ -443,9 +527,9 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 			err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
 				remote.PutOptions{StorageClass: d.opts.StorageClass})
 			if err == nil {
-				release()
+				st.release()
 				e.Synced = time.Now()
-				return d.c.Put(rel, e)
+				return d.cachePut(st, rel, e)
 			}
 			if !errors.Is(err, remote.ErrNotFound) {
 				return err
@@ -456,22 +540,22 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 	res, err := UploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return d.removeFile(ctx, rel)
+			return d.removeFile(ctx, rel, st)
 		}
 		return err
 	}
-	release()
+	st.release()
 	now := time.Now()
 	d.mu.Lock()
 	d.lastUpload = now
 	d.mu.Unlock()
-	return d.c.Put(rel, cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now})
+	return d.cachePut(st, rel, cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now})
 }
 
 // removeFile forgets a path that no longer exists, deleting its object
 // with --delete. Without it the object stays in the bucket, as with aws s3
 // sync; the cache entry goes, since WORKDIR no longer has that file.
-func (d *Drainer) removeFile(ctx context.Context, rel string) error {
+func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 	_, ok, err := d.c.Get(rel)
 	if err != nil || !ok {
 		return err
@@ -481,7 +565,7 @@ func (d *Drainer) removeFile(ctx context.Context, rel string) error {
 			return err
 		}
 	}
-	return d.c.Delete(rel)
+	return d.cacheDelete(st, rel)
 }
 
 // removeTree handles rmdir or a directory renamed away: every cached path
@@ -515,7 +599,7 @@ func (d *Drainer) removeTree(ctx context.Context, rel string) error {
 	}
 	// The path may now be a file again (rmdir x; echo > x).
 	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
-		return d.syncPath(ctx, rel, "", func() {})
+		return d.syncPath(ctx, rel, "", immediate)
 	}
 	return nil
 }
@@ -550,7 +634,7 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	if err != nil {
 		// Not a directory any more: sync whatever it is now.
 		if info, serr := os.Lstat(root); serr == nil && !info.IsDir() {
-			return d.syncPath(ctx, rel, "", func() {})
+			return d.syncPath(ctx, rel, "", immediate)
 		}
 		return err
 	}
@@ -574,7 +658,7 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		if err != nil {
 			continue // gone since the walk: its own record handles it
 		}
-		if err := d.syncFile(ctx, sub, f.Path, info, hint, func() {}); err != nil {
+		if err := d.syncFile(ctx, sub, f.Path, info, hint, immediate); err != nil {
 			if isPermanent(err) {
 				// One bad file must not hold back the rest of the tree;
 				// record it on its own so it is visible in the failed list.

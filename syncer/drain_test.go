@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,42 @@ func TestDrainRenameIsServerSideCopy(t *testing.T) {
 	defer d.p.mu.Unlock()
 	if d.p.puts["/"+d.bucket+"/w/moved/a.txt"] != "copy" {
 		t.Errorf("moved/a.txt was sent as %q, want a server-side copy", d.p.puts["/"+d.bucket+"/w/moved/a.txt"])
+	}
+}
+
+// mkdir and the files then made in the directory, as the mount records
+// them (the directory first): each file is sent once, not once for its own
+// record and again by a walk of the new directory. A directory that
+// replaces a file takes the file's object away (--delete).
+func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	writeFile(t, d.workdir+"/x", "was a file")
+	d.j.Changed("x")
+	d.waitIdle(t)
+
+	os.Remove(d.workdir + "/x")
+	d.j.Removed("x", false)
+	for _, dir := range []string{"d", "x"} {
+		os.Mkdir(d.workdir+"/"+dir, 0o755)
+		d.j.Changed(dir)
+		for i := range 20 {
+			name := fmt.Sprintf("%s/f%02d", dir, i)
+			writeFile(t, d.workdir+"/"+name, name)
+			d.j.Changed(name)
+		}
+	}
+	d.waitIdle(t)
+
+	objs := d.srv.Objects(t, d.bucket, "w/")
+	if len(objs) != 40 || objs["w/x"] != 0 {
+		t.Errorf("bucket holds %d objects (want 40), w/x: %v", len(objs), objs["w/x"])
+	}
+	d.p.mu.Lock()
+	defer d.p.mu.Unlock()
+	for path, n := range d.p.nputs {
+		if n != 1 {
+			t.Errorf("%s was sent %d times", path, n)
+		}
 	}
 }
 

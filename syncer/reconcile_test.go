@@ -321,15 +321,21 @@ type proxy struct {
 	mu      sync.Mutex
 	classes map[string]string // "METHOD path" -> x-amz-storage-class sent
 	puts    map[string]string // path -> "copy" or "put", for PUTs of objects
+	nputs   map[string]int    // path -> how many object PUTs succeeded
 	rewrite func(body string) string
 	url     string
 }
 
 func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{classes: map[string]string{}, puts: map[string]string{}}
+	p := &proxy{classes: map[string]string{}, puts: map[string]string{}, nputs: map[string]int{}}
 	u, _ := neturl.Parse(target)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method == http.MethodPut && !r.Request.URL.Query().Has("partNumber") && r.StatusCode == http.StatusOK {
+			p.mu.Lock()
+			p.nputs[r.Request.URL.Path]++
+			p.mu.Unlock()
+		}
 		if p.rewrite == nil || r.Request.Method != http.MethodGet || r.Request.URL.Query().Get("list-type") != "2" {
 			return nil
 		}
