@@ -48,8 +48,8 @@ type Options struct {
 	AttrTimeout  time.Duration
 	EntryTimeout time.Duration
 	// AllowOther lets users other than the one who mounted use the mount
-	// (-o allow_other). Permissions are checked by the kernel from the
-	// WORKDIR modes in every case (-o default_permissions).
+	// (-o allow_other). Their permissions are then checked by the kernel
+	// from the WORKDIR modes (see permOptions).
 	AllowOther bool
 	// DisableXAttrs answers ENOSYS to every xattr request, after which the
 	// kernel sends none. Without it the kernel asks for
@@ -101,14 +101,12 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		Name:       "s3sync",
 		Debug:      opts.Debug,
 		AllowOther: opts.AllowOther,
-		// The kernel checks permissions from the modes we report, as a
-		// local filesystem does; we run the syscalls as root.
-		Options: []string{"default_permissions"},
+		Options: permOptions(opts.AllowOther),
 		// As root, mount(2) directly; fall back to fusermount3 otherwise.
 		DirectMount: os.Geteuid() == 0,
 		// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so
 		// an O_TRUNC rewrite is one change on one handle, recorded once.
-		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | killPriv(opts.AllowOther),
 		DisableXAttrs:     opts.DisableXAttrs,
 	}
 	srv, err := gofs.Mount(mountpoint, rootNode, &gofs.Options{
@@ -130,6 +128,33 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 	slog.Debug("fs: mounted", "workdir", abs, "mountpoint", mountpoint,
 		"kernel_passthrough", m.kernelPassthrough, "passthrough_disabled", opts.DisablePassthrough)
 	return srv, m, nil
+}
+
+// permOptions: only the user who mounted can reach the mount unless
+// allow_other, and this process makes every syscall in WORKDIR with that
+// user's own credentials, so WORKDIR's permissions apply as they are.
+// default_permissions would have the kernel check them once more, and for
+// that refetch a directory's attributes (one GETATTR round trip) before
+// every file created in it, since each create invalidates them. With
+// allow_other the callers are other users, so the kernel must check.
+func permOptions(allowOther bool) []string {
+	if allowOther {
+		return []string{"default_permissions"}
+	}
+	return nil
+}
+
+// killPriv: the kernel leaves clearing setuid/setgid bits (on write,
+// truncate, chown) to us, when our syscalls carry the caller's own
+// credentials (see permOptions): WORKDIR's filesystem then clears them as it
+// would for the caller. Otherwise the kernel fetches the attributes before
+// every chown to work out the bits itself (one GETATTR round trip per file
+// that tar or cp -p makes).
+func killPriv(allowOther bool) uint64 {
+	if allowOther {
+		return 0
+	}
+	return fuse.CAP_HANDLE_KILLPRIV
 }
 
 func timeout(d time.Duration) time.Duration {

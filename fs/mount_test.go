@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -230,5 +231,60 @@ func TestMountReady(t *testing.T) {
 	}
 	if calls := tm.quiesce(t); len(calls) != 0 {
 		t.Errorf("reading recorded %v, want nothing", calls)
+	}
+}
+
+// asNobody runs name args as the user nobody and returns its error.
+func asNobody(name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return cmd.CombinedOutput()
+}
+
+// TestPermissions: the kernel does not check permissions itself unless
+// AllowOther (see permOptions), so what a user can do must still be what
+// WORKDIR allows: other users cannot reach the mount at all; with
+// AllowOther they get WORKDIR's modes; chown clears setuid as on WORKDIR's
+// own filesystem (CAP_HANDLE_KILLPRIV leaves that to it).
+func TestPermissions(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode.name, func(t *testing.T) {
+			tm := newMount(t, mode.opts)
+			write(t, tm.path("f"), "data")
+			must(t, os.Chmod(tm.path("f"), 0o4755))
+			must(t, os.Chown(tm.path("f"), 65534, 65534))
+			st, err := os.Stat(tm.path("f"))
+			must(t, err)
+			if st.Mode()&os.ModeSetuid != 0 {
+				t.Errorf("chown through the mount kept the setuid bit: %v", st.Mode())
+			}
+			// t.TempDir's parent is 0700: open the way to the mountpoint.
+			must(t, os.Chmod(filepath.Dir(tm.mnt), 0o755))
+			must(t, os.Chmod(tm.mnt, 0o755))
+			if out, err := asNobody("/bin/ls", filepath.Dir(tm.mnt)); err != nil {
+				t.Fatalf("the mountpoint's parent is not open to other users: %v %s", err, out)
+			}
+			if out, err := asNobody("/bin/cat", tm.path("f")); err == nil {
+				t.Errorf("another user read a file through a mount without allow_other: %s", out)
+			}
+
+			o := mode.opts
+			o.AllowOther = true
+			other := newMount(t, o)
+			must(t, os.Chmod(filepath.Dir(other.mnt), 0o755))
+			must(t, os.Chmod(other.mnt, 0o755))
+			write(t, other.path("public"), "public")
+			write(t, other.path("private"), "private")
+			must(t, os.Chmod(other.path("private"), 0o600))
+			if out, err := asNobody("/bin/cat", other.path("public")); err != nil || string(out) != "public" {
+				t.Errorf("with allow_other, another user reading a 0644 file: %v %q", err, out)
+			}
+			if out, err := asNobody("/bin/cat", other.path("private")); err == nil {
+				t.Errorf("with allow_other, another user read a 0600 file: %q", out)
+			}
+			if out, err := asNobody("/bin/sh", "-c", "echo x > "+other.path("public")); err == nil {
+				t.Errorf("with allow_other, another user wrote a 0644 file of root's: %q", out)
+			}
+		})
 	}
 }

@@ -7,17 +7,24 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// pendingChunk bounds how many records Pending reads per read transaction.
-// fn runs outside any transaction: it may call Done, and a long-lived read
-// transaction would block bbolt from growing the file under writers.
-const pendingChunk = 256
+// Pending reads records in chunks, one read transaction each: fn runs
+// outside any transaction (it may call Done, and a long-lived read
+// transaction would block bbolt from growing the file under writers). The
+// first chunk is small, since the drain loop often stops at the first
+// record (not settled yet) on every commit while files are being written;
+// later chunks grow to pendingChunk.
+const (
+	pendingFirstChunk = 16
+	pendingChunk      = 256
+)
 
 // Pending calls fn with committed pending records in Seq order until fn
 // returns false or none are left. A record re-recorded during the walk moves
 // to the back and may be seen again.
 func (j *Journal) Pending(fn func(Record) bool) error {
 	var after uint64
-	recs := make([]Record, 0, pendingChunk)
+	var recs []Record
+	chunk := pendingFirstChunk
 	for {
 		recs = recs[:0]
 		var last uint64
@@ -25,7 +32,7 @@ func (j *Journal) Pending(fn func(Record) bool) error {
 			b := openBuckets(tx)
 			c := b.order.Cursor()
 			n := 0
-			for k, v := c.Seek(seqKey(after + 1)); k != nil && n < pendingChunk; k, v = c.Next() {
+			for k, v := c.Seek(seqKey(after + 1)); k != nil && n < chunk; k, v = c.Next() {
 				n++
 				last = seqFromKey(k)
 				data := b.pending.Get(v)
@@ -55,6 +62,7 @@ func (j *Journal) Pending(fn func(Record) bool) error {
 			}
 		}
 		after = last
+		chunk = min(2*chunk, pendingChunk)
 	}
 }
 

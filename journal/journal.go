@@ -26,6 +26,14 @@ type Options struct {
 	// CommitInterval is how long the committer lets records gather before it
 	// commits them, unless someone (Sync, Done, …) is waiting. Default 5ms.
 	CommitInterval time.Duration
+	// BurstInterval replaces CommitInterval while records arrive in a burst
+	// (the last commit carried at least burstRecords): each commit costs
+	// two fdatasyncs whatever its size, about 4 ms of CPU on this project's
+	// machine, so an untar committing every 5 ms spent a fifth of a core on
+	// them. Records are still committed within it, and Sync (fsync) does
+	// not wait for it. A crash loses nothing either way: the start-up scan
+	// finds what the journal missed. Default 10 × CommitInterval.
+	BurstInterval time.Duration
 	// MaxBatch caps the operations per transaction, so one huge burst does
 	// not become one huge transaction. Default 4096.
 	MaxBatch int
@@ -61,7 +69,12 @@ type op struct {
 	path  string
 	from  string
 	isDir bool
-	at    time.Time
+	at    time.Time // when recorded
+	// Changed records of one path made back to back (an untar's create,
+	// chown, chmod and utimes of a file) are queued as one op: n is how
+	// many, last when the latest was made.
+	n    int
+	last time.Time
 
 	fn  func(tx *bbolt.Tx) error
 	res chan error
@@ -72,6 +85,9 @@ type op struct {
 func Open(db *bbolt.DB, opts Options) (*Journal, error) {
 	if opts.CommitInterval == 0 {
 		opts.CommitInterval = 5 * time.Millisecond
+	}
+	if opts.BurstInterval <= 0 {
+		opts.BurstInterval = 10 * opts.CommitInterval
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 4096
@@ -160,13 +176,20 @@ func (j *Journal) record(o op) {
 		return
 	}
 	o.at = time.Now()
+	o.last, o.n = o.at, 1
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
 		return
 	}
-	j.queue = append(j.queue, o)
 	j.enqueued++
+	if k := len(j.queue) - 1; k >= 0 && o.kind == OpChanged && j.queue[k].kind == OpChanged && j.queue[k].path == o.path {
+		j.queue[k].last = o.last
+		j.queue[k].n++
+		j.mu.Unlock()
+		return
+	}
+	j.queue = append(j.queue, o)
 	first := len(j.queue) == 1
 	j.mu.Unlock()
 	if first {
@@ -251,6 +274,7 @@ func (j *Journal) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var backoff time.Duration
+	last := 0 // records in the last commit
 	for {
 		if backoff == 0 {
 			select {
@@ -260,7 +284,11 @@ func (j *Journal) run() {
 			case <-j.urgent:
 			case <-j.wake:
 				// Let more records join this batch, unless someone waits.
-				timer.Reset(j.opts.CommitInterval)
+				if last >= burstRecords {
+					timer.Reset(j.opts.BurstInterval)
+				} else {
+					timer.Reset(j.opts.CommitInterval)
+				}
 				select {
 				case <-timer.C:
 				case <-j.urgent:
@@ -279,21 +307,28 @@ func (j *Journal) run() {
 				return
 			}
 		}
-		if err := j.commitAll(); err != nil {
+		n, err := j.commitAll()
+		if err != nil {
 			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
 		} else {
 			backoff = 0
 		}
+		last = n
 	}
 }
 
-// commitAll commits batches until the queue is empty or a commit fails.
-func (j *Journal) commitAll() error {
+// burstRecords: a commit of this many records means a burst is on.
+const burstRecords = 32
+
+// commitAll commits batches until the queue is empty or a commit fails, and
+// returns how many records it committed.
+func (j *Journal) commitAll() (int, error) {
+	total := 0
 	for {
 		j.mu.Lock()
 		if len(j.queue) == 0 {
 			j.mu.Unlock()
-			return nil
+			return total, nil
 		}
 		var batch []op
 		if len(j.queue) <= j.opts.MaxBatch {
@@ -340,8 +375,9 @@ func (j *Journal) commitAll() error {
 		j.mu.Unlock()
 
 		if err != nil {
-			return err
+			return total, err
 		}
+		total += records
 		if records > 0 {
 			select {
 			case j.notify <- struct{}{}:
@@ -367,15 +403,15 @@ func (j *Journal) commit(batch []op) (records int, err error) {
 				}
 				continue
 			}
-			records++
+			records += o.n
 			var err error
 			if o.kind == OpRenamed {
-				err = b.put(o.path, OpRenamed, o.from, o.isDir, o.at)
+				err = b.put(o.path, OpRenamed, o.from, o.isDir, o.at, o.last)
 				if err == nil {
-					err = b.put(o.from, OpRemoved, "", o.isDir, o.at)
+					err = b.put(o.from, OpRemoved, "", o.isDir, o.at, o.last)
 				}
 			} else {
-				err = b.put(o.path, o.kind, "", o.isDir, o.at)
+				err = b.put(o.path, o.kind, "", o.isDir, o.at, o.last)
 			}
 			if err != nil {
 				return err
@@ -409,8 +445,8 @@ func openBuckets(tx *bbolt.Tx) buckets {
 }
 
 // put records a change to path, coalescing onto its pending or failed record.
-func (b buckets) put(path string, kind Op, from string, isDir bool, at time.Time) error {
-	r := Record{Path: path, Op: kind, From: from, IsDir: isDir, First: at, Last: at}
+func (b buckets) put(path string, kind Op, from string, isDir bool, first, last time.Time) error {
+	r := Record{Path: path, Op: kind, From: from, IsDir: isDir, First: first, Last: last}
 	old := b.pending.Get([]byte(path))
 	inPending := old != nil
 	if old == nil {

@@ -138,6 +138,8 @@ func TestCoalescing(t *testing.T) {
 	}{
 		{"repeat changes", []step{{op: OpChanged, path: "a"}, {op: OpChanged, path: "b"}, {op: OpChanged, path: "a"}},
 			[]want{{path: "b", op: OpChanged}, {path: "a", op: OpChanged}}},
+		{"back-to-back changes are one record", []step{{op: OpChanged, path: "a"}, {op: OpChanged, path: "a"}, {op: OpChanged, path: "a"}, {op: OpChanged, path: "b"}},
+			[]want{{path: "a", op: OpChanged}, {path: "b", op: OpChanged}}},
 		{"change then remove", []step{{op: OpChanged, path: "a"}, {op: OpRemoved, path: "a"}},
 			[]want{{path: "a", op: OpRemoved}}},
 		{"remove then recreate", []step{{op: OpRemoved, path: "a"}, {op: OpChanged, path: "a"}},
@@ -698,5 +700,30 @@ func TestDoneWith(t *testing.T) {
 	}
 	if got := pendingPaths(t, j); !reflect.DeepEqual(got, []string{"b"}) {
 		t.Fatalf("a failed DoneWith ended the record: pending %v", got)
+	}
+}
+
+// TestBackToBackKeepsFirstAndLast: changes merged in the queue keep the
+// first one's time as First and the latest one's as Last, and Sync counts
+// each of them as made durable.
+func TestBackToBackKeepsFirstAndLast(t *testing.T) {
+	j, _ := openTest(t, t.TempDir(), Options{CommitInterval: time.Hour})
+	before := time.Now()
+	j.Changed("a")
+	time.Sleep(2 * time.Millisecond)
+	mid := time.Now()
+	j.Changed("a")
+	j.Changed("a")
+	syncT(t, j)
+	recs := pending(t, j)
+	if len(recs) != 1 {
+		t.Fatalf("pending = %+v, want one record", recs)
+	}
+	r := recs[0]
+	if r.First.Before(before) || !r.First.Before(mid) || r.Last.Before(mid) {
+		t.Errorf("First %v, Last %v; want First in [%v, %v), Last after %v", r.First, r.Last, before, mid, mid)
+	}
+	if s, err := j.Stats(); err != nil || s.Pending != 1 {
+		t.Errorf("stats %+v, %v", s, err)
 	}
 }
