@@ -282,18 +282,19 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 }
 
 // readyAt is when a record has settled: its path unchanged for the settle
-// delay and the mount as a whole quiet for as long — so a burst of work
-// (an untar, a build) does not compete with its own uploads for the
-// machine — or, for a file or a mount that never stops changing, once its
-// oldest unsent change is MaxLag old.
+// delay and the mount as a whole quiet for a quarter of it — so a burst of
+// work (an untar, a build) does not compete with its own uploads for the
+// machine, and once it ends the files it wrote early go at once while the
+// last ones finish settling — or, for a file or a mount that never stops
+// changing, once its oldest unsent change is MaxLag old.
 func (d *Drainer) readyAt(r journal.Record) time.Time {
-	last := r.Last
+	ready := r.Last.Add(d.opts.Settle)
 	d.mu.Lock()
-	if d.lastActivity.After(last) {
-		last = d.lastActivity
-	}
+	quiet := d.lastActivity.Add(d.opts.Settle / 4)
 	d.mu.Unlock()
-	ready := last.Add(d.opts.Settle)
+	if quiet.After(ready) {
+		ready = quiet
+	}
 	if cap := r.First.Add(d.opts.MaxLag); cap.Before(ready) {
 		return cap
 	}
