@@ -91,6 +91,7 @@ func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*file
 	n.m.handles.Add(1)
 	n.m.track(h)
 	if h.mayChange {
+		n.writers.Add(1)
 		h.dirty.Store(dirty)
 		h.last, _ = h.stat()
 	}
@@ -229,7 +230,11 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	}
 	h.mu.Unlock()
 	h.m.handles.Add(-1)
-	return h.LoopbackFile.Release(ctx)
+	errno := h.LoopbackFile.Release(ctx)
+	if h.mayChange && h.node.writers.Add(-1) == 0 && h.m.onWritersClosed != nil {
+		h.m.onWritersClosed()
+	}
+	return errno
 }
 
 // releaseAfterUnmount is Release for a handle the kernel never released.

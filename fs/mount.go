@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,6 +61,32 @@ type Options struct {
 	// DisablePassthrough keeps all I/O in this process even on kernels
 	// that could do it themselves (for debugging and measurements).
 	DisablePassthrough bool
+	// OnWritersClosed, if set, is called when the last handle that could
+	// change a file is released (see Mounted.Writing). It must not block.
+	OnWritersClosed func()
+}
+
+// Mounted is a running mount: the go-fuse server, and what the syncer may
+// ask about the files open through it.
+type Mounted struct {
+	*fuse.Server
+	m *mountState
+}
+
+// Writing reports whether the file at rel (slash-separated, relative to
+// WORKDIR) is open for writing through the mount. Under FUSE passthrough
+// its writes do not reach us, so until it is closed (or fsynced) a copy of
+// it may catch it half-written: the syncer waits. The answer is advisory;
+// a file opened the moment after is caught by the upload's own check.
+func (mt *Mounted) Writing(rel string) bool {
+	in := mt.m.root.EmbeddedInode()
+	for name := range strings.SplitSeq(rel, "/") {
+		if in = in.GetChild(name); in == nil {
+			return false
+		}
+	}
+	n, ok := in.Operations().(*Node)
+	return ok && n.writers.Load() > 0
 }
 
 // Mount serves workdir at mountpoint and reports changes to rec. The returned
@@ -67,9 +94,12 @@ type Options struct {
 //
 // When running as root, go-fuse calls mount(2) itself, so fusermount3 is not
 // needed; otherwise fusermount3 must be installed.
-func Mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server, error) {
-	srv, _, err := mount(workdir, mountpoint, rec, opts)
-	return srv, err
+func Mount(workdir, mountpoint string, rec Recorder, opts Options) (*Mounted, error) {
+	srv, m, err := mount(workdir, mountpoint, rec, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Mounted{Server: srv, m: m}, nil
 }
 
 // mount is Mount that also hands back the mount's state, for tests.
@@ -89,7 +119,7 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		return nil, nil, fmt.Errorf("fs: mount: workdir %s: %w", abs, syscall.ENOTDIR)
 	}
 
-	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough}
+	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough, onWritersClosed: opts.OnWritersClosed}
 	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
@@ -101,7 +131,7 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		Name:       "s3sync",
 		Debug:      opts.Debug,
 		AllowOther: opts.AllowOther,
-		Options: permOptions(opts.AllowOther),
+		Options:    permOptions(opts.AllowOther),
 		// As root, mount(2) directly; fall back to fusermount3 otherwise.
 		DirectMount: os.Geteuid() == 0,
 		// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so

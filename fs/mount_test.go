@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -284,6 +285,45 @@ func TestPermissions(t *testing.T) {
 			}
 			if out, err := asNobody("/bin/sh", "-c", "echo x > "+other.path("public")); err == nil {
 				t.Errorf("with allow_other, another user wrote a 0644 file of root's: %q", out)
+			}
+		})
+	}
+}
+
+// TestWriting: a file counts as being written while any handle that may
+// change it is open — a read-only handle does not count — and the last
+// such release calls OnWritersClosed.
+func TestWriting(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode.name, func(t *testing.T) {
+			var closed atomic.Int32
+			o := mode.opts
+			o.OnWritersClosed = func() { closed.Add(1) }
+			tm := newMount(t, o)
+			mt := &Mounted{m: tm.m}
+			must(t, os.Mkdir(tm.path("d"), 0o755))
+			w1, err := os.Create(tm.path("d/f"))
+			must(t, err)
+			_, err = w1.WriteString("data")
+			must(t, err)
+			w2, err := os.OpenFile(tm.path("d/f"), os.O_WRONLY, 0)
+			must(t, err)
+			r, err := os.Open(tm.path("d/f"))
+			must(t, err)
+			if !mt.Writing("d/f") || mt.Writing("d") || mt.Writing("d/none") || mt.Writing("none/f") {
+				t.Fatalf("Writing: d/f %v, d %v, d/none %v, none/f %v; want only d/f",
+					mt.Writing("d/f"), mt.Writing("d"), mt.Writing("d/none"), mt.Writing("none/f"))
+			}
+			must(t, w1.Close())
+			must(t, w2.Close())
+			poll(t, 5*time.Second, "the writable handles released", func() bool { return !mt.Writing("d/f") })
+			if n := closed.Load(); n != 1 {
+				t.Errorf("OnWritersClosed called %d times, want once", n)
+			}
+			must(t, r.Close())
+			tm.quiesce(t)
+			if n := closed.Load(); n != 1 {
+				t.Errorf("after the read-only handle: OnWritersClosed called %d times, want once", n)
 			}
 		})
 	}

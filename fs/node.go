@@ -40,6 +40,8 @@ type mountState struct {
 	// handles counts open file handles (tests wait for zero: RELEASE
 	// reaches us after close(2) returns).
 	handles atomic.Int64
+	// onWritersClosed is Options.OnWritersClosed.
+	onWritersClosed func()
 
 	// open holds the file and directory handles not yet released, so
 	// that those the kernel never releases (it drops pending RELEASEs
@@ -97,6 +99,8 @@ type Node struct {
 	// backing fd; it then stays out of passthrough so that all its
 	// handles use one I/O mode (the kernel refuses a mix with EIO).
 	noPassthrough atomic.Bool
+	// writers counts the handles open on this file that may change it.
+	writers atomic.Int32
 }
 
 // WrapChild turns every node go-fuse's loopback creates (on lookup, create,

@@ -58,6 +58,12 @@ type DrainOptions struct {
 	// MaxLag bounds how long a file that keeps changing waits for the
 	// settle delay (default 30s or ten settle delays, whichever is more).
 	MaxLag time.Duration
+	// Writing, if set, says whether a file is still open for writing (the
+	// mount's fs.Mounted.Writing). Such a file waits, up to MaxLag: under
+	// FUSE passthrough its writes are not seen, so the settle delay alone
+	// could send it half-written (dd's first record is at its dup2, before
+	// any data). Call Kick when a file is closed.
+	Writing func(path string) bool
 }
 
 // Drainer sends the journal's pending changes to the bucket in the
@@ -235,6 +241,16 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		}
 		if now.Before(nb) {
 			later(nb)
+			return true
+		}
+		if d.opts.Writing != nil && r.Op != journal.OpRemoved && now.Before(r.First.Add(d.opts.MaxLag)) && d.opts.Writing(r.Path) {
+			// Kick brings us back when it is closed; look again anyway
+			// after a settle delay, and at MaxLag at the latest.
+			again := now.Add(max(d.opts.Settle, 100*time.Millisecond))
+			if lag := r.First.Add(d.opts.MaxLag); lag.Before(again) {
+				again = lag
+			}
+			later(again)
 			return true
 		}
 		select {

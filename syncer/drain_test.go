@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type drainEnv struct {
 	j       *journal.Journal
 	c       *cache.Cache
 	workdir string
+	dr      *syncer.Drainer
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -50,6 +52,7 @@ func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
 	d := &drainEnv{env: e, p: p, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
 	dr := syncer.NewDrainer(client, j, c, d.workdir, loc, opts)
+	d.dr = dr
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() { dr.Run(ctx); close(d.done) }()
@@ -138,6 +141,37 @@ func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s was sent %d times", path, n)
 		}
+	}
+}
+
+// A file still open for writing is not sent, however long ago its record
+// was made, until it is closed, and it holds nothing else back.
+func TestDrainWaitsForWriters(t *testing.T) {
+	var writing atomic.Bool
+	writing.Store(true)
+	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, MaxLag: 3 * time.Second,
+		Writing: func(p string) bool { return p == "open.bin" && writing.Load() }})
+	writeFile(t, d.workdir+"/open.bin", "half")
+	d.j.Changed("open.bin")
+	writeFile(t, d.workdir+"/other.txt", "x")
+	d.j.Changed("other.txt")
+	deadline := time.Now().Add(10 * time.Second)
+	for d.srv.Objects(t, d.bucket, "w/")["w/other.txt"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("other.txt was held back by a file open for writing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n, ok := d.srv.Objects(t, d.bucket, "w/")["w/open.bin"]; ok {
+		t.Fatalf("open.bin was sent (%d bytes) while still open for writing", n)
+	}
+	writeFile(t, d.workdir+"/open.bin", "whole file")
+	writing.Store(false)
+	d.dr.Kick()
+	d.waitIdle(t)
+	if n := d.srv.Objects(t, d.bucket, "w/")["w/open.bin"]; n != int64(len("whole file")) {
+		t.Errorf("open.bin in the bucket: %d bytes, want %d", n, len("whole file"))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -233,7 +234,16 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		log.Info("found changes made while not mounted", "paths", rescanned)
 	}
 
-	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs})
+	// A file closed for good may be sent now (see DrainOptions.Writing).
+	var drainer atomic.Pointer[syncer.Drainer]
+	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
+		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
+		OnWritersClosed: func() {
+			if d := drainer.Load(); d != nil {
+				d.Kick()
+			}
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)
 	}
@@ -242,7 +252,9 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	d := syncer.NewDrainer(client, j, c, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
+		Writing: srv.Writing,
 	})
+	drainer.Store(d)
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	drained := make(chan struct{})
 	go func() { d.Run(drainCtx); close(drained) }()
@@ -261,7 +273,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if m.drainOnExit {
 		m.waitDrained(j, log)
 	}
-	unmount(srv, mountpoint, unmounted, log)
+	unmount(srv.Server, mountpoint, unmounted, log)
 	stopDrain()
 	<-drained
 	stopStatus()
