@@ -539,3 +539,40 @@ func TestMountDrainOnExit(t *testing.T) {
 		t.Errorf("object after --drain-on-exit: %q", got)
 	}
 }
+
+// TestMountSlowWriterNotSentHalfWritten: a program that creates a file,
+// dup2s it (a close: the file is recorded, empty) and then writes for
+// longer than the settle delay, as dd does, must not have its file copied
+// to the bucket half-written; once it closes, the whole file goes, once.
+func TestMountSlowWriterNotSentHalfWritten(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	m := newMount(t, bucket)
+	m.start()
+	f, err := os.Create(m.mountpoint + "/slow.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(dup) // FLUSH: recorded now, with nothing in it yet
+	chunk := strings.Repeat("x", 4096)
+	for range 8 { // 8 × 100 ms, four settle delays
+		if _, err := f.WriteString(chunk); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if objs := srv.Objects(t, bucket, "data/"); len(objs) > 0 {
+			t.Fatalf("sent while still being written: %v", objs)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.waitDrained(60 * time.Second)
+	if got, _ := srv.Get(t, bucket, "data/slow.bin"); len(got) != 8*4096 {
+		t.Errorf("slow.bin in the bucket has %d bytes, want %d", len(got), 8*4096)
+	}
+}
