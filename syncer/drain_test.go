@@ -149,7 +149,7 @@ func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 func TestDrainWaitsForWriters(t *testing.T) {
 	var writing atomic.Bool
 	writing.Store(true)
-	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, MaxLag: 3 * time.Second,
+	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond,
 		Writing: func(p string) bool { return p == "open.bin" && writing.Load() }})
 	writeFile(t, d.workdir+"/open.bin", "half")
 	d.j.Changed("open.bin")
