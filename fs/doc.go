@@ -16,6 +16,14 @@
 // once the change record is durable (Recorder.Sync).
 //
 // Nothing is filtered here: which paths are synced is the syncer's business.
+// What the syncer may ask is whether a file is still open for writing
+// (Mounted.Writing), since under passthrough its writes are not seen.
+//
+// Permissions: unless Options.AllowOther, only the user who mounted can
+// reach the mount and every WORKDIR syscall runs with that user's
+// credentials, so WORKDIR itself checks permissions and clears setuid bits;
+// the kernel is not asked to do it again (no default_permissions, and
+// CAP_HANDLE_KILLPRIV), which saves two round trips per file created.
 //
 // Path conventions: paths given to the Recorder are slash-separated, relative
 // to WORKDIR, with no leading slash; the root itself is "".
