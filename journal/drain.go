@@ -106,23 +106,9 @@ func (j *Journal) Done(r Record) error { return j.DoneWith(r, nil) }
 // instead of two. also must validate before it writes: its error is
 // returned and the rest of the group commit goes on.
 func (j *Journal) DoneWith(r Record, also func(tx *bbolt.Tx) error) error {
-	err := j.exec(func(tx *bbolt.Tx) error {
-		if also != nil {
-			if err := also(tx); err != nil {
-				return err
-			}
-		}
-		b := openBuckets(tx)
-		cur, ok, err := b.current(r.Path, r.Seq)
-		if err != nil || !ok {
-			return err
-		}
+	return j.ifCurrent("done", r, also, func(b buckets, cur Record) error {
 		return b.removePending(cur)
 	})
-	if err != nil {
-		return fmt.Errorf("journal: done %q: %w", r.Path, err)
-	}
-	return nil
 }
 
 // Retry notes a transient failure of r: Attempts grows, Err is set, and the
@@ -130,7 +116,7 @@ func (j *Journal) DoneWith(r Record, also func(tx *bbolt.Tx) error) error {
 // Nothing happens if the path was re-recorded meanwhile.
 func (j *Journal) Retry(r Record, failure error) error {
 	now := time.Now()
-	return j.ifCurrent("retry", r, func(b buckets, cur Record) error {
+	return j.ifCurrent("retry", r, nil, func(b buckets, cur Record) error {
 		cur.Attempts++
 		cur.Err, cur.ErrTime = errString(failure), now
 		return b.pending.Put([]byte(cur.Path), cur.marshal())
@@ -142,7 +128,7 @@ func (j *Journal) Retry(r Record, failure error) error {
 // or a new change to its path makes it pending again.
 func (j *Journal) Fail(r Record, failure error) error {
 	now := time.Now()
-	return j.ifCurrent("fail", r, func(b buckets, cur Record) error {
+	return j.ifCurrent("fail", r, nil, func(b buckets, cur Record) error {
 		if err := b.removePending(cur); err != nil {
 			return err
 		}
@@ -154,8 +140,14 @@ func (j *Journal) Fail(r Record, failure error) error {
 
 // ifCurrent runs fn in a committed transaction when r is still the pending
 // record of its path (same Seq); a path re-recorded since is left alone.
-func (j *Journal) ifCurrent(op string, r Record, fn func(b buckets, cur Record) error) error {
+// also, if set, runs first in the same transaction either way.
+func (j *Journal) ifCurrent(op string, r Record, also func(tx *bbolt.Tx) error, fn func(b buckets, cur Record) error) error {
 	err := j.exec(func(tx *bbolt.Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
 		b := openBuckets(tx)
 		cur, ok, err := b.current(r.Path, r.Seq)
 		if err != nil || !ok {

@@ -294,9 +294,36 @@ quiesce() {
 }
 native_clean() { rm -rf "$WORK/native"; }
 
+# mount_step KEY N BYTES CMD...: one timed workload through the mount,
+# recorded as KEY|kind, then the time until the bucket holds all N objects
+# (BYTES in all) as KEY-bucket|kind, with the server's CPU from the start of
+# CMD. Uses mount_run's kind, st, wd, b and round (r).
+mount_step() {
+	local key=$1 n=$2 bytes=$3 s0 s1 t0 t1
+	shift 3
+	quiesce "$key"
+	s0=$(srv_ticks)
+	timed "$key.$kind.r$r" "$@" || return 0
+	add "$key|$kind" "$T"
+	t0=$EPOCHREALTIME
+	if [ "$kind" = s3sync ]; then
+		wait_s3sync "$st" "$wd" "$b" "$n" "$bytes" && t1=$T_DONE || t1=
+	else
+		"$BT" waitobjs "$b" data "$n" "$bytes" "${TMO}s" && t1=$EPOCHREALTIME || t1=
+	fi
+	s1=$(srv_ticks)
+	if [ -z "$t1" ]; then
+		log "  $key.$kind.r$r: the bucket never got all $n objects"
+		return 0
+	fi
+	add "$key-bucket|$kind" "$(calc "$t1 - $t0")" "$(calc "($s1 - $s0) / $TICK")"
+	add "$key-total|$kind" "$(calc "$T + $t1 - $t0")"
+	log "  $(printf '%-28s %8.2f s more until all %d objects are in the bucket' "$key.$kind.r$r" "$(calc "$t1 - $t0")" "$n")"
+}
+
 # mount_run KIND R: untar and dd through one mount of KIND (s3sync|rclone).
 mount_run() {
-	local kind=$1 b=mnt-$1-r$2 mnt=$WORK/mnt-$1 wd=$WORK/wd-$1 st=$WORK/state-$1 pid t0 t1
+	local kind=$1 r=$2 b=mnt-$1-r$2 mnt=$WORK/mnt-$1 wd=$WORK/wd-$1 st=$WORK/state-$1 pid
 	rm -rf "$mnt" "$wd" "$st" "$WORK/rcache"
 	mkdir -p "$mnt" "$wd"
 	"$BT" mb "$b" || return 1
@@ -314,52 +341,12 @@ mount_run() {
 		unmount "$mnt" "$pid"
 		return 1
 	fi
-	local n_all=$NFILES bytes_all=$((NFILES * FSIZE))
-	local s0 s1
-	# untar, right after the same untar into a native directory, so both
-	# meet the same state of the disk (which varies a lot here)
+	# Each workload right after the same work in a native directory, both
+	# from the same disk and memory state (native_run, quiesce).
 	native_run "untar.native-$kind.r$2" untar tar -xf "$TAR" -C "$WORK/native"
-	quiesce
-	s0=$(srv_ticks)
-	if timed "untar.$kind.r$2" tar -xf "$TAR" -C "$mnt"; then
-		add "untar|$kind" "$T"
-		t0=$EPOCHREALTIME
-		if [ "$kind" = s3sync ]; then
-			wait_s3sync "$st" "$wd" "$b" "$n_all" "$bytes_all" && t1=$T_DONE || t1=
-		else
-			"$BT" waitobjs "$b" data "$n_all" "$bytes_all" "${TMO}s" && t1=$EPOCHREALTIME || t1=
-		fi
-		s1=$(srv_ticks)
-		if [ -n "$t1" ]; then
-			add "untar-bucket|$kind" "$(calc "$t1 - $t0")" "$(calc "($s1 - $s0) / $TICK")"
-			add "untar-total|$kind" "$(calc "$T + $t1 - $t0")"
-			log "  $(printf '%-28s %8.2f s more until all %d are in the bucket' "untar.$kind.r$2" "$(calc "$t1 - $t0")" "$n_all")"
-		else
-			log "  untar.$kind.r$2: the bucket never got everything"
-		fi
-	fi
-	# 1 GiB write
-	n_all=$((n_all + 1)) bytes_all=$((bytes_all + BIGMB * 1048576))
+	mount_step untar "$NFILES" $((NFILES * FSIZE)) tar -xf "$TAR" -C "$mnt"
 	native_run "dd.native-$kind.r$2" dd dd if=/dev/zero of="$WORK/native/big.bin" bs=1M count="$BIGMB" conv=fsync
-	quiesce dd
-	s0=$(srv_ticks)
-	if timed "dd.$kind.r$2" dd if=/dev/zero of="$mnt/big.bin" bs=1M count="$BIGMB" conv=fsync; then
-		add "dd|$kind" "$T"
-		t0=$EPOCHREALTIME
-		if [ "$kind" = s3sync ]; then
-			wait_s3sync "$st" "$wd" "$b" "$n_all" "$bytes_all" && t1=$T_DONE || t1=
-		else
-			"$BT" waitobjs "$b" data "$n_all" "$bytes_all" "${TMO}s" && t1=$EPOCHREALTIME || t1=
-		fi
-		s1=$(srv_ticks)
-		if [ -n "$t1" ]; then
-			add "dd-bucket|$kind" "$(calc "$t1 - $t0")" "$(calc "($s1 - $s0) / $TICK")"
-			add "dd-total|$kind" "$(calc "$T + $t1 - $t0")"
-			log "  $(printf '%-28s %8.2f s more until it is in the bucket' "dd.$kind.r$2" "$(calc "$t1 - $t0")")"
-		else
-			log "  dd.$kind.r$2: the bucket never got it"
-		fi
-	fi
+	mount_step dd $((NFILES + 1)) $((NFILES * FSIZE + BIGMB * 1048576)) dd if=/dev/zero of="$mnt/big.bin" bs=1M count="$BIGMB" conv=fsync
 	unmount "$mnt" "$pid"
 	native_clean
 	rm -rf "$wd" "$WORK/rcache"
@@ -376,34 +363,34 @@ done
 # ---------------------------------------------------------------- latency
 LAT="n/a n/a"
 if section latency; then
-say "close()-to-visible latency through the s3sync mount (--settle 0s), $LATN files"
-b=latency mnt=$WORK/mnt-lat wd=$WORK/wd-lat
-mkdir -p "$mnt" "$wd"
-if "$BT" mb "$b"; then
-	MOUNTS+=("$mnt")
-	"$S3SYNC" mount --settle 0s --state-dir "$WORK/state-lat" "$wd" "$mnt" "s3://$b/data" --endpoint-url "$ENDPOINT" >"$WORK/mount.log" 2>&1 &
-	pid=$!
-	MOUNT_PIDS+=("$pid")
-	if wait_mounted "$mnt" "$pid"; then
-		if out=$("$BT" latency "$mnt" "$b" data "$LATN"); then LAT=$out; fi
-		log "  p50 and p99 in ms: $LAT"
-	else
-		log "  the mount did not come up"
-	fi
-	unmount "$mnt" "$pid"
+	say "close()-to-visible latency through the s3sync mount (--settle 0s), $LATN files"
+	b=latency mnt=$WORK/mnt-lat wd=$WORK/wd-lat
+	mkdir -p "$mnt" "$wd"
+	if "$BT" mb "$b"; then
+		MOUNTS+=("$mnt")
+		"$S3SYNC" mount --settle 0s --state-dir "$WORK/state-lat" "$wd" "$mnt" "s3://$b/data" --endpoint-url "$ENDPOINT" >"$WORK/mount.log" 2>&1 &
+		pid=$!
+		MOUNT_PIDS+=("$pid")
+		if wait_mounted "$mnt" "$pid"; then
+			if out=$("$BT" latency "$mnt" "$b" data "$LATN"); then LAT=$out; fi
+			log "  p50 and p99 in ms: $LAT"
+		else
+			log "  the mount did not come up"
+		fi
+		unmount "$mnt" "$pid"
 fi
 fi
 
 # ---------------------------------------------------------------- peak RSS
 RSS=n/a RSS_T=n/a
 if section rss; then
-say "peak RSS of s3sync reconcile of $RSSFILES empty files, local → S3"
-"$BT" gen "$WORK/many" "$RSSFILES" 100 0 2
-if "$BT" mb rss && timed "rss.s3sync" "$S3SYNC" reconcile --no-progress --only-show-errors "$WORK/many" s3://rss/data; then
-	RSS=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.1f", k / 1024 }')
-	RSS_T=$T
-	RSS_CPU=$SCPU
-	log "  peak RSS $RSS MiB"
+	say "peak RSS of s3sync reconcile of $RSSFILES empty files, local → S3"
+	"$BT" gen "$WORK/many" "$RSSFILES" 100 0 2
+	if "$BT" mb rss && timed "rss.s3sync" "$S3SYNC" reconcile --no-progress --only-show-errors "$WORK/many" s3://rss/data; then
+		RSS=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+		RSS_T=$T
+		RSS_CPU=$SCPU
+		log "  peak RSS $RSS MiB"
 fi
 rm -rf "$WORK/many"
 rmbucket rss
@@ -412,15 +399,15 @@ fi
 # ---------------------------------------------------------------- journal
 JOURNAL=n/a
 if section journal; then
-say "journal: records committed per second (go test -bench BenchmarkRecordCommit ./journal)"
-# A fixed count: with an open-ended b.Loop the recording can run far ahead of
-# the commits, and the benchmark's final Sync may then outlast its deadline.
-JOURNAL=$(go test -count=1 -run XXX -bench 'BenchmarkRecordCommit' -benchtime "${BENCH_JOURNAL_RECORDS:-300000}x" ./journal 2>&1 | tee "$WORK/journal.out" |
-	awk '/^BenchmarkRecordCommit/ { for (i = 2; i <= NF; i++) if ($i == "records/s") { n = $1; sub(/-[0-9]+$/, "", n); printf "%s%s %.0f records/s", sep, n, $(i - 1); sep = "; " } }
-	/^--- FAIL: BenchmarkRecordCommit/ { printf "%s%s FAILED", sep, $3; sep = "; " }')
-grep -q FAIL "$WORK/journal.out" && cp "$WORK/journal.out" "$OUT/logs/journal"
-[ -n "$JOURNAL" ] || { JOURNAL=n/a; cp "$WORK/journal.out" "$OUT/logs/journal"; }
-log "  $JOURNAL"
+	say "journal: records committed per second (go test -bench BenchmarkRecordCommit ./journal)"
+	# A fixed count: with an open-ended b.Loop the recording can run far ahead of
+	# the commits, and the benchmark's final Sync may then outlast its deadline.
+	JOURNAL=$(go test -count=1 -run XXX -bench 'BenchmarkRecordCommit' -benchtime "${BENCH_JOURNAL_RECORDS:-300000}x" ./journal 2>&1 | tee "$WORK/journal.out" |
+		awk '/^BenchmarkRecordCommit/ { for (i = 2; i <= NF; i++) if ($i == "records/s") { n = $1; sub(/-[0-9]+$/, "", n); printf "%s%s %.0f records/s", sep, n, $(i - 1); sep = "; " } }
+		/^--- FAIL: BenchmarkRecordCommit/ { printf "%s%s FAILED", sep, $3; sep = "; " }')
+	grep -q FAIL "$WORK/journal.out" && cp "$WORK/journal.out" "$OUT/logs/journal"
+	[ -n "$JOURNAL" ] || { JOURNAL=n/a; cp "$WORK/journal.out" "$OUT/logs/journal"; }
+	log "  $JOURNAL"
 fi
 
 # ---------------------------------------------------------------- report

@@ -24,7 +24,7 @@ start_server() {
 	export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 	unset AWS_PROFILE
 	"$S3SYNC_VERSITYGW" --port "127.0.0.1:$port" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" \
-		${S3SYNC_VERSITYGW_QUIET---quiet} --keep-alive posix "$root/gw" >"$root/server.log" 2>&1 &
+		--quiet --keep-alive posix "$root/gw" >"$root/server.log" 2>&1 &
 	SERVER_PID=$!
 	ENDPOINT="http://127.0.0.1:$port"
 	export AWS_ENDPOINT_URL=$ENDPOINT

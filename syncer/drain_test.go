@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
@@ -85,13 +86,13 @@ func (d *drainEnv) waitIdle(t *testing.T) {
 // a second upload; with --delete the old key goes.
 func TestDrainRenameIsServerSideCopy(t *testing.T) {
 	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
-	writeFile(t, d.workdir+"/dir/a.txt", strings.Repeat("a", 1000))
+	testfs.WriteFile(t, d.workdir+"/dir/a.txt", strings.Repeat("a", 1000))
 	d.j.Changed("dir/a.txt")
 	d.waitIdle(t)
 
 	os.Rename(d.workdir+"/dir", d.workdir+"/moved")
 	d.j.Renamed("dir", "moved", true)
-	writeFile(t, d.workdir+"/b.txt", "b")
+	testfs.WriteFile(t, d.workdir+"/b.txt", "b")
 	d.j.Changed("b.txt")
 	os.Rename(d.workdir+"/b.txt", d.workdir+"/c.txt")
 	d.j.Renamed("b.txt", "c.txt", false)
@@ -114,7 +115,7 @@ func TestDrainRenameIsServerSideCopy(t *testing.T) {
 // replaces a file takes the file's object away (--delete).
 func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
-	writeFile(t, d.workdir+"/x", "was a file")
+	testfs.WriteFile(t, d.workdir+"/x", "was a file")
 	d.j.Changed("x")
 	d.waitIdle(t)
 
@@ -125,7 +126,7 @@ func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 		d.j.Changed(dir)
 		for i := range 20 {
 			name := fmt.Sprintf("%s/f%02d", dir, i)
-			writeFile(t, d.workdir+"/"+name, name)
+			testfs.WriteFile(t, d.workdir+"/"+name, name)
 			d.j.Changed(name)
 		}
 	}
@@ -137,6 +138,9 @@ func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 	}
 	d.p.mu.Lock()
 	defer d.p.mu.Unlock()
+	if len(d.p.nputs) < 40 {
+		t.Fatalf("the proxy saw PUTs of %d keys, want at least the 40 files", len(d.p.nputs))
+	}
 	for path, n := range d.p.nputs {
 		if n != 1 {
 			t.Errorf("%s was sent %d times", path, n)
@@ -151,9 +155,9 @@ func TestDrainWaitsForWriters(t *testing.T) {
 	writing.Store(true)
 	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond,
 		Writing: func(p string) bool { return p == "open.bin" && writing.Load() }})
-	writeFile(t, d.workdir+"/open.bin", "half")
+	testfs.WriteFile(t, d.workdir+"/open.bin", "half")
 	d.j.Changed("open.bin")
-	writeFile(t, d.workdir+"/other.txt", "x")
+	testfs.WriteFile(t, d.workdir+"/other.txt", "x")
 	d.j.Changed("other.txt")
 	deadline := time.Now().Add(10 * time.Second)
 	for d.srv.Objects(t, d.bucket, "w/")["w/other.txt"] == 0 {
@@ -166,7 +170,7 @@ func TestDrainWaitsForWriters(t *testing.T) {
 	if n, ok := d.srv.Objects(t, d.bucket, "w/")["w/open.bin"]; ok {
 		t.Fatalf("open.bin was sent (%d bytes) while still open for writing", n)
 	}
-	writeFile(t, d.workdir+"/open.bin", "whole file")
+	testfs.WriteFile(t, d.workdir+"/open.bin", "whole file")
 	writing.Store(false)
 	d.dr.Kick()
 	d.waitIdle(t)

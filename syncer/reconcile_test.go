@@ -23,6 +23,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -103,16 +104,6 @@ func runSync(t *testing.T, r syncer.Remote, src, dst string, mod func(*syncer.Op
 	return sum, l.sorted()
 }
 
-func writeFile(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func readTree(t *testing.T, root string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -143,9 +134,9 @@ func equalLines(t *testing.T, what string, got []string, want ...string) {
 func TestScenario(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	writeFile(t, dir+"/a.txt", "alpha")
-	writeFile(t, dir+"/sub/b.txt", "bravo")
-	writeFile(t, dir+"/sub/deep/c.txt", "charlie")
+	testfs.WriteFile(t, dir+"/a.txt", "alpha")
+	testfs.WriteFile(t, dir+"/sub/b.txt", "bravo")
+	testfs.WriteFile(t, dir+"/sub/deep/c.txt", "charlie")
 	url := "s3://" + e.bucket + "/folder"
 
 	sum, lines := e.sync(dir, url, nil)
@@ -156,8 +147,8 @@ func TestScenario(t *testing.T) {
 		t.Errorf("re-sync right after a sync transferred: %q", lines)
 	}
 
-	writeFile(t, dir+"/a.txt", "alpha, longer")
-	writeFile(t, dir+"/new.txt", "new")
+	testfs.WriteFile(t, dir+"/a.txt", "alpha, longer")
+	testfs.WriteFile(t, dir+"/new.txt", "new")
 	os.Remove(dir + "/sub/b.txt")
 	_, lines = e.sync(dir, url, nil)
 	equalLines(t, "sync after changes", lines, "upload "+dir+"/a.txt", "upload "+dir+"/new.txt")
@@ -209,7 +200,7 @@ func TestSameSecondNoResend(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
 	for i := range 20 {
-		writeFile(t, fmt.Sprintf("%s/f%02d", dir, i), "x")
+		testfs.WriteFile(t, fmt.Sprintf("%s/f%02d", dir, i), "x")
 	}
 	url := "s3://" + e.bucket
 	e.sync(dir, url, nil)
@@ -228,7 +219,7 @@ func TestKeyOrderNames(t *testing.T) {
 	dir := t.TempDir()
 	names := []string{"a-b", "a.b", "a0", "a b", "a/x", "a/y-z", "a/y/z", "a~", "é", "ü/ö", "Z", "a+b", "a%41"}
 	for _, n := range names {
-		writeFile(t, dir+"/"+n, n)
+		testfs.WriteFile(t, dir+"/"+n, n)
 	}
 	url := "s3://" + e.bucket + "/p"
 	sum, _ := e.sync(dir, url, func(o *syncer.Options) { o.Delete = true })
@@ -252,10 +243,10 @@ func TestKeyOrderNames(t *testing.T) {
 func TestFiltersAndDryRun(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	writeFile(t, dir+"/keep.txt", "k")
-	writeFile(t, dir+"/debug.log", "l")
-	writeFile(t, dir+"/logs/x.log", "l")
-	writeFile(t, dir+"/logs/important.log", "i")
+	testfs.WriteFile(t, dir+"/keep.txt", "k")
+	testfs.WriteFile(t, dir+"/debug.log", "l")
+	testfs.WriteFile(t, dir+"/logs/x.log", "l")
+	testfs.WriteFile(t, dir+"/logs/important.log", "i")
 	url := "s3://" + e.bucket
 	filters := func(o *syncer.Options) {
 		o.Filters = &syncer.Filters{}
@@ -282,7 +273,7 @@ func TestFiltersAndDryRun(t *testing.T) {
 func TestSizeOnlyAndExactTimestamps(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	writeFile(t, dir+"/f", "one")
+	testfs.WriteFile(t, dir+"/f", "one")
 	url := "s3://" + e.bucket
 	e.sync(dir, url, nil)
 	future := time.Now().Add(time.Hour)
@@ -386,8 +377,8 @@ func TestStorageClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeFile(t, dir+"/small", "x")
-	writeFile(t, dir+"/large", strings.Repeat("L", 6<<20))
+	testfs.WriteFile(t, dir+"/small", "x")
+	testfs.WriteFile(t, dir+"/large", strings.Repeat("L", 6<<20))
 	url := "s3://" + e.bucket
 	sc := func(o *syncer.Options) { o.StorageClass = "STANDARD_IA" }
 	runSync(t, c, dir, url+"/up", sc)
@@ -439,7 +430,7 @@ func TestGlacierSkipped(t *testing.T) {
 func TestSpecialFilesAndSymlinks(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
-	writeFile(t, dir+"/real/file.txt", "r")
+	testfs.WriteFile(t, dir+"/real/file.txt", "r")
 	os.Symlink("real", dir+"/linkdir")
 	os.Symlink("real/file.txt", dir+"/linkfile")
 	os.Symlink("missing", dir+"/broken")
@@ -479,8 +470,8 @@ func TestKeyTooLong(t *testing.T) {
 	dir := t.TempDir()
 	long := strings.Repeat("d", 200) + "/" + strings.Repeat("e", 200) + "/" + strings.Repeat("f", 200) + "/" +
 		strings.Repeat("g", 200) + "/" + strings.Repeat("h", 200) + "/" + strings.Repeat("i", 100)
-	writeFile(t, dir+"/"+long, "x")
-	writeFile(t, dir+"/ok", "x")
+	testfs.WriteFile(t, dir+"/"+long, "x")
+	testfs.WriteFile(t, dir+"/ok", "x")
 	sum, lines := e.sync(dir, "s3://"+e.bucket+"/prefix", nil)
 	if sum.Uploaded != 1 || sum.Skipped != 1 {
 		t.Errorf("want 1 uploaded, 1 skipped: %+v %q", sum, lines)

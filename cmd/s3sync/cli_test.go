@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -26,8 +27,8 @@ func TestCLIReconcileUploadOutput(t *testing.T) {
 	ep := "--endpoint-url=" + srv.Endpoint
 	b := srv.NewBucket(t)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "a.txt"), "alpha")
-	writeFile(t, filepath.Join(dir, "sub", "b.txt"), "bravo!")
+	testfs.WriteFile(t, filepath.Join(dir, "a.txt"), "alpha")
+	testfs.WriteFile(t, filepath.Join(dir, "sub", "b.txt"), "bravo!")
 
 	// --dryrun shows what would happen and changes nothing.
 	r := s3sync(t, "reconcile", ep, "--dryrun", dir, "s3://"+b+"/pfx/")
@@ -73,7 +74,7 @@ func TestCLIQuietAndOnlyShowErrors(t *testing.T) {
 	ep := "--endpoint-url=" + srv.Endpoint
 	b := srv.NewBucket(t)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "a.txt"), "alpha")
+	testfs.WriteFile(t, filepath.Join(dir, "a.txt"), "alpha")
 
 	r := s3sync(t, "reconcile", ep, "--quiet", dir, "s3://"+b+"/")
 	wantCode(t, r, 0)
@@ -86,7 +87,7 @@ func TestCLIQuietAndOnlyShowErrors(t *testing.T) {
 
 	// --only-show-errors: a successful transfer prints nothing, a skipped
 	// FIFO prints its warning.
-	writeFile(t, filepath.Join(dir, "b.txt"), "bravo")
+	testfs.WriteFile(t, filepath.Join(dir, "b.txt"), "bravo")
 	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestCLISkippedExitsTwo(t *testing.T) {
 	t.Run("fifo", func(t *testing.T) {
 		b := srv.NewBucket(t)
 		dir := t.TempDir()
-		writeFile(t, filepath.Join(dir, "ok.txt"), "fine")
+		testfs.WriteFile(t, filepath.Join(dir, "ok.txt"), "fine")
 		if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -131,10 +132,10 @@ func TestCLISkippedExitsTwo(t *testing.T) {
 	t.Run("key over 1024 bytes", func(t *testing.T) {
 		b := srv.NewBucket(t)
 		dir := t.TempDir()
-		writeFile(t, filepath.Join(dir, "ok.txt"), "fine")
+		testfs.WriteFile(t, filepath.Join(dir, "ok.txt"), "fine")
 		seg := strings.Repeat("k", 250)
 		long := filepath.Join(dir, seg, seg, seg, seg, seg)
-		writeFile(t, long, "too deep")
+		testfs.WriteFile(t, long, "too deep")
 		r := s3sync(t, "reconcile", ep, dir, "s3://"+b+"/")
 		wantCode(t, r, 2)
 		wantLines(t, r, "upload: "+dir+"/ok.txt to s3://"+b+"/ok.txt")
@@ -190,7 +191,7 @@ func TestCLICannotRun(t *testing.T) {
 	srv := s3test.Get(t)
 	ep := "--endpoint-url=" + srv.Endpoint
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "a.txt"), "alpha")
+	testfs.WriteFile(t, filepath.Join(dir, "a.txt"), "alpha")
 	missing := "nosuchbucket" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()))
 
 	t.Run("missing bucket, upload", func(t *testing.T) {
@@ -235,7 +236,7 @@ func TestCLISecretsNeverPrinted(t *testing.T) {
 	b := srv.NewBucket(t)
 	srv.Put(t, b, "a.txt", "alpha", nil)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "up.txt"), "up")
+	testfs.WriteFile(t, filepath.Join(dir, "up.txt"), "up")
 	const wrong = "wrongSecretDoNotPrint0123456789abcdefXYZ"
 	env := []string{"AWS_SECRET_ACCESS_KEY=" + wrong}
 	for _, args := range [][]string{
@@ -269,7 +270,7 @@ func TestCLIFilterOrder(t *testing.T) {
 	ep := "--endpoint-url=" + srv.Endpoint
 	dir := t.TempDir()
 	for _, f := range []string{"a.txt", "b.log", "sub/c.txt", "sub/d.bin"} {
-		writeFile(t, filepath.Join(dir, f), f)
+		testfs.WriteFile(t, filepath.Join(dir, f), f)
 	}
 
 	// Last match wins across --exclude and --include.
@@ -516,8 +517,8 @@ func TestCLIProfile(t *testing.T) {
 	dir := t.TempDir()
 	config := filepath.Join(dir, "config")
 	creds := filepath.Join(dir, "credentials")
-	writeFile(t, config, "[profile clitest]\nregion = "+srv.Region+"\nendpoint_url = "+srv.Endpoint+"\n")
-	writeFile(t, creds, "[clitest]\naws_access_key_id = "+srv.AccessKey+"\naws_secret_access_key = "+srv.SecretKey+"\n")
+	testfs.WriteFile(t, config, "[profile clitest]\nregion = "+srv.Region+"\nendpoint_url = "+srv.Endpoint+"\n")
+	testfs.WriteFile(t, creds, "[clitest]\naws_access_key_id = "+srv.AccessKey+"\naws_secret_access_key = "+srv.SecretKey+"\n")
 	// Only the profile knows the keys and the endpoint.
 	env := []string{"AWS_CONFIG_FILE=" + config, "AWS_SHARED_CREDENTIALS_FILE=" + creds,
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"}

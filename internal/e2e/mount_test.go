@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 var bin string
@@ -235,16 +236,6 @@ func firstFew(s []string) []string {
 	return s
 }
 
-func write(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func run(t *testing.T, dir string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
@@ -261,12 +252,12 @@ func TestMountScenario(t *testing.T) {
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
 	mp := m.mountpoint
-	write(t, mp+"/README.md", "# notes\n")
-	write(t, mp+"/docs/draft.txt", "first draft\n")
+	testfs.WriteFile(t, mp+"/README.md", "# notes\n")
+	testfs.WriteFile(t, mp+"/docs/draft.txt", "first draft\n")
 	run(t, mp, "cp", "-a", "/etc/services", "docs/services")
 	run(t, mp, "sh", "-c", "echo 'appended' >> docs/draft.txt")
 	run(t, mp, "mkdir", "-p", "src/pkg")
-	write(t, mp+"/src/pkg/main.go", "package main\n")
+	testfs.WriteFile(t, mp+"/src/pkg/main.go", "package main\n")
 	r := m.waitDrained(60 * time.Second)
 	if r.LastUpload == nil || !r.Mounted {
 		t.Errorf("status after drain: %+v", r)
@@ -290,11 +281,11 @@ func TestMountEditorSaves(t *testing.T) {
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
 	mp := m.mountpoint
-	write(t, mp+"/vim.txt", "v1")
-	write(t, mp+"/emacs.txt", "e1")
-	write(t, mp+"/trunc.txt", "t1 long content")
-	write(t, mp+"/append.log", "line1\n")
-	write(t, mp+"/mmap.bin", strings.Repeat("\x00", 8192))
+	testfs.WriteFile(t, mp+"/vim.txt", "v1")
+	testfs.WriteFile(t, mp+"/emacs.txt", "e1")
+	testfs.WriteFile(t, mp+"/trunc.txt", "t1 long content")
+	testfs.WriteFile(t, mp+"/append.log", "line1\n")
+	testfs.WriteFile(t, mp+"/mmap.bin", strings.Repeat("\x00", 8192))
 	m.waitDrained(60 * time.Second)
 
 	// vim-style (backupcopy=no): rename the original to a backup, write a
@@ -337,7 +328,7 @@ func TestMountRenameDirectoryOf1000Files(t *testing.T) {
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
 	for i := range 1000 {
-		write(t, fmt.Sprintf("%s/before/f%04d.txt", m.mountpoint, i), fmt.Sprintf("file %d\n", i))
+		testfs.WriteFile(t, fmt.Sprintf("%s/before/f%04d.txt", m.mountpoint, i), fmt.Sprintf("file %d\n", i))
 	}
 	m.waitDrained(120 * time.Second)
 	m.bucketMatchesWorkdir()
@@ -352,14 +343,14 @@ func TestMountPicksUpOfflineEdits(t *testing.T) {
 	srv := s3test.Get(t)
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
-	write(t, m.mountpoint+"/keep.txt", "keep")
-	write(t, m.mountpoint+"/change.txt", "old")
-	write(t, m.mountpoint+"/remove.txt", "gone soon")
+	testfs.WriteFile(t, m.mountpoint+"/keep.txt", "keep")
+	testfs.WriteFile(t, m.mountpoint+"/change.txt", "old")
+	testfs.WriteFile(t, m.mountpoint+"/remove.txt", "gone soon")
 	m.waitDrained(60 * time.Second)
 	m.stop()
 
-	write(t, m.workdir+"/change.txt", "new content")
-	write(t, m.workdir+"/added/while/unmounted.txt", "hi")
+	testfs.WriteFile(t, m.workdir+"/change.txt", "new content")
+	testfs.WriteFile(t, m.workdir+"/added/while/unmounted.txt", "hi")
 	os.Remove(m.workdir + "/remove.txt")
 	m.start()
 	m.waitDrained(60 * time.Second)
@@ -373,7 +364,7 @@ func TestMountKill9DuringUntar(t *testing.T) {
 	src := t.TempDir()
 	for d := range 100 {
 		for f := range 100 {
-			write(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), fmt.Sprintf("%d/%d\n", d, f))
+			testfs.WriteFile(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), fmt.Sprintf("%d/%d\n", d, f))
 		}
 	}
 	tarball := filepath.Join(t.TempDir(), "tree.tar")
@@ -414,8 +405,8 @@ func TestMountServerOutage(t *testing.T) {
 	}
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
-	write(t, m.mountpoint+"/before.txt", "before")
-	write(t, m.mountpoint+"/edit.txt", "v1")
+	testfs.WriteFile(t, m.mountpoint+"/before.txt", "before")
+	testfs.WriteFile(t, m.mountpoint+"/edit.txt", "v1")
 	m.waitDrained(60 * time.Second)
 
 	srv.Pause()
@@ -433,8 +424,8 @@ func TestMountServerOutage(t *testing.T) {
 	})
 	// Keep working while the server is away: every edit must go through.
 	for i := 0; time.Since(down) < outage; i++ {
-		write(t, fmt.Sprintf("%s/offline/f%03d", m.mountpoint, i), fmt.Sprintf("written while offline %d", i))
-		write(t, m.mountpoint+"/edit.txt", fmt.Sprintf("v%d", i+2))
+		testfs.WriteFile(t, fmt.Sprintf("%s/offline/f%03d", m.mountpoint, i), fmt.Sprintf("written while offline %d", i))
+		testfs.WriteFile(t, m.mountpoint+"/edit.txt", fmt.Sprintf("v%d", i+2))
 		if i%10 == 5 {
 			os.Remove(fmt.Sprintf("%s/offline/f%03d", m.mountpoint, i-3))
 		}
@@ -463,7 +454,7 @@ func TestMountFailedListIsVisible(t *testing.T) {
 	if err := syscall.Mkfifo(m.mountpoint+"/pipe", 0o644); err != nil {
 		t.Fatal(err)
 	}
-	write(t, m.mountpoint+"/fine.txt", "ok")
+	testfs.WriteFile(t, m.mountpoint+"/fine.txt", "ok")
 	var r statusReport
 	m.waitFor("the FIFO in the failed list", 60*time.Second, func() bool {
 		r = m.status()
@@ -500,7 +491,7 @@ func TestMountDefaultStateDir(t *testing.T) {
 		}
 	}
 	m.start()
-	write(t, m.mountpoint+"/f.txt", "x")
+	testfs.WriteFile(t, m.mountpoint+"/f.txt", "x")
 	var out []byte
 	m.waitFor("status WORKDIR to report the file synced", 60*time.Second, func() bool {
 		var err error
@@ -533,7 +524,7 @@ func TestMountDrainOnExit(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket, "--drain-on-exit", "--settle", "1s")
 	m.start()
-	write(t, m.mountpoint+"/last-minute.txt", "saved just before shutdown")
+	testfs.WriteFile(t, m.mountpoint+"/last-minute.txt", "saved just before shutdown")
 	m.stop()
 	if got, _ := srv.Get(t, bucket, "data/last-minute.txt"); got != "saved just before shutdown" {
 		t.Errorf("object after --drain-on-exit: %q", got)
