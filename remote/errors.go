@@ -27,6 +27,9 @@ var (
 	ErrNotImplemented = errors.New("not implemented by this store")
 	ErrChanged        = errors.New("object changed during transfer")
 	ErrNoCredentials  = errors.New("no credentials found")
+	// ErrBadDigest: the body did not match the checksum sent with it (the
+	// file changed while it was read). Retrying can help.
+	ErrBadDigest = errors.New("body did not match its checksum")
 )
 
 // Error is an S3 failure with where it happened.
@@ -134,6 +137,8 @@ func classify(err error) error {
 			return ErrNotImplemented
 		case "PreconditionFailed":
 			return ErrChanged
+		case "BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum":
+			return ErrBadDigest
 		case "KeyTooLongError", "InvalidArgument", "InvalidRequest", "EntityTooLarge", "InvalidObjectName",
 			"InvalidStorageClass", "MetadataTooLarge", "InvalidBucketName", "MethodNotAllowed":
 			return ErrInvalidRequest
@@ -145,6 +150,8 @@ func classify(err error) error {
 			return ErrNotFound
 		case http.StatusNotImplemented:
 			return ErrNotImplemented
+		case http.StatusPreconditionFailed:
+			return ErrChanged
 		}
 		return nil
 	}

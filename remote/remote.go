@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,6 +42,11 @@ type Info struct {
 	// x-amz-meta-mtime; zero when the object has none.
 	Mtime    time.Time
 	Metadata map[string]string
+	// Checksum is the stored full-object CRC64NVME (base64), "" when the
+	// store keeps none; ChecksumType is FULL_OBJECT or COMPOSITE (a
+	// checksum of the parts' checksums, which says nothing of the whole).
+	Checksum     string
+	ChecksumType string
 }
 
 // PutOptions apply to uploads and copies.
@@ -48,6 +54,12 @@ type PutOptions struct {
 	StorageClass string    // "" leaves the store's default
 	Mtime        time.Time // stored as x-amz-meta-mtime when not zero
 	ContentType  string
+	// Check (uploads) is called once the body was hashed and before the
+	// object becomes visible; an error aborts the upload (see Upload).
+	Check func() error
+	// SourceETag (copies) makes the copy conditional: the source must still
+	// have this ETag (x-amz-copy-source-if-match), else ErrChanged.
+	SourceETag string
 }
 
 // Config selects credentials and endpoint the way the AWS CLI does.
@@ -78,6 +90,9 @@ type Client struct {
 	// payload SHA-256 that the signature would otherwise cover (and the
 	// server would verify). Over HTTPS the SDK already does this.
 	unsignedPayload bool
+	// md5Mode: the store refused CRC64NVME checksums, so bodies carry
+	// Content-MD5 instead.
+	md5Mode atomic.Bool
 }
 
 // isLoopback reports whether the endpoint URL names this machine.

@@ -107,10 +107,11 @@ func TestUploadDownloadRoundTrip(t *testing.T) {
 			data := make([]byte, size)
 			rand.Read(data)
 			key := fmt.Sprintf("dir/file-%d.txt", size)
-			etag, err := c.Upload(ctx, bucket, key, bytes.NewReader(data), int64(size), remote.PutOptions{Mtime: mtime})
+			up, err := c.Upload(ctx, bucket, key, bytes.NewReader(data), int64(size), remote.PutOptions{Mtime: mtime})
 			if err != nil {
 				t.Fatal(err)
 			}
+			etag := up.ETag
 			if etag == "" {
 				t.Error("no ETag")
 			}
@@ -190,7 +191,7 @@ func TestCopyKeepsMetadata(t *testing.T) {
 	if _, err := c.Upload(ctx, src, key, strings.NewReader("hello"), 5, remote.PutOptions{Mtime: mtime}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Copy(ctx, src, key, dst, "copied/"+key, 5, remote.PutOptions{}); err != nil {
+	if _, err := c.Copy(ctx, src, key, dst, "copied/"+key, 5, remote.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	body, meta := srv.Get(t, dst, "copied/"+key)

@@ -1,7 +1,9 @@
 package remote
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -47,85 +49,225 @@ func contentType(key string, o PutOptions) *string {
 	return nil
 }
 
+// Uploaded is what the store answered for a finished upload.
+type Uploaded struct {
+	ETag string
+	// Checksum is the full-object CRC64NVME the store verified and keeps
+	// (base64, as x-amz-checksum-crc64nvme shows it); "" in MD5 mode.
+	Checksum string
+}
+
+// smallBody is the size up to which a body is read into memory once,
+// hashed and sent from there, rather than read twice from the file.
+const smallBody = 1 << 20
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
+
 // Upload stores size bytes read from r at bucket/key, in one request below
-// the multipart threshold and in parallel parts above it. It returns the new
-// object's ETag.
-func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions) (string, error) {
-	if size >= c.cfg.MultipartThreshold {
-		etag, err := c.uploadMultipart(ctx, bucket, key, r, size, o)
-		return etag, wrap("upload", bucket, key, err)
+// the multipart threshold and in parallel parts above it.
+//
+// Every body is hashed before it is sent and its checksum travels in the
+// request's header (CRC64NVME where the store keeps it, else Content-MD5),
+// so the store refuses a body that differs from what was hashed
+// (ErrBadDigest): a file written to during the upload never becomes a mixed
+// object. o.Check, when set, is called once everything was hashed and before
+// the object becomes visible (before the PUT, or before
+// CompleteMultipartUpload); its error aborts the upload. The caller uses it
+// to make sure the file did not change between its parts.
+func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions) (Uploaded, error) {
+	for {
+		md5Mode := c.md5Mode.Load()
+		var (
+			up  Uploaded
+			err error
+		)
+		if size >= c.cfg.MultipartThreshold {
+			up, err = c.uploadMultipart(ctx, bucket, key, r, size, o, md5Mode)
+		} else {
+			up, err = c.putObject(ctx, bucket, key, r, size, o, md5Mode)
+		}
+		err = wrap("upload", bucket, key, err)
+		if err != nil && !md5Mode && checksumRefused(err) {
+			// A store without CRC64NVME: every S3 store checks
+			// Content-MD5. Remembered for the rest of the run.
+			c.md5Mode.Store(true)
+			continue
+		}
+		return up, err
 	}
-	out, err := c.s3.PutObject(ctx, &s3.PutObjectInput{
+}
+
+// checksumRefused reports whether the store refused the request for its
+// x-amz-checksum-crc64nvme header rather than for anything else.
+func checksumRefused(err error) bool {
+	if !errors.Is(err, ErrInvalidRequest) && !errors.Is(err, ErrNotImplemented) {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "checksum") || strings.Contains(msg, "crc64")
+}
+
+func (c *Client) putObject(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions, md5Mode bool) (Uploaded, error) {
+	var (
+		sum  bodySum
+		body io.Reader
+		err  error
+	)
+	if size <= smallBody {
+		bp := smallBufs.Get().(*[]byte)
+		defer smallBufs.Put(bp)
+		buf := (*bp)[:size]
+		if n, rerr := r.ReadAt(buf, 0); int64(n) != size {
+			if rerr == nil || rerr == io.EOF {
+				rerr = fmt.Errorf("file shrank while read: %d of %d bytes: %w", n, size, ErrBadDigest)
+			}
+			return Uploaded{}, rerr
+		}
+		sum = sumBytes(buf, md5Mode)
+		body = bytes.NewReader(buf)
+	} else {
+		bp := smallBufs.Get().(*[]byte)
+		sum, err = sumSection(r, 0, size, md5Mode, *bp)
+		smallBufs.Put(bp)
+		body = io.NewSectionReader(r, 0, size)
+	}
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if o.Check != nil {
+		if err := o.Check(); err != nil {
+			return Uploaded{}, err
+		}
+	}
+	in := &s3.PutObjectInput{
 		Bucket:        aws.String(bucket),
 		Key:           aws.String(key),
-		Body:          io.NewSectionReader(r, 0, size),
+		Body:          body,
 		ContentLength: aws.Int64(size),
 		ContentType:   contentType(key, o),
 		Metadata:      o.metadata(),
 		StorageClass:  types.StorageClass(o.StorageClass),
-	}, c.payloadOpts()...)
-	if err != nil {
-		return "", wrap("upload", bucket, key, err)
 	}
-	return aws.ToString(out.ETag), nil
+	sum.set(&in.ChecksumCRC64NVME, &in.ContentMD5)
+	out, err := c.s3.PutObject(ctx, in, c.payloadOpts()...)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	return Uploaded{ETag: aws.ToString(out.ETag), Checksum: aws.ToString(out.ChecksumCRC64NVME)}, nil
 }
 
-func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions) (string, error) {
-	create, err := c.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+// set fills a request's checksum header: CRC64NVME, or Content-MD5 in MD5
+// mode.
+func (s bodySum) set(crc, md5 **string) {
+	if s.md5 != nil {
+		*md5 = aws.String(base64.StdEncoding.EncodeToString(s.md5))
+		return
+	}
+	*crc = aws.String(EncodeCRC64(s.crc))
+}
+
+func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions, md5Mode bool) (Uploaded, error) {
+	in := &s3.CreateMultipartUploadInput{
 		Bucket:       aws.String(bucket),
 		Key:          aws.String(key),
 		ContentType:  contentType(key, o),
 		Metadata:     o.metadata(),
 		StorageClass: types.StorageClass(o.StorageClass),
-	})
+	}
+	if !md5Mode {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc64nvme
+		in.ChecksumType = types.ChecksumTypeFullObject
+	}
+	create, err := c.s3.CreateMultipartUpload(ctx, in)
 	if err != nil {
-		return "", err
+		return Uploaded{}, err
 	}
 	partSize := PartSizeFor(size, c.cfg.PartSize)
-	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (string, error) {
-		out, err := c.s3.UploadPart(ctx, &s3.UploadPartInput{
+	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (types.CompletedPart, error) {
+		bp := smallBufs.Get().(*[]byte)
+		sum, err := sumSection(r, off, length, md5Mode, *bp)
+		smallBufs.Put(bp)
+		if err != nil {
+			return types.CompletedPart{}, err
+		}
+		in := &s3.UploadPartInput{
 			Bucket:        aws.String(bucket),
 			Key:           aws.String(key),
 			UploadId:      create.UploadId,
 			PartNumber:    aws.Int32(n),
 			Body:          io.NewSectionReader(r, off, length),
 			ContentLength: aws.Int64(length),
-		}, c.payloadOpts()...)
-		if err != nil {
-			return "", err
 		}
-		return aws.ToString(out.ETag), nil
+		sum.set(&in.ChecksumCRC64NVME, &in.ContentMD5)
+		out, err := c.s3.UploadPart(ctx, in, c.payloadOpts()...)
+		if err != nil {
+			return types.CompletedPart{}, err
+		}
+		part := types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag, ChecksumCRC64NVME: in.ChecksumCRC64NVME}
+		return part, nil
 	})
-	return c.finishMultipart(ctx, bucket, key, create.UploadId, parts, err)
+	var full string
+	if err == nil && !md5Mode {
+		// The full-object CRC from the parts' CRCs: each part was hashed
+		// once, just before it was sent.
+		var crc uint64
+		for i, p := range parts {
+			pc, derr := decodeCRC64(aws.ToString(p.ChecksumCRC64NVME))
+			if derr != nil {
+				err = derr
+				break
+			}
+			length := min(partSize, size-int64(i)*partSize)
+			if i == 0 {
+				crc = pc
+			} else {
+				crc = crc64Combine(crc, pc, length)
+			}
+		}
+		full = EncodeCRC64(crc)
+	}
+	if err == nil && o.Check != nil {
+		err = o.Check()
+	}
+	complete := &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(bucket),
+		Key:             aws.String(key),
+		UploadId:        create.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if full != "" {
+		complete.ChecksumCRC64NVME = aws.String(full)
+		complete.ChecksumType = types.ChecksumTypeFullObject
+	}
+	etag, err := c.finishMultipart(ctx, complete, err)
+	return Uploaded{ETag: etag, Checksum: full}, err
 }
 
 // finishMultipart completes an upload whose parts all went through
 // (partsErr nil), and otherwise, or when completing fails, aborts it.
-func (c *Client) finishMultipart(ctx context.Context, bucket, key string, uploadID *string, parts []types.CompletedPart, partsErr error) (string, error) {
+func (c *Client) finishMultipart(ctx context.Context, in *s3.CompleteMultipartUploadInput, partsErr error) (string, error) {
 	err := partsErr
 	if err == nil {
 		var out *s3.CompleteMultipartUploadOutput
-		out, err = c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket:          aws.String(bucket),
-			Key:             aws.String(key),
-			UploadId:        uploadID,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
+		out, err = c.s3.CompleteMultipartUpload(ctx, in)
 		if err == nil {
 			return aws.ToString(out.ETag), nil
 		}
 	}
 	// Abort with a fresh context: the caller's may be the one cancelled,
-	// and an abandoned upload keeps costing storage.
-	c.s3.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), UploadId: uploadID,
+	// and an abandoned upload keeps costing storage. Bounded, so a hung
+	// endpoint does not hold the worker.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	c.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadId,
 	})
 	return "", err
 }
 
 // runParts runs do for each part of an object of size bytes, at most
 // PartConcurrency at a time, and returns the completed parts in order.
-func (c *Client) runParts(ctx context.Context, size, partSize int64, do func(ctx context.Context, n int32, off, length int64) (string, error)) ([]types.CompletedPart, error) {
+func (c *Client) runParts(ctx context.Context, size, partSize int64, do func(ctx context.Context, n int32, off, length int64) (types.CompletedPart, error)) ([]types.CompletedPart, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	count := int((size + partSize - 1) / partSize)
@@ -152,12 +294,12 @@ func (c *Client) runParts(ctx context.Context, size, partSize int64, do func(ctx
 			defer wg.Done()
 			defer func() { <-sem }()
 			n := int32(i + 1)
-			etag, err := do(ctx, n, off, length)
+			part, err := do(ctx, n, off, length)
 			if err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 				return
 			}
-			parts[i] = types.CompletedPart{PartNumber: aws.Int32(n), ETag: aws.String(etag)}
+			parts[i] = part
 		}()
 	}
 	wg.Wait()
@@ -172,9 +314,11 @@ func (c *Client) runParts(ctx context.Context, size, partSize int64, do func(ctx
 
 // Download writes bucket/key to w and returns what the GET answered. When
 // ifMatch is not empty the object must still have that ETag (ErrChanged
-// otherwise), so a listing and a download cannot disagree unnoticed.
+// otherwise), so a listing and a download cannot disagree unnoticed. A body
+// that does not match the object's stored full-object checksum fails
+// (the SDK checks it as it streams).
 func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io.Writer) (Info, error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled}
 	if ifMatch != "" {
 		in.IfMatch = aws.String(ifMatch)
 	}
@@ -190,16 +334,21 @@ func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io
 	if out.ContentLength != nil && n != *out.ContentLength {
 		return Info{}, wrap("download", bucket, key, fmt.Errorf("short body: %d of %d bytes", n, *out.ContentLength))
 	}
-	return newInfo(key, n, out.LastModified, out.ETag, out.StorageClass, out.Metadata), nil
+	info := newInfo(key, n, out.LastModified, out.ETag, out.StorageClass, out.Metadata)
+	info.Checksum, info.ChecksumType = aws.ToString(out.ChecksumCRC64NVME), string(out.ChecksumType)
+	return info, nil
 }
 
-// Head answers an object's size, times and metadata; ErrNotFound when absent.
+// Head answers an object's size, times, metadata and stored checksum;
+// ErrNotFound when absent.
 func (c *Client) Head(ctx context.Context, bucket, key string) (Info, error) {
-	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		return Info{}, wrap("head", bucket, key, err)
 	}
-	return newInfo(key, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.StorageClass, out.Metadata), nil
+	info := newInfo(key, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.StorageClass, out.Metadata)
+	info.Checksum, info.ChecksumType = aws.ToString(out.ChecksumCRC64NVME), string(out.ChecksumType)
+	return info, nil
 }
 
 // newInfo is what a GET or HEAD answered, with x-amz-meta-mtime read.
@@ -235,10 +384,13 @@ func copySource(bucket, key string) *string {
 
 // Copy copies srcBucket/srcKey (of size bytes) to dstBucket/dstKey on the
 // server, keeping its metadata (x-amz-meta-mtime included); above 5 GiB it
-// copies in parts.
-func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) error {
+// copies in parts. With o.SourceETag the copy happens only if the source
+// still has that ETag (ErrChanged otherwise), for single and multipart
+// copies alike. It returns the new object's ETag.
+func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) (string, error) {
 	if size > maxCopyPart {
-		return wrap("copy", dstBucket, dstKey, c.copyMultipart(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o))
+		etag, err := c.copyMultipart(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
+		return etag, wrap("copy", dstBucket, dstKey, err)
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:       aws.String(dstBucket),
@@ -246,20 +398,33 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 		CopySource:   copySource(srcBucket, srcKey),
 		StorageClass: types.StorageClass(o.StorageClass),
 	}
+	if o.SourceETag != "" {
+		in.CopySourceIfMatch = aws.String(o.SourceETag)
+	}
 	if !o.Mtime.IsZero() {
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.Metadata = o.metadata()
 		in.ContentType = contentType(dstKey, o)
 	}
-	_, err := c.s3.CopyObject(ctx, in)
-	return wrap("copy", dstBucket, dstKey, err)
+	out, err := c.s3.CopyObject(ctx, in)
+	if err != nil {
+		return "", wrap("copy", dstBucket, dstKey, err)
+	}
+	if out.CopyObjectResult == nil {
+		return "", nil
+	}
+	return aws.ToString(out.CopyObjectResult.ETag), nil
 }
 
-func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) error {
+func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) (string, error) {
 	// UploadPartCopy does not carry metadata over: read it first.
-	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(srcBucket), Key: aws.String(srcKey)})
+	hin := &s3.HeadObjectInput{Bucket: aws.String(srcBucket), Key: aws.String(srcKey)}
+	if o.SourceETag != "" {
+		hin.IfMatch = aws.String(o.SourceETag)
+	}
+	head, err := c.s3.HeadObject(ctx, hin)
 	if err != nil {
-		return err
+		return "", err
 	}
 	meta := head.Metadata
 	if !o.Mtime.IsZero() {
@@ -270,10 +435,10 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 		ContentType: head.ContentType, StorageClass: types.StorageClass(o.StorageClass),
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	partSize := PartSizeFor(size, 512<<20)
-	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (string, error) {
+	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (types.CompletedPart, error) {
 		out, err := c.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: aws.String(dstBucket), Key: aws.String(dstKey), UploadId: create.UploadId,
 			PartNumber: aws.Int32(n), CopySource: copySource(srcBucket, srcKey),
@@ -281,12 +446,14 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 			CopySourceIfMatch: head.ETag,
 		})
 		if err != nil {
-			return "", err
+			return types.CompletedPart{}, err
 		}
-		return aws.ToString(out.CopyPartResult.ETag), nil
+		return types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.CopyPartResult.ETag}, nil
 	})
-	_, err = c.finishMultipart(ctx, dstBucket, dstKey, create.UploadId, parts, err)
-	return err
+	return c.finishMultipart(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(dstBucket), Key: aws.String(dstKey), UploadId: create.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}, err)
 }
 
 // DeleteError is one key a batch delete could not remove.

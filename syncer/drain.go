@@ -78,10 +78,13 @@ type Drainer struct {
 	loc     remote.Location
 	opts    DrainOptions
 
-	mu         sync.Mutex
-	inflight   map[string]bool
-	notBefore  map[string]time.Time // per-path backoff
-	renames    int                  // renames in flight
+	mu        sync.Mutex
+	inflight  map[string]bool
+	notBefore map[string]time.Time // per-path backoff
+	// sources counts the in-flight records that may copy server-side from
+	// an old path (a rename's From): nothing may change the objects at or
+	// below such a path until the copy is done (see blocked).
+	sources    map[string]int
 	offline    bool
 	offlineErr error
 	pauseUntil time.Time // endpoint unreachable: wait before trying again
@@ -111,7 +114,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	}
 	return &Drainer{
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
-		inflight: map[string]bool{}, notBefore: map[string]time.Time{},
+		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{},
 		wake: make(chan struct{}, 1), workers: newWorkerPool(),
 	}
 }
@@ -211,25 +214,16 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		d.mu.Unlock()
 		return t
 	}
-	holdRemovals := d.renames > 0
 	d.mu.Unlock()
 	err := d.j.Pending(func(r journal.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
 		d.mu.Lock()
-		busy := d.inflight[r.Path]
+		busy := d.inflight[r.Path] || d.blocked(r.Path)
 		nb := d.notBefore[r.Path]
 		d.mu.Unlock()
 		if busy {
-			if r.Op == journal.OpRenamed {
-				holdRemovals = true
-			}
-			return true
-		}
-		if r.Op == journal.OpRemoved && holdRemovals {
-			// A rename dispatched earlier may still need the old path's
-			// object as its copy source.
 			return true
 		}
 		if ready := d.readyAt(r); now.Before(ready) {
@@ -260,9 +254,8 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		}
 		d.mu.Lock()
 		d.inflight[r.Path] = true
-		if r.Op == journal.OpRenamed {
-			d.renames++
-			holdRemovals = true
+		if r.From != "" {
+			d.sources[r.From]++
 		}
 		d.mu.Unlock()
 		wg.Add(1)
@@ -284,8 +277,10 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			d.handle(ctx, r, release)
 			d.mu.Lock()
 			delete(d.inflight, r.Path)
-			if r.Op == journal.OpRenamed {
-				d.renames--
+			if r.From != "" {
+				if d.sources[r.From]--; d.sources[r.From] == 0 {
+					delete(d.sources, r.From)
+				}
 			}
 			d.mu.Unlock()
 		})
@@ -295,6 +290,27 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		d.opts.Log.Error("read journal", "err", err)
 	}
 	return next
+}
+
+// blocked reports whether a record for path must wait because an in-flight
+// rename may still copy server-side from path, from a file below it, or
+// from a file inside a directory path names (whose removal would delete
+// it): a PUT, DELETE or copy there could overtake the copy. The copy is
+// conditional on the ETag the cache recorded anyway (a copy that lost the
+// race is refused and the file uploaded instead); holding back keeps that
+// rare. Called with d.mu held.
+func (d *Drainer) blocked(path string) bool {
+	for src := range d.sources {
+		if path == src || under(path, src) || under(src, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether p lies below the directory dir.
+func under(p, dir string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
 }
 
 // readyAt is when a record has settled: its path unchanged for the settle
@@ -540,18 +556,23 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		return nil // the remote already holds exactly this
 	}
 	if from != "" && from != rel {
-		if e, ok, _ := d.c.Get(from); ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
-			err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
-				remote.PutOptions{StorageClass: d.opts.StorageClass})
+		// A rename: copy server-side what the cache says the old key
+		// holds, if the file still has that size and mtime, and only if
+		// the old key still holds exactly that content (its ETag): a
+		// source rewritten since, or a cache entry lost in a crash, must
+		// not put the new bytes under this name.
+		if e, ok, _ := d.c.Get(from); ok && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+			etag, err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
+				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag})
 			if err == nil {
 				st.release()
-				e.Synced = time.Now()
+				e.ETag, e.Synced = etag, time.Now()
 				return d.cachePut(st, rel, e)
 			}
-			if !errors.Is(err, remote.ErrNotFound) {
+			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) {
 				return err
 			}
-			// The old object is gone after all: upload instead.
+			// The old object is gone or holds something else: upload.
 		}
 	}
 	res, err := UploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass)

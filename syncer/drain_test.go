@@ -32,6 +32,12 @@ type drainEnv struct {
 }
 
 func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
+	return newDrainEnvWith(t, opts, nil)
+}
+
+// newDrainEnvWith lets wrap put a decorator (delays, reordering) between
+// the drain loop and the real client.
+func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote) *drainEnv {
 	e := newEnv(t)
 	p := newProxy(t, e.srv.Endpoint)
 	client, err := remote.New(context.Background(), remote.Config{EndpointURL: p.url})
@@ -52,7 +58,11 @@ func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
 	}
 	d := &drainEnv{env: e, p: p, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
-	dr := syncer.NewDrainer(client, j, c, d.workdir, loc, opts)
+	var r syncer.Remote = client
+	if wrap != nil {
+		r = wrap(client)
+	}
+	dr := syncer.NewDrainer(r, j, c, d.workdir, loc, opts)
 	d.dr = dr
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel

@@ -14,15 +14,19 @@ import (
 type Remote interface {
 	// List calls fn for each object under prefix in key order.
 	List(ctx context.Context, bucket, prefix string, fn func(remote.Object) error) error
-	// Upload stores size bytes of r at key and returns its ETag.
-	Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o remote.PutOptions) (string, error)
+	// Upload stores size bytes of r at key, with a checksum the store
+	// verifies (remote.ErrBadDigest if the body changed on the way); o.Check
+	// runs before the object becomes visible.
+	Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o remote.PutOptions) (remote.Uploaded, error)
 	// Download writes the object to w; with ifMatch set, remote.ErrChanged
 	// if its ETag differs.
 	Download(ctx context.Context, bucket, key, ifMatch string, w io.Writer) (remote.Info, error)
 	// Head returns an object's metadata, remote.ErrNotFound if absent.
 	Head(ctx context.Context, bucket, key string) (remote.Info, error)
-	// Copy copies an object server-side, keeping its metadata.
-	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o remote.PutOptions) error
+	// Copy copies an object server-side, keeping its metadata, and returns
+	// the new ETag; with o.SourceETag, remote.ErrChanged if the source no
+	// longer has it.
+	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o remote.PutOptions) (string, error)
 	// Delete removes keys in batches; failed keys are returned.
 	Delete(ctx context.Context, bucket string, keys []string) ([]remote.DeleteError, error)
 }

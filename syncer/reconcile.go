@@ -415,8 +415,8 @@ func (rc *run) transfer(s, d entry, exists bool, localPath string) {
 				rc.c.downloaded.Add(1)
 			}
 		case Copy:
-			err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size,
-				remote.PutOptions{StorageClass: rc.opts.StorageClass})
+			_, err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size,
+				remote.PutOptions{StorageClass: rc.opts.StorageClass, SourceETag: s.etag})
 			if err == nil {
 				rc.c.copied.Add(1)
 			}

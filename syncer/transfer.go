@@ -32,19 +32,44 @@ type UploadResult struct {
 	ETag  string
 }
 
-// UploadFile sends the current content of path to bucket/key and checks
-// that the file did not change while it was read (size or mtime); if it
-// did, it tries again, up to three times.
+// UploadFile sends the current content of path to bucket/key. The object
+// only ever holds content the file really had at one moment: the body is
+// hashed before it is sent and the store refuses a body that differs, and
+// the file must not have changed (size, mtime, ctime, inode) between the
+// first read and the moment the object becomes visible. A file that changed
+// is tried again, up to three times (ErrKeepsChanging).
 func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
-	var lastErr error
 	for range 3 {
 		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass)
 		if err != nil || !changed {
 			return res, err
 		}
-		lastErr = ErrKeepsChanging
 	}
-	return UploadResult{}, lastErr
+	return UploadResult{}, ErrKeepsChanging
+}
+
+// errChangedWhileRead aborts an upload whose file changed.
+var errChangedWhileRead = errors.New("file changed while it was read")
+
+// fileState is what tells whether a file changed: any write moves mtime and
+// ctime, a replacement changes the inode.
+type fileState struct {
+	size         int64
+	mtime, ctime time.Time
+	ino, dev     uint64
+}
+
+func statOf(f *os.File) (fileState, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fileState{}, &fs.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return fileState{
+		size:  st.Size,
+		mtime: time.Unix(st.Mtim.Unix()),
+		ctime: time.Unix(st.Ctim.Unix()),
+		ino:   st.Ino, dev: uint64(st.Dev),
+	}, nil
 }
 
 func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, bool, error) {
@@ -53,23 +78,38 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		return UploadResult{}, false, err
 	}
 	defer f.Close()
-	before, err := f.Stat()
+	info, err := f.Stat()
 	if err != nil {
 		return UploadResult{}, false, err
 	}
-	if !before.Mode().IsRegular() {
-		return UploadResult{}, false, fmt.Errorf("%s is not a regular file", kindOf(before.Mode()))
+	if !info.Mode().IsRegular() {
+		return UploadResult{}, false, fmt.Errorf("%s is not a regular file", kindOf(info.Mode()))
 	}
-	etag, err := r.Upload(ctx, bucket, key, f, before.Size(), remote.PutOptions{StorageClass: storageClass, Mtime: before.ModTime()})
+	before, err := statOf(f)
 	if err != nil {
 		return UploadResult{}, false, err
 	}
-	after, err := f.Stat()
+	check := func() error {
+		now, err := statOf(f)
+		if err != nil {
+			return err
+		}
+		if now != before {
+			return errChangedWhileRead
+		}
+		return nil
+	}
+	up, err := r.Upload(ctx, bucket, key, f, before.size, remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check})
+	if errors.Is(err, errChangedWhileRead) || errors.Is(err, remote.ErrBadDigest) {
+		return UploadResult{}, true, nil
+	}
 	if err != nil {
 		return UploadResult{}, false, err
 	}
-	changed := after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime())
-	return UploadResult{Size: before.Size(), Mtime: before.ModTime(), ETag: etag}, changed, nil
+	// Changed after the object became visible: the object holds what the
+	// file had when it was hashed, but that is no longer the file.
+	changed := check() != nil
+	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, changed, nil
 }
 
 // errUnsafeKey marks keys that would land outside the destination.

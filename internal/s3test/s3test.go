@@ -335,3 +335,13 @@ func envOr(k, def string) string {
 	}
 	return def
 }
+
+// MultipartUploads counts the unfinished multipart uploads in bucket.
+func (s *Server) MultipartUploads(t testing.TB, bucket string) int {
+	t.Helper()
+	out, err := s.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatalf("list multipart uploads: %v", err)
+	}
+	return len(out.Uploads)
+}

@@ -1,0 +1,134 @@
+package syncer_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+// slowRemote delays server-side copies before they reach the store, as a
+// slow or congested connection would, and logs the order in which requests
+// start and end.
+type slowRemote struct {
+	syncer.Remote
+	copyDelay time.Duration
+
+	mu  sync.Mutex
+	log []string
+}
+
+func (s *slowRemote) note(what string) {
+	s.mu.Lock()
+	s.log = append(s.log, what)
+	s.mu.Unlock()
+}
+
+func (s *slowRemote) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o remote.PutOptions) (string, error) {
+	s.note("copy start " + srcKey)
+	time.Sleep(s.copyDelay)
+	etag, err := s.Remote.Copy(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
+	s.note("copy end " + srcKey)
+	return etag, err
+}
+
+func (s *slowRemote) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o remote.PutOptions) (remote.Uploaded, error) {
+	s.note("put start " + key)
+	return s.Remote.Upload(ctx, bucket, key, r, size, o)
+}
+
+func (s *slowRemote) Delete(ctx context.Context, bucket string, keys []string) ([]remote.DeleteError, error) {
+	for _, k := range keys {
+		s.note("delete start " + k)
+	}
+	return s.Remote.Delete(ctx, bucket, keys)
+}
+
+// index is where what first appears in the log, -1 if never.
+func (s *slowRemote) index(what string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, l := range s.log {
+		if l == what {
+			return i
+		}
+	}
+	return -1
+}
+
+// The bug this guards: rename f → g became a server-side copy that ran
+// after f had been written again, so g in the bucket got the new f. With
+// the copy delayed on its way to the store, the new f's upload must not
+// overtake it, for a file and for a file inside a renamed directory.
+func TestDrainRenameCopyNotOvertaken(t *testing.T) {
+	var sr *slowRemote
+	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
+		sr = &slowRemote{Remote: r, copyDelay: 300 * time.Millisecond}
+		return sr
+	})
+	old := strings.Repeat("old", 100)
+	testfs.WriteFile(t, d.workdir+"/f", old)
+	testfs.WriteFile(t, d.workdir+"/dir/x", old)
+	d.j.Changed("f")
+	d.j.Changed("dir/x")
+	d.waitIdle(t)
+	sr.mu.Lock()
+	sr.log = nil
+	sr.mu.Unlock()
+
+	os.Rename(d.workdir+"/f", d.workdir+"/g")
+	d.j.Renamed("f", "g", false)
+	testfs.WriteFile(t, d.workdir+"/f", "new f")
+	d.j.Changed("f")
+	os.Rename(d.workdir+"/dir", d.workdir+"/moved")
+	d.j.Renamed("dir", "moved", true)
+	testfs.WriteFile(t, d.workdir+"/dir/x", "new dir/x")
+	d.j.Changed("dir")
+	d.j.Changed("dir/x")
+	d.waitIdle(t)
+
+	for key, want := range map[string]string{"w/g": old, "w/moved/x": old, "w/f": "new f", "w/dir/x": "new dir/x"} {
+		if got, _ := d.srv.Get(t, d.bucket, key); got != want {
+			t.Errorf("%s holds %q, want %q", key, got, want)
+		}
+	}
+	for _, src := range []string{"w/f", "w/dir/x"} {
+		end, put := sr.index("copy end "+src), sr.index("put start "+src)
+		if end < 0 || put < end {
+			t.Errorf("the PUT of %s (log position %d) overtook the copy from it (ended at %d): %q", src, put, end, sr.log)
+		}
+	}
+}
+
+// After a crash between an upload and its cache entry's commit, the cache
+// still holds the old ETag while the bucket holds new bytes under the old
+// name: the rename's copy must be refused (copy-source-if-match) and the
+// file uploaded from WORKDIR instead.
+func TestDrainRenameCopyIsConditional(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	old := strings.Repeat("o", 500)
+	testfs.WriteFile(t, d.workdir+"/f", old)
+	d.j.Changed("f")
+	d.waitIdle(t)
+	// The new f reached the bucket, but its cache entry was lost.
+	d.srv.Put(t, d.bucket, "w/f", strings.Repeat("N", 500), nil)
+
+	os.Rename(d.workdir+"/f", d.workdir+"/g")
+	d.j.Renamed("f", "g", false)
+	d.waitIdle(t)
+	if got, _ := d.srv.Get(t, d.bucket, "w/g"); got != old {
+		t.Errorf("g holds %.20q…, want the renamed file's own bytes %.20q…", got, old)
+	}
+	d.p.mu.Lock()
+	defer d.p.mu.Unlock()
+	if kind := d.p.puts["/"+d.bucket+"/w/g"]; kind != "put" {
+		t.Errorf("g was last sent as %q, want an upload after the refused copy", kind)
+	}
+}
