@@ -64,6 +64,13 @@ type Options struct {
 	// OnWritersClosed, if set, is called when the last handle that could
 	// change a file is released (see Mounted.Writing). It must not block.
 	OnWritersClosed func()
+	// OpenWriterInterval is how often files open for writing are looked
+	// at and, if they changed since their last record, recorded Changed,
+	// so a file written for hours (a log, a long job's output) is backed
+	// up while it stays open, not only at close. Under passthrough its
+	// writes are not seen one by one, so nothing else would record them.
+	// Zero means 5s; negative turns it off.
+	OpenWriterInterval time.Duration
 }
 
 // Mounted is a running mount: the go-fuse server, and what the syncer may
@@ -149,10 +156,15 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 	}
 	// The kernel may drop pending RELEASEs when the mount goes away;
 	// close (and report) what it left open once serving has stopped.
+	stop := make(chan struct{})
 	go func() {
 		srv.Wait()
+		close(stop)
 		m.releaseAll()
 	}()
+	if every := openWriterInterval(opts.OpenWriterInterval); every > 0 {
+		go m.watchOpenWriters(every, stop)
+	}
 	ks := srv.KernelSettings()
 	m.kernelPassthrough = ks.Flags64()&fuse.CAP_PASSTHROUGH != 0 && os.Geteuid() == 0
 	slog.Debug("fs: mounted", "workdir", abs, "mountpoint", mountpoint,
@@ -185,6 +197,13 @@ func killPriv(allowOther bool) uint64 {
 		return 0
 	}
 	return fuse.CAP_HANDLE_KILLPRIV
+}
+
+func openWriterInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Second
+	}
+	return d
 }
 
 func timeout(d time.Duration) time.Duration {

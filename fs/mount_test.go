@@ -328,3 +328,36 @@ func TestWriting(t *testing.T) {
 		})
 	}
 }
+
+// A file kept open for writing is recorded while it stays open, each time
+// it changed since it was last recorded, and not again while it does not
+// change.
+func TestOpenWriterRecorded(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode.name, func(t *testing.T) {
+			o := mode.opts
+			o.OpenWriterInterval = 50 * time.Millisecond
+			tm := newMount(t, o)
+			f, err := os.Create(tm.path("app.log"))
+			must(t, err)
+			defer f.Close()
+			tm.rec.take()
+			for round := range 2 {
+				_, err = f.WriteString("a line\n")
+				must(t, err)
+				poll(t, 5*time.Second, "a record of the open file", func() bool {
+					for _, c := range tm.rec.take() {
+						if c == changed("app.log") {
+							return true
+						}
+					}
+					return false
+				})
+				time.Sleep(200 * time.Millisecond) // four intervals with no write
+				if calls := tm.rec.take(); len(calls) != 0 {
+					t.Errorf("round %d: unchanged open file recorded again: %v", round, calls)
+				}
+			}
+		})
+	}
+}

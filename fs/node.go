@@ -73,6 +73,32 @@ func (m *mountState) untrack(r releaser) bool {
 	return ok
 }
 
+// watchOpenWriters reports, every interval until stop, each file open for
+// writing that changed since its handle last reported it (one fstat per
+// writable handle).
+func (m *mountState) watchOpenWriters(every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		m.openMu.Lock()
+		var hs []*fileHandle
+		for r := range m.open {
+			if h, ok := r.(*fileHandle); ok && h.mayChange {
+				hs = append(hs, h)
+			}
+		}
+		m.openMu.Unlock()
+		for _, h := range hs {
+			h.report(false)
+		}
+	}
+}
+
 // releaseAll releases the handles still open once the server has stopped:
 // no request can reach them any more.
 func (m *mountState) releaseAll() {

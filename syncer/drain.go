@@ -64,6 +64,10 @@ type DrainOptions struct {
 	// could send it half-written (dd's first record is at its dup2, before
 	// any data). Call Kick when a file is closed.
 	Writing func(path string) bool
+	// OpenFileLag bounds that wait (default 25s, at most MaxLag): with the
+	// mount recording open files that changed every 5s, a file kept open
+	// for writing is backed up at least every 30s.
+	OpenFileLag time.Duration
 }
 
 // Drainer sends the journal's pending changes to the bucket in the
@@ -109,6 +113,10 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	if opts.MaxLag <= 0 {
 		opts.MaxLag = max(30*time.Second, 10*opts.Settle)
 	}
+	if opts.OpenFileLag <= 0 {
+		opts.OpenFileLag = 25 * time.Second
+	}
+	opts.OpenFileLag = min(opts.OpenFileLag, opts.MaxLag)
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -237,11 +245,11 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			later(nb)
 			return true
 		}
-		if d.opts.Writing != nil && r.Op != journal.OpRemoved && now.Before(r.First.Add(d.opts.MaxLag)) && d.opts.Writing(r.Path) {
+		if d.opts.Writing != nil && r.Op != journal.OpRemoved && now.Before(r.First.Add(d.opts.OpenFileLag)) && d.opts.Writing(r.Path) {
 			// Kick brings us back when it is closed; look again anyway
-			// after a settle delay, and at MaxLag at the latest.
+			// after a settle delay, and at OpenFileLag at the latest.
 			again := now.Add(max(d.opts.Settle, 100*time.Millisecond))
-			if lag := r.First.Add(d.opts.MaxLag); lag.Before(again) {
+			if lag := r.First.Add(d.opts.OpenFileLag); lag.Before(again) {
 				again = lag
 			}
 			later(again)

@@ -211,3 +211,21 @@ func TestDrainFileThatKeepsChanging(t *testing.T) {
 		t.Error("a file appended to every 50ms was never sent")
 	}
 }
+
+// A file that stays open for writing is not held back for ever: once its
+// oldest unsent change is OpenFileLag old it is sent while still open (the
+// mount keeps recording it while it changes).
+func TestDrainSendsFileStillOpen(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, OpenFileLag: 300 * time.Millisecond,
+		Writing: func(p string) bool { return true }})
+	testfs.WriteFile(t, d.workdir+"/job.out", "first hour of output")
+	start := time.Now()
+	d.j.Changed("job.out")
+	d.waitIdle(t)
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("sent after %v, before OpenFileLag", took)
+	}
+	if got, _ := d.srv.Get(t, d.bucket, "w/job.out"); got != "first hour of output" {
+		t.Errorf("bucket holds %q", got)
+	}
+}
