@@ -37,7 +37,8 @@ type UploadResult struct {
 // hashed before it is sent and the store refuses a body that differs, and
 // the file must not have changed (size, mtime, ctime, inode) between the
 // first read and the moment the object becomes visible. A file that changed
-// is tried again, up to three times (ErrKeepsChanging).
+// is tried again, up to three times, and then sent from a reflink snapshot
+// where its filesystem can make one; otherwise ErrKeepsChanging.
 func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
 	for range 3 {
 		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass)
@@ -45,7 +46,11 @@ func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 			return res, err
 		}
 	}
-	return UploadResult{}, ErrKeepsChanging
+	res, err := uploadSnapshot(ctx, r, path, bucket, key, storageClass)
+	if errors.Is(err, errNoSnapshot) {
+		return UploadResult{}, ErrKeepsChanging
+	}
+	return res, err
 }
 
 // errChangedWhileRead aborts an upload whose file changed.

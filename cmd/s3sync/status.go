@@ -39,6 +39,9 @@ type report struct {
 	InFlight            int           `json:"in_flight"`
 	Failed              []failedEntry `json:"failed"`
 	Retrying            []failedEntry `json:"retrying"`
+	// KeepsChanging: files changed during every attempt to send them, on
+	// a filesystem that cannot snapshot them; unsynced since Since.
+	KeepsChanging []failedEntry `json:"keeps_changing"`
 	LastUpload          *time.Time    `json:"last_upload,omitempty"`
 	Offline             bool          `json:"offline"`
 	OfflineError        string        `json:"offline_error,omitempty"`
@@ -62,7 +65,7 @@ const pendingStatLimit = 1000
 func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, LastError: live.LastError, InFlight: live.InFlight,
-		Failed: []failedEntry{}, Retrying: []failedEntry{}}
+		Failed: []failedEntry{}, Retrying: []failedEntry{}, KeepsChanging: []failedEntry{}}
 	if mounted {
 		rep.PID = info.PID
 		// Changes recorded a moment ago may still be queued for the next
@@ -75,7 +78,12 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 	statted := 0
 	err := j.Pending(func(r journal.Record) bool {
 		rep.Pending++
-		if r.Attempts > 0 && len(rep.Retrying) < 100 {
+		switch {
+		case r.Attempts > 0 && r.Err == syncer.ErrKeepsChanging.Error():
+			if len(rep.KeepsChanging) < 100 {
+				rep.KeepsChanging = append(rep.KeepsChanging, failedEntry{Path: r.Path, Op: r.Op.String(), Error: r.Err, Since: r.First, Attempts: r.Attempts})
+			}
+		case r.Attempts > 0 && len(rep.Retrying) < 100:
 			rep.Retrying = append(rep.Retrying, failedEntry{Path: r.Path, Op: r.Op.String(), Error: r.Err, Since: r.ErrTime, Attempts: r.Attempts})
 		}
 		if oldest.IsZero() || r.First.Before(oldest) {
@@ -280,6 +288,16 @@ func printReport(r report) {
 				break
 			}
 			fmt.Printf("    %s: %s (%d attempts)\n", f.Path, f.Error, f.Attempts)
+		}
+	}
+	if len(r.KeepsChanging) > 0 {
+		fmt.Printf("  keeps changing: %d (written to during every upload; sent once left alone for a moment)\n", len(r.KeepsChanging))
+		for i, f := range r.KeepsChanging {
+			if i == 5 {
+				fmt.Printf("    …\n")
+				break
+			}
+			fmt.Printf("    %s: not in the bucket as it is now for %s\n", f.Path, time.Since(f.Since).Round(time.Second))
 		}
 	}
 	if len(r.Failed) == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,5 +49,48 @@ func TestStatusPendingBytes(t *testing.T) {
 					rep.Pending, rep.PendingBytes, rep.PendingBytesPartial, n+1, 10*min(n, pendingStatLimit), partial)
 			}
 		})
+	}
+}
+
+// A file that kept changing during every upload is shown as such, with how
+// long it has been out of date, apart from ordinary retries.
+func TestStatusKeepsChanging(t *testing.T) {
+	db, err := journal.OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	j.Changed("vm.img")
+	j.Changed("other")
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = j.Pending(func(r journal.Record) bool {
+		cause := syncer.ErrKeepsChanging
+		if r.Path == "other" {
+			cause = errors.New("503 SlowDown")
+		}
+		if err := j.Retry(r, cause); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, j, false, syncer.State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.KeepsChanging) != 1 || rep.KeepsChanging[0].Path != "vm.img" || rep.KeepsChanging[0].Since.IsZero() {
+		t.Errorf("keeps_changing = %+v, want vm.img with its age", rep.KeepsChanging)
+	}
+	if len(rep.Retrying) != 1 || rep.Retrying[0].Path != "other" {
+		t.Errorf("retrying = %+v, want only other", rep.Retrying)
 	}
 }
