@@ -42,10 +42,10 @@ type report struct {
 	// KeepsChanging: files changed during every attempt to send them, on
 	// a filesystem that cannot snapshot them; unsynced since Since.
 	KeepsChanging []failedEntry `json:"keeps_changing"`
-	LastUpload          *time.Time    `json:"last_upload,omitempty"`
-	Offline             bool          `json:"offline"`
-	OfflineError        string        `json:"offline_error,omitempty"`
-	LastError           string        `json:"last_error,omitempty"`
+	LastUpload    *time.Time    `json:"last_upload,omitempty"`
+	Offline       bool          `json:"offline"`
+	OfflineError  string        `json:"offline_error,omitempty"`
+	LastError     string        `json:"last_error,omitempty"`
 }
 
 type failedEntry struct {
