@@ -57,6 +57,15 @@ type PutOptions struct {
 	// Check (uploads) is called once the body was hashed and before the
 	// object becomes visible; an error aborts the upload (see Upload).
 	Check func() error
+	// ResumeID (multipart uploads) continues an earlier upload of the same
+	// content: its finished parts whose size and checksum match are not
+	// sent again. An upload id the store no longer knows starts afresh.
+	ResumeID string
+	// OnCreate (multipart uploads) is called with the new upload's id
+	// before any part is sent, so the caller can keep it for a resume.
+	// With OnCreate set, an upload cut off by cancellation is left for
+	// resuming rather than aborted.
+	OnCreate func(uploadID string) error
 	// SourceETag (copies) makes the copy conditional: the source must still
 	// have this ETag (x-amz-copy-source-if-match), else ErrChanged.
 	SourceETag string

@@ -167,22 +167,35 @@ func (s bodySum) set(crc, md5 **string) {
 }
 
 func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions, md5Mode bool) (Uploaded, error) {
-	in := &s3.CreateMultipartUploadInput{
-		Bucket:       aws.String(bucket),
-		Key:          aws.String(key),
-		ContentType:  contentType(key, o),
-		Metadata:     o.metadata(),
-		StorageClass: types.StorageClass(o.StorageClass),
-	}
-	if !md5Mode {
-		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc64nvme
-		in.ChecksumType = types.ChecksumTypeFullObject
-	}
-	create, err := c.s3.CreateMultipartUpload(ctx, in)
+	partSize := PartSizeFor(size, c.cfg.PartSize)
+	uploadID, done, err := c.resumable(ctx, bucket, key, o.ResumeID)
 	if err != nil {
 		return Uploaded{}, err
 	}
-	partSize := PartSizeFor(size, c.cfg.PartSize)
+	if uploadID == nil {
+		in := &s3.CreateMultipartUploadInput{
+			Bucket:       aws.String(bucket),
+			Key:          aws.String(key),
+			ContentType:  contentType(key, o),
+			Metadata:     o.metadata(),
+			StorageClass: types.StorageClass(o.StorageClass),
+		}
+		if !md5Mode {
+			in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc64nvme
+			in.ChecksumType = types.ChecksumTypeFullObject
+		}
+		create, err := c.s3.CreateMultipartUpload(ctx, in)
+		if err != nil {
+			return Uploaded{}, err
+		}
+		uploadID = create.UploadId
+		if o.OnCreate != nil {
+			if err := o.OnCreate(aws.ToString(uploadID)); err != nil {
+				c.abort(ctx, bucket, key, uploadID)
+				return Uploaded{}, err
+			}
+		}
+	}
 	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (types.CompletedPart, error) {
 		bp := smallBufs.Get().(*[]byte)
 		sum, err := sumSection(r, off, length, md5Mode, *bp)
@@ -190,10 +203,14 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 		if err != nil {
 			return types.CompletedPart{}, err
 		}
+		if p, ok := done[n]; ok && aws.ToInt64(p.Size) == length && !md5Mode && aws.ToString(p.ChecksumCRC64NVME) == EncodeCRC64(sum.crc) {
+			// Sent before an interruption, and the same bytes.
+			return types.CompletedPart{PartNumber: aws.Int32(n), ETag: p.ETag, ChecksumCRC64NVME: p.ChecksumCRC64NVME}, nil
+		}
 		in := &s3.UploadPartInput{
 			Bucket:        aws.String(bucket),
 			Key:           aws.String(key),
-			UploadId:      create.UploadId,
+			UploadId:      uploadID,
 			PartNumber:    aws.Int32(n),
 			Body:          io.NewSectionReader(r, off, length),
 			ContentLength: aws.Int64(length),
@@ -232,15 +249,52 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 	complete := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(bucket),
 		Key:             aws.String(key),
-		UploadId:        create.UploadId,
+		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	}
 	if full != "" {
 		complete.ChecksumCRC64NVME = aws.String(full)
 		complete.ChecksumType = types.ChecksumTypeFullObject
 	}
+	if err != nil && ctx.Err() != nil && o.OnCreate != nil {
+		// Cut off (shutting down): leave it for the caller to resume.
+		return Uploaded{}, err
+	}
 	etag, err := c.finishMultipart(ctx, complete, err)
 	return Uploaded{ETag: etag, Checksum: full}, err
+}
+
+// resumable lists the finished parts of upload id, if the store still has
+// it; a nil id means start afresh.
+func (c *Client) resumable(ctx context.Context, bucket, key, id string) (*string, map[int32]types.Part, error) {
+	if id == "" {
+		return nil, nil, nil
+	}
+	done := map[int32]types.Part{}
+	p := s3.NewListPartsPaginator(c.s3, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if errors.Is(wrap("", "", "", err), ErrNotFound) {
+			return nil, nil, nil // NoSuchUpload: completed, aborted or expired
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, part := range page.Parts {
+			done[aws.ToInt32(part.PartNumber)] = part
+		}
+	}
+	return aws.String(id), done, nil
+}
+
+// AbortUpload aborts a multipart upload; one the store no longer knows is
+// not an error.
+func (c *Client) AbortUpload(ctx context.Context, bucket, key, id string) error {
+	_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	if err = wrap("abort upload", bucket, key, err); errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // finishMultipart completes an upload whose parts all went through
@@ -254,15 +308,17 @@ func (c *Client) finishMultipart(ctx context.Context, in *s3.CompleteMultipartUp
 			return aws.ToString(out.ETag), nil
 		}
 	}
-	// Abort with a fresh context: the caller's may be the one cancelled,
-	// and an abandoned upload keeps costing storage. Bounded, so a hung
-	// endpoint does not hold the worker.
+	c.abort(ctx, aws.ToString(in.Bucket), aws.ToString(in.Key), in.UploadId)
+	return "", err
+}
+
+// abort gives up an upload with a fresh context: the caller's may be the
+// one cancelled, and an abandoned upload keeps costing storage. Bounded, so
+// a hung endpoint does not hold the worker.
+func (c *Client) abort(ctx context.Context, bucket, key string, id *string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	c.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadId,
-	})
-	return "", err
+	c.AbortUpload(actx, bucket, key, aws.ToString(id))
 }
 
 // runParts runs do for each part of an object of size bytes, at most

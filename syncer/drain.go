@@ -43,6 +43,7 @@ type Cache interface {
 	PutTx(tx *bbolt.Tx, path string, e cache.Entry) error
 	DeleteTx(tx *bbolt.Tx, path string) error
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
+	Uploads
 }
 
 // DrainOptions are the mount's sync flags.
@@ -583,7 +584,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 			// The old object is gone or holds something else: upload.
 		}
 	}
-	res, err := UploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass)
+	res, err := uploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return d.removeFile(ctx, rel, st)

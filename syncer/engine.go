@@ -27,6 +27,8 @@ type Remote interface {
 	// the new ETag; with o.SourceETag, remote.ErrChanged if the source no
 	// longer has it.
 	Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o remote.PutOptions) (string, error)
+	// AbortUpload gives up an unfinished multipart upload.
+	AbortUpload(ctx context.Context, bucket, key, id string) error
 	// Delete removes keys in batches; failed keys are returned.
 	Delete(ctx context.Context, bucket string, keys []string) ([]remote.DeleteError, error)
 }

@@ -40,8 +40,14 @@ type UploadResult struct {
 // is tried again, up to three times, and then sent from a reflink snapshot
 // where its filesystem can make one; otherwise ErrKeepsChanging.
 func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
+	return uploadFile(ctx, r, path, bucket, key, storageClass, nil)
+}
+
+// uploadFile is UploadFile; with rs, a multipart upload is kept there so a
+// crash does not lose its finished parts.
+func uploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, error) {
 	for range 3 {
-		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass)
+		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass, rs)
 		if err != nil || !changed {
 			return res, err
 		}
@@ -77,7 +83,7 @@ func statOf(f *os.File) (fileState, error) {
 	}, nil
 }
 
-func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, bool, error) {
+func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return UploadResult{}, false, err
@@ -104,7 +110,18 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		}
 		return nil
 	}
-	up, err := r.Upload(ctx, bucket, key, f, before.size, remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check})
+	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check}
+	if rs != nil {
+		if err := rs.prepare(ctx, r, bucket, key, before, &o); err != nil {
+			return UploadResult{}, false, err
+		}
+	}
+	up, err := r.Upload(ctx, bucket, key, f, before.size, o)
+	if rs != nil && (err == nil || ctx.Err() == nil) {
+		// Finished, or failed for good (an upload that failed is aborted
+		// by Upload): nothing to resume.
+		rs.forget()
+	}
 	if errors.Is(err, errChangedWhileRead) || errors.Is(err, remote.ErrBadDigest) {
 		return UploadResult{}, true, nil
 	}

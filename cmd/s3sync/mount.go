@@ -217,6 +217,13 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			log.Info("first mount: files already in the bucket will not be sent again", "files", seeded)
 		}
 	}
+	if online {
+		// Multipart uploads cut off by a crash continue if their file is
+		// unchanged; the others would only cost storage.
+		if _, err := syncer.AbortStaleUploads(ctx, client, c, workdir, loc, log); err != nil {
+			log.Warn("could not abort unfinished uploads; they are tried again at the next mount", "err", err)
+		}
+	}
 	// Whatever changed while nothing was journaling (unmounted, crashed)
 	// is recorded again.
 	var rescanned int

@@ -1,0 +1,151 @@
+package cache
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/s3sync/s3sync/internal/binenc"
+)
+
+var bucketUploads = []byte("uploads")
+
+// Upload is a multipart upload in progress, kept so that one interrupted by
+// a crash can continue from its finished parts, and so that one left behind
+// can be found and aborted (an unfinished upload keeps costing storage).
+type Upload struct {
+	Key string
+	// ID is the store's upload id; "" while it is being created.
+	ID string
+	// The file's state when the upload began: it may only be continued
+	// while the file is still exactly so.
+	Size         int64
+	Mtime, Ctime time.Time
+	Ino          uint64
+	Started      time.Time
+}
+
+const uploadVersion = 1
+
+func (u *Upload) marshal() []byte {
+	b := []byte{uploadVersion}
+	b = binenc.AppendString(b, u.Key)
+	b = binenc.AppendString(b, u.ID)
+	b = binary.AppendVarint(b, u.Size)
+	b = binenc.AppendTime(b, u.Mtime)
+	b = binenc.AppendTime(b, u.Ctime)
+	b = binary.AppendUvarint(b, u.Ino)
+	return binenc.AppendTime(b, u.Started)
+}
+
+func unmarshalUpload(data []byte) (Upload, error) {
+	d := binenc.Decoder{B: data}
+	if v := d.Byte(); v != uploadVersion {
+		return Upload{}, fmt.Errorf("upload version %d: %w", v, errCorrupt)
+	}
+	u := Upload{Key: d.String(), ID: d.String(), Size: d.Varint(), Mtime: d.Time(), Ctime: d.Time(), Ino: d.Uvarint(), Started: d.Time()}
+	if d.Bad {
+		return Upload{}, errCorrupt
+	}
+	return u, nil
+}
+
+func (c *Cache) uploads(tx *bbolt.Tx) (*bbolt.Bucket, error) {
+	if tx.Writable() {
+		return tx.CreateBucketIfNotExists(bucketUploads)
+	}
+	return tx.Bucket(bucketUploads), nil
+}
+
+// GetUpload returns the upload in progress for path, if any.
+func (c *Cache) GetUpload(path string) (Upload, bool, error) {
+	var (
+		u     Upload
+		found bool
+	)
+	err := c.db.View(func(tx *bbolt.Tx) error {
+		b, _ := c.uploads(tx)
+		if b == nil {
+			return nil
+		}
+		data := b.Get([]byte(path))
+		if data == nil {
+			return nil
+		}
+		found = true
+		var err error
+		u, err = unmarshalUpload(data)
+		return err
+	})
+	if err != nil {
+		return Upload{}, false, fmt.Errorf("cache: get upload %q: %w", path, err)
+	}
+	return u, found, nil
+}
+
+// PutUpload records path's upload in progress; it is durable on return.
+func (c *Cache) PutUpload(path string, u Upload) error {
+	if err := checkKey(path); err != nil {
+		return fmt.Errorf("cache: put upload %q: %w", path, err)
+	}
+	err := c.db.Update(func(tx *bbolt.Tx) error {
+		b, err := c.uploads(tx)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(path), u.marshal())
+	})
+	if err != nil {
+		return fmt.Errorf("cache: put upload %q: %w", path, err)
+	}
+	return nil
+}
+
+// DeleteUpload forgets path's upload in progress.
+func (c *Cache) DeleteUpload(path string) error {
+	err := c.db.Update(func(tx *bbolt.Tx) error {
+		b, err := c.uploads(tx)
+		if err != nil {
+			return err
+		}
+		return b.Delete([]byte(path))
+	})
+	if err != nil {
+		return fmt.Errorf("cache: delete upload %q: %w", path, err)
+	}
+	return nil
+}
+
+// Uploads calls fn for every upload in progress.
+func (c *Cache) Uploads(fn func(path string, u Upload) error) error {
+	type item struct {
+		path string
+		u    Upload
+	}
+	var all []item
+	err := c.db.View(func(tx *bbolt.Tx) error {
+		b, _ := c.uploads(tx)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			u, err := unmarshalUpload(v)
+			if err != nil {
+				return nil // an unreadable entry only loses a resume
+			}
+			all = append(all, item{string(k), u})
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("cache: uploads: %w", err)
+	}
+	for _, it := range all {
+		if err := fn(it.path, it.u); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/remote"
+)
+
+// Uploads keeps the mount's multipart uploads in progress (cache.Cache
+// implements it), so that a large upload interrupted by a crash continues
+// from its finished parts instead of starting again.
+type Uploads interface {
+	GetUpload(path string) (cache.Upload, bool, error)
+	PutUpload(path string, u cache.Upload) error
+	DeleteUpload(path string) error
+	Uploads(fn func(path string, u cache.Upload) error) error
+}
+
+// resumer ties one file's upload to its entry in Uploads.
+type resumer struct {
+	store Uploads
+	rel   string
+}
+
+// prepare sets o up to continue the upload recorded for the file if the
+// file is exactly as it was when that upload began (size, mtime, ctime,
+// inode), and to record a new one otherwise; an upload of other content is
+// aborted.
+func (rs *resumer) prepare(ctx context.Context, r Remote, bucket, key string, st fileState, o *remote.PutOptions) error {
+	u, ok, err := rs.store.GetUpload(rs.rel)
+	if err != nil {
+		return err
+	}
+	if ok && u.ID != "" {
+		if u.Key == key && u.Size == st.size && u.Mtime.Equal(st.mtime) && u.Ctime.Equal(st.ctime) && u.Ino == st.ino {
+			o.ResumeID = u.ID
+		} else if err := r.AbortUpload(ctx, bucket, u.Key, u.ID); err != nil {
+			return err
+		}
+	}
+	o.OnCreate = func(id string) error {
+		return rs.store.PutUpload(rs.rel, cache.Upload{Key: key, ID: id, Size: st.size, Mtime: st.mtime, Ctime: st.ctime, Ino: st.ino, Started: time.Now()})
+	}
+	return nil
+}
+
+func (rs *resumer) forget() {
+	if _, ok, _ := rs.store.GetUpload(rs.rel); ok {
+		rs.store.DeleteUpload(rs.rel)
+	}
+}
+
+// AbortStaleUploads runs at mount start: every multipart upload s3sync
+// recorded for a file that is gone or changed since is aborted and
+// forgotten; those of unchanged files stay, to be continued when their
+// record is drained. Uploads under the prefix that s3sync did not record
+// are left alone: another tool may be using them.
+func AbortStaleUploads(ctx context.Context, r Remote, store Uploads, workdir string, loc remote.Location, log *slog.Logger) (int, error) {
+	n := 0
+	err := store.Uploads(func(rel string, u cache.Upload) error {
+		full, err := LocalPath(workdir, rel)
+		if err == nil {
+			var f *os.File
+			if f, err = os.Open(full); err == nil {
+				st, serr := statOf(f)
+				f.Close()
+				if serr == nil && u.ID != "" && st.size == u.Size && st.mtime.Equal(u.Mtime) && st.ctime.Equal(u.Ctime) && st.ino == u.Ino {
+					return nil // resumable
+				}
+			}
+		}
+		if u.ID != "" {
+			if err := r.AbortUpload(ctx, loc.Bucket, u.Key, u.ID); err != nil && !errors.Is(err, remote.ErrNotFound) {
+				return err
+			}
+			n++
+		}
+		return store.DeleteUpload(rel)
+	})
+	if n > 0 {
+		log.Info("aborted unfinished uploads of files changed or removed since", "count", n)
+	}
+	return n, err
+}
