@@ -86,6 +86,10 @@ type Client struct {
 	// payload SHA-256 that the signature would otherwise cover (and the
 	// server would verify). Over HTTPS the SDK already does this.
 	unsignedPayload bool
+	// loadOpts load the AWS configuration as New did, for
+	// ReloadCredentials; creds is the provider it swaps.
+	loadOpts []func(*config.LoadOptions) error
+	creds    *swappableCreds
 }
 
 // isLoopback reports whether the endpoint URL names this machine.
@@ -184,7 +188,11 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	if endpoint != "" && !strings.Contains(endpoint, "://") {
 		endpoint = "https://" + endpoint
 	}
-	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, unsignedPayload: isLoopback(endpoint)}
+	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, unsignedPayload: isLoopback(endpoint), loadOpts: opts}
+	if awsCfg.Credentials != nil {
+		cl.creds = newSwappableCreds(awsCfg.Credentials)
+		awsCfg.Credentials = cl.creds
+	}
 	cl.s3 = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
@@ -193,6 +201,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 			o.UsePathStyle = true
 		}
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.HTTPSignerV4 = &freshSigner{}
 	})
 	return cl, nil
 }
