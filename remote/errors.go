@@ -27,9 +27,10 @@ var (
 	ErrNotImplemented = errors.New("not implemented by this store")
 	ErrChanged        = errors.New("object changed during transfer")
 	ErrNoCredentials  = errors.New("no credentials found")
+	ErrClockSkew      = errors.New("request time rejected: this machine's clock is off")
 	// ErrBadDigest: the body did not match the checksum sent with it (the
 	// file changed while it was read). Retrying can help.
-	ErrBadDigest = errors.New("body did not match its checksum")
+	ErrBadDigest = errors.New("body did not match the checksum sent with it")
 )
 
 // Error is an S3 failure with where it happened.
@@ -99,6 +100,8 @@ var hints = map[error]string{
 	ErrUnreachable:    "check --endpoint-url and the network",
 	ErrBucketNotEmpty: "use --force to delete its objects first",
 	ErrNoCredentials:  "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use --profile with a profile from ~/.aws/credentials",
+	ErrClockSkew:      "check this machine's clock (timedatectl / chrony)",
+	ErrBadDigest:      "the file changed while it was read",
 }
 
 // wrap maps an SDK error once into an *Error; nil stays nil, and a
@@ -129,6 +132,10 @@ func classify(err error) error {
 			return ErrAccessDenied
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired", "InvalidSecurity":
 			return ErrBadCredentials
+		case "RequestTimeTooSkewed", "RequestExpired":
+			return ErrClockSkew
+		case "BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum":
+			return ErrBadDigest
 		case "BucketNotEmpty":
 			return ErrBucketNotEmpty
 		case "BucketAlreadyExists":
@@ -137,8 +144,6 @@ func classify(err error) error {
 			return ErrNotImplemented
 		case "PreconditionFailed":
 			return ErrChanged
-		case "BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum":
-			return ErrBadDigest
 		case "KeyTooLongError", "InvalidArgument", "InvalidRequest", "EntityTooLarge", "InvalidObjectName",
 			"InvalidStorageClass", "MetadataTooLarge", "InvalidBucketName", "MethodNotAllowed":
 			return ErrInvalidRequest
@@ -164,8 +169,13 @@ func classify(err error) error {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 		return ErrUnreachable
 	}
+	// What is left of the network: the SDK's "could not send" and the
+	// deadlines of conn.go (a stalled connection, no response headers).
 	var rerr interface{ RetryableError() bool }
-	if errors.As(err, &rerr) && rerr.RetryableError() {
+	var cerr interface{ ConnectionError() bool }
+	var terr interface{ Timeout() bool }
+	if errors.As(err, &rerr) && rerr.RetryableError() || errors.As(err, &cerr) && cerr.ConnectionError() ||
+		errors.As(err, &terr) && terr.Timeout() {
 		return ErrUnreachable
 	}
 	return nil
@@ -179,10 +189,26 @@ func statusOf(err error) int {
 	return 0
 }
 
-// IsPermanent reports whether retrying err cannot help: the request itself,
-// the credentials or the bucket is wrong.
+// IsPermanent reports whether retrying err cannot help: the request itself
+// or the bucket is wrong. The global troubles of IsGlobal are not
+// permanent: they heal without anything changing in the request.
 func IsPermanent(err error) bool {
-	for _, k := range []error{ErrNoCredentials, ErrNotFound, ErrNoSuchBucket, ErrAccessDenied, ErrBadCredentials, ErrInvalidRequest, ErrNotImplemented, ErrBucketNotEmpty, ErrBucketExists} {
+	for _, k := range []error{ErrNotFound, ErrNoSuchBucket, ErrAccessDenied, ErrInvalidRequest, ErrNotImplemented, ErrBucketNotEmpty, ErrBucketExists} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsGlobal reports whether err is trouble of the whole client, not of the
+// object at hand: the endpoint is unreachable (or stalls), the credentials
+// are missing, rejected or expired, or this machine's clock is off.
+// Retrying this object alone cannot help and neither can failing it: the
+// whole drain should pause (and, for credentials, Client.ReloadCredentials
+// picks up fixed ones).
+func IsGlobal(err error) bool {
+	for _, k := range []error{ErrUnreachable, ErrBadCredentials, ErrNoCredentials, ErrClockSkew} {
 		if errors.Is(err, k) {
 			return true
 		}

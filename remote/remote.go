@@ -86,6 +86,14 @@ type Config struct {
 	MaxConns int
 	// MaxAttempts for retryable errors (default 5).
 	MaxAttempts int
+	// IdleTimeout fails a request when nothing moved on its connection,
+	// in either direction, for this long (default 60s); a transfer that
+	// keeps moving is never cut. ResponseTimeout bounds the wait for the
+	// response headers once the request is sent (default 2m). Either
+	// comes back as ErrUnreachable after the SDK's retries. See conn.go
+	// for why these defaults.
+	IdleTimeout     time.Duration
+	ResponseTimeout time.Duration
 }
 
 // Client talks to one S3 endpoint. It is safe for concurrent use.
@@ -102,6 +110,10 @@ type Client struct {
 	// md5Mode: the store refused CRC64NVME checksums, so bodies carry
 	// Content-MD5 instead.
 	md5Mode atomic.Bool
+	// loadOpts load the AWS configuration as New did, for
+	// ReloadCredentials; creds is the provider it swaps.
+	loadOpts []func(*config.LoadOptions) error
+	creds    *swappableCreds
 }
 
 // isLoopback reports whether the endpoint URL names this machine.
@@ -153,12 +165,18 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.ResponseTimeout <= 0 {
+		c.ResponseTimeout = defaultResponseTimeout
+	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = c.MaxConns * 2
 		t.MaxIdleConnsPerHost = c.MaxConns * 2
 		t.MaxConnsPerHost = 0
 		t.IdleConnTimeout = 90 * time.Second
-		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		configureTransport(t, c.IdleTimeout, c.ResponseTimeout)
 	})
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
@@ -194,7 +212,11 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	if endpoint != "" && !strings.Contains(endpoint, "://") {
 		endpoint = "https://" + endpoint
 	}
-	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, unsignedPayload: isLoopback(endpoint)}
+	cl := &Client{cfg: c, region: awsCfg.Region, endpoint: endpoint, unsignedPayload: isLoopback(endpoint), loadOpts: opts}
+	if awsCfg.Credentials != nil {
+		cl.creds = newSwappableCreds(awsCfg.Credentials)
+		awsCfg.Credentials = cl.creds
+	}
 	cl.s3 = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
@@ -203,6 +225,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 			o.UsePathStyle = true
 		}
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.HTTPSignerV4 = &freshSigner{}
 	})
 	return cl, nil
 }
