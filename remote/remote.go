@@ -41,6 +41,12 @@ type Info struct {
 	// x-amz-meta-mtime; zero when the object has none.
 	Mtime    time.Time
 	Metadata map[string]string
+	// Checksum is the stored full-object CRC64NVME, base64 of its 8
+	// big-endian bytes as x-amz-checksum-crc64nvme shows it; "" when the
+	// store keeps none. Only Head fills it. ChecksumType is "FULL_OBJECT",
+	// "COMPOSITE" or "".
+	Checksum     string
+	ChecksumType string
 }
 
 // PutOptions apply to uploads and copies.

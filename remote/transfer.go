@@ -195,11 +195,14 @@ func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io
 
 // Head answers an object's size, times and metadata; ErrNotFound when absent.
 func (c *Client) Head(ctx context.Context, bucket, key string) (Info, error) {
-	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		return Info{}, wrap("head", bucket, key, err)
 	}
-	return newInfo(key, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.StorageClass, out.Metadata), nil
+	info := newInfo(key, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.StorageClass, out.Metadata)
+	info.Checksum, info.ChecksumType = aws.ToString(out.ChecksumCRC64NVME), string(out.ChecksumType)
+	return info, nil
 }
 
 // newInfo is what a GET or HEAD answered, with x-amz-meta-mtime read.
