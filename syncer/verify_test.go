@@ -291,3 +291,65 @@ func TestVerifyChecksumCache(t *testing.T) {
 		t.Errorf("after chmod: %+v", sum)
 	}
 }
+
+// reconcile --checksum: content decides, not times.
+func TestReconcileChecksum(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	testfs.WriteFile(t, dir+"/a.txt", "alpha")
+	testfs.WriteFile(t, dir+"/b.txt", "bravo")
+	big := bytes.Repeat([]byte("0123456789abcdef"), (6<<20)/16)
+	if err := os.WriteFile(dir+"/big.bin", big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	small, err := remote.New(context.Background(), remote.Config{EndpointURL: e.srv.Endpoint, MultipartThreshold: 5 << 20, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "s3://" + e.bucket + "/k"
+	runSync(t, small, dir, url, nil)
+	checksum := func(o *syncer.Options) { o.Compare.Checksum = true }
+
+	// One byte changed, size and mtime kept, in a single-part and in a
+	// multipart object.
+	flipByte(t, dir+"/a.txt", 0)
+	flipByte(t, dir+"/big.bin", 5<<20+1)
+	if _, lines := runSync(t, small, dir, url, nil); len(lines) != 0 {
+		t.Errorf("without --checksum: %q", lines)
+	}
+	_, lines := runSync(t, small, dir, url, checksum)
+	equalLines(t, "--checksum", lines, "upload "+dir+"/a.txt", "upload "+dir+"/big.bin")
+	if got, _ := e.srv.Get(t, e.bucket, "k/a.txt"); got != "\x9elpha" {
+		t.Errorf("k/a.txt holds %q", got)
+	}
+
+	// Newer but the same content: not sent with --checksum.
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(dir+"/b.txt", later, later)
+	if _, lines := runSync(t, small, dir, url, checksum); len(lines) != 0 {
+		t.Errorf("--checksum sent a file with the same content: %q", lines)
+	}
+	if _, lines := runSync(t, small, dir, url, nil); len(lines) != 1 {
+		t.Errorf("without --checksum, the newer file was not sent: %q", lines)
+	}
+
+	// Download and copy directions.
+	clone := t.TempDir()
+	runSync(t, small, url, clone, nil)
+	flipByte(t, clone+"/b.txt", 1)
+	_, lines = runSync(t, small, url, clone, func(o *syncer.Options) { o.Compare.Checksum = true; o.DryRun = true })
+	equalLines(t, "--checksum download, dry run", lines, "download "+url+"/b.txt")
+	_, lines = runSync(t, small, url, clone, checksum)
+	equalLines(t, "--checksum download", lines, "download "+url+"/b.txt")
+	copyURL := "s3://" + e.bucket + "/copy"
+	runSync(t, small, url, copyURL, nil)
+	if _, lines := runSync(t, small, url, copyURL, checksum); len(lines) != 0 {
+		t.Errorf("--checksum copy of identical objects: %q", lines)
+	}
+	e.srv.Put(t, e.bucket, "copy/a.txt", "ALPHA", nil)
+	_, lines = runSync(t, small, url, copyURL, checksum)
+	equalLines(t, "--checksum copy", lines, "copy "+url+"/a.txt")
+	if sum, lines := verify(t, small, dir, copyURL, nil); !sum.Identical() {
+		t.Errorf("after --checksum copies: %+v %q", sum, lines)
+	}
+}
