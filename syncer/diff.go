@@ -27,6 +27,10 @@ func (d Direction) String() string {
 type Compare struct {
 	SizeOnly        bool // --size-only
 	ExactTimestamps bool // --exact-timestamps (downloads only, as in the AWS CLI)
+	// Checksum (--checksum, rclone's meaning): transfer when the content
+	// differs, whatever the times say. ShouldTransfer then decides on size
+	// alone; reconcile compares checksums when the sizes agree.
+	Checksum bool
 }
 
 // Side is what the diff rules look at on one side: a local file's size and
@@ -55,7 +59,7 @@ func ShouldTransfer(dir Direction, src, dst Side, c Compare) bool {
 	if src.Size != dst.Size {
 		return true
 	}
-	if c.SizeOnly {
+	if c.SizeOnly || c.Checksum {
 		return false
 	}
 	s, d := comparable(src.Time, dst.Time)

@@ -59,7 +59,10 @@ type Options struct {
 	NoFollow     bool   // --no-follow-symlinks
 	ForceGlacier bool   // --force-glacier-transfer
 	Concurrency  int    // --concurrency
-	Report       func(Event)
+	// Sums caches local checksums between runs for Compare.Checksum; nil
+	// reads every file it compares.
+	Sums   SumCache
+	Report func(Event)
 }
 
 // DefaultConcurrency is the number of transfers in flight.
@@ -177,6 +180,9 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rc := &run{r: r, src: src, dst: dst, opts: opts, dir: dir, ctx: ctx, objDirs: map[string]string{}}
+	if opts.Compare.Checksum {
+		rc.h = newHasher(opts.Sums)
+	}
 
 	var srcS, dstS stream
 	// incomplete holds the source paths (relative, slash-separated) that
@@ -283,6 +289,7 @@ type run struct {
 	ctx  context.Context
 	pool *pool
 	c    counters
+	h    *hasher // with Compare.Checksum
 
 	deletes []string // remote keys queued for a batch delete
 	// objDirs remembers, during a download, object keys that later keys
@@ -305,10 +312,75 @@ func (rc *run) onlySrc(s entry) {
 
 func (rc *run) both(s, d entry) {
 	localPath, ok := rc.target(s)
-	if ok && ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
+	if !ok {
+		return
+	}
+	if rc.opts.Compare.Checksum && s.size == d.size {
+		// Reading a file or a HEAD per pair: in the pool, not here.
+		rc.pool.submit(rc.ctx, func() {
+			if !rc.sameContent(s, d) {
+				if work, ok := rc.prepare(s, d, true, localPath); ok {
+					work()
+				}
+			}
+		})
+		return
+	}
+	if ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
 		rc.transfer(s, d, true, localPath)
 	}
 }
+
+// sameContent reports whether s and d are known to hold the same bytes:
+// a local file's checksums against a single-part ETag (an MD5) or, after a
+// HEAD, the store's CRC64NVME. Unknown counts as different, and so does a
+// file or object that cannot be read: the transfer then reports why.
+func (rc *run) sameContent(s, d entry) bool {
+	a, err := rc.contentOf(rc.src, s)
+	if err != nil {
+		return false
+	}
+	b, err := rc.contentOf(rc.dst, d)
+	if err != nil {
+		return false
+	}
+	if same, known := sameContent(a, b); known {
+		return same
+	}
+	for i, e := range []Endpoint{rc.src, rc.dst} {
+		if !e.IsS3 {
+			continue
+		}
+		en, c := s, &a
+		if i == 1 {
+			en, c = d, &b
+		}
+		info, err := rc.r.Head(rc.ctx, e.S3.Bucket, e.S3.Prefix+en.rel)
+		if err != nil || info.ETag != en.etag {
+			return false // gone, or changed since the listing
+		}
+		*c = c.withHead(info)
+	}
+	same, known := sameContent(a, b)
+	return known && same
+}
+
+// contentOf is what the listing or the local file says of en's content.
+func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
+	if e.IsS3 {
+		return objectContent(en.etag), nil
+	}
+	d, st, err := rc.h.sum(rc.ctx, en.path, en.rel)
+	if err != nil {
+		return content{}, err
+	}
+	if st.Size != en.size {
+		return content{}, errChangedSinceWalk
+	}
+	return localContent(d), nil
+}
+
+var errChangedSinceWalk = errors.New("changed since the walk")
 
 func (rc *run) onlyDst(d entry) {
 	if !rc.opts.Delete {
@@ -367,6 +439,14 @@ func isGlacier(class string) bool { return class == "GLACIER" || class == "DEEP_
 // transfer queues s for sending to the destination; d is the destination's
 // entry when exists, localPath the file a download writes.
 func (rc *run) transfer(s, d entry, exists bool, localPath string) {
+	if work, ok := rc.prepare(s, d, exists, localPath); ok {
+		rc.pool.submit(rc.ctx, work)
+	}
+}
+
+// prepare checks and announces a transfer of s and returns the work to do,
+// or false when there is none (skipped, or only shown in a dry run).
+func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool) {
 	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
 	op := rc.dir.String()
 	var dstKey string
@@ -374,20 +454,20 @@ func (rc *run) transfer(s, d entry, exists bool, localPath string) {
 		dstKey = rc.dst.S3.Prefix + s.rel
 		if len(dstKey) > MaxKeyLen {
 			rc.skip(srcShown, fmt.Errorf("key is %d bytes, over S3's limit of %d", len(dstKey), MaxKeyLen))
-			return
+			return nil, false
 		}
 	}
 	if rc.dir != Upload && isGlacier(s.class) && !rc.opts.ForceGlacier {
 		rc.skip(srcShown, fmt.Errorf("object is of storage class %s and must be restored first (or use --force-glacier-transfer)", s.class))
-		return
+		return nil, false
 	}
-	exact := rc.dir == Download && exists && rc.opts.Compare.ExactTimestamps && s.size == d.size
+	exact := rc.dir == Download && exists && rc.opts.Compare.ExactTimestamps && !rc.opts.Compare.Checksum && s.size == d.size
 	rc.opts.Report(Event{Kind: EventPlanned, Op: op, Src: srcShown, Dst: dstShown, Size: s.size})
 	if rc.opts.DryRun && !exact {
 		rc.opts.Report(Event{Kind: EventDone, Op: op, Src: srcShown, Dst: dstShown, Size: s.size, DryRun: true})
-		return
+		return nil, false
 	}
-	rc.pool.submit(rc.ctx, func() {
+	return func() {
 		var err error
 		switch rc.dir {
 		case Upload:
@@ -437,7 +517,7 @@ func (rc *run) transfer(s, d entry, exists bool, localPath string) {
 		}
 		rc.c.bytes.Add(s.size)
 		rc.opts.Report(Event{Kind: EventDone, Op: op, Src: srcShown, Dst: dstShown, Size: s.size})
-	})
+	}, true
 }
 
 // target returns where a download of s goes. A key that would land outside

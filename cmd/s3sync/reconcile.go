@@ -21,6 +21,8 @@ func newReconcileCmd(g *globalFlags) *cobra.Command {
 		noFollow     bool
 		follow       bool
 		forceGlacier bool
+		checksum     bool
+		stateDir     string
 	)
 	c := &cobra.Command{
 		Use:     "reconcile [flags] SRC DST",
@@ -32,7 +34,14 @@ local directory or s3://BUCKET[/PREFIX]; at least one is an S3 URL.
 A file is transferred when it is missing at DST, when the sizes differ, or when
 SRC is newer (for downloads: when the local file is newer than the object, as
 the AWS CLI does). Files only at DST are deleted only with --delete; excluded
-paths are never deleted.`,
+paths are never deleted.
+
+With --checksum, content decides instead of times (rclone's --checksum): a
+same-sized file is transferred when its MD5 differs from a single-part ETag,
+or its CRC64NVME from the one the store keeps (one HEAD, for multipart
+objects), or when neither is known; it is skipped when the content agrees,
+however the times differ. Local checksums are kept in the mount's state
+database of that directory (or --state-dir) when there is one.`,
 		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sf.validate(); err != nil {
@@ -40,6 +49,9 @@ paths are never deleted.`,
 			}
 			if sizeOnly && exact {
 				return usageErr("--size-only and --exact-timestamps cannot be used together")
+			}
+			if checksum && (sizeOnly || exact) {
+				return usageErr("--checksum cannot be used with --size-only or --exact-timestamps")
 			}
 			if noFollow && follow {
 				return usageErr("--follow-symlinks and --no-follow-symlinks cannot be used together")
@@ -62,10 +74,17 @@ paths are never deleted.`,
 			}
 			opts := syncer.Options{
 				Delete: sf.delete, DryRun: dry,
-				Compare:      syncer.Compare{SizeOnly: sizeOnly, ExactTimestamps: exact},
+				Compare:      syncer.Compare{SizeOnly: sizeOnly, ExactTimestamps: exact, Checksum: checksum},
 				Filters:      &sf.filters,
 				StorageClass: sf.storageClass, NoFollow: noFollow, ForceGlacier: forceGlacier,
 				Concurrency: sf.concurrency,
+			}
+			if checksum {
+				sums, closeSums := openSums(stateDir, src, dst)
+				defer closeSums()
+				if sums != nil {
+					opts.Sums = sums
+				}
 			}
 			return runReconcile(cmd.Context(), g, src, dst, opts, of)
 		},
@@ -76,6 +95,8 @@ paths are never deleted.`,
 	f.BoolVar(&dry, "dryrun", false, "show what would be done, change nothing")
 	f.BoolVar(&sizeOnly, "size-only", false, "compare sizes only, not times")
 	f.BoolVar(&exact, "exact-timestamps", false, "when downloading, transfer same-sized files whose times differ at all")
+	f.BoolVar(&checksum, "checksum", false, "compare same-sized files by content (MD5, CRC64NVME), not by time")
+	f.StringVar(&stateDir, "state-dir", "", "with --checksum, keep local checksums in this state dir (default: the mount's, if the local directory was mounted)")
 	f.BoolVar(&follow, "follow-symlinks", false, "follow symlinks (the default)")
 	f.BoolVar(&noFollow, "no-follow-symlinks", false, "skip symlinks instead of following them")
 	f.BoolVar(&forceGlacier, "force-glacier-transfer", false, "transfer GLACIER and DEEP_ARCHIVE objects instead of skipping them")
