@@ -27,10 +27,10 @@ import (
 // journal drained, the bucket must equal WORKDIR exactly.
 //
 // S3SYNC_CHAOS_SEEDS (default 3) seeds 1..N run; S3SYNC_CHAOS_SEED=N runs
-// only seed N (to replay a failure); S3SYNC_CHAOS_OPS (default 60) ops each.
+// only seed N (to replay a failure); S3SYNC_CHAOS_OPS (default 150) ops each.
 func TestChaos(t *testing.T) {
 	requireFUSE(t)
-	ops := envInt(t, "S3SYNC_CHAOS_OPS", 60)
+	ops := envInt(t, "S3SYNC_CHAOS_OPS", 150)
 	var seeds []uint64
 	if s := os.Getenv("S3SYNC_CHAOS_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
@@ -137,26 +137,44 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	}
 }
 
-// requestsFor lists the proxy's log entries for keys named in diffs.
+// requestsFor lists the proxy's log entries for keys named in diffs and,
+// transitively, for the sources they were copied from.
 func requestsFor(log []faultproxy.Entry, diffs []string) []string {
+	key := func(p string) string { // "/BUCKET/data/k" or "BUCKET/data/k" -> "k"
+		if i := strings.Index(p, "/data/"); i >= 0 {
+			return p[i+len("/data/"):]
+		}
+		return ""
+	}
 	keys := map[string]bool{}
 	for _, d := range diffs {
 		if k, _, ok := strings.Cut(d, ": "); ok {
-			keys["/data/"+k] = true
+			keys[k] = true
+		}
+	}
+	for grown := true; grown; {
+		grown = false
+		for _, e := range log {
+			if src := key("/" + e.CopySource); keys[key(e.Path)] && src != "" && !keys[src] {
+				keys[src] = true
+				grown = true
+			}
 		}
 	}
 	var out []string
 	for _, e := range log {
-		_, p, _ := strings.Cut(strings.TrimPrefix(e.Path, "/"), "/")
-		src := e.CopySource
-		if i := strings.Index(src, "/data/"); i >= 0 {
-			src = src[i+1:]
-		}
-		if !keys["/"+p] && !keys["/"+src] {
+		if !keys[key(e.Path)] {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s +%v %s %s?%s copy-source=%q -> %d (server %d) faults %v",
-			e.Start.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond), e.Method, p, e.Query, src, e.Status, e.Upstream, e.Faults))
+		copied := ""
+		if e.CopySource != "" {
+			copied = " copy from " + key("/"+e.CopySource)
+		}
+		if len(e.Conditions) > 0 {
+			copied += " [" + strings.Join(e.Conditions, ", ") + "]"
+		}
+		out = append(out, fmt.Sprintf("%s +%v %s %s?%s%s -> %d (server %d) faults %v",
+			e.Start.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond), e.Method, key(e.Path), e.Query, copied, e.Status, e.Upstream, e.Faults))
 	}
 	return out
 }
@@ -174,7 +192,7 @@ type workload struct {
 }
 
 func (w *workload) logf(format string, args ...any) {
-	w.log = append(w.log, fmt.Sprintf("%3d ", w.op)+fmt.Sprintf(format, args...))
+	w.log = append(w.log, time.Now().Format("15:04:05.000")+fmt.Sprintf(" %3d ", w.op)+fmt.Sprintf(format, args...))
 }
 
 func (w *workload) must(err error) {

@@ -81,6 +81,9 @@ type Entry struct {
 	Path       string // escaped path as sent: /BUCKET/KEY
 	Query      string // raw query
 	CopySource string // x-amz-copy-source, "" for none
+	// Conditions are the request's preconditions as "Header: value"
+	// (If-Match, If-None-Match, x-amz-copy-source-if-match, …).
+	Conditions []string
 	// Status is what the client got: 0 when its connection was dropped
 	// or it gave up.
 	Status int
@@ -309,7 +312,7 @@ func (p *Proxy) decide(r *http.Request) *plan {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	pl := p.decide(r)
 	e := &Entry{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		CopySource: r.Header.Get("x-amz-copy-source"), Start: time.Now()}
+		CopySource: r.Header.Get("x-amz-copy-source"), Conditions: conditions(r.Header), Start: time.Now()}
 	pl.entry, pl.w = e, w
 	defer p.finish(e)
 	if pl.delay > 0 {
@@ -359,6 +362,20 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, pl)))
+}
+
+var conditionHeaders = []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+	"X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-None-Match",
+	"X-Amz-Copy-Source-If-Modified-Since", "X-Amz-Copy-Source-If-Unmodified-Since"}
+
+func conditions(h http.Header) []string {
+	var out []string
+	for _, name := range conditionHeaders {
+		if v := h.Get(name); v != "" {
+			out = append(out, name+": "+v)
+		}
+	}
+	return out
 }
 
 func (p *Proxy) finish(e *Entry) {

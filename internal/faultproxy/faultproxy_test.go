@@ -265,14 +265,19 @@ func TestCopyRuleAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.p.SetRules(faultproxy.Rule{Kind: faultproxy.Delay, Match: faultproxy.IsCopy, MinDelay: 50 * time.Millisecond})
+	head, err := e.c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("src")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.c.CopyObject(context.Background(), &s3.CopyObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("dst"),
-		CopySource: aws.String(e.bucket + "/src")}); err != nil {
+		CopySource: aws.String(e.bucket + "/src"), CopySourceIfMatch: head.ETag}); err != nil {
 		t.Fatal(err)
 	}
 	log := e.p.Log()
 	last := log[len(log)-1]
 	if last.Method != http.MethodPut || last.CopySource == "" || last.Status != 200 || last.Upstream != 200 ||
-		len(last.Faults) != 1 || last.Faults[0] != faultproxy.Delay {
+		len(last.Faults) != 1 || last.Faults[0] != faultproxy.Delay ||
+		len(last.Conditions) != 1 || last.Conditions[0] != "X-Amz-Copy-Source-If-Match: "+aws.ToString(head.ETag) {
 		t.Errorf("copy logged as %+v", last)
 	}
 	if e.p.Count(faultproxy.Delay) != 1 {
