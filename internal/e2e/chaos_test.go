@@ -256,8 +256,8 @@ func (w *workload) taken(rel string) bool {
 // freeName is a name not in use in dir, starting with prefix ("f" files,
 // "d" directories, so the two never collide in the model by accident).
 func (w *workload) freeName(dir, prefix string) string {
-	for {
-		name := path.Join(dir, fmt.Sprintf("%s%d", prefix, w.rng.IntN(40)))
+	for i := 0; ; i++ { // a small pool, so names are reused; it grows if full
+		name := path.Join(dir, fmt.Sprintf("%s%d", prefix, w.rng.IntN(40+i)))
 		if !w.taken(name) {
 			return name
 		}
