@@ -173,8 +173,14 @@ func requestsFor(log []faultproxy.Entry, diffs []string) []string {
 		if len(e.Conditions) > 0 {
 			copied += " [" + strings.Join(e.Conditions, ", ") + "]"
 		}
-		out = append(out, fmt.Sprintf("%s +%v %s %s?%s%s -> %d (server %d) faults %v",
-			e.Start.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond), e.Method, key(e.Path), e.Query, copied, e.Status, e.Upstream, e.Faults))
+		server := "not forwarded"
+		if e.Upstream != 0 {
+			server = fmt.Sprint("server ", e.Upstream)
+		} else if e.Forwarded {
+			server = "forwarded, server's answer not seen"
+		}
+		out = append(out, fmt.Sprintf("%s +%v %s %s?%s%s -> %d (%s) faults %v",
+			e.Start.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond), e.Method, key(e.Path), e.Query, copied, e.Status, server, e.Faults))
 	}
 	return out
 }

@@ -87,7 +87,10 @@ type Entry struct {
 	// Status is what the client got: 0 when its connection was dropped
 	// or it gave up.
 	Status int
-	// Upstream is what the server answered, 0 when not forwarded.
+	// Forwarded: the request was handed on to the server. With Upstream
+	// 0 the server may still have done it (the client went away first).
+	Forwarded bool
+	// Upstream is what the server answered, 0 when none was seen.
 	Upstream int
 	Faults   []Kind // in the order applied
 	Start    time.Time
@@ -361,6 +364,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		writeS3Error(w, r, pl.code, p.requestID())
 		return
 	}
+	e.Forwarded = true
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, pl)))
 }
 

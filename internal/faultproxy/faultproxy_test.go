@@ -150,7 +150,7 @@ func TestDrop(t *testing.T) {
 				t.Errorf("Count(%v) = %d, want 1", tc.kind, n)
 			}
 			log := e.p.Log()
-			if last := log[len(log)-1]; last.Status != 0 || last.Path != "/"+e.bucket+"/dir/k" {
+			if last := log[len(log)-1]; last.Status != 0 || last.Path != "/"+e.bucket+"/dir/k" || last.Forwarded != tc.stored {
 				t.Errorf("log entry %+v", last)
 			}
 		})
@@ -233,7 +233,7 @@ func TestHang(t *testing.T) {
 	}
 	waitFor(t, "the proxy to notice the client gave up", func() bool { return e.p.Hanging() == 0 })
 	log := e.p.Log()
-	if last := log[len(log)-1]; last.Status != 0 || last.Upstream != 0 {
+	if last := log[len(log)-1]; last.Status != 0 || last.Upstream != 0 || last.Forwarded {
 		t.Errorf("abandoned request logged as %+v", last)
 	}
 	if n := e.p.Count(faultproxy.Hang); n != 2 {
