@@ -449,13 +449,17 @@ func (w *workload) editorSave() bool {
 }
 
 // rewriteWhileUploading writes a file, waits about the settle delay so
-// the syncer starts sending it, then rewrites part of it in place.
+// the syncer starts sending it, then rewrites part of it in place: the
+// object must never hold a mix of the two.
 func (w *workload) rewriteWhileUploading() bool {
 	rel, ok := w.pickFile()
 	if !ok {
 		rel = w.freeName(w.pickDir(), "f")
 	}
 	n := 256<<10 + w.rng.IntN(2<<20)
+	if w.rng.IntN(4) == 0 {
+		n = 9<<20 + w.rng.IntN(1<<20) // multipart: parts read at different times
+	}
 	pause := time.Duration(150+w.rng.IntN(300)) * time.Millisecond
 	w.logf("write %s (%d bytes), after %v rewrite its middle in place", rel, n, pause)
 	w.write(rel, w.content(n))
