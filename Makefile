@@ -29,6 +29,13 @@ test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# The chaos test (internal/e2e/chaos_test.go) over many seeds: a random
+# workload through the mount, faults between it and the server, kill -9s.
+.PHONY: soak
+soak: tools
+	S3SYNC_CHAOS_SEEDS=$${S3SYNC_CHAOS_SEEDS:-50} S3SYNC_CHAOS_OPS=$${S3SYNC_CHAOS_OPS:-300} \
+		$(GO) test ./internal/e2e/ -run TestChaos -count=1 -timeout 3h -v
+
 demo: build tools
 	./scripts/demo.sh
 

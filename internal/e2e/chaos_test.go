@@ -1,0 +1,583 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/internal/faultproxy"
+	"github.com/s3sync/s3sync/internal/s3test"
+)
+
+// TestChaos is issue 7's whole-system test: a seeded random workload through
+// the mount (writes, appends, truncates, renames of files and directories,
+// deletes, editor saves, rename-then-rewrite), with the mount talking to the
+// server through a proxy that answers 503, drops connections and delays
+// requests so they overtake each other, and with kill -9 of the mount at
+// random points (then a restart). Afterwards, with the faults off and the
+// journal drained, the bucket must equal WORKDIR exactly.
+//
+// S3SYNC_CHAOS_SEEDS (default 3) seeds 1..N run; S3SYNC_CHAOS_SEED=N runs
+// only seed N (to replay a failure); S3SYNC_CHAOS_OPS (default 150) ops each.
+func TestChaos(t *testing.T) {
+	requireFUSE(t)
+	ops := envInt(t, "S3SYNC_CHAOS_OPS", 150)
+	var seeds []uint64
+	if s := os.Getenv("S3SYNC_CHAOS_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("S3SYNC_CHAOS_SEED=%q: %v", s, err)
+		}
+		seeds = []uint64{n}
+	} else {
+		for i := range envInt(t, "S3SYNC_CHAOS_SEEDS", 3) {
+			seeds = append(seeds, uint64(i+1))
+		}
+	}
+	var failed []string
+	for _, seed := range seeds {
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { chaosRun(t, seed, ops) }) {
+			failed = append(failed, fmt.Sprint(seed))
+		}
+	}
+	if len(failed) > 0 {
+		t.Logf("replay with: S3SYNC_CHAOS_SEED=N S3SYNC_CHAOS_OPS=%d go test ./internal/e2e/ -run TestChaos -count=1 -v   (failed seeds: %s)",
+			ops, strings.Join(failed, " "))
+	}
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
+}
+
+// chaosFaults are the rules during the workload. Copies are always held
+// 100-500 ms, so that a rename's server-side copy runs after what follows
+// the rename (the source rewritten) has reached the server.
+func chaosFaults() []faultproxy.Rule {
+	notGet := func(r *http.Request) bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }
+	return []faultproxy.Rule{
+		{Kind: faultproxy.Delay, Match: faultproxy.IsCopy, MinDelay: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond},
+		{Kind: faultproxy.Delay, Prob: 0.3, MaxDelay: 200 * time.Millisecond},
+		{Kind: faultproxy.Error503, Prob: 0.05},
+		{Kind: faultproxy.Error503, Prob: 0.02, Code: "ServiceUnavailable"},
+		{Kind: faultproxy.Error503After, Prob: 0.03, Match: notGet},
+		{Kind: faultproxy.DropBefore, Prob: 0.03},
+		{Kind: faultproxy.DropAfter, Prob: 0.03},
+	}
+}
+
+func chaosRun(t *testing.T, seed uint64, ops int) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	proxy, err := faultproxy.New(srv.Endpoint, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	m := newMountVia(t, bucket, proxy.URL(), "--delete")
+	proxy.SetRules(chaosFaults()...)
+	m.start()
+	start := time.Now()
+
+	w := &workload{t: t, rng: rand.New(rand.NewPCG(seed, 0xc4a05)), mp: m.mountpoint,
+		files: map[string][]byte{}, dirs: map[string]bool{}}
+	kills := 0
+	for i := range ops {
+		w.step(i)
+		if w.rng.IntN(ops) < 2 { // about two kills per run
+			// Let the syncer get going on what was just done, then kill.
+			time.Sleep(time.Duration(w.rng.IntN(500)) * time.Millisecond)
+			m.kill9()
+			kills++
+			w.logf("kill -9 and restart")
+			m.start()
+		} else if w.rng.IntN(4) == 0 {
+			time.Sleep(time.Duration(w.rng.IntN(300)) * time.Millisecond)
+		}
+	}
+	workTime := time.Since(start)
+
+	proxy.SetRules()
+	r := m.waitSettled(5 * time.Minute)
+	drainTime := time.Since(start) - workTime
+	m.stop()
+	t.Logf("seed %d: %d ops, %d kills, %d files; workload %v, drain %v; proxy: %s",
+		seed, ops, kills, len(w.files), workTime.Round(time.Millisecond), drainTime.Round(time.Millisecond), proxy.Counts())
+
+	var diffs []string
+	for _, f := range r.Failed {
+		diffs = append(diffs, fmt.Sprintf("%s: in the failed list: %s", f.Path, f.Error))
+	}
+	diffs = append(diffs, w.modelDiffs(m.workdir)...)
+	diffs = append(diffs, bucketEqualsWorkdir(t, srv, m.url, m.workdir)...)
+	if ran, code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); ran && code != 0 {
+		diffs = append(diffs, fmt.Sprintf("s3sync verify exited %d:\n%s", code, out))
+	}
+	if len(diffs) > 0 {
+		t.Errorf("seed %d (replay: S3SYNC_CHAOS_SEED=%d S3SYNC_CHAOS_OPS=%d): bucket does not equal WORKDIR, %d differences:\n  %s\nworkload:\n  %s\nrequests on the differing keys:\n  %s",
+			seed, seed, ops, len(diffs), strings.Join(diffs, "\n  "), strings.Join(w.log, "\n  "),
+			strings.Join(requestsFor(proxy.Log(), diffs), "\n  "))
+	}
+}
+
+// requestsFor lists the proxy's log entries for keys named in diffs and,
+// transitively, for the sources they were copied from.
+func requestsFor(log []faultproxy.Entry, diffs []string) []string {
+	key := func(p string) string { // "/BUCKET/data/k" or "BUCKET/data/k" -> "k"
+		if i := strings.Index(p, "/data/"); i >= 0 {
+			return p[i+len("/data/"):]
+		}
+		return ""
+	}
+	keys := map[string]bool{}
+	for _, d := range diffs {
+		if k, _, ok := strings.Cut(d, ": "); ok {
+			keys[k] = true
+		}
+	}
+	for grown := true; grown; {
+		grown = false
+		for _, e := range log {
+			if src := key("/" + e.CopySource); keys[key(e.Path)] && src != "" && !keys[src] {
+				keys[src] = true
+				grown = true
+			}
+		}
+	}
+	var out []string
+	for _, e := range log {
+		if !keys[key(e.Path)] {
+			continue
+		}
+		copied := ""
+		if e.CopySource != "" {
+			copied = " copy from " + key("/"+e.CopySource)
+		}
+		if len(e.Conditions) > 0 {
+			copied += " [" + strings.Join(e.Conditions, ", ") + "]"
+		}
+		server := "not forwarded"
+		if e.Upstream != 0 {
+			server = fmt.Sprint("server ", e.Upstream)
+		} else if e.Forwarded {
+			server = "forwarded, server's answer not seen"
+		}
+		out = append(out, fmt.Sprintf("%s +%v %s %s?%s%s -> %d (%s) faults %v",
+			e.Start.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond), e.Method, key(e.Path), e.Query, copied, e.Status, server, e.Faults))
+	}
+	return out
+}
+
+// workload makes random changes through the mount and keeps a model of the
+// tree they should leave, to cross-check WORKDIR.
+type workload struct {
+	t     *testing.T
+	rng   *rand.Rand
+	mp    string
+	files map[string][]byte // rel path -> content
+	dirs  map[string]bool   // rel path of every directory made
+	log   []string
+	op    int
+}
+
+func (w *workload) logf(format string, args ...any) {
+	w.log = append(w.log, time.Now().Format("15:04:05.000")+fmt.Sprintf(" %3d ", w.op)+fmt.Sprintf(format, args...))
+}
+
+func (w *workload) must(err error) {
+	w.t.Helper()
+	if err != nil {
+		w.t.Fatalf("workload op %d: %v\nworkload so far:\n  %s", w.op, err, strings.Join(w.log, "\n  "))
+	}
+}
+
+func (w *workload) abs(rel string) string { return filepath.Join(w.mp, filepath.FromSlash(rel)) }
+
+// content is n random bytes, with a readable head naming the op.
+func (w *workload) content(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + w.rng.IntN(26))
+	}
+	copy(b, fmt.Sprintf("op%d ", w.op))
+	return b
+}
+
+func (w *workload) size() int {
+	switch r := w.rng.IntN(100); {
+	case r < 10:
+		return 0
+	case r < 80:
+		return 1 + w.rng.IntN(16<<10)
+	default:
+		return 64<<10 + w.rng.IntN(1<<20) // big enough to be read while held
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (w *workload) pickFile() (string, bool) {
+	if len(w.files) == 0 {
+		return "", false
+	}
+	ks := sortedKeys(w.files)
+	return ks[w.rng.IntN(len(ks))], true
+}
+
+// pickDir is "" (the root) or a directory.
+func (w *workload) pickDir() string {
+	ks := append([]string{""}, sortedKeys(w.dirs)...)
+	return ks[w.rng.IntN(len(ks))]
+}
+
+func (w *workload) taken(rel string) bool {
+	_, f := w.files[rel]
+	return f || w.dirs[rel]
+}
+
+// freeName is a name not in use in dir, starting with prefix ("f" files,
+// "d" directories, so the two never collide in the model by accident).
+func (w *workload) freeName(dir, prefix string) string {
+	for i := 0; ; i++ { // a small pool, so names are reused; it grows if full
+		name := path.Join(dir, fmt.Sprintf("%s%d", prefix, w.rng.IntN(40+i)))
+		if !w.taken(name) {
+			return name
+		}
+	}
+}
+
+func (w *workload) write(rel string, b []byte) {
+	w.must(os.WriteFile(w.abs(rel), b, 0o644))
+	w.files[rel] = b
+}
+
+func (w *workload) rename(from, to string) {
+	w.must(os.Rename(w.abs(from), w.abs(to)))
+	if b, ok := w.files[from]; ok {
+		delete(w.files, from)
+		w.files[to] = b
+		return
+	}
+	for _, k := range sortedKeys(w.files) {
+		if strings.HasPrefix(k, from+"/") {
+			w.files[to+strings.TrimPrefix(k, from)] = w.files[k]
+			delete(w.files, k)
+		}
+	}
+	for _, k := range sortedKeys(w.dirs) {
+		if k == from || strings.HasPrefix(k, from+"/") {
+			w.dirs[to+strings.TrimPrefix(k, from)] = true
+			delete(w.dirs, k)
+		}
+	}
+}
+
+func (w *workload) step(i int) {
+	w.op = i
+	type op struct {
+		weight int
+		do     func() bool // false: not applicable now
+	}
+	table := []op{
+		{14, w.create},
+		{10, w.overwrite},
+		{8, w.appendTo},
+		{5, w.truncate},
+		{8, w.renameFile},
+		{14, w.renameThenRewrite},
+		{4, w.renameOverExisting},
+		{8, w.editorSave},
+		{8, w.rewriteWhileUploading},
+		{6, w.deleteFile},
+		{4, w.mkdir},
+		{4, w.renameDir},
+		{2, w.removeDir},
+		{1, w.bigFile},
+	}
+	total := 0
+	for _, o := range table {
+		total += o.weight
+	}
+	for {
+		n := w.rng.IntN(total)
+		for _, o := range table {
+			if n -= o.weight; n < 0 {
+				if o.do() {
+					return
+				}
+				break
+			}
+		}
+	}
+}
+
+func (w *workload) create() bool {
+	rel := w.freeName(w.pickDir(), "f")
+	n := w.size()
+	w.logf("create %s (%d bytes)", rel, n)
+	w.write(rel, w.content(n))
+	return true
+}
+
+func (w *workload) overwrite() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	n := w.size()
+	w.logf("overwrite %s (%d bytes)", rel, n)
+	w.write(rel, w.content(n))
+	return true
+}
+
+func (w *workload) appendTo() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	add := w.content(1 + w.rng.IntN(8<<10))
+	w.logf("append %d bytes to %s", len(add), rel)
+	f, err := os.OpenFile(w.abs(rel), os.O_WRONLY|os.O_APPEND, 0)
+	w.must(err)
+	_, err = f.Write(add)
+	w.must(err)
+	w.must(f.Close())
+	w.files[rel] = append(append([]byte(nil), w.files[rel]...), add...)
+	return true
+}
+
+func (w *workload) truncate() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	old := w.files[rel]
+	n := w.rng.IntN(len(old) + 4096)
+	w.logf("truncate %s to %d bytes (was %d)", rel, n, len(old))
+	w.must(os.Truncate(w.abs(rel), int64(n)))
+	b := make([]byte, n)
+	copy(b, old)
+	w.files[rel] = b
+	return true
+}
+
+func (w *workload) renameFile() bool {
+	from, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	to := w.freeName(w.pickDir(), "f")
+	w.logf("rename %s -> %s", from, to)
+	w.rename(from, to)
+	return true
+}
+
+// renameThenRewrite is mv f g followed at once by a new f (also vim's
+// save: rename to a backup, write the new file, sometimes remove the
+// backup).
+func (w *workload) renameThenRewrite() bool {
+	from, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	to := w.freeName(w.pickDir(), "f")
+	n := w.size()
+	w.logf("rename %s -> %s, then write %s (%d bytes)", from, to, from, n)
+	w.rename(from, to)
+	w.write(from, w.content(n))
+	if w.rng.IntN(3) == 0 {
+		w.logf("  remove %s", to)
+		w.must(os.Remove(w.abs(to)))
+		delete(w.files, to)
+	}
+	return true
+}
+
+func (w *workload) renameOverExisting() bool {
+	if len(w.files) < 2 {
+		return false
+	}
+	from, _ := w.pickFile()
+	to, _ := w.pickFile()
+	if from == to {
+		return false
+	}
+	w.logf("rename %s over %s", from, to)
+	w.rename(from, to)
+	return true
+}
+
+// editorSave writes a temporary file and renames it over the original.
+func (w *workload) editorSave() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	tmp := path.Join(path.Dir(rel), "."+path.Base(rel)+".tmp")
+	if path.Dir(rel) == "." {
+		tmp = "." + rel + ".tmp"
+	}
+	n := w.size()
+	w.logf("editor save %s via %s (%d bytes)", rel, tmp, n)
+	w.write(tmp, w.content(n))
+	w.rename(tmp, rel)
+	return true
+}
+
+// rewriteWhileUploading writes a file, waits about the settle delay so
+// the syncer starts sending it, then rewrites part of it in place: the
+// object must never hold a mix of the two.
+func (w *workload) rewriteWhileUploading() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		rel = w.freeName(w.pickDir(), "f")
+	}
+	n := 256<<10 + w.rng.IntN(2<<20)
+	if w.rng.IntN(4) == 0 {
+		n = 9<<20 + w.rng.IntN(1<<20) // multipart: parts read at different times
+	}
+	pause := time.Duration(150+w.rng.IntN(300)) * time.Millisecond
+	w.logf("write %s (%d bytes), after %v rewrite its middle in place", rel, n, pause)
+	w.write(rel, w.content(n))
+	time.Sleep(pause)
+	f, err := os.OpenFile(w.abs(rel), os.O_WRONLY, 0)
+	w.must(err)
+	patch := bytes.Repeat([]byte{'#'}, 64<<10)
+	off := n / 3
+	_, err = f.WriteAt(patch, int64(off))
+	w.must(err)
+	w.must(f.Close())
+	b := append([]byte(nil), w.files[rel]...)
+	copy(b[off:], patch)
+	w.files[rel] = b
+	return true
+}
+
+func (w *workload) deleteFile() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	w.logf("delete %s", rel)
+	w.must(os.Remove(w.abs(rel)))
+	delete(w.files, rel)
+	return true
+}
+
+func (w *workload) mkdir() bool {
+	parent := w.pickDir()
+	if strings.Count(parent, "/") >= 2 {
+		return false
+	}
+	rel := w.freeName(parent, "d")
+	w.logf("mkdir %s", rel)
+	w.must(os.Mkdir(w.abs(rel), 0o755))
+	w.dirs[rel] = true
+	return true
+}
+
+func (w *workload) renameDir() bool {
+	from := w.pickDir()
+	if from == "" {
+		return false
+	}
+	parent := w.pickDir()
+	if parent == from || strings.HasPrefix(parent, from+"/") {
+		parent = path.Dir(from)
+		if parent == "." {
+			parent = ""
+		}
+	}
+	to := w.freeName(parent, "d")
+	w.logf("rename directory %s -> %s", from, to)
+	w.rename(from, to)
+	return true
+}
+
+func (w *workload) removeDir() bool {
+	rel := w.pickDir()
+	if rel == "" {
+		return false
+	}
+	w.logf("rm -r %s", rel)
+	w.must(os.RemoveAll(w.abs(rel)))
+	for _, k := range sortedKeys(w.files) {
+		if strings.HasPrefix(k, rel+"/") {
+			delete(w.files, k)
+		}
+	}
+	for _, k := range sortedKeys(w.dirs) {
+		if k == rel || strings.HasPrefix(k, rel+"/") {
+			delete(w.dirs, k)
+		}
+	}
+	return true
+}
+
+// bigFile goes over the multipart threshold (8 MiB).
+func (w *workload) bigFile() bool {
+	rel, ok := w.pickFile()
+	if !ok || w.rng.IntN(2) == 0 {
+		rel = w.freeName(w.pickDir(), "f")
+	}
+	n := 9<<20 + w.rng.IntN(1<<20)
+	w.logf("write big %s (%d bytes)", rel, n)
+	b := bytes.Repeat(w.content(4096), n/4096+1)[:n]
+	copy(b, fmt.Sprintf("op%d ", w.op))
+	w.write(rel, b)
+	return true
+}
+
+// modelDiffs cross-checks WORKDIR against the model: a difference here is
+// a bug of the mount's file system (or of this test), not of the sync.
+func (w *workload) modelDiffs(workdir string) []string {
+	var diffs []string
+	seen := map[string]bool{}
+	filepath.Walk(workdir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(workdir, p)
+		rel = filepath.ToSlash(rel)
+		seen[rel] = true
+		want, ok := w.files[rel]
+		if !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: in WORKDIR but not in the test's model", rel))
+			return nil
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+			diffs = append(diffs, fmt.Sprintf("%s: WORKDIR has %d bytes, the model %d (or other content)", rel, len(got), len(want)))
+		}
+		return nil
+	})
+	for _, rel := range sortedKeys(w.files) {
+		if !seen[rel] {
+			diffs = append(diffs, fmt.Sprintf("%s: in the model but not in WORKDIR", rel))
+		}
+	}
+	return diffs
+}

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/remote"
+)
+
+// newMountVia is newMount with the mount talking to endpoint (a proxy in
+// front of the test server) instead of the server itself.
+func newMountVia(t *testing.T, bucket, endpoint string, extra ...string) *mount {
+	t.Helper()
+	m := newMount(t, bucket, extra...)
+	if m.args[1] != "--endpoint-url" {
+		t.Fatalf("newMount's arguments changed shape: %q", m.args)
+	}
+	m.args[2] = endpoint
+	return m
+}
+
+// waitSettled waits until status shows nothing pending or in flight on two
+// polls a second apart, so that a record made just before the first poll
+// (a FUSE release arrives after close returns) is not missed.
+func (m *mount) waitSettled(timeout time.Duration) statusReport {
+	m.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		m.waitDrained(time.Until(deadline))
+		time.Sleep(time.Second)
+		if r2 := m.status(); r2.Pending == 0 && r2.InFlight == 0 {
+			return r2
+		}
+	}
+}
+
+// bucketEqualsWorkdir compares the objects under url (s3://BUCKET/PREFIX)
+// with WORKDIR's regular files, reading every object: same set of keys,
+// same size and MD5, and x-amz-meta-mtime equal to the file's mtime. Keys
+// ending in "/" are directory markers and must name a directory. It returns
+// one line per difference, sorted, as `s3sync verify` prints them.
+func bucketEqualsWorkdir(t *testing.T, srv *s3test.Server, url, workdir string) []string {
+	t.Helper()
+	bucket, prefix, _ := strings.Cut(strings.TrimPrefix(url, "s3://"), "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	type file struct {
+		size  int64
+		md5   string
+		mtime time.Time
+	}
+	local := map[string]file{}
+	dirs := map[string]bool{}
+	err := filepath.WalkDir(workdir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(workdir, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			dirs[rel] = true
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sum := md5.Sum(b)
+		local[rel] = file{int64(len(b)), hex.EncodeToString(sum[:]), info.ModTime()}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", workdir, err)
+	}
+
+	var diffs []string
+	ctx := context.Background()
+	c := srv.Client()
+	seen := map[string]bool{}
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("list %s: %v", url, err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			rel := strings.TrimPrefix(key, prefix)
+			if strings.HasSuffix(rel, "/") {
+				if !dirs[strings.TrimSuffix(rel, "/")] {
+					diffs = append(diffs, fmt.Sprintf("%s: directory marker for a directory not in WORKDIR", rel))
+				}
+				continue
+			}
+			seen[rel] = true
+			l, ok := local[rel]
+			if !ok {
+				diffs = append(diffs, fmt.Sprintf("%s: only in the bucket (%d bytes)", rel, aws.ToInt64(o.Size)))
+				continue
+			}
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				t.Fatalf("get %s: %v", key, err)
+			}
+			h := md5.New()
+			n, err := io.Copy(h, out.Body)
+			out.Body.Close()
+			if err != nil {
+				t.Fatalf("read %s: %v", key, err)
+			}
+			if sum := hex.EncodeToString(h.Sum(nil)); n != l.size || sum != l.md5 {
+				diffs = append(diffs, fmt.Sprintf("%s: content differs: bucket %d bytes md5 %s, WORKDIR %d bytes md5 %s", rel, n, sum, l.size, l.md5))
+				continue
+			}
+			mt, ok := remote.ParseMtime(out.Metadata["mtime"])
+			if !ok || !mt.Equal(l.mtime) {
+				diffs = append(diffs, fmt.Sprintf("%s: mtime differs: bucket %q, WORKDIR %s", rel, out.Metadata["mtime"], remote.FormatMtime(l.mtime)))
+			}
+		}
+	}
+	for rel, l := range local {
+		if !seen[rel] {
+			diffs = append(diffs, fmt.Sprintf("%s: missing from the bucket (%d bytes)", rel, l.size))
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
+
+// verifyCommand runs `s3sync verify WORKDIR URL` when the built binary has
+// it; ran is false when it does not.
+func verifyCommand(t *testing.T, endpoint, workdir, url string) (ran bool, exit int, out string) {
+	t.Helper()
+	if exec.Command(bin, "verify", "--help").Run() != nil {
+		return false, 0, ""
+	}
+	b, err := exec.Command(bin, "verify", "--endpoint-url", endpoint, workdir, url).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return true, ee.ExitCode(), string(b)
+	} else if err != nil {
+		t.Fatalf("s3sync verify: %v", err)
+	}
+	return true, 0, string(b)
+}
