@@ -90,6 +90,14 @@ type Drainer struct {
 	// an old path (a rename's From): nothing may change the objects at or
 	// below such a path until the copy is done (see blocked).
 	sources    map[string]int
+	// inDoubt holds paths whose upload failed in a way that may still
+	// have stored the object (a dropped connection, a 5xx after the body
+	// went): if the file is then removed, its key is deleted even though
+	// the cache never learnt of it.
+	inDoubt map[string]bool
+	// started: records older than this may have been in flight when an
+	// earlier process died, with the same doubt.
+	started time.Time
 	offline    bool
 	offlineErr error
 	pauseUntil time.Time // endpoint unreachable: wait before trying again
@@ -123,7 +131,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	}
 	return &Drainer{
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
-		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{},
+		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(),
 	}
 }
@@ -229,7 +237,7 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			return false
 		}
 		d.mu.Lock()
-		busy := d.inflight[r.Path] || d.blocked(r.Path)
+		busy := d.inflight[r.Path] || d.blocked(r.Path) || (r.Op == journal.OpRemoved && r.IsDir && d.inflightBelow(r.Path))
 		nb := d.notBefore[r.Path]
 		d.mu.Unlock()
 		if busy {
@@ -317,6 +325,18 @@ func (d *Drainer) blocked(path string) bool {
 	return false
 }
 
+// inflightBelow reports whether a record below dir is in flight: a tree
+// removal must wait for it, or an upload landing after the removal walked
+// the cache would leave its object behind. Called with d.mu held.
+func (d *Drainer) inflightBelow(dir string) bool {
+	for p := range d.inflight {
+		if under(p, dir) {
+			return true
+		}
+	}
+	return false
+}
+
 // under reports whether p lies below the directory dir.
 func under(p, dir string) bool {
 	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
@@ -361,6 +381,10 @@ type step struct {
 	// failure half-way keeps what was already sent.
 	deferred bool
 	writes   []cacheWrite
+	// doubt: the record may have had an upload land unrecorded (see
+	// Drainer.inDoubt), so a removal deletes the key even without a
+	// cache entry.
+	doubt bool
 }
 
 type cacheWrite struct {
@@ -422,7 +446,10 @@ func (d *Drainer) flushWrites(st *step) {
 
 // handle applies r and ends its record.
 func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) {
-	st := &step{release: release, deferred: true}
+	d.mu.Lock()
+	doubt := d.inDoubt[r.Path] || r.First.Before(d.started)
+	d.mu.Unlock()
+	st := &step{release: release, deferred: true, doubt: doubt}
 	err := d.apply(ctx, r, st)
 	release()
 	if ctx.Err() != nil || err != nil {
@@ -504,7 +531,7 @@ func (d *Drainer) key(rel string) string { return d.loc.Prefix + rel }
 // apply makes the remote hold what WORKDIR holds at r.Path now.
 func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 	if r.Op == journal.OpRemoved && r.IsDir {
-		return d.removeTree(ctx, r.Path)
+		return d.removeTree(ctx, r.Path, st.doubt)
 	}
 	if r.IsDir {
 		// A directory rename, possibly with a later change coalesced onto
@@ -585,18 +612,33 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		}
 	}
 	res, err := uploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel})
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return d.removeFile(ctx, rel, st)
-		}
-		return err
-	}
-	st.release()
 	now := time.Now()
-	d.mu.Lock()
-	d.lastUpload = now
-	d.mu.Unlock()
-	return d.cachePut(st, rel, cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now})
+	if res.ETag != "" {
+		// The object holds what the file had at res's size and mtime,
+		// whatever comes next: the cache must know, or a removal of the
+		// file would leave the object behind.
+		d.mu.Lock()
+		d.lastUpload = now
+		delete(d.inDoubt, rel)
+		d.mu.Unlock()
+		e := cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now}
+		if err == nil {
+			st.release()
+			return d.cachePut(st, rel, e)
+		}
+		if perr := d.c.Put(rel, e); perr != nil {
+			return perr
+		}
+	}
+	if res.InDoubt {
+		d.mu.Lock()
+		d.inDoubt[rel] = true
+		d.mu.Unlock()
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeFile(ctx, rel, st)
+	}
+	return err
 }
 
 // removeFile forgets a path that no longer exists, deleting its object
@@ -604,23 +646,36 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 // sync; the cache entry goes, since WORKDIR no longer has that file.
 func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 	_, ok, err := d.c.Get(rel)
-	if err != nil || !ok {
+	if err != nil {
 		return err
+	}
+	if !ok && !st.doubt {
+		return nil
 	}
 	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
 		if err := d.deleteKeys(ctx, []string{d.key(rel)}); err != nil {
 			return err
 		}
+		d.mu.Lock()
+		delete(d.inDoubt, rel)
+		d.mu.Unlock()
+	}
+	if !ok {
+		return nil
 	}
 	return d.cacheDelete(st, rel)
 }
 
 // removeTree handles rmdir or a directory renamed away: every cached path
 // below it that is gone from WORKDIR is removed.
-func (d *Drainer) removeTree(ctx context.Context, rel string) error {
+func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error {
 	var gone []string
+	isGone := func(p string) bool {
+		_, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p)))
+		return errors.Is(err, fs.ErrNotExist)
+	}
 	err := d.c.Walk(rel+"/", func(p string, _ cache.Entry) error {
-		if _, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p))); errors.Is(err, fs.ErrNotExist) {
+		if isGone(p) {
 			gone = append(gone, p)
 		}
 		return nil
@@ -628,11 +683,33 @@ func (d *Drainer) removeTree(ctx context.Context, rel string) error {
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	for p := range d.inDoubt {
+		doubt = doubt || under(p, rel)
+	}
+	d.mu.Unlock()
 	if d.opts.Delete {
 		var keys []string
 		for _, p := range gone {
 			if !d.opts.Filters.Excluded(p) {
 				keys = append(keys, d.key(p))
+			}
+		}
+		if doubt {
+			// Uploads below may have landed unrecorded: ask the bucket.
+			known := map[string]bool{}
+			for _, k := range keys {
+				known[k] = true
+			}
+			err := d.r.List(ctx, d.loc.Bucket, d.key(rel)+"/", func(o remote.Object) error {
+				p := o.Key[len(d.loc.Prefix):]
+				if !known[o.Key] && isGone(p) && !d.opts.Filters.Excluded(p) {
+					keys = append(keys, o.Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		if err := d.deleteKeys(ctx, keys); err != nil {
@@ -643,6 +720,15 @@ func (d *Drainer) removeTree(ctx context.Context, rel string) error {
 		if err := d.c.Delete(p); err != nil {
 			return err
 		}
+	}
+	if d.opts.Delete {
+		d.mu.Lock()
+		for p := range d.inDoubt {
+			if under(p, rel) && isGone(p) {
+				delete(d.inDoubt, p)
+			}
+		}
+		d.mu.Unlock()
 	}
 	// The path may now be a file again (rmdir x; echo > x).
 	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
@@ -676,7 +762,7 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 	})
 	if errors.Is(err, fs.ErrNotExist) {
-		return d.removeTree(ctx, rel)
+		return d.removeTree(ctx, rel, false)
 	}
 	if err != nil {
 		// Not a directory any more: sync whatever it is now.

@@ -30,6 +30,9 @@ type UploadResult struct {
 	Size  int64
 	Mtime time.Time
 	ETag  string
+	// InDoubt: the upload failed in a way that may still have stored the
+	// object (the connection broke, the store answered 5xx after the body).
+	InDoubt bool
 }
 
 // UploadFile sends the current content of path to bucket/key. The object
@@ -45,16 +48,32 @@ func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 
 // uploadFile is UploadFile; with rs, a multipart upload is kept there so a
 // crash does not lose its finished parts.
+//
+// When it fails, the result still says what landed: the last whole version
+// the store accepted (ETag set), and whether a failed request may have
+// stored something nonetheless (InDoubt).
 func uploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, error) {
+	var landed UploadResult
 	for range 3 {
 		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass, rs)
 		if err != nil || !changed {
+			if err != nil && landed.ETag != "" {
+				landed.InDoubt = landed.InDoubt || res.InDoubt
+				return landed, err
+			}
 			return res, err
+		}
+		if res.ETag != "" {
+			landed = res
 		}
 	}
 	res, err := uploadSnapshot(ctx, r, path, bucket, key, storageClass)
 	if errors.Is(err, errNoSnapshot) {
-		return UploadResult{}, ErrKeepsChanging
+		return landed, ErrKeepsChanging
+	}
+	if err != nil {
+		landed.InDoubt = true
+		return landed, err
 	}
 	return res, err
 }
@@ -126,7 +145,10 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		return UploadResult{}, true, nil
 	}
 	if err != nil {
-		return UploadResult{}, false, err
+		// A refusal (4xx) stored nothing; anything else may have.
+		var re *remote.Error
+		doubt := !errors.As(err, &re) || re.Kind == nil || errors.Is(err, remote.ErrUnreachable)
+		return UploadResult{InDoubt: doubt}, false, err
 	}
 	// Changed after the object became visible: the object holds what the
 	// file had when it was hashed, but that is no longer the file.
