@@ -89,7 +89,7 @@ type Drainer struct {
 	// sources counts the in-flight records that may copy server-side from
 	// an old path (a rename's From): nothing may change the objects at or
 	// below such a path until the copy is done (see blocked).
-	sources    map[string]int
+	sources map[string]int
 	// inDoubt holds paths whose upload failed in a way that may still
 	// have stored the object (a dropped connection, a 5xx after the body
 	// went): if the file is then removed, its key is deleted even though
@@ -97,7 +97,7 @@ type Drainer struct {
 	inDoubt map[string]bool
 	// started: records older than this may have been in flight when an
 	// earlier process died, with the same doubt.
-	started time.Time
+	started    time.Time
 	offline    bool
 	offlineErr error
 	pauseUntil time.Time // endpoint unreachable: wait before trying again
