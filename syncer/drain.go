@@ -83,7 +83,10 @@ type Drainer struct {
 	loc     remote.Location
 	opts    DrainOptions
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// inflight holds the paths being worked on; true marks a tree record
+	// (a directory renamed or removed), whose work writes or deletes the
+	// keys of everything below it.
 	inflight  map[string]bool
 	notBefore map[string]time.Time // per-path backoff
 	// sources counts the in-flight records that may copy server-side from
@@ -97,11 +100,22 @@ type Drainer struct {
 	inDoubt map[string]bool
 	// started: records older than this may have been in flight when an
 	// earlier process died, with the same doubt.
-	started    time.Time
-	offline    bool
-	offlineErr error
-	pauseUntil time.Time // endpoint unreachable: wait before trying again
-	outage     int       // consecutive unreachable failures
+	started time.Time
+	// A pause stops the whole drain: the endpoint is unreachable, the
+	// credentials or the clock are refused, or every request is denied.
+	// Retrying one file cannot help then, and failing files would be wrong.
+	paused     pauseKind
+	pauseErr   error
+	pauseUntil time.Time // wait before trying again
+	outage     int       // consecutive failures that paused
+	// denied holds the paths that got AccessDenied in a row, with no
+	// success between: once deniedEverywhere different paths were denied
+	// the drain pauses instead of failing file after file. One key the
+	// policy forbids, retried alone, is not "every request".
+	denied map[string]bool
+	// reload: the credentials were refused; read the chain again before
+	// the next attempt.
+	reload     bool
 	lastUpload time.Time
 	// lastActivity is when the journal last took new records: while
 	// changes keep arriving, uploads wait (see readyAt).
@@ -131,30 +145,64 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	}
 	return &Drainer{
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
-		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, started: time.Now(),
+		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(),
 	}
 }
 
 // State is the drain loop's view for status output.
 type State struct {
-	Offline    bool
-	OfflineErr string
+	Offline    bool   // paused because the endpoint is unreachable
+	OfflineErr string // its error
+	// Paused says why the whole drain waits, when it does ("" otherwise),
+	// in words for people; PausedErr is the error behind it.
+	Paused     string
+	PausedErr  string
 	LastUpload time.Time
 	LastError  string
 	InFlight   int
 }
 
-// State reports whether the endpoint is reachable and when the last upload
+// pauseKind is why the drain is paused.
+type pauseKind int
+
+const (
+	notPaused pauseKind = iota
+	pausedUnreachable
+	pausedCredentials
+	pausedClock
+	pausedDenied
+)
+
+var pauseWords = map[pauseKind]string{
+	pausedUnreachable: "endpoint unreachable; changes are kept and sent when it returns",
+	pausedCredentials: "credentials rejected or missing; draining paused, the credential chain is read again before each retry",
+	pausedClock:       "the store refuses this machine's clock; draining paused until the clock is right (timedatectl, chrony)",
+	pausedDenied:      "access denied on every request; draining paused until permission is restored",
+}
+
+// deniedEverywhere: AccessDenied for this many different paths in a row
+// means the credentials lost access, not that a few keys are forbidden.
+const deniedEverywhere = 3
+
+// State reports whether the drain is paused and when the last upload
 // finished.
 func (d *Drainer) State() State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := State{Offline: d.offline, LastUpload: d.lastUpload, LastError: d.lastErr, InFlight: len(d.inflight)}
-	if d.offlineErr != nil {
-		s.OfflineErr = d.offlineErr.Error()
+	s := State{LastUpload: d.lastUpload, LastError: d.lastErr, InFlight: len(d.inflight)}
+	if d.paused != notPaused {
+		s.Paused, s.PausedErr = pauseWords[d.paused], d.pauseErr.Error()
+		if d.paused == pausedUnreachable {
+			s.Offline, s.OfflineErr = true, s.PausedErr
+		}
 	}
 	return s
+}
+
+// credentialReloader is implemented by *remote.Client.
+type credentialReloader interface {
+	ReloadCredentials(ctx context.Context) error
 }
 
 func (d *Drainer) poke() {
@@ -231,13 +279,23 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 		d.mu.Unlock()
 		return t
 	}
+	reload := d.reload
+	d.reload = false
 	d.mu.Unlock()
+	if cr, ok := d.r.(credentialReloader); ok && reload {
+		// Rotated keys, a refreshed session token, a fixed profile: the
+		// next attempt uses whatever the chain says now.
+		if err := cr.ReloadCredentials(ctx); err != nil {
+			d.opts.Log.Debug("reload credentials", "err", err)
+		}
+	}
 	err := d.j.Pending(func(r journal.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
 		d.mu.Lock()
-		busy := d.inflight[r.Path] || d.blocked(r.Path) || (r.Op == journal.OpRemoved && r.IsDir && d.inflightBelow(r.Path))
+		_, busy := d.inflight[r.Path]
+		busy = busy || d.blocked(r.Path) || (r.IsDir && d.inflightBelow(r.Path))
 		nb := d.notBefore[r.Path]
 		d.mu.Unlock()
 		if busy {
@@ -270,7 +328,7 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			return false // all workers busy; a finishing one wakes us
 		}
 		d.mu.Lock()
-		d.inflight[r.Path] = true
+		d.inflight[r.Path] = r.IsDir
 		if r.From != "" {
 			d.sources[r.From]++
 		}
@@ -316,9 +374,18 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 // conditional on the ETag the cache recorded anyway (a copy that lost the
 // race is refused and the file uploaded instead); holding back keeps that
 // rare. Called with d.mu held.
+//
+// Likewise a path below an in-flight tree record waits: the tree's copy or
+// upload of that key and the path's own upload would race, and the one to
+// land last, possibly the older content, would stay.
 func (d *Drainer) blocked(path string) bool {
 	for src := range d.sources {
 		if path == src || under(path, src) || under(src, path) {
+			return true
+		}
+	}
+	for p, tree := range d.inflight {
+		if tree && under(path, p) {
 			return true
 		}
 	}
@@ -326,8 +393,9 @@ func (d *Drainer) blocked(path string) bool {
 }
 
 // inflightBelow reports whether a record below dir is in flight: a tree
-// removal must wait for it, or an upload landing after the removal walked
-// the cache would leave its object behind. Called with d.mu held.
+// record must wait for it, or an upload landing after a tree removal walked
+// the cache would leave its object behind, and one racing a tree's copy of
+// the same key could leave the older content. Called with d.mu held.
 func (d *Drainer) inflightBelow(dir string) bool {
 	for p := range d.inflight {
 		if under(p, dir) {
@@ -459,22 +527,53 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) 
 		return // shutting down: the record stays pending for the next start
 	}
 	log := d.opts.Log
+	denied := errors.Is(err, remote.ErrAccessDenied)
+	d.mu.Lock()
+	if denied {
+		d.denied[r.Path] = true
+	} else if err == nil || !remote.IsGlobal(err) {
+		clear(d.denied)
+	}
+	kind := pauseFor(err, len(d.denied))
+	d.mu.Unlock()
 	switch {
 	case err == nil:
 		d.mu.Lock()
 		delete(d.notBefore, r.Path)
-		if d.offline {
-			d.offline, d.offlineErr, d.outage = false, nil, 0
-			d.mu.Unlock()
+		was := d.paused
+		d.paused, d.pauseErr, d.outage = notPaused, nil, 0
+		d.mu.Unlock()
+		if was == pausedUnreachable {
 			log.Info("endpoint reachable again; draining")
-		} else {
-			d.outage = 0
-			d.mu.Unlock()
+		} else if was != notPaused {
+			log.Info("requests work again; draining")
 		}
 		if jerr := d.j.DoneWith(r, func(tx *bbolt.Tx) error { return d.applyWrites(tx, st.writes) }); jerr != nil {
 			log.Error("journal done", "path", r.Path, "err", jerr)
 		}
-	case isPermanent(err):
+	case kind != notPaused:
+		// One pause for everyone, not one per path: a dead endpoint or
+		// refused credentials are not hammered by every pending file,
+		// and no file is failed for what is not its fault.
+		d.noteErr(err)
+		d.mu.Lock()
+		d.outage++
+		// Capped lower than other retries: when requests work again,
+		// draining should resume within seconds.
+		wait := backoff(d.outage, min(d.opts.MaxBackoff, 10*time.Second))
+		d.pauseUntil = time.Now().Add(wait)
+		if d.paused != kind {
+			log.Warn(pauseWords[kind], "err", err)
+		}
+		d.paused, d.pauseErr = kind, err
+		d.reload = kind == pausedCredentials || kind == pausedDenied
+		d.mu.Unlock()
+		if jerr := d.j.Retry(r, err); jerr != nil {
+			log.Error("journal retry", "path", r.Path, "err", jerr)
+		}
+	case isPermanent(err) && (!denied || r.Attempts+1 >= deniedEverywhere):
+		// A denial fails the file only once it was denied a few times
+		// while other requests went through: a key the policy forbids.
 		log.Warn("cannot sync; moved to the failed list (s3sync status shows it)", "path", r.Path, "err", err)
 		d.noteErr(err)
 		if jerr := d.j.Fail(r, err); jerr != nil {
@@ -483,27 +582,30 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) 
 	default:
 		d.noteErr(err)
 		d.mu.Lock()
-		if errors.Is(err, remote.ErrUnreachable) {
-			// One pause for everyone, not one per path: a dead endpoint
-			// is not hammered by every pending file.
-			d.outage++
-			// Capped lower than other retries: when the endpoint returns,
-			// draining should resume within seconds.
-			wait := backoff(d.outage, min(d.opts.MaxBackoff, 10*time.Second))
-			d.pauseUntil = time.Now().Add(wait)
-			if !d.offline {
-				log.Warn("endpoint unreachable; changes are kept and sent when it returns", "err", err)
-			}
-			d.offline, d.offlineErr = true, err
-		} else {
-			d.notBefore[r.Path] = time.Now().Add(backoff(r.Attempts+1, d.opts.MaxBackoff))
-			log.Info("will retry", "path", r.Path, "err", err)
-		}
+		d.notBefore[r.Path] = time.Now().Add(backoff(r.Attempts+1, d.opts.MaxBackoff))
 		d.mu.Unlock()
+		log.Info("will retry", "path", r.Path, "err", err)
 		if jerr := d.j.Retry(r, err); jerr != nil {
 			log.Error("journal retry", "path", r.Path, "err", jerr)
 		}
 	}
+}
+
+// pauseFor says whether err should pause the whole drain, and why.
+func pauseFor(err error, denials int) pauseKind {
+	switch {
+	case err == nil:
+		return notPaused
+	case errors.Is(err, remote.ErrUnreachable):
+		return pausedUnreachable
+	case errors.Is(err, remote.ErrBadCredentials), errors.Is(err, remote.ErrNoCredentials):
+		return pausedCredentials
+	case errors.Is(err, remote.ErrClockSkew):
+		return pausedClock
+	case errors.Is(err, remote.ErrAccessDenied) && denials >= deniedEverywhere:
+		return pausedDenied
+	}
+	return notPaused
 }
 
 func (d *Drainer) noteErr(err error) {
@@ -635,8 +737,12 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		d.inDoubt[rel] = true
 		d.mu.Unlock()
 	}
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return d.removeFile(ctx, rel, st)
+	case errors.Is(err, fs.ErrPermission):
+		// This file only: retrying will not make it readable.
+		return permanent("cannot read %s: %w", rel, err)
 	}
 	return err
 }

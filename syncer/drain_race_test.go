@@ -72,7 +72,7 @@ func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
 		sr = &slowRemote{Remote: r, copyDelay: 300 * time.Millisecond}
 		return sr
-	})
+	}, nil)
 	old := strings.Repeat("old", 100)
 	testfs.WriteFile(t, d.workdir+"/f", old)
 	testfs.WriteFile(t, d.workdir+"/dir/x", old)
@@ -130,5 +130,29 @@ func TestDrainRenameCopyIsConditional(t *testing.T) {
 	defer d.p.mu.Unlock()
 	if kind := d.p.puts["/"+d.bucket+"/w/g"]; kind != "put" {
 		t.Errorf("g was last sent as %q, want an upload after the refused copy", kind)
+	}
+}
+
+// A file changed inside a directory just renamed: the tree's copy of its
+// old content and the upload of the new one write the same key, so the
+// upload must wait for the copy, or the copy, landing last, would leave
+// the old bytes.
+func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
+	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
+		return &slowRemote{Remote: r, copyDelay: 300 * time.Millisecond}
+	}, nil)
+	testfs.WriteFile(t, d.workdir+"/dir/x", "old")
+	d.j.Changed("dir/x")
+	d.waitIdle(t)
+
+	os.Rename(d.workdir+"/dir", d.workdir+"/moved")
+	d.j.Renamed("dir", "moved", true)
+	d.j.Sync(context.Background())
+	time.Sleep(50 * time.Millisecond) // the tree's copy is on its way
+	testfs.WriteFile(t, d.workdir+"/moved/x", "new")
+	d.j.Changed("moved/x")
+	d.waitIdle(t)
+	if got, _ := d.srv.Get(t, d.bucket, "w/moved/x"); got != "new" {
+		t.Errorf("moved/x holds %q, want the new content", got)
 	}
 }

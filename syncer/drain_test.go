@@ -32,14 +32,19 @@ type drainEnv struct {
 }
 
 func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
-	return newDrainEnvWith(t, opts, nil)
+	return newDrainEnvWith(t, opts, nil, nil)
 }
 
 // newDrainEnvWith lets wrap put a decorator (delays, reordering) between
-// the drain loop and the real client.
-func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote) *drainEnv {
+// the drain loop and the real client, and front put another proxy in front
+// of the server (it returns the endpoint to use).
+func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
 	e := newEnv(t)
-	p := newProxy(t, e.srv.Endpoint)
+	endpoint := e.srv.Endpoint
+	if front != nil {
+		endpoint = front(endpoint)
+	}
+	p := newProxy(t, endpoint)
 	client, err := remote.New(context.Background(), remote.Config{EndpointURL: p.url})
 	if err != nil {
 		t.Fatal(err)

@@ -205,6 +205,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	case err == nil:
 	case errors.Is(err, remote.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded):
 		log.Warn("endpoint unreachable; mounting offline, changes will be sent when it returns", "err", err)
+	case remote.IsGlobal(err):
+		// Expired or not yet available credentials, a wrong clock: the
+		// mount serves and journals; the drain waits until requests work.
+		log.Warn("the store refuses requests; mounting anyway, changes are kept and sent once it accepts them (s3sync status shows why)", "err", err)
 	default:
 		return err
 	}

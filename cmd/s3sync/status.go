@@ -45,7 +45,11 @@ type report struct {
 	LastUpload    *time.Time    `json:"last_upload,omitempty"`
 	Offline       bool          `json:"offline"`
 	OfflineError  string        `json:"offline_error,omitempty"`
-	LastError     string        `json:"last_error,omitempty"`
+	// Paused says why the whole drain waits (unreachable, credentials,
+	// clock, access denied everywhere); "" when it does not.
+	Paused      string `json:"paused,omitempty"`
+	PausedError string `json:"paused_error,omitempty"`
+	LastError   string `json:"last_error,omitempty"`
 }
 
 type failedEntry struct {
@@ -64,7 +68,7 @@ const pendingStatLimit = 1000
 
 func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
-		Offline: live.Offline, OfflineError: live.OfflineErr, LastError: live.LastError, InFlight: live.InFlight,
+		Offline: live.Offline, OfflineError: live.OfflineErr, Paused: live.Paused, PausedError: live.PausedErr, LastError: live.LastError, InFlight: live.InFlight,
 		Failed: []failedEntry{}, Retrying: []failedEntry{}, KeepsChanging: []failedEntry{}}
 	if mounted {
 		rep.PID = info.PID
@@ -264,6 +268,8 @@ func printReport(r report) {
 	fmt.Printf("  state:       %s\n", state)
 	if r.Offline {
 		fmt.Printf("  endpoint:    UNREACHABLE, changes are kept and sent when it returns (%s)\n", r.OfflineError)
+	} else if r.Paused != "" {
+		fmt.Printf("  PAUSED:      %s (%s)\n", r.Paused, r.PausedError)
 	}
 	if r.Pending == 0 {
 		fmt.Printf("  pending:     nothing, the bucket is up to date\n")
