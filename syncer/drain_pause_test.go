@@ -109,7 +109,9 @@ func TestDrainAccessDenied(t *testing.T) {
 	if f := d.failed(t); len(f) != 0 {
 		t.Fatalf("files failed while every request was denied: %v", f)
 	}
-	one := func(r *http.Request) bool { return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/w/secret.txt") }
+	one := func(r *http.Request) bool {
+		return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/w/secret.txt")
+	}
 	deny.Store(&one)
 	d.write(t, "secret.txt")
 	d.waitIdle(t)
