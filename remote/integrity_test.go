@@ -150,3 +150,21 @@ func TestCopySourceIfMatch(t *testing.T) {
 		t.Errorf("copy: body %q etag %q", body, etag)
 	}
 }
+
+// A download whose bytes do not match the stored checksum fails instead of
+// handing back corrupt content.
+func TestDownloadCheckedAgainstStoredChecksum(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	c := newClient(t, nil)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("backup "), 1000)
+	if _, err := c.Upload(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.CorruptObject(t, bucket, "k")
+	var buf bytes.Buffer
+	if _, err := c.Download(ctx, bucket, "k", "", &buf); err == nil {
+		t.Fatalf("download of a corrupted object succeeded (%d bytes)", buf.Len())
+	}
+}

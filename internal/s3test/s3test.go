@@ -345,3 +345,28 @@ func (s *Server) MultipartUploads(t testing.TB, bucket string) int {
 	}
 	return len(out.Uploads)
 }
+
+// CorruptObject flips one byte of the stored object in place, as bit rot
+// on the server's disk would: the object keeps its size, ETag and stored
+// checksum. Only possible with the server this package started (the
+// posix backend keeps each object as a file); otherwise the test is
+// skipped.
+func (s *Server) CorruptObject(t testing.TB, bucket, key string) {
+	t.Helper()
+	if s.root == "" {
+		t.Skip("CorruptObject needs the server s3test started, not S3SYNC_TEST_ENDPOINT")
+	}
+	f, err := os.OpenFile(filepath.Join(s.root, "data", bucket, filepath.FromSlash(key)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+}
