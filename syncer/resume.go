@@ -25,6 +25,9 @@ type Uploads interface {
 type resumer struct {
 	store Uploads
 	rel   string
+	// recorded: an entry exists (found, or made by OnCreate) and must go
+	// once the upload is over.
+	recorded bool
 }
 
 // prepare sets o up to continue the upload recorded for the file if the
@@ -36,6 +39,7 @@ func (rs *resumer) prepare(ctx context.Context, r Remote, bucket, key string, st
 	if err != nil {
 		return err
 	}
+	rs.recorded = ok
 	if ok && u.ID != "" {
 		if u.Key == key && u.Size == st.size && u.Mtime.Equal(st.mtime) && u.Ctime.Equal(st.ctime) && u.Ino == st.ino {
 			o.ResumeID = u.ID
@@ -44,14 +48,16 @@ func (rs *resumer) prepare(ctx context.Context, r Remote, bucket, key string, st
 		}
 	}
 	o.OnCreate = func(id string) error {
+		rs.recorded = true
 		return rs.store.PutUpload(rs.rel, cache.Upload{Key: key, ID: id, Size: st.size, Mtime: st.mtime, Ctime: st.ctime, Ino: st.ino, Started: time.Now()})
 	}
 	return nil
 }
 
 func (rs *resumer) forget() {
-	if _, ok, _ := rs.store.GetUpload(rs.rel); ok {
+	if rs.recorded {
 		rs.store.DeleteUpload(rs.rel)
+		rs.recorded = false
 	}
 }
 

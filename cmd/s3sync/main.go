@@ -104,13 +104,15 @@ func newRootCmd() *cobra.Command {
   s3sync mount WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]
                                  work in MOUNTPOINT; every change is journaled and mirrored
   s3sync status WORKDIR          what is pending, failed, last synced
+  s3sync verify SRC DST          prove DST holds what SRC holds: size, mtime, content
   s3sync ls / mb / rb            list, make and remove buckets
 
 Credentials and endpoints come from the standard AWS chain (environment,
 ~/.aws/config and ~/.aws/credentials, AWS_PROFILE, endpoint_url in a profile).
 
-Exit codes: 0 all done; 1 some transfers failed or the command could not run;
-2 some files were skipped, or the command line was wrong.`,
+Exit codes: 0 all done; 1 some transfers failed or the command could not run
+(verify: some path differs); 2 some files were skipped, or the command line
+was wrong.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
