@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
 	"os"
 	"runtime"
@@ -20,10 +19,6 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
 )
-
-// crc64NVME is the CRC-64/NVME table, the one aws-sdk-go-v2's internal
-// checksum package uses for x-amz-checksum-crc64nvme.
-var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
 
 // SumCache remembers local files' checksums between runs, keyed by the path
 // relative to the local root; *cache.Sums implements it.
@@ -126,7 +121,7 @@ func stampOf(f *os.File) (cache.Stamp, error) {
 // digest reads r to the end once for both checksums.
 func digest(ctx context.Context, r io.Reader) (cache.Digest, error) {
 	m := md5.New()
-	c := crc64.New(crc64NVME)
+	c := remote.NewCRC64NVME()
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
