@@ -108,32 +108,11 @@ func checksumRefused(err error) bool {
 }
 
 func (c *Client) putObject(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions, md5Mode bool) (Uploaded, error) {
-	var (
-		sum  bodySum
-		body io.Reader
-		err  error
-	)
-	if size <= smallBody {
-		bp := smallBufs.Get().(*[]byte)
-		defer smallBufs.Put(bp)
-		buf := (*bp)[:size]
-		if n, rerr := r.ReadAt(buf, 0); int64(n) != size {
-			if rerr == nil || rerr == io.EOF {
-				rerr = fmt.Errorf("file shrank while read: %d of %d bytes: %w", n, size, ErrBadDigest)
-			}
-			return Uploaded{}, rerr
-		}
-		sum = sumBytes(buf, md5Mode)
-		body = bytes.NewReader(buf)
-	} else {
-		bp := smallBufs.Get().(*[]byte)
-		sum, err = sumSection(r, 0, size, md5Mode, *bp)
-		smallBufs.Put(bp)
-		body = io.NewSectionReader(r, 0, size)
-	}
+	body, sum, done, err := readBody(ctx, r, 0, size, md5Mode)
 	if err != nil {
 		return Uploaded{}, err
 	}
+	defer done()
 	if o.Check != nil {
 		if err := o.Check(); err != nil {
 			return Uploaded{}, err
@@ -154,6 +133,58 @@ func (c *Client) putObject(ctx context.Context, bucket, key string, r io.ReaderA
 		return Uploaded{}, err
 	}
 	return Uploaded{ETag: aws.ToString(out.ETag), Checksum: aws.ToString(out.ChecksumCRC64NVME)}, nil
+}
+
+// Bodies are hashed before they are sent. Up to bufferedBody bytes they are
+// read once into memory, hashed and sent from there; larger ones (parts of
+// objects over 78 GiB) are read twice, hash then send. bufferedBodies bounds
+// the memory that takes, whatever the number of transfers.
+const bufferedBodies = 8
+
+var (
+	bufferedBody int64 = 8 << 20 // a variable for tests only
+	bodyBufs           = sync.Pool{New: func() any { b := make([]byte, bufferedBody); return &b }}
+	bodySlots          = make(chan struct{}, bufferedBodies)
+)
+
+// readBody returns length bytes of r from off as a request body, with their
+// checksum, and a func to call once the request is over.
+func readBody(ctx context.Context, r io.ReaderAt, off, length int64, md5Mode bool) (io.ReadSeeker, bodySum, func(), error) {
+	if length > bufferedBody {
+		bp := smallBufs.Get().(*[]byte)
+		sum, err := sumSection(r, off, length, md5Mode, *bp)
+		smallBufs.Put(bp)
+		return io.NewSectionReader(r, off, length), sum, func() {}, err
+	}
+	pool := &smallBufs
+	if length > smallBody {
+		select {
+		case bodySlots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, bodySum{}, nil, ctx.Err()
+		}
+		pool = &bodyBufs
+	}
+	bp := pool.Get().(*[]byte)
+	if int64(cap(*bp)) < length { // made while tests lowered bufferedBody
+		b := make([]byte, bufferedBody)
+		bp = &b
+	}
+	done := func() {
+		pool.Put(bp)
+		if pool == &bodyBufs {
+			<-bodySlots
+		}
+	}
+	buf := (*bp)[:length]
+	if n, err := r.ReadAt(buf, off); int64(n) != length {
+		done()
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("file shrank while read: %d of %d bytes: %w", n, length, ErrBadDigest)
+		}
+		return nil, bodySum{}, nil, err
+	}
+	return bytes.NewReader(buf), sumBytes(buf, md5Mode), done, nil
 }
 
 // set fills a request's checksum header: CRC64NVME, or Content-MD5 in MD5
@@ -197,12 +228,11 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 		}
 	}
 	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (types.CompletedPart, error) {
-		bp := smallBufs.Get().(*[]byte)
-		sum, err := sumSection(r, off, length, md5Mode, *bp)
-		smallBufs.Put(bp)
+		body, sum, release, err := readBody(ctx, r, off, length, md5Mode)
 		if err != nil {
 			return types.CompletedPart{}, err
 		}
+		defer release()
 		if p, ok := done[n]; ok && aws.ToInt64(p.Size) == length && !md5Mode && aws.ToString(p.ChecksumCRC64NVME) == EncodeCRC64(sum.crc) {
 			// Sent before an interruption, and the same bytes.
 			return types.CompletedPart{PartNumber: aws.Int32(n), ETag: p.ETag, ChecksumCRC64NVME: p.ChecksumCRC64NVME}, nil
@@ -212,7 +242,7 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 			Key:           aws.String(key),
 			UploadId:      uploadID,
 			PartNumber:    aws.Int32(n),
-			Body:          io.NewSectionReader(r, off, length),
+			Body:          body,
 			ContentLength: aws.Int64(length),
 		}
 		sum.set(&in.ChecksumCRC64NVME, &in.ContentMD5)
