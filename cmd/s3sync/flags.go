@@ -35,6 +35,23 @@ func (g *globalFlags) client(ctx context.Context, concurrency int) (*remote.Clie
 	})
 }
 
+// clientFor is client, after checking that the bucket of each S3 endpoint
+// exists and answers, so a wrong name or key fails once, not per file.
+func (g *globalFlags) clientFor(ctx context.Context, concurrency int, eps ...syncer.Endpoint) (*remote.Client, error) {
+	client, err := g.client(ctx, concurrency)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range eps {
+		if e.IsS3 {
+			if err := client.CheckBucket(ctx, e.S3.Bucket); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return client, nil
+}
+
 // filterFlag appends to one ordered list from both --exclude and
 // --include, because their relative order decides (last match wins).
 type filterFlag struct {

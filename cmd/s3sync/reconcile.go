@@ -104,16 +104,9 @@ database of that directory (or --state-dir) when there is one.`,
 }
 
 func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint, opts syncer.Options, of outputFlags) error {
-	client, err := g.client(ctx, opts.Concurrency)
+	client, err := g.clientFor(ctx, opts.Concurrency, src, dst)
 	if err != nil {
 		return err
-	}
-	for _, e := range []syncer.Endpoint{src, dst} {
-		if e.IsS3 {
-			if err := client.CheckBucket(ctx, e.S3.Bucket); err != nil {
-				return err
-			}
-		}
 	}
 	p := newPrinter(of)
 	opts.Report = p.event

@@ -89,16 +89,9 @@ compared; 2 the command line was wrong.`,
 func runVerify(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint, opts syncer.VerifyOptions, stateDir string, asJSON bool) error {
 	var r syncer.Remote
 	if src.IsS3 || dst.IsS3 {
-		client, err := g.client(ctx, opts.Concurrency)
+		client, err := g.clientFor(ctx, opts.Concurrency, src, dst)
 		if err != nil {
 			return err
-		}
-		for _, e := range []syncer.Endpoint{src, dst} {
-			if e.IsS3 {
-				if err := client.CheckBucket(ctx, e.S3.Bucket); err != nil {
-					return err
-				}
-			}
 		}
 		r = client
 	}
