@@ -209,8 +209,12 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		// Expired or not yet available credentials, a wrong clock: the
 		// mount serves and journals; the drain waits until requests work.
 		log.Warn("the store refuses requests; mounting anyway, changes are kept and sent once it accepts them (s3sync status shows why)", "err", err)
+	case !remote.IsPermanent(err):
+		// A busy store (503 SlowDown) or a fault that retrying may cure:
+		// nothing to refuse the mount for.
+		log.Warn("the store did not answer the start-up check; mounting anyway, changes are kept and sent once it does", "err", err)
 	default:
-		return err
+		return err // no such bucket, access denied: the user must act
 	}
 
 	if n, err := c.Len(); err == nil && n == 0 && online {

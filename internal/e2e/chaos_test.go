@@ -16,6 +16,7 @@ import (
 
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 // TestChaos is issue 7's whole-system test: a seeded random workload through
@@ -580,4 +581,27 @@ func (w *workload) modelDiffs(workdir string) []string {
 		}
 	}
 	return diffs
+}
+
+// A store answering 503 to everything when the mount starts (busy, or
+// restarting) is no reason to refuse the mount: it comes up, keeps the
+// changes, and sends them once the store answers again.
+func TestMountStartsWhileStoreBusy(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	proxy, err := faultproxy.New(srv.Endpoint, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.Error503})
+	m := newMountVia(t, bucket, proxy.URL(), "--delete")
+	m.start()
+	testfs.WriteFile(t, filepath.Join(m.mountpoint, "notes.txt"), "written while the store was busy")
+	if st := m.status(); st.Pending == 0 {
+		t.Fatalf("the change was not kept: %+v", st)
+	}
+	proxy.SetRules()
+	m.waitSettled(2 * time.Minute)
+	m.bucketMatchesWorkdir()
 }
