@@ -708,6 +708,11 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 				return d.cachePut(st, rel, e)
 			}
 			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) {
+				if mayHaveLanded(err) {
+					d.mu.Lock()
+					d.inDoubt[rel] = true
+					d.mu.Unlock()
+				}
 				return err
 			}
 			// The old object is gone or holds something else: upload.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
@@ -154,5 +155,39 @@ func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
 	d.waitIdle(t)
 	if got, _ := d.srv.Get(t, d.bucket, "w/moved/x"); got != "new" {
 		t.Errorf("moved/x holds %q, want the new content", got)
+	}
+}
+
+// A copy the store carried out while the client was told it failed (the
+// answer lost on the way) leaves an object the cache never learns of: when
+// the renamed file is then removed, its key must be deleted all the same.
+func TestDrainCopyInDoubtIsDeleted(t *testing.T) {
+	var proxy *faultproxy.Proxy
+	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, nil, func(endpoint string) string {
+		var err error
+		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+		return proxy.URL()
+	})
+	testfs.WriteFile(t, d.workdir+"/f", "content")
+	d.j.Changed("f")
+	d.waitIdle(t)
+
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.IsCopy})
+	os.Rename(d.workdir+"/f", d.workdir+"/g")
+	d.j.Renamed("f", "g", false)
+	// Until the drain gave the copy up (the SDK's own retries included).
+	d.waitState(t, "the copy to fail", func(s syncer.State) bool { return strings.Contains(s.LastError, "copy") })
+	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/g"]; !ok {
+		t.Fatal("the store did not carry out the copy; the test proves nothing")
+	}
+	os.Remove(d.workdir + "/g")
+	d.j.Removed("g", false)
+	proxy.SetRules()
+	d.waitIdle(t)
+	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
+		t.Errorf("objects left after the file was renamed and removed: %v", objs)
 	}
 }

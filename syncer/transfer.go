@@ -145,15 +145,21 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		return UploadResult{}, true, nil
 	}
 	if err != nil {
-		// A refusal (4xx) stored nothing; anything else may have.
-		var re *remote.Error
-		doubt := !errors.As(err, &re) || re.Kind == nil || errors.Is(err, remote.ErrUnreachable)
-		return UploadResult{InDoubt: doubt}, false, err
+		return UploadResult{InDoubt: mayHaveLanded(err)}, false, err
 	}
 	// Changed after the object became visible: the object holds what the
 	// file had when it was hashed, but that is no longer the file.
 	changed := check() != nil
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, changed, nil
+}
+
+// mayHaveLanded reports whether a failed write (upload or copy) may have
+// stored the object all the same: a definite refusal (4xx: denied, 412,
+// invalid) stored nothing; a dropped connection, a timeout or a 5xx after
+// the body went may have.
+func mayHaveLanded(err error) bool {
+	var re *remote.Error
+	return !errors.As(err, &re) || re.Kind == nil || errors.Is(err, remote.ErrUnreachable)
 }
 
 // errUnsafeKey marks keys that would land outside the destination.
