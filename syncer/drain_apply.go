@@ -1,0 +1,306 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
+)
+
+// Applying one record: what the bucket must hold for a path now.
+
+// apply makes the remote hold what WORKDIR holds at r.Path now.
+func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
+	if r.Op == journal.OpRemoved && r.IsDir {
+		return d.removeTree(ctx, r.Path, st.doubt)
+	}
+	if r.IsDir {
+		// A directory rename, possibly with a later change coalesced onto
+		// it: its files were never journaled one by one.
+		return d.syncTree(ctx, r.Path, r.From)
+	}
+	return d.syncPath(ctx, r.Path, r.From, st)
+}
+
+// syncPath brings one path up to date; from is a rename hint.
+func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) error {
+	if d.opts.Filters.Excluded(rel) {
+		return nil
+	}
+	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
+	info, err := os.Lstat(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeFile(ctx, rel, st)
+	}
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		// mkdir, chmod of a directory, or a file replaced by one: S3 has
+		// no directories, and every file that enters this one through the
+		// mount is recorded on its own (a renamed-in tree comes as a
+		// directory rename), so walking it here would only race those
+		// records and upload their files twice. A file that was here is
+		// gone, though.
+		return d.removeFile(ctx, rel, st)
+	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		// As aws s3 sync does, a symlink is synced as what it points to:
+		// a link to a directory, as the files below it.
+		if info, err = os.Stat(full); err != nil {
+			return permanent("symlink %s points nowhere: %w", rel, err)
+		}
+		if info.IsDir() {
+			return d.syncTree(ctx, rel, "")
+		}
+	}
+	if !info.Mode().IsRegular() {
+		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
+	}
+	return d.syncFile(ctx, rel, full, info, from, st)
+}
+
+// syncFile calls st.release once the remote holds the file, before the
+// cache entry is committed.
+func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string, st *step) error {
+	key := d.key(rel)
+	if len(key) > MaxKeyLen {
+		return permanent("key is %d bytes, over S3's limit of %d; rename the file", len(key), MaxKeyLen)
+	}
+	if e, ok, err := d.c.Get(rel); err != nil {
+		return err
+	} else if ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+		return nil // the remote already holds exactly this
+	}
+	if from != "" && from != rel {
+		// A rename: copy server-side what the cache says the old key
+		// holds, if the file still has that size and mtime, and only if
+		// the old key still holds exactly that content (its ETag): a
+		// source rewritten since, or a cache entry lost in a crash, must
+		// not put the new bytes under this name.
+		if e, ok, _ := d.c.Get(from); ok && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+			etag, err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
+				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag})
+			if err == nil {
+				st.release()
+				e.ETag, e.Synced = etag, time.Now()
+				return d.cachePut(st, rel, e)
+			}
+			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) {
+				if mayHaveLanded(err) {
+					d.mu.Lock()
+					d.inDoubt[rel] = true
+					d.mu.Unlock()
+				}
+				return err
+			}
+			// The old object is gone or holds something else: upload.
+		}
+	}
+	res, err := uploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel})
+	now := time.Now()
+	if res.ETag != "" {
+		// The object holds what the file had at res's size and mtime,
+		// whatever comes next: the cache must know, or a removal of the
+		// file would leave the object behind.
+		d.mu.Lock()
+		d.lastUpload = now
+		delete(d.inDoubt, rel)
+		d.mu.Unlock()
+		e := cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now}
+		if err == nil {
+			st.release()
+			return d.cachePut(st, rel, e)
+		}
+		if perr := d.c.Put(rel, e); perr != nil {
+			return perr
+		}
+	}
+	if res.InDoubt {
+		d.mu.Lock()
+		d.inDoubt[rel] = true
+		d.mu.Unlock()
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return d.removeFile(ctx, rel, st)
+	case errors.Is(err, fs.ErrPermission):
+		// This file only: retrying will not make it readable.
+		return permanent("cannot read %s: %w", rel, err)
+	}
+	return err
+}
+
+// removeFile forgets a path that no longer exists, deleting its object
+// with --delete. Without it the object stays in the bucket, as with aws s3
+// sync; the cache entry goes, since WORKDIR no longer has that file.
+func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
+	_, ok, err := d.c.Get(rel)
+	if err != nil {
+		return err
+	}
+	if !ok && !st.doubt {
+		return nil
+	}
+	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
+		if err := d.deleteKeys(ctx, []string{d.key(rel)}); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		delete(d.inDoubt, rel)
+		d.mu.Unlock()
+	}
+	if !ok {
+		return nil
+	}
+	return d.cacheDelete(st, rel)
+}
+
+// removeTree handles rmdir or a directory renamed away: every cached path
+// below it that is gone from WORKDIR is removed.
+func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error {
+	var gone []string
+	isGone := func(p string) bool {
+		_, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p)))
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	err := d.c.Walk(rel+"/", func(p string, _ cache.Entry) error {
+		if isGone(p) {
+			gone = append(gone, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for p := range d.inDoubt {
+		doubt = doubt || under(p, rel)
+	}
+	d.mu.Unlock()
+	if d.opts.Delete {
+		var keys []string
+		for _, p := range gone {
+			if !d.opts.Filters.Excluded(p) {
+				keys = append(keys, d.key(p))
+			}
+		}
+		if doubt {
+			// Uploads below may have landed unrecorded: ask the bucket.
+			known := map[string]bool{}
+			for _, k := range keys {
+				known[k] = true
+			}
+			err := d.r.List(ctx, d.loc.Bucket, d.key(rel)+"/", func(o remote.Object) error {
+				p := o.Key[len(d.loc.Prefix):]
+				if !known[o.Key] && isGone(p) && !d.opts.Filters.Excluded(p) {
+					keys = append(keys, o.Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if err := d.deleteKeys(ctx, keys); err != nil {
+			return err
+		}
+	}
+	for _, p := range gone {
+		if err := d.c.Delete(p); err != nil {
+			return err
+		}
+	}
+	if d.opts.Delete {
+		d.mu.Lock()
+		for p := range d.inDoubt {
+			if under(p, rel) && isGone(p) {
+				delete(d.inDoubt, p)
+			}
+		}
+		d.mu.Unlock()
+	}
+	// The path may now be a file again (rmdir x; echo > x).
+	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
+		return d.syncPath(ctx, rel, "", immediate)
+	}
+	return nil
+}
+
+func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	failed, err := d.r.Delete(ctx, d.loc.Bucket, keys)
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return failed[0].Err
+	}
+	return nil
+}
+
+// syncTree syncs every file below the directory rel; from, when set, is
+// the directory's old name, whose objects can be copied server-side.
+func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
+	root := filepath.Join(d.workdir, filepath.FromSlash(rel))
+	var firstErr error
+	w, err := newLocalWalk(root, true, func(path string, err error) {
+		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
+			firstErr = permanent("%s: %w", path, err)
+		}
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeTree(ctx, rel, false)
+	}
+	if err != nil {
+		// Not a directory any more: sync whatever it is now.
+		if info, serr := os.Lstat(root); serr == nil && !info.IsDir() {
+			return d.syncPath(ctx, rel, "", immediate)
+		}
+		return err
+	}
+	for {
+		f, ok := w.Next()
+		if !ok {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sub := rel + "/" + f.Rel
+		if d.opts.Filters.Excluded(sub) {
+			continue
+		}
+		hint := ""
+		if from != "" {
+			hint = from + "/" + f.Rel
+		}
+		info, err := os.Stat(f.Path)
+		if err != nil {
+			continue // gone since the walk: its own record handles it
+		}
+		if err := d.syncFile(ctx, sub, f.Path, info, hint, immediate); err != nil {
+			if isPermanent(err) {
+				// One bad file must not hold back the rest of the tree;
+				// record it on its own so it is visible in the failed list.
+				d.opts.Log.Warn("cannot sync", "path", sub, "err", err)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			return err
+		}
+	}
+	// Objects under the old name are the old name's removal record's
+	// business.
+	return firstErr
+}

@@ -1,0 +1,46 @@
+package syncer
+
+// Ordering: which records must wait for others in flight.
+
+// blocked reports whether a record for path must wait because an in-flight
+// rename may still copy server-side from path, from a file below it, or
+// from a file inside a directory path names (whose removal would delete
+// it): a PUT, DELETE or copy there could overtake the copy. The copy is
+// conditional on the ETag the cache recorded anyway (a copy that lost the
+// race is refused and the file uploaded instead); holding back keeps that
+// rare. Called with d.mu held.
+//
+// Likewise a path below an in-flight tree record waits: the tree's copy or
+// upload of that key and the path's own upload would race, and the one to
+// land last, possibly the older content, would stay.
+func (d *Drainer) blocked(path string) bool {
+	for src := range d.sources {
+		if path == src || under(path, src) || under(src, path) {
+			return true
+		}
+	}
+	for p, tree := range d.inflight {
+		if tree && under(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// inflightBelow reports whether a record below dir is in flight: a tree
+// record must wait for it, or an upload landing after a tree removal walked
+// the cache would leave its object behind, and one racing a tree's copy of
+// the same key could leave the older content. Called with d.mu held.
+func (d *Drainer) inflightBelow(dir string) bool {
+	for p := range d.inflight {
+		if under(p, dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether p lies below the directory dir.
+func under(p, dir string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
+}
