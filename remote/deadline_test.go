@@ -19,15 +19,12 @@ const stallBound = 10 * time.Second
 
 func stallClient(t *testing.T, p *faultProxy, mod func(*remote.Config)) *remote.Client {
 	t.Helper()
-	cfg := remote.Config{EndpointURL: p.url, IdleTimeout: 500 * time.Millisecond, ResponseTimeout: 500 * time.Millisecond}
-	if mod != nil {
-		mod(&cfg)
-	}
-	c, err := remote.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return newClient(t, func(c *remote.Config) {
+		c.EndpointURL, c.IdleTimeout, c.ResponseTimeout = p.url, 500*time.Millisecond, 500*time.Millisecond
+		if mod != nil {
+			mod(c)
+		}
+	})
 }
 
 // bounded runs fn with a context that ends at stallBound and fails the test

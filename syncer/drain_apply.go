@@ -89,14 +89,13 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag})
 			if err == nil {
 				st.release()
+				d.setDoubt(rel, false)
 				e.ETag, e.Synced = etag, time.Now()
 				return d.cachePut(st, rel, e)
 			}
 			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) {
 				if mayHaveLanded(err) {
-					d.mu.Lock()
-					d.inDoubt[rel] = true
-					d.mu.Unlock()
+					d.setDoubt(rel, true)
 				}
 				return err
 			}
@@ -111,8 +110,8 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		// file would leave the object behind.
 		d.mu.Lock()
 		d.lastUpload = now
-		delete(d.inDoubt, rel)
 		d.mu.Unlock()
+		d.setDoubt(rel, false)
 		e := cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now}
 		if err == nil {
 			st.release()
@@ -123,9 +122,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		}
 	}
 	if res.InDoubt {
-		d.mu.Lock()
-		d.inDoubt[rel] = true
-		d.mu.Unlock()
+		d.setDoubt(rel, true)
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -135,6 +132,19 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		return permanent("cannot read %s: %w", rel, err)
 	}
 	return err
+}
+
+// setDoubt records whether rel's key may hold an object the cache does not
+// know of (see Drainer.inDoubt): set when a write's outcome is unknown,
+// cleared once a write is known to have landed or the key was deleted.
+func (d *Drainer) setDoubt(rel string, doubt bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if doubt {
+		d.inDoubt[rel] = true
+	} else {
+		delete(d.inDoubt, rel)
+	}
 }
 
 // removeFile forgets a path that no longer exists, deleting its object
@@ -152,9 +162,7 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 		if err := d.deleteKeys(ctx, []string{d.key(rel)}); err != nil {
 			return err
 		}
-		d.mu.Lock()
-		delete(d.inDoubt, rel)
-		d.mu.Unlock()
+		d.setDoubt(rel, false)
 	}
 	if !ok {
 		return nil

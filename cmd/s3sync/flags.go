@@ -103,6 +103,15 @@ func (s *syncFlags) validate() error {
 	return nil
 }
 
+// parseEndpoints reads the SRC and DST arguments.
+func parseEndpoints(args []string) (src, dst syncer.Endpoint, err error) {
+	if src, err = parseEndpoint(args[0]); err != nil {
+		return
+	}
+	dst, err = parseEndpoint(args[1])
+	return
+}
+
 func parseEndpoint(arg string) (syncer.Endpoint, error) {
 	e, err := syncer.ParseEndpoint(arg)
 	if err != nil {

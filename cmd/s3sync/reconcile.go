@@ -56,11 +56,7 @@ database of that directory (or --state-dir) when there is one.`,
 			if noFollow && follow {
 				return usageErr("--follow-symlinks and --no-follow-symlinks cannot be used together")
 			}
-			src, err := parseEndpoint(args[0])
-			if err != nil {
-				return err
-			}
-			dst, err := parseEndpoint(args[1])
+			src, dst, err := parseEndpoints(args)
 			if err != nil {
 				return err
 			}

@@ -12,22 +12,28 @@ import (
 	"github.com/s3sync/s3sync/syncer"
 )
 
+// openJournal is a journal on a fresh state database, closed at cleanup.
+func openJournal(t *testing.T) *journal.Journal {
+	t.Helper()
+	db, err := journal.OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close(); db.Close() })
+	return j
+}
+
 // TestStatusPendingBytes: status sizes the pending files by stat, up to
 // pendingStatLimit of them; past that the size is a lower bound and says so.
 func TestStatusPendingBytes(t *testing.T) {
 	for _, n := range []int{pendingStatLimit, pendingStatLimit + 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			work := t.TempDir()
-			db, err := journal.OpenDB(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			j, err := journal.Open(db, journal.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer j.Close()
+			j := openJournal(t)
 			for i := range n {
 				name := fmt.Sprintf("f%04d", i)
 				if err := os.WriteFile(filepath.Join(work, name), []byte("0123456789"), 0o644); err != nil {
@@ -55,22 +61,13 @@ func TestStatusPendingBytes(t *testing.T) {
 // A file that kept changing during every upload is shown as such, with how
 // long it has been out of date, apart from ordinary retries.
 func TestStatusKeepsChanging(t *testing.T) {
-	db, err := journal.OpenDB(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	j := openJournal(t)
 	j.Changed("vm.img")
 	j.Changed("other")
 	if err := j.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	err = j.Pending(func(r journal.Record) bool {
+	err := j.Pending(func(r journal.Record) bool {
 		cause := syncer.ErrKeepsChanging
 		if r.Path == "other" {
 			cause = errors.New("503 SlowDown")

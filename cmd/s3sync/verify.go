@@ -54,11 +54,7 @@ compared; 2 the command line was wrong.`,
 			if concurrency < 1 || concurrency > 1000 {
 				return usageErr("--concurrency %d is out of range; use 1 to 1000", concurrency)
 			}
-			src, err := parseEndpoint(args[0])
-			if err != nil {
-				return err
-			}
-			dst, err := parseEndpoint(args[1])
+			src, dst, err := parseEndpoints(args)
 			if err != nil {
 				return err
 			}
