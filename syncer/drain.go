@@ -110,6 +110,10 @@ type Drainer struct {
 	// the drain pauses instead of failing file after file. One key the
 	// policy forbids, retried alone, is not "every request".
 	denied map[string]bool
+	// denials counts AccessDenied answers per path (its other failures,
+	// an outage's retries among them, do not count): a path fails for a
+	// denial only after deniedEverywhere of them.
+	denials map[string]int
 	// reload: the credentials were refused; read the chain again before
 	// the next attempt.
 	reload     bool
@@ -142,7 +146,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	}
 	return &Drainer{
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
-		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, started: time.Now(),
+		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, denials: map[string]int{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(),
 	}
 }
@@ -458,10 +462,18 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) 
 	d.mu.Lock()
 	if denied {
 		d.denied[r.Path] = true
-	} else if err == nil || !remote.IsGlobal(err) {
-		clear(d.denied)
+		d.denials[r.Path]++
+	} else {
+		delete(d.denials, r.Path)
+		if err == nil || !remote.IsGlobal(err) {
+			clear(d.denied)
+		}
 	}
 	kind := pauseFor(err, len(d.denied))
+	forbidden := d.denials[r.Path] >= deniedEverywhere
+	if forbidden {
+		delete(d.denials, r.Path)
+	}
 	d.mu.Unlock()
 	switch {
 	case err == nil:
@@ -498,7 +510,7 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) 
 		if jerr := d.j.Retry(r, err); jerr != nil {
 			log.Error("journal retry", "path", r.Path, "err", jerr)
 		}
-	case isPermanent(err) && (!denied || r.Attempts+1 >= deniedEverywhere):
+	case isPermanent(err) && (!denied || forbidden):
 		// A denial fails the file only once it was denied a few times
 		// while other requests went through: a key the policy forbids.
 		log.Warn("cannot sync; moved to the failed list (s3sync status shows it)", "path", r.Path, "err", err)
