@@ -25,7 +25,27 @@ type Entry struct {
 	StorageClass string
 	// Synced is when the remote was brought up to date.
 	Synced time.Time
+	// Kind is what the path is in WORKDIR, which decides its object's key:
+	// a file's key is its path, a symlink's is path+".rclonelink" (rclone's
+	// --links format) and an empty directory's marker is path+"/".
+	Kind Kind
+	// Meta says Mode, UID and GID were recorded (entries written before
+	// they were kept have none, and are not compared on them).
+	Meta bool
+	// Mode is the permission bits (07777) the object's metadata holds.
+	Mode uint32
+	// UID and GID are the owner the object's metadata holds.
+	UID, GID uint32
 }
+
+// Kind says what a cache entry's path is in WORKDIR.
+type Kind uint8
+
+const (
+	KindFile Kind = iota // a regular file, stored under its path
+	KindLink             // a symlink, stored as path+".rclonelink"
+	KindDir              // a directory, stored as the marker path+"/"
+)
 
 // Cache is safe for concurrent use.
 type Cache struct {
@@ -284,7 +304,11 @@ func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
 }
 
-const entryVersion = 1
+// entryVersion 2 appends Kind and the metadata to version 1's fields;
+// version 1 entries still read, as files without metadata.
+const entryVersion = 2
+
+const entryMeta = 1 // flag: Meta
 
 var errCorrupt = errors.New("corrupt cache entry")
 
@@ -296,12 +320,21 @@ func (e *Entry) marshal() []byte {
 	b = binenc.AppendString(b, e.ETag)
 	b = binenc.AppendString(b, e.StorageClass)
 	b = binenc.AppendTime(b, e.Synced)
+	var flags byte
+	if e.Meta {
+		flags |= entryMeta
+	}
+	b = append(b, byte(e.Kind), flags)
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendUvarint(b, uint64(e.UID))
+	b = binary.AppendUvarint(b, uint64(e.GID))
 	return b
 }
 
 func unmarshalEntry(data []byte) (Entry, error) {
 	d := binenc.Decoder{B: data}
-	if v := d.Byte(); v != entryVersion {
+	v := d.Byte()
+	if v != 1 && v != entryVersion {
 		return Entry{}, fmt.Errorf("version %d: %w", v, errCorrupt)
 	}
 	var e Entry
@@ -310,6 +343,13 @@ func unmarshalEntry(data []byte) (Entry, error) {
 	e.ETag = d.String()
 	e.StorageClass = d.String()
 	e.Synced = d.Time()
+	if v >= 2 {
+		e.Kind = Kind(d.Byte())
+		e.Meta = d.Byte()&entryMeta != 0
+		e.Mode = uint32(d.Uvarint())
+		e.UID = uint32(d.Uvarint())
+		e.GID = uint32(d.Uvarint())
+	}
 	if d.Bad {
 		return Entry{}, errCorrupt
 	}

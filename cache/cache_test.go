@@ -38,6 +38,11 @@ func TestPutGet(t *testing.T) {
 		ETag:         `"d41d8cd98f00b204e9800998ecf8427e-3"`,
 		StorageClass: "STANDARD_IA",
 		Synced:       time.Unix(1700000100, 1),
+		Kind:         KindLink,
+		Meta:         true,
+		Mode:         0o4755,
+		UID:          1 << 31,
+		GID:          100,
 	}
 	if err := c.Put("dir/é file", want); err != nil {
 		t.Fatal(err)
@@ -47,8 +52,17 @@ func TestPutGet(t *testing.T) {
 		t.Fatalf("Get = %v, %v", ok, err)
 	}
 	if got.Size != want.Size || !got.Mtime.Equal(want.Mtime) || got.Mtime.Nanosecond() != 123456789 ||
-		got.ETag != want.ETag || got.StorageClass != want.StorageClass || !got.Synced.Equal(want.Synced) {
+		got.ETag != want.ETag || got.StorageClass != want.StorageClass || !got.Synced.Equal(want.Synced) ||
+		got.Kind != want.Kind || got.Meta != want.Meta || got.Mode != want.Mode || got.UID != want.UID || got.GID != want.GID {
 		t.Errorf("Get = %+v, want %+v", got, want)
+	}
+
+	// An entry written by a version 1 s3sync reads as a file without metadata.
+	v1 := (&Entry{Size: 7, ETag: "x"}).marshal()
+	v1 = v1[:len(v1)-5]
+	v1[0] = 1
+	if got, err := unmarshalEntry(v1); err != nil || got.Size != 7 || got.Kind != KindFile || got.Meta {
+		t.Errorf("version 1 entry = %+v, %v", got, err)
 	}
 
 	if err := c.Put("zero", Entry{}); err != nil {
