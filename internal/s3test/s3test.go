@@ -132,9 +132,14 @@ func Start() (*Server, error) {
 		}
 		s.Endpoint = "http://127.0.0.1:" + port
 		s.args = []string{"--port", "127.0.0.1:" + port, "--access", s.AccessKey, "--secret", s.SecretKey,
-			"--region", s.Region, "--quiet", "--keep-alive", "posix", filepath.Join(root, "data")}
-		if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
-			return nil, err
+			"--region", s.Region, "--quiet", "--keep-alive",
+			// Versioning must be allowed at start-up; buckets still
+			// start unversioned, as on S3.
+			"posix", "--versioning-dir", filepath.Join(root, "versions"), filepath.Join(root, "data")}
+		for _, dir := range []string{"data", "versions"} {
+			if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+				return nil, err
+			}
 		}
 		if lastErr = s.launch(bin); lastErr == nil {
 			return s, nil
