@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -92,9 +93,10 @@ func bucketArg(arg string) (string, error) {
 }
 
 func newMbCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "mb s3://BUCKET [--region R]",
-		Short: "Make a private bucket, with public access blocked",
+	var versioning bool
+	c := &cobra.Command{
+		Use:   "mb s3://BUCKET [--region R] [--versioning]",
+		Short: "Make a private bucket, with public access blocked and incomplete uploads aborted after 7 days",
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bucket, err := bucketArg(args[0])
@@ -107,10 +109,17 @@ func newMbCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			pubErr, err := client.MakeBucket(ctx, bucket, g.region)
-			if err != nil {
+			// With --versioning, mb makes a bucket one already has
+			// backup-grade; without, it fails there as aws s3 mb does.
+			existed := versioning && errors.Is(err, remote.ErrBucketYours)
+			if err != nil && !existed {
 				return fmt.Errorf("make_bucket failed: %w", err)
 			}
-			fmt.Printf("make_bucket: %s\n", bucket)
+			if existed {
+				fmt.Printf("make_bucket: %s already exists and is yours; turning on versioning and adding the lifecycle rule\n", bucket)
+			} else {
+				fmt.Printf("make_bucket: %s\n", bucket)
+			}
 			if pubErr != nil {
 				if errors.Is(pubErr, remote.ErrNotImplemented) {
 					fmt.Fprintf(os.Stderr, "warning: this store does not support public access blocks; %s is private by its ACL only\n", bucket)
@@ -118,9 +127,52 @@ func newMbCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(os.Stderr, "warning: could not block public access on %s: %v\n", bucket, pubErr)
 				}
 			}
-			return nil
+			var verErr error
+			if versioning {
+				verErr = turnOnVersioning(cmd.Context(), client, bucket, existed)
+			}
+			abortUploadsRule(cmd.Context(), client, bucket)
+			return verErr
 		},
 	}
+	c.Flags().BoolVar(&versioning, "versioning", false, "turn on bucket versioning, so deletes and overwrites can be undone (also on a bucket you already own)")
+	return c
+}
+
+// abortUploadsDays: long enough for any upload still in progress, short
+// enough that cut-off parts do not cost storage for long.
+const abortUploadsDays = 7
+
+// abortUploadsRule adds the lifecycle rule that aborts incomplete
+// multipart uploads, or warns why not; it never fails mb.
+func abortUploadsRule(ctx context.Context, client *remote.Client, bucket string) {
+	added, err := client.AbortIncompleteUploads(ctx, bucket, abortUploadsDays)
+	switch {
+	case err == nil && added:
+		fmt.Printf("lifecycle: multipart uploads left incomplete in %s are aborted after %d days\n", bucket, abortUploadsDays)
+	case err == nil:
+		fmt.Printf("lifecycle: %s already has a rule that aborts incomplete multipart uploads; left as it is\n", bucket)
+	case errors.Is(err, remote.ErrNotImplemented):
+		fmt.Fprintf(os.Stderr, "warning: this store does not support lifecycle rules; multipart uploads left incomplete in %s are not aborted automatically\n", bucket)
+	case errors.Is(err, remote.ErrLifecycleExists):
+		fmt.Fprintf(os.Stderr, "warning: %s already has lifecycle rules, left unchanged; none of them aborts incomplete multipart uploads (add AbortIncompleteMultipartUpload to them)\n", bucket)
+	default:
+		fmt.Fprintf(os.Stderr, "warning: could not add the rule that aborts incomplete multipart uploads: %v\n", err)
+	}
+}
+
+// turnOnVersioning is mb --versioning's second step; its error is the
+// command's, since the user asked for it, and says the bucket is there.
+func turnOnVersioning(ctx context.Context, client *remote.Client, bucket string, existed bool) error {
+	if err := client.EnableVersioning(ctx, bucket); err != nil {
+		state := "was created"
+		if existed {
+			state = "exists"
+		}
+		return fmt.Errorf("%s %s, but versioning is NOT on: %w", bucket, state, err)
+	}
+	fmt.Printf("versioning: on for %s; deleted and overwritten objects are kept as old versions\n", bucket)
+	return nil
 }
 
 func newRbCmd(g *globalFlags) *cobra.Command {
@@ -139,14 +191,27 @@ func newRbCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := client.RemoveBucket(ctx, bucket, force); err != nil {
+			err = client.RemoveBucket(ctx, bucket, force)
+			if force && errors.Is(err, remote.ErrBucketNotEmpty) {
+				// A versioned bucket: deleting its objects left their old
+				// versions and delete markers, which --force means too.
+				n, verr := client.DeleteAllVersions(ctx, bucket)
+				if n > 0 {
+					fmt.Printf("delete: %s of %s (the bucket kept versions)\n", humanCount(int64(n), "old version or delete marker", "old versions and delete markers"), bucket)
+				}
+				if verr != nil {
+					return fmt.Errorf("remove_bucket failed: %w", verr)
+				}
+				err = client.RemoveBucket(ctx, bucket, false)
+			}
+			if err != nil {
 				return fmt.Errorf("remove_bucket failed: %w", err)
 			}
 			fmt.Printf("remove_bucket: %s\n", bucket)
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&force, "force", false, "delete every object in the bucket first")
+	c.Flags().BoolVar(&force, "force", false, "delete every object in the bucket first, old versions included")
 	return c
 }
 

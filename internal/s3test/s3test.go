@@ -106,7 +106,26 @@ func Binary() (string, error) {
 }
 
 // Start starts a server (or adopts S3SYNC_TEST_ENDPOINT).
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(true) }
+
+// StartUnversioned starts a server of the test's own whose store cannot
+// keep versions (PutBucketVersioning answers 501 NotImplemented, as on
+// stores without versioning), stopped when the test ends. With
+// S3SYNC_TEST_ENDPOINT the test is skipped.
+func StartUnversioned(t testing.TB) *Server {
+	t.Helper()
+	if os.Getenv("S3SYNC_TEST_ENDPOINT") != "" {
+		t.Skip("StartUnversioned needs the server s3test starts, not S3SYNC_TEST_ENDPOINT")
+	}
+	s, err := start(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func start(versioning bool) (*Server, error) {
 	if ep := os.Getenv("S3SYNC_TEST_ENDPOINT"); ep != "" {
 		return &Server{
 			Endpoint:  ep,
@@ -132,10 +151,13 @@ func Start() (*Server, error) {
 		}
 		s.Endpoint = "http://127.0.0.1:" + port
 		s.args = []string{"--port", "127.0.0.1:" + port, "--access", s.AccessKey, "--secret", s.SecretKey,
-			"--region", s.Region, "--quiet", "--keep-alive",
+			"--region", s.Region, "--quiet", "--keep-alive", "posix"}
+		if versioning {
 			// Versioning must be allowed at start-up; buckets still
 			// start unversioned, as on S3.
-			"posix", "--versioning-dir", filepath.Join(root, "versions"), filepath.Join(root, "data")}
+			s.args = append(s.args, "--versioning-dir", filepath.Join(root, "versions"))
+		}
+		s.args = append(s.args, filepath.Join(root, "data"))
 		for _, dir := range []string{"data", "versions"} {
 			if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 				return nil, err
