@@ -216,6 +216,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	default:
 		return err // no such bucket, access denied: the user must act
 	}
+	recordVersioning(ctx, client, j, loc.Bucket, online, log)
 
 	if n, err := c.Len(); err == nil && n == 0 && online {
 		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -50,6 +51,9 @@ type report struct {
 	Paused      string `json:"paused,omitempty"`
 	PausedError string `json:"paused_error,omitempty"`
 	LastError   string `json:"last_error,omitempty"`
+	// Versioning: whether the bucket keeps old versions ("off",
+	// "enabled", "suspended", "unknown"), as learned at mount start-up.
+	Versioning remote.Versioning `json:"versioning"`
 }
 
 type failedEntry struct {
@@ -70,6 +74,7 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, Paused: live.Paused, PausedError: live.PausedErr, LastError: live.LastError, InFlight: live.InFlight,
 		Failed: []failedEntry{}, Retrying: []failedEntry{}, KeepsChanging: []failedEntry{}}
+	rep.Versioning = storedVersioning(j)
 	if mounted {
 		rep.PID = info.PID
 		// Changes recorded a moment ago may still be queued for the next
@@ -286,6 +291,7 @@ func printReport(r report) {
 	} else {
 		fmt.Printf("  last upload: none yet\n")
 	}
+	fmt.Printf("  versioning:  %s\n", versioningLine(r.Versioning, r.Remote))
 	if len(r.Retrying) > 0 {
 		fmt.Printf("  retrying:    %d (temporary errors, tried again with backoff)\n", len(r.Retrying))
 		for i, f := range r.Retrying {
