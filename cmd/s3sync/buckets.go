@@ -129,9 +129,9 @@ func newMbCmd(g *globalFlags) *cobra.Command {
 			}
 			var verErr error
 			if versioning {
-				verErr = turnOnVersioning(cmd.Context(), client, bucket, existed)
+				verErr = turnOnVersioning(ctx, client, bucket, existed)
 			}
-			abortUploadsRule(cmd.Context(), client, bucket)
+			abortUploadsRule(ctx, client, bucket)
 			return verErr
 		},
 	}
