@@ -180,7 +180,7 @@ func (m *mount) waitDrained(timeout time.Duration) statusReport {
 // mtime and content (MD5 or the stored CRC64NVME).
 func (m *mount) bucketMatchesWorkdir() {
 	m.t.Helper()
-	out, err := exec.Command(bin, "verify", "--endpoint-url", m.srv.Endpoint, m.workdir, m.url).CombinedOutput()
+	out, err := exec.Command(bin, "verify", "--links", "--endpoint-url", m.srv.Endpoint, m.workdir, m.url).CombinedOutput()
 	if err != nil {
 		m.t.Fatalf("s3sync verify %s %s: %v\n%s", m.workdir, m.url, err, firstLines(string(out), 20))
 	}
