@@ -46,9 +46,9 @@ type localWalk struct {
 	// beneath, when set, is the real path of the root: a followed symlink
 	// to a directory is descended only if it resolves below it.
 	beneath string
-	warn   func(path string, err error)
-	stack  []*walkFrame
-	seen   map[fileID]bool // directories on the current path, for symlink loops
+	warn    func(path string, err error)
+	stack   []*walkFrame
+	seen    map[fileID]bool // directories on the current path, for symlink loops
 }
 
 type fileID struct{ dev, ino uint64 }

@@ -60,8 +60,8 @@ type Options struct {
 	// Links (--links) stores local symlinks as rclone's .rclonelink
 	// objects, never following them, and downloads such objects as links.
 	Links        bool
-	ForceGlacier bool   // --force-glacier-transfer
-	Concurrency  int    // --concurrency
+	ForceGlacier bool // --force-glacier-transfer
+	Concurrency  int  // --concurrency
 	// Sums caches local checksums between runs for Compare.Checksum; nil
 	// reads every file it compares.
 	Sums   SumCache

@@ -176,7 +176,8 @@ func (m *mount) waitDrained(timeout time.Duration) statusReport {
 }
 
 // bucketMatchesWorkdir checks, with `s3sync verify`, that the objects
-// under the prefix are exactly WORKDIR's regular files: by size, stored
+// under the prefix are exactly WORKDIR's regular files and symlinks (as
+// .rclonelink objects, how the mount stores them): by size, stored
 // mtime and content (MD5 or the stored CRC64NVME).
 func (m *mount) bucketMatchesWorkdir() {
 	m.t.Helper()
