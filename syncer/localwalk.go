@@ -42,13 +42,14 @@ const TempPrefix = ".s3sync-tmp-"
 // does not grow with the number of files.
 type localWalk struct {
 	follow bool
-	links  bool // symlinks are yielded as links (key name+".rclonelink"), never followed
+	warn   func(path string, err error)
+	stack  []*walkFrame
+	seen   map[fileID]bool // directories on the current path, for symlink loops
+
+	links bool // symlinks are yielded as links (key name+".rclonelink"), never followed
 	// beneath, when set, is the real path of the root: a followed symlink
 	// to a directory is descended only if it resolves below it.
 	beneath string
-	warn    func(path string, err error)
-	stack   []*walkFrame
-	seen    map[fileID]bool // directories on the current path, for symlink loops
 }
 
 type fileID struct{ dev, ino uint64 }

@@ -57,15 +57,16 @@ type Options struct {
 	Filters      *Filters
 	StorageClass string // --storage-class
 	NoFollow     bool   // --no-follow-symlinks
-	// Links (--links) stores local symlinks as rclone's .rclonelink
-	// objects, never following them, and downloads such objects as links.
-	Links        bool
-	ForceGlacier bool // --force-glacier-transfer
-	Concurrency  int  // --concurrency
+	ForceGlacier bool   // --force-glacier-transfer
+	Concurrency  int    // --concurrency
 	// Sums caches local checksums between runs for Compare.Checksum; nil
 	// reads every file it compares.
 	Sums   SumCache
 	Report func(Event)
+
+	// Links (--links) stores local symlinks as rclone's .rclonelink
+	// objects, never following them, and downloads such objects as links.
+	Links bool
 }
 
 // DefaultConcurrency is the number of transfers in flight.
