@@ -299,21 +299,6 @@ func TestDownloadNeverThroughLinkOutside(t *testing.T) {
 	}
 }
 
-// A file that became a symlink while unmounted, with the size and mtime
-// its entry holds, is found by the start-up scan.
-func TestScanFindsKindChange(t *testing.T) {
-	c := linkCache(t)
-	w := t.TempDir()
-	must(t, os.Symlink("0123", w+"/x"))
-	st, _ := os.Lstat(w + "/x")
-	must(t, c.Put("x", cache.Entry{Kind: cache.KindFile, Size: st.Size(), Mtime: st.ModTime()}))
-	var changed []string
-	must(t, c.Scan(w, nil, func(p string) { changed = append(changed, p) }, func(p string) { changed = append(changed, "-"+p) }))
-	if strings.Join(changed, " ") != "x" {
-		t.Errorf("scan reports %q, want x changed", changed)
-	}
-}
-
 func linkCache(t *testing.T) *cache.Cache {
 	t.Helper()
 	db, err := journal.OpenDB(t.TempDir())
