@@ -57,6 +57,9 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 	if !info.Mode().IsRegular() {
 		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
 	}
+	if err := d.sharedKey(rel, full); err != nil {
+		return err
+	}
 	if err := d.dropLink(ctx, rel); err != nil {
 		return err
 	}
@@ -306,8 +309,10 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 			err = d.syncLink(ctx, sub, f.Path, immediate)
 		} else if info, serr := os.Lstat(f.Path); serr != nil || !info.Mode().IsRegular() {
 			continue // gone or replaced since the walk: its own record handles it
-		} else if err = d.dropLink(ctx, sub); err == nil {
-			err = d.syncFile(ctx, sub, f.Path, info, hint, immediate)
+		} else if err = d.sharedKey(sub, f.Path); err == nil {
+			if err = d.dropLink(ctx, sub); err == nil {
+				err = d.syncFile(ctx, sub, f.Path, info, hint, immediate)
+			}
 		}
 		if err != nil {
 			if isPermanent(err) {

@@ -197,8 +197,8 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 	if len(key) > MaxKeyLen {
 		return permanent("key is %d bytes, over S3's limit of %d; rename the link", len(key), MaxKeyLen)
 	}
-	if _, err := os.Lstat(full + LinkSuffix); err == nil {
-		return permanent("symlink %s not stored: %s%s is a file here, and both would be the object %s", rel, rel, LinkSuffix, key)
+	if st, err := os.Lstat(full + LinkSuffix); err == nil && st.Mode()&fs.ModeSymlink == 0 {
+		return permanent("symlink %s not stored: %s%s is a file here, and both would be the object %s; rename one", rel, rel, LinkSuffix, key)
 	}
 	now, err := lstatLink(full)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -250,6 +250,20 @@ func (d *Drainer) dropKind(ctx context.Context, rel string, e cache.Entry) error
 		}
 	}
 	return d.c.Delete(rel)
+}
+
+// sharedKey refuses a file "x.rclonelink" next to a symlink "x": both
+// would be stored as that object, and one would overwrite (and a removal
+// delete) the other's.
+func (d *Drainer) sharedKey(rel, full string) error {
+	lrel, ok := strings.CutSuffix(rel, LinkSuffix)
+	if !ok || lrel == "" || strings.HasSuffix(lrel, "/") {
+		return nil
+	}
+	if st, err := os.Lstat(strings.TrimSuffix(full, LinkSuffix)); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return permanent("%s not stored: %s is a symlink here, stored as the object %s; rename one", rel, lrel, d.key(rel))
+	}
+	return nil
 }
 
 // dropLink forgets the link that rel was, now that it is a file.

@@ -112,6 +112,24 @@ func TestDrainTreeRecordOnLinkNotFollowed(t *testing.T) {
 	wantKeys(t, d, "after a tree record on a link", "w/moved.rclonelink")
 }
 
+// A symlink "x" and a file "x.rclonelink" would be the same object:
+// the file does not overwrite the link's object, and is shown as failed.
+func TestDrainLinkAndFileSharingAKey(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	must(t, os.Symlink("target", d.workdir+"/x"))
+	d.j.Changed("x")
+	d.waitIdle(t)
+	testfs.WriteFile(t, d.workdir+"/x.rclonelink", "a file")
+	d.j.Changed("x.rclonelink")
+	d.waitIdle(t)
+	if body, _ := d.srv.Get(t, d.bucket, "w/x.rclonelink"); body != "target" {
+		t.Errorf("x.rclonelink holds %q, want the link's target", body)
+	}
+	if f := d.failed(t); strings.Join(f, " ") != "x.rclonelink" {
+		t.Errorf("failed list: %q", f)
+	}
+}
+
 func wantKeys(t *testing.T, d *drainEnv, what string, want ...string) {
 	t.Helper()
 	got := keys(d.srv.Objects(t, d.bucket, "w/"))
