@@ -112,6 +112,26 @@ func TestDrainTreeRecordOnLinkNotFollowed(t *testing.T) {
 	wantKeys(t, d, "after a tree record on a link", "w/moved.rclonelink")
 }
 
+// A bucket holding a link "a" (a.rclonelink, to a folder outside) and keys
+// below "a/" gets the link, and nothing written through it.
+func TestDownloadLinkAndKeysBelowIt(t *testing.T) {
+	e := newEnv(t)
+	out := outsideDir(t)
+	e.srv.Put(t, e.bucket, "a.rclonelink", out, nil)
+	e.srv.Put(t, e.bucket, "a/id_rsa", "from the bucket", nil)
+	dst := t.TempDir()
+	sum, lines := e.sync("s3://"+e.bucket, dst, func(o *syncer.Options) { o.Links = true })
+	if sum.Downloaded != 1 || sum.Skipped != 1 {
+		t.Errorf("want the link downloaded, a/id_rsa skipped: %+v %q", sum, lines)
+	}
+	if got := readTree(t, out); len(got) != 1 || got["id_rsa"] != "SECRET KEY" {
+		t.Errorf("outside the destination: %v", got)
+	}
+	if target, err := os.Readlink(dst + "/a"); err != nil || target != out {
+		t.Errorf("a: link to %q, %v", target, err)
+	}
+}
+
 // A symlink "x" and a file "x.rclonelink" would be the same object:
 // the file does not overwrite the link's object, and is shown as failed.
 func TestDrainLinkAndFileSharingAKey(t *testing.T) {

@@ -576,7 +576,13 @@ func (rc *run) target(s entry) (localPath string, ok bool) {
 		rc.skip(rc.src.Show(s.rel), err)
 		return "", false
 	}
-	if parent := rc.objectParent(s.rel); parent != "" {
+	parent := rc.objectParent(rel)
+	if s.link {
+		// A link made by this run is no folder to write below, whether
+		// or not it exists yet (downloads run in parallel).
+		rc.objDirs[rel+"/"] = s.rel
+	}
+	if parent != "" {
 		rc.skip(rc.src.Show(s.rel), fmt.Errorf("the bucket also holds %s as a file, and a local file cannot also be a folder", rc.src.Show(parent)))
 		return "", false
 	}
