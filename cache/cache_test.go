@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 func openTest(t testing.TB) *Cache {
@@ -268,6 +269,17 @@ func TestScan(t *testing.T) {
 				tree(t, root, map[string]string{"a": "1"})
 			},
 			want: "+a -a/x"},
+		{name: "file became symlink, same size and mtime", synced: map[string]string{"a": "12345"},
+			change: func(t *testing.T, root string) {
+				p := filepath.Join(root, "a")
+				os.Remove(p)
+				tree(t, root, map[string]string{"a": "->xxxxx"})
+				ts := []unix.Timespec{unix.NsecToTimespec(1700000000123456789), unix.NsecToTimespec(1700000000123456789)}
+				if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "+a"},
 		{name: "file became fifo", synced: map[string]string{"p": "1"},
 			change: func(t *testing.T, root string) {
 				os.Remove(filepath.Join(root, "p"))
@@ -298,7 +310,7 @@ func TestScan(t *testing.T) {
 			root := t.TempDir()
 			tree(t, root, tt.synced)
 			err := WalkSorted(root, nil, func(p string, info os.FileInfo) error {
-				return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e"})
+				return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e", Kind: kindOf(info)})
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 // nothing was journaling them (before a mount, during a crash) are found.
 //
 // changed(path) is called for every regular file or symlink that has no
-// entry, or whose size or mtime (to the nanosecond) differs from its entry;
+// entry, or whose size or mtime (to the nanosecond) or kind (a file that is
+// now a symlink, or the reverse) differs from its entry; a symlink's size
+// and mtime are its own (lstat), never its target's;
 // removed(path) for every entry whose file is gone or is no longer a regular
 // file or symlink. skip (may be nil) excludes paths from both sides: a
 // skipped path, or an entry under a skipped directory, is never reported.
@@ -37,7 +39,7 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 			key, e, ok = it.next()
 		}
 		if ok && key == p {
-			if e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) {
+			if e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info) {
 				changed(p)
 			}
 			key, e, ok = it.next()
@@ -57,6 +59,14 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 		key, _, ok = it.next()
 	}
 	return it.err
+}
+
+// kindOf is the Kind a walked path is stored as.
+func kindOf(info os.FileInfo) Kind {
+	if info.Mode()&os.ModeSymlink != 0 {
+		return KindLink
+	}
+	return KindFile
 }
 
 // skipped says whether the walk would have excluded path: skip matched it

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
@@ -51,17 +52,16 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		return d.removeFile(ctx, rel, st)
 	}
 	if info.Mode()&fs.ModeSymlink != 0 {
-		// As aws s3 sync does, a symlink is synced as what it points to:
-		// a link to a directory, as the files below it.
-		if info, err = os.Stat(full); err != nil {
-			return permanent("symlink %s points nowhere: %w", rel, err)
-		}
-		if info.IsDir() {
-			return d.syncTree(ctx, rel, "")
-		}
+		return d.syncLink(ctx, rel, full, st)
 	}
 	if !info.Mode().IsRegular() {
 		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
+	}
+	if err := d.sharedKey(rel, full); err != nil {
+		return err
+	}
+	if err := d.dropLink(ctx, rel); err != nil {
+		return err
 	}
 	return d.syncFile(ctx, rel, full, info, from, st)
 }
@@ -84,7 +84,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		// the old key still holds exactly that content (its ETag): a
 		// source rewritten since, or a cache entry lost in a crash, must
 		// not put the new bytes under this name.
-		if e, ok, _ := d.c.Get(from); ok && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+		if e, ok, _ := d.c.Get(from); ok && e.Kind == cache.KindFile && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
 			etag, err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
 				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag})
 			if err == nil {
@@ -151,7 +151,7 @@ func (d *Drainer) setDoubt(rel string, doubt bool) {
 // with --delete. Without it the object stays in the bucket, as with aws s3
 // sync; the cache entry goes, since WORKDIR no longer has that file.
 func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
-	_, ok, err := d.c.Get(rel)
+	e, ok, err := d.c.Get(rel)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,11 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 		return nil
 	}
 	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
-		if err := d.deleteKeys(ctx, []string{d.key(rel)}); err != nil {
+		keys := []string{d.key(keyOf(rel, e))}
+		if !ok {
+			keys = d.doubtKeys(rel)
+		}
+		if err := d.deleteKeys(ctx, keys); err != nil {
 			return err
 		}
 		d.setDoubt(rel, false)
@@ -174,13 +178,15 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 // below it that is gone from WORKDIR is removed.
 func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error {
 	var gone []string
+	var goneKeys []string // their object key suffixes
 	isGone := func(p string) bool {
 		_, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p)))
 		return errors.Is(err, fs.ErrNotExist)
 	}
-	err := d.c.Walk(rel+"/", func(p string, _ cache.Entry) error {
+	err := d.c.Walk(rel+"/", func(p string, e cache.Entry) error {
 		if isGone(p) {
 			gone = append(gone, p)
+			goneKeys = append(goneKeys, keyOf(p, e))
 		}
 		return nil
 	})
@@ -194,9 +200,9 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 	d.mu.Unlock()
 	if d.opts.Delete {
 		var keys []string
-		for _, p := range gone {
+		for i, p := range gone {
 			if !d.opts.Filters.Excluded(p) {
-				keys = append(keys, d.key(p))
+				keys = append(keys, d.key(goneKeys[i]))
 			}
 		}
 		if doubt {
@@ -207,6 +213,9 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 			}
 			err := d.r.List(ctx, d.loc.Bucket, d.key(rel)+"/", func(o remote.Object) error {
 				p := o.Key[len(d.loc.Prefix):]
+				if lp, ok := strings.CutSuffix(p, LinkSuffix); ok && !isGone(lp) {
+					return nil // a link's object, and the link is still there
+				}
 				if !known[o.Key] && isGone(p) && !d.opts.Filters.Excluded(p) {
 					keys = append(keys, o.Key)
 				}
@@ -259,8 +268,12 @@ func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
 // the directory's old name, whose objects can be copied server-side.
 func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	root := filepath.Join(d.workdir, filepath.FromSlash(rel))
+	if info, err := os.Lstat(root); err == nil && !info.IsDir() {
+		// Now a file or a symlink (never walked through): sync what it is.
+		return d.syncPath(ctx, rel, "", immediate)
+	}
 	var firstErr error
-	w, err := newLocalWalk(root, true, func(path string, err error) {
+	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {
 		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
 			firstErr = permanent("%s: %w", path, err)
 		}
@@ -291,11 +304,17 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		if from != "" {
 			hint = from + "/" + f.Rel
 		}
-		info, err := os.Stat(f.Path)
-		if err != nil {
-			continue // gone since the walk: its own record handles it
+		var err error
+		if f.Link {
+			err = d.syncLink(ctx, sub, f.Path, immediate)
+		} else if info, serr := os.Lstat(f.Path); serr != nil || !info.Mode().IsRegular() {
+			continue // gone or replaced since the walk: its own record handles it
+		} else if err = d.sharedKey(sub, f.Path); err == nil {
+			if err = d.dropLink(ctx, sub); err == nil {
+				err = d.syncFile(ctx, sub, f.Path, info, hint, immediate)
+			}
 		}
-		if err := d.syncFile(ctx, sub, f.Path, info, hint, immediate); err != nil {
+		if err != nil {
 			if isPermanent(err) {
 				// One bad file must not hold back the rest of the tree;
 				// record it on its own so it is visible in the failed list.

@@ -12,12 +12,23 @@ import (
 	"unicode/utf8"
 )
 
-// LocalFile is one regular file found by the local walk.
+// LocalFile is one regular file found by the local walk, or a symlink in
+// a walk that stores links.
 type LocalFile struct {
-	Rel   string // slash-separated path below the root: the key suffix
+	Rel   string // slash-separated path below the root
 	Path  string // path to open
-	Size  int64
+	Size  int64  // a link's: the length of its target
 	Mtime time.Time
+	// Link: a symlink, to be stored as rclone's Rel+".rclonelink" object.
+	Link bool
+}
+
+// Key is the key suffix that stores f.
+func (f LocalFile) Key() string {
+	if f.Link {
+		return f.Rel + LinkSuffix
+	}
+	return f.Rel
 }
 
 // TempPrefix starts the names of s3sync's own temporary download files;
@@ -34,6 +45,11 @@ type localWalk struct {
 	warn   func(path string, err error)
 	stack  []*walkFrame
 	seen   map[fileID]bool // directories on the current path, for symlink loops
+
+	links bool // symlinks are yielded as links (key name+".rclonelink"), never followed
+	// beneath, when set, is the real path of the root: a followed symlink
+	// to a directory is descended only if it resolves below it.
+	beneath string
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -50,6 +66,7 @@ type walkEntry struct {
 	name string
 	key  string // name, or name+"/" for a directory
 	dir  bool
+	link bool // yielded as a link
 	info os.FileInfo
 }
 
@@ -57,6 +74,33 @@ type walkEntry struct {
 // they point to (the AWS CLI's default); without it symlinks are skipped.
 // warn receives each entry that cannot be synced and why; the walk goes on.
 func newLocalWalk(root string, follow bool, warn func(string, error)) (*localWalk, error) {
+	mode := skipLinks
+	if follow {
+		mode = followLinks
+	}
+	return newWalk(root, walkOptions{symlinks: mode}, warn)
+}
+
+// symlinkMode says what a walk does with the symlinks it finds.
+type symlinkMode int
+
+const (
+	skipLinks   symlinkMode = iota // --no-follow-symlinks
+	followLinks                    // the AWS CLI's default: as what they point to
+	storeLinks                     // --links and the mount: as links, never followed
+)
+
+type walkOptions struct {
+	symlinks symlinkMode
+	// beneath (with followLinks): descend into a symlinked directory only
+	// when it resolves below the root, so a download's walk of its
+	// destination never lists, and so never deletes, files elsewhere.
+	beneath bool
+}
+
+// newWalk starts a walk at root (itself followed if a symlink: the user
+// named it).
+func newWalk(root string, o walkOptions, warn func(string, error)) (*localWalk, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, err
@@ -64,9 +108,25 @@ func newLocalWalk(root string, follow bool, warn func(string, error)) (*localWal
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", root)
 	}
-	w := &localWalk{follow: follow, warn: warn, seen: map[fileID]bool{}}
+	w := &localWalk{follow: o.symlinks == followLinks, links: o.symlinks == storeLinks, warn: warn, seen: map[fileID]bool{}}
+	if o.beneath && w.follow {
+		if w.beneath, err = filepath.EvalSymlinks(root); err != nil {
+			return nil, err
+		}
+	}
 	w.push(root, "", st)
 	return w, nil
+}
+
+// outside reports whether the symlink at path resolves outside w.beneath.
+func (w *localWalk) outside(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	return err != nil || !within(real, w.beneath)
+}
+
+// within reports whether the clean absolute path p is root or below it.
+func within(p, root string) bool {
+	return p == root || root == "/" || under(p, root)
 }
 
 func idOf(fi os.FileInfo) fileID {
@@ -95,6 +155,8 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 		switch t := d.Type(); {
 		case t.IsDir():
 			e.dir = true
+		case t&fs.ModeSymlink != 0 && w.links:
+			e.link, e.key = true, name+LinkSuffix
 		case t&fs.ModeSymlink != 0:
 			if !w.follow {
 				continue
@@ -102,6 +164,9 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 			info, err := os.Stat(filepath.Join(dir, name))
 			if err != nil {
 				w.warn(filepath.Join(dir, name), fmt.Errorf("broken symlink: %w", err))
+				continue
+			}
+			if info.IsDir() && w.beneath != "" && w.outside(filepath.Join(dir, name)) {
 				continue
 			}
 			e.info = info
@@ -113,6 +178,9 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 		entries = append(entries, e)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
+	if w.links {
+		entries = w.dropSharedKeys(dir, entries)
+	}
 	id := idOf(fi)
 	w.seen[id] = true
 	w.stack = append(w.stack, &walkFrame{dir: dir, rel: rel, id: id, entries: entries})
@@ -158,6 +226,12 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 			}
 			w.push(path, rel+"/", info)
 			continue
+		}
+		if e.link {
+			if info.Mode()&fs.ModeSymlink == 0 {
+				continue // replaced since the listing: its own change will tell
+			}
+			return LocalFile{Rel: rel, Path: path, Size: info.Size(), Mtime: info.ModTime(), Link: true}, true
 		}
 		if !info.Mode().IsRegular() {
 			w.warn(path, fmt.Errorf("%s is not a regular file", kindOf(info.Mode())))

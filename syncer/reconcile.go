@@ -63,6 +63,10 @@ type Options struct {
 	// reads every file it compares.
 	Sums   SumCache
 	Report func(Event)
+
+	// Links (--links) stores local symlinks as rclone's .rclonelink
+	// objects, never following them, and downloads such objects as links.
+	Links bool
 }
 
 // DefaultConcurrency is the number of transfers in flight.
@@ -76,6 +80,9 @@ type entry struct {
 	path  string    // local
 	etag  string    // s3
 	class string    // s3
+	// link: a symlink stored as its .rclonelink object (rel ends in the
+	// suffix): a local link, or such an object in a download with --links.
+	link bool
 }
 
 // stream is a key-ordered source of entries.
@@ -93,7 +100,7 @@ func (s *localStream) next() (entry, bool) {
 	if !ok {
 		return entry{}, false
 	}
-	return entry{rel: f.Rel, size: f.Size, time: f.Mtime, path: f.Path}, true
+	return entry{rel: f.Key(), size: f.Size, time: f.Mtime, path: f.Path, link: f.Link}, true
 }
 
 func (s *localStream) err() error { return nil }
@@ -196,7 +203,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		}
 	}
 	if dir == Upload {
-		w, err := newLocalWalk(src.Local, !opts.NoFollow, warnLocal)
+		w, err := newWalk(src.Local, walkOptions{symlinks: opts.symlinks()}, warnLocal)
 		if err != nil {
 			return Summary{}, fmt.Errorf("source: %w", err)
 		}
@@ -205,12 +212,21 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		s := newS3Stream(ctx, r, src.S3)
 		defer s.cancel()
 		srcS = s
+		if dir == Download && opts.Links {
+			srcS = markLinks{s}
+		}
 	}
 	if dir == Download {
 		if err := os.MkdirAll(dst.Local, 0o755); err != nil && !opts.DryRun {
 			return Summary{}, fmt.Errorf("destination: %w", err)
 		}
-		if w, err := newLocalWalk(dst.Local, !opts.NoFollow, func(string, error) {}); err == nil {
+		// The destination's walk never descends into a symlinked folder
+		// outside it, so --delete cannot delete files there.
+		w, err := newWalk(dst.Local, walkOptions{symlinks: opts.symlinks(), beneath: true}, func(string, error) {})
+		if err == nil {
+			rc.realDst, err = filepath.EvalSymlinks(dst.Local)
+		}
+		if err == nil {
 			dstS = &localStream{w}
 		} else if opts.DryRun && os.IsNotExist(err) {
 			dstS = emptyStream{}
@@ -297,6 +313,10 @@ type run struct {
 	// listing moves past them so it stays small.
 	objDirs map[string]string
 	seen    int
+	// realDst is a download's destination as a real path; safeDir a folder
+	// below it known to have no symlink on the way (see parentLink).
+	realDst string
+	safeDir string
 }
 
 func (rc *run) skip(what string, err error) {
@@ -326,7 +346,7 @@ func (rc *run) both(s, d entry) {
 		})
 		return
 	}
-	if ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) {
+	if ShouldTransfer(rc.dir, Side{s.size, s.time}, Side{d.size, d.time}, rc.opts.Compare) || rc.linkDiffers(s, d) {
 		rc.transfer(s, d, true, localPath)
 	}
 }
@@ -370,6 +390,13 @@ func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
 	if e.IsS3 {
 		return objectContent(en.etag), nil
 	}
+	if en.link {
+		c, size, _, err := linkContent(rc.ctx, en.path)
+		if err == nil && size != en.size {
+			err = errChangedSinceWalk
+		}
+		return c, err
+	}
 	d, st, err := rc.h.sum(rc.ctx, en.path, en.rel)
 	if err != nil {
 		return content{}, err
@@ -386,7 +413,7 @@ func (rc *run) onlyDst(d entry) {
 	if !rc.opts.Delete {
 		return
 	}
-	shown := rc.dst.Show(d.rel)
+	shown := rc.show(rc.dst, d)
 	if rc.opts.DryRun {
 		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown, DryRun: true})
 		return
@@ -447,7 +474,7 @@ func (rc *run) transfer(s, d entry, exists bool, localPath string) {
 // prepare checks and announces a transfer of s and returns the work to do,
 // or false when there is none (skipped, or only shown in a dry run).
 func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool) {
-	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
+	srcShown, dstShown := rc.show(rc.src, s), rc.show(rc.dst, s)
 	op := rc.dir.String()
 	var dstKey string
 	if rc.dir != Download {
@@ -472,7 +499,11 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 		switch rc.dir {
 		case Upload:
 			var res UploadResult
-			res, err = UploadFile(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass)
+			if s.link {
+				res, err = uploadLink(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass)
+			} else {
+				res, err = UploadFile(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass)
+			}
 			if err == nil {
 				s.size = res.Size
 				rc.c.uploaded.Add(1)
@@ -490,7 +521,11 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 					return
 				}
 			}
-			_, err = DownloadFile(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
+			if s.link {
+				_, err = downloadLink(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
+			} else {
+				_, err = DownloadFile(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
+			}
 			if err == nil {
 				rc.c.downloaded.Add(1)
 			}
@@ -528,12 +563,26 @@ func (rc *run) target(s entry) (localPath string, ok bool) {
 	if rc.dir != Download {
 		return "", true
 	}
-	p, err := LocalPath(rc.dst.Local, s.rel)
+	rel := s.rel
+	if s.link {
+		rel = strings.TrimSuffix(rel, LinkSuffix)
+	}
+	p, err := LocalPath(rc.dst.Local, rel)
 	if err != nil {
 		rc.skip(rc.src.Show(s.rel), err)
 		return "", false
 	}
-	if parent := rc.objectParent(s.rel); parent != "" {
+	if err := parentLink(rc.dst.Local, rc.realDst, rel, rc.opts.Links, &rc.safeDir); err != nil {
+		rc.skip(rc.src.Show(s.rel), err)
+		return "", false
+	}
+	parent := rc.objectParent(rel)
+	if s.link {
+		// A link made by this run is no folder to write below, whether
+		// or not it exists yet (downloads run in parallel).
+		rc.objDirs[rel+"/"] = s.rel
+	}
+	if parent != "" {
 		rc.skip(rc.src.Show(s.rel), fmt.Errorf("the bucket also holds %s as a file, and a local file cannot also be a folder", rc.src.Show(parent)))
 		return "", false
 	}

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
@@ -11,7 +12,9 @@ import (
 // SeedCache fills an empty cache from the bucket listing on a first mount,
 // so files already in the bucket (say, from an earlier reconcile) are not
 // sent again: a file counts as held when the listing says an upload would
-// not transfer it, by the same rule reconcile uses.
+// not transfer it, by the same rule reconcile uses. A symlink x counts as
+// held by an object x.rclonelink the same way, its size being the length
+// of the target, and its body must be that target where the ETag tells.
 func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remote.Location) (int, error) {
 	type put struct {
 		rel string
@@ -41,7 +44,13 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		if err != nil {
 			return nil
 		}
-		info, err := os.Stat(p)
+		info, err := os.Lstat(p)
+		if err != nil && strings.HasSuffix(rel, LinkSuffix) {
+			if lrel, e, ok := seedLink(workdir, rel, o); ok {
+				batch = append(batch, put{lrel, e})
+			}
+			return nil
+		}
 		if err != nil || !info.Mode().IsRegular() {
 			return nil
 		}
@@ -58,4 +67,27 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		err = flush()
 	}
 	return n, err
+}
+
+// seedLink says whether the object o (key suffix rel, ending in
+// .rclonelink) holds the symlink in WORKDIR it names, and that link's
+// cache entry.
+func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) {
+	lrel := strings.TrimSuffix(rel, LinkSuffix)
+	p, err := LocalPath(workdir, lrel)
+	if err != nil {
+		return "", cache.Entry{}, false
+	}
+	st, err := lstatLink(p)
+	if err != nil {
+		return "", cache.Entry{}, false
+	}
+	if ShouldTransfer(Upload, Side{st.size, st.mtime}, Side{o.Size, o.LastModified}, Compare{}) {
+		return "", cache.Entry{}, false
+	}
+	d, _ := digest(context.Background(), strings.NewReader(st.target))
+	if same, known := sameContent(localContent(d), objectContent(o.ETag)); known && !same {
+		return "", cache.Entry{}, false
+	}
+	return lrel, cache.Entry{Kind: cache.KindLink, Size: st.size, Mtime: st.mtime, ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
 }

@@ -103,7 +103,7 @@ func statOf(f *os.File) (fileState, error) {
 }
 
 func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, bool, error) {
-	f, err := os.Open(path)
+	f, err := openUpload(path, rs != nil)
 	if err != nil {
 		return UploadResult{}, false, err
 	}

@@ -10,6 +10,9 @@ import (
 type VerifyOptions struct {
 	Filters  *Filters
 	NoFollow bool // skip local symlinks instead of following them
+	// Links compares local symlinks, never followed, with rclone's
+	// .rclonelink objects (how the mount and reconcile --links store them).
+	Links bool
 	// Concurrency bounds the pairs being checked at once (HEADs and
 	// hashes); DefaultConcurrency when 0.
 	Concurrency int
@@ -131,11 +134,12 @@ func Verify(ctx context.Context, r Remote, src, dst Endpoint, opts VerifyOptions
 			order <- j
 		}
 	}
-	srcS, err := v.open(src, opts.NoFollow, warn(true))
+	mode := Options{NoFollow: opts.NoFollow, Links: opts.Links}.symlinks()
+	srcS, err := v.open(src, mode, warn(true))
 	if err != nil {
 		return VerifySummary{}, fmt.Errorf("SRC: %w", err)
 	}
-	dstS, err := v.open(dst, opts.NoFollow, warn(false))
+	dstS, err := v.open(dst, mode, warn(false))
 	if err != nil {
 		return VerifySummary{}, fmt.Errorf("DST: %w", err)
 	}
@@ -218,7 +222,7 @@ type verifier struct {
 	ctx      context.Context
 }
 
-func (v *verifier) open(e Endpoint, noFollow bool, warn func(string, error)) (stream, error) {
+func (v *verifier) open(e Endpoint, mode symlinkMode, warn func(string, error)) (stream, error) {
 	if e.IsS3 {
 		if v.r == nil {
 			return nil, fmt.Errorf("%s: no S3 client", e.Arg)
@@ -226,7 +230,7 @@ func (v *verifier) open(e Endpoint, noFollow bool, warn func(string, error)) (st
 		s := newS3Stream(v.ctx, v.r, e.S3)
 		return s, nil
 	}
-	w, err := newLocalWalk(e.Local, !noFollow, warn)
+	w, err := newWalk(e.Local, walkOptions{symlinks: mode}, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +274,10 @@ func (v *verifier) look(e Endpoint, en entry) (side, error) {
 			return side{}, err
 		}
 		return side{size: info.Size, mtime: info.Mtime, c: objectContent(info.ETag).withHead(info)}, nil
+	}
+	if en.link {
+		c, size, mtime, err := linkContent(v.ctx, en.path)
+		return side{size: size, mtime: mtime, c: c}, err
 	}
 	d, st, err := v.h.sum(v.ctx, en.path, en.rel)
 	if err != nil {

@@ -20,6 +20,7 @@ func newReconcileCmd(g *globalFlags) *cobra.Command {
 		exact        bool
 		noFollow     bool
 		follow       bool
+		links        bool
 		forceGlacier bool
 		checksum     bool
 		stateDir     string
@@ -35,6 +36,13 @@ A file is transferred when it is missing at DST, when the sizes differ, or when
 SRC is newer (for downloads: when the local file is newer than the object, as
 the AWS CLI does). Files only at DST are deleted only with --delete; excluded
 paths are never deleted.
+
+Symlinks are followed on upload, as aws s3 sync does (--no-follow-symlinks
+skips them). With --links they are stored as links instead, in rclone's
+format (an object NAME.rclonelink whose body is the link's target), and on
+download such objects become symlinks again; without --links they download
+as plain files. A download never writes through a symlink in DST that leads
+outside DST, nor lists (and so --delete never deletes) files below one.
 
 With --checksum, content decides instead of times (rclone's --checksum): a
 same-sized file is transferred when its MD5 differs from a single-part ETag,
@@ -56,6 +64,9 @@ database of that directory (or --state-dir) when there is one.`,
 			if noFollow && follow {
 				return usageErr("--follow-symlinks and --no-follow-symlinks cannot be used together")
 			}
+			if links && follow {
+				return usageErr("--links stores symlinks as links and never follows them; drop --follow-symlinks")
+			}
 			src, dst, err := parseEndpoints(args)
 			if err != nil {
 				return err
@@ -72,7 +83,7 @@ database of that directory (or --state-dir) when there is one.`,
 				Delete: sf.delete, DryRun: dry,
 				Compare:      syncer.Compare{SizeOnly: sizeOnly, ExactTimestamps: exact, Checksum: checksum},
 				Filters:      &sf.filters,
-				StorageClass: sf.storageClass, NoFollow: noFollow, ForceGlacier: forceGlacier,
+				StorageClass: sf.storageClass, NoFollow: noFollow, Links: links, ForceGlacier: forceGlacier,
 				Concurrency: sf.concurrency,
 			}
 			if checksum {
@@ -95,6 +106,7 @@ database of that directory (or --state-dir) when there is one.`,
 	f.StringVar(&stateDir, "state-dir", "", "with --checksum, keep local checksums in this state dir (default: the mount's, if the local directory was mounted)")
 	f.BoolVar(&follow, "follow-symlinks", false, "follow symlinks (the default)")
 	f.BoolVar(&noFollow, "no-follow-symlinks", false, "skip symlinks instead of following them")
+	f.BoolVar(&links, "links", false, "store symlinks as rclone's NAME.rclonelink objects (never followed), and download such objects as symlinks")
 	f.BoolVar(&forceGlacier, "force-glacier-transfer", false, "transfer GLACIER and DEEP_ARCHIVE objects instead of skipping them")
 	return c
 }

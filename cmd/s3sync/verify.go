@@ -26,6 +26,7 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 		asJSON      bool
 		stateDir    string
 		noFollow    bool
+		links       bool
 		concurrency int
 		filters     syncer.Filters
 		patterns    []string
@@ -68,7 +69,7 @@ compared; 2 the command line was wrong.`,
 					}
 				}
 			}
-			opts := syncer.VerifyOptions{Filters: &filters, NoFollow: noFollow, Concurrency: concurrency}
+			opts := syncer.VerifyOptions{Filters: &filters, NoFollow: noFollow, Links: links, Concurrency: concurrency}
 			return runVerify(cmd.Context(), g, src, dst, opts, stateDir, asJSON)
 		},
 	}
@@ -76,6 +77,7 @@ compared; 2 the command line was wrong.`,
 	f.BoolVar(&asJSON, "json", false, "print JSON lines: one object per difference, then a summary object")
 	f.StringVar(&stateDir, "state-dir", "", "keep local checksums in this state dir (default: the mount's, if the local directory was mounted)")
 	f.BoolVar(&noFollow, "no-follow-symlinks", false, "skip symlinks instead of following them")
+	f.BoolVar(&links, "links", false, "compare symlinks, never followed, with NAME.rclonelink objects (how a mount stores them)")
 	f.IntVar(&concurrency, "concurrency", syncer.DefaultConcurrency, "paths checked at once (HEADs, file reads)")
 	f.Var(&filterFlag{false, &filters, &patterns}, "exclude", "exclude paths matching this pattern (repeatable; with --include, the last match wins)")
 	f.Var(&filterFlag{true, &filters, &patterns}, "include", "do not exclude paths matching this pattern (repeatable)")

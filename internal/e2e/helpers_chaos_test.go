@@ -157,7 +157,7 @@ func verifyCommand(t *testing.T, endpoint, workdir, url string) (ran bool, exit 
 	if exec.Command(bin, "verify", "--help").Run() != nil {
 		return false, 0, ""
 	}
-	b, err := exec.Command(bin, "verify", "--endpoint-url", endpoint, workdir, url).CombinedOutput()
+	b, err := exec.Command(bin, "verify", "--links", "--endpoint-url", endpoint, workdir, url).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return true, ee.ExitCode(), string(b)
 	} else if err != nil {

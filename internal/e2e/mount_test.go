@@ -176,11 +176,12 @@ func (m *mount) waitDrained(timeout time.Duration) statusReport {
 }
 
 // bucketMatchesWorkdir checks, with `s3sync verify`, that the objects
-// under the prefix are exactly WORKDIR's regular files: by size, stored
+// under the prefix are exactly WORKDIR's regular files and symlinks (as
+// .rclonelink objects, how the mount stores them): by size, stored
 // mtime and content (MD5 or the stored CRC64NVME).
 func (m *mount) bucketMatchesWorkdir() {
 	m.t.Helper()
-	out, err := exec.Command(bin, "verify", "--endpoint-url", m.srv.Endpoint, m.workdir, m.url).CombinedOutput()
+	out, err := exec.Command(bin, "verify", "--links", "--endpoint-url", m.srv.Endpoint, m.workdir, m.url).CombinedOutput()
 	if err != nil {
 		m.t.Fatalf("s3sync verify %s %s: %v\n%s", m.workdir, m.url, err, firstLines(string(out), 20))
 	}

@@ -1,0 +1,394 @@
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/remote"
+)
+
+// Symlinks stored as links: rclone's --links format, an object
+// NAME.rclonelink whose body is the link's target. A link is never
+// followed here: what it points to may be outside the tree (credentials in
+// a home directory), and a link's removal must remove only its object.
+
+// maxLinkTarget bounds a .rclonelink body read back: Linux's PATH_MAX.
+const maxLinkTarget = 4096
+
+// linkState is what tells whether a symlink changed: lstat's fields (the
+// link's own, never its target's) and its target.
+type linkState struct {
+	fileState
+	target string
+}
+
+func lstatLink(path string) (linkState, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return linkState{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return linkState{}, fmt.Errorf("%s is no longer a symlink", path)
+	}
+	target, err := os.Readlink(path)
+	if err != nil {
+		return linkState{}, err
+	}
+	return linkState{
+		fileState: fileState{
+			size:  st.Size,
+			mtime: time.Unix(st.Mtim.Unix()),
+			ctime: time.Unix(st.Ctim.Unix()),
+			ino:   st.Ino, dev: uint64(st.Dev),
+		},
+		target: target,
+	}, nil
+}
+
+// uploadLink stores the symlink at path as key (a .rclonelink key), its
+// body the target as os.Readlink gives it, its x-amz-meta-mtime the link's
+// own mtime. A link replaced while it is sent is not stored.
+func uploadLink(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
+	before, err := lstatLink(path)
+	if err != nil {
+		return UploadResult{}, err
+	}
+	check := func() error {
+		now, err := lstatLink(path)
+		if err != nil {
+			return err
+		}
+		if now != before {
+			return errChangedWhileRead
+		}
+		return nil
+	}
+	body := strings.NewReader(before.target)
+	up, err := r.Upload(ctx, bucket, key, body, int64(len(before.target)),
+		remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check})
+	if err != nil {
+		return UploadResult{InDoubt: mayHaveLanded(err)}, err
+	}
+	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, nil
+}
+
+// linkBuffer collects a .rclonelink body, refusing more than a target can be.
+type linkBuffer struct{ bytes.Buffer }
+
+var errLinkTooLong = errors.New("a .rclonelink object holds more bytes than a symlink target can (4096)")
+
+func (b *linkBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > maxLinkTarget {
+		return 0, errLinkTooLong
+	}
+	return b.Buffer.Write(p)
+}
+
+// downloadLink makes path a symlink whose target is the body of bucket/key.
+// The link is made under a temporary name and renamed into place, so a
+// file or link already there is replaced at once and never written
+// through. Its mtime is restored from x-amz-meta-mtime, else set to the
+// object's LastModified.
+func downloadLink(ctx context.Context, r Remote, bucket, key, etag, path string) (remote.Info, error) {
+	var buf linkBuffer
+	info, err := r.Download(ctx, bucket, key, etag, &buf)
+	if err != nil {
+		return remote.Info{}, err
+	}
+	target := buf.String()
+	if target == "" || strings.ContainsRune(target, 0) {
+		return remote.Info{}, fmt.Errorf("%s is not a symlink target (empty, or holds a NUL byte)", key)
+	}
+	dir := filepath.Dir(path)
+	if err := mkdirAll(dir); err != nil {
+		return remote.Info{}, err
+	}
+	tmp := tempName(dir)
+	if err := os.Symlink(target, tmp); err != nil {
+		return remote.Info{}, err
+	}
+	mt := info.Mtime
+	if mt.IsZero() {
+		mt = info.LastModified
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
+	err = unix.UtimesNanoAt(unix.AT_FDCWD, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil {
+		if st, serr := os.Lstat(path); serr == nil && st.IsDir() {
+			err = fmt.Errorf("%s is a directory here, but the bucket holds a symlink of that name", path)
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return remote.Info{}, err
+	}
+	return info, nil
+}
+
+// linkContent is a symlink's content as the checksums of its .rclonelink
+// object's body.
+func linkContent(ctx context.Context, path string) (content, int64, time.Time, error) {
+	st, err := lstatLink(path)
+	if err != nil {
+		return content{}, 0, time.Time{}, err
+	}
+	d, err := digest(ctx, strings.NewReader(st.target))
+	if err != nil {
+		return content{}, 0, time.Time{}, err
+	}
+	return localContent(d), st.size, st.mtime, nil
+}
+
+// dropSharedKeys keeps one of two entries that would be stored under the
+// same key (a symlink "x" and a file "x.rclonelink"): the file, which that
+// key meant before; the link is reported. entries are sorted by key.
+func (w *localWalk) dropSharedKeys(dir string, entries []walkEntry) []walkEntry {
+	shared := func(i int) bool {
+		return entries[i].link && (i > 0 && entries[i-1].key == entries[i].key ||
+			i+1 < len(entries) && entries[i+1].key == entries[i].key)
+	}
+	var out []walkEntry
+	for i, e := range entries {
+		if !shared(i) {
+			if out != nil {
+				out = append(out, e)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]walkEntry, 0, len(entries)), entries[:i]...)
+		}
+		w.warn(filepath.Join(dir, e.name), fmt.Errorf("symlink not stored: %s is also a file here, and both would be the object %s", e.key, e.key))
+	}
+	if out == nil {
+		return entries
+	}
+	return out
+}
+
+// keyOf is the object key suffix that stores the cache entry at p: a
+// link's p+".rclonelink"; a file's p (and a directory marker's, whose
+// cache key already ends in "/").
+func keyOf(p string, e cache.Entry) string {
+	if e.Kind == cache.KindLink {
+		return p + LinkSuffix
+	}
+	return p
+}
+
+// syncLink makes the remote hold the symlink at rel as its .rclonelink
+// object. The mount never follows a link: a link to a folder outside
+// WORKDIR stores only where it points.
+func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) error {
+	key := d.key(objectRel(rel, cache.KindLink))
+	if len(key) > MaxKeyLen {
+		return permanent("key is %d bytes, over S3's limit of %d; rename the link", len(key), MaxKeyLen)
+	}
+	if st, err := os.Lstat(full + LinkSuffix); err == nil && st.Mode()&fs.ModeSymlink == 0 {
+		return permanent("symlink %s not stored: %s%s is a file here, and both would be the object %s; rename one", rel, rel, LinkSuffix, key)
+	}
+	now, err := lstatLink(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeFile(ctx, rel, st)
+	}
+	if err != nil {
+		return err // replaced since: retried, and then seen as what it is
+	}
+	e, ok, err := d.c.Get(rel)
+	if err != nil {
+		return err
+	}
+	if ok && e.Kind == cache.KindLink && e.Size == now.size && e.Mtime.Equal(now.mtime) {
+		return nil
+	}
+	if ok && e.Kind != cache.KindLink {
+		if err := d.dropKind(ctx, rel, e); err != nil {
+			return err
+		}
+	}
+	res, err := uploadLink(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass)
+	if res.ETag != "" {
+		t := time.Now()
+		d.mu.Lock()
+		d.lastUpload = t
+		d.mu.Unlock()
+		d.setDoubt(rel, false)
+		st.release()
+		return d.cachePut(st, rel, cache.Entry{Kind: cache.KindLink, Size: res.Size, Mtime: res.Mtime,
+			ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: t})
+	}
+	if res.InDoubt {
+		d.setDoubt(rel, true)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return d.removeFile(ctx, rel, st)
+	}
+	return err
+}
+
+// dropKind forgets the object rel had as another kind (a file that is now
+// a link, a link that is now a file): with --delete the object goes, as
+// every removal does. The entry goes at once, not with the record's end,
+// so the upload that follows compares against nothing.
+func (d *Drainer) dropKind(ctx context.Context, rel string, e cache.Entry) error {
+	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
+		if err := d.deleteKeys(ctx, []string{d.key(keyOf(rel, e))}); err != nil {
+			return err
+		}
+	}
+	return d.c.Delete(rel)
+}
+
+// sharedKey refuses a file "x.rclonelink" next to a symlink "x": both
+// would be stored as that object, and one would overwrite (and a removal
+// delete) the other's.
+func (d *Drainer) sharedKey(rel, full string) error {
+	lrel, ok := strings.CutSuffix(rel, LinkSuffix)
+	if !ok || lrel == "" || strings.HasSuffix(lrel, "/") {
+		return nil
+	}
+	if st, err := os.Lstat(strings.TrimSuffix(full, LinkSuffix)); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return permanent("%s not stored: %s is a symlink here, stored as the object %s; rename one", rel, lrel, d.key(rel))
+	}
+	return nil
+}
+
+// dropLink forgets the link that rel was, now that it is a file.
+func (d *Drainer) dropLink(ctx context.Context, rel string) error {
+	e, ok, err := d.c.Get(rel)
+	if err != nil || !ok || e.Kind != cache.KindLink {
+		return err
+	}
+	return d.dropKind(ctx, rel, e)
+}
+
+// doubtKeys are the keys a removal of rel deletes when an upload may have
+// landed that the cache does not know of: it may have been the file's or
+// the link's, unless rel+".rclonelink" is a file here with its own object.
+func (d *Drainer) doubtKeys(rel string) []string {
+	keys := []string{d.key(rel)}
+	if _, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel)) + LinkSuffix); errors.Is(err, fs.ErrNotExist) {
+		keys = append(keys, d.key(rel+LinkSuffix))
+	}
+	return keys
+}
+
+// openUpload opens a file to send. The mount's drain (the one caller with
+// a resumer) never follows a symlink: a file replaced by a link since it
+// was looked at fails with ELOOP, and is then retried as the link it is.
+func openUpload(path string, noFollow bool) (*os.File, error) {
+	if !noFollow {
+		return os.Open(path)
+	}
+	return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+}
+
+// errThroughLink: a download or delete would go through a symlink
+// already in the destination.
+var errThroughLink = errors.New("symlink in the destination")
+
+// parentLink checks the directories above rel (below root) for symlinks
+// a download would write through: with strict, any; otherwise one that
+// leads outside realRoot (root's real path). It returns an error for a
+// person naming the link, or nil. *known holds a parent directory already
+// found safe; keys arrive in order, so a download of many files lstats each
+// folder once.
+func parentLink(root, realRoot, rel string, strict bool, known *string) error {
+	dir := filepath.ToSlash(filepath.Dir(filepath.FromSlash(rel)))
+	if dir == "." || dir == *known {
+		return nil
+	}
+	start := 0
+	if *known != "" && under(dir, *known) {
+		start = len(*known) + 1
+	}
+	for i := start; i <= len(dir); i++ {
+		if i < len(dir) && dir[i] != '/' {
+			continue
+		}
+		p := dir[:i]
+		full := filepath.Join(root, filepath.FromSlash(p))
+		st, err := os.Lstat(full)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+			break // made as a real directory by the download (or refused there)
+		}
+		if err != nil {
+			return err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		dest, err := filepath.EvalSymlinks(full)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %s is a symlink that leads nowhere; not written through it", errThroughLink, full)
+		case strict:
+			return fmt.Errorf("%w: %s is a symlink here (to %s), but the bucket holds keys below it; not written through it", errThroughLink, full, dest)
+		case !within(dest, realRoot):
+			return fmt.Errorf("%w: %s is a symlink to %s, outside the destination; not written through it", errThroughLink, full, dest)
+		}
+	}
+	*known = dir
+	return nil
+}
+
+// symlinks is the walk's symlink mode for reconcile's flags.
+func (o Options) symlinks() symlinkMode {
+	switch {
+	case o.Links:
+		return storeLinks
+	case o.NoFollow:
+		return skipLinks
+	}
+	return followLinks
+}
+
+// markLinks marks a download's .rclonelink objects as links (--links).
+type markLinks struct{ stream }
+
+func (s markLinks) next() (entry, bool) {
+	e, ok := s.stream.next()
+	e.link = ok && strings.HasSuffix(e.rel, LinkSuffix)
+	return e, ok
+}
+
+// show renders en on side e: a local link by its own name, not its key.
+func (rc *run) show(e Endpoint, en entry) string {
+	if en.link && !e.IsS3 {
+		return e.Show(strings.TrimSuffix(en.rel, LinkSuffix))
+	}
+	return e.Show(en.rel)
+}
+
+// linkDiffers reports, for a symlink and its object of the same size,
+// whether the object's body (its single-part ETag, an MD5) is not the
+// link's target: a retargeted link keeps its length more often than a
+// rewritten file does, and telling costs one readlink.
+func (rc *run) linkDiffers(s, d entry) bool {
+	local, obj := s, d
+	if rc.dir == Download {
+		local, obj = d, s
+	}
+	if !local.link || !obj.link && rc.dir == Download || s.size != d.size {
+		return false
+	}
+	c, _, _, err := linkContent(rc.ctx, local.path)
+	if err != nil {
+		return false // the transfer, if any, reports why
+	}
+	same, known := sameContent(c, objectContent(obj.etag))
+	return known && !same
+}

@@ -1,0 +1,352 @@
+package syncer_test
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+// outsideDir is a folder outside every tree under test holding a secret,
+// the thing a followed link would upload.
+func outsideDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	testfs.WriteFile(t, dir+"/id_rsa", "SECRET KEY")
+	return dir
+}
+
+func keys(objs map[string]int64) []string {
+	var out []string
+	for k := range objs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func lmtime(t *testing.T, path string) time.Time {
+	t.Helper()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.ModTime()
+}
+
+// The mount's drain stores a symlink as its .rclonelink object and never
+// follows it: a link to a folder outside WORKDIR uploads only where it
+// points. Its removal, and a change of kind either way, take the old
+// object away (--delete); a renamed folder's links move as links.
+func TestDrainSymlinksStoredAsLinks(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	out := outsideDir(t)
+	w := d.workdir
+	testfs.WriteFile(t, w+"/f.txt", "file")
+	must(t, os.Symlink(out, w+"/home"))
+	must(t, os.Symlink("f.txt", w+"/rel"))
+	for _, p := range []string{"f.txt", "home", "rel"} {
+		d.j.Changed(p)
+	}
+	d.waitIdle(t)
+	wantKeys(t, d, "first sync", "w/f.txt", "w/home.rclonelink", "w/rel.rclonelink")
+	body, meta := d.srv.Get(t, d.bucket, "w/home.rclonelink")
+	if body != out {
+		t.Errorf("home.rclonelink holds %q, want the link's target %q", body, out)
+	}
+	if got, _ := remote.ParseMtime(meta["mtime"]); !got.Equal(lmtime(t, w+"/home")) {
+		t.Errorf("home.rclonelink mtime %v, want the link's own %v", got, lmtime(t, w+"/home"))
+	}
+	if body, _ := d.srv.Get(t, d.bucket, "w/rel.rclonelink"); body != "f.txt" {
+		t.Errorf("rel.rclonelink holds %q", body)
+	}
+
+	// rm of the link; the link becomes a file, then a link again.
+	must(t, os.Remove(w+"/home"))
+	d.j.Removed("home", false)
+	must(t, os.Remove(w+"/rel"))
+	testfs.WriteFile(t, w+"/rel", "now a file")
+	d.j.Changed("rel")
+	d.waitIdle(t)
+	wantKeys(t, d, "link removed, link replaced by a file", "w/f.txt", "w/rel")
+	must(t, os.Remove(w+"/rel"))
+	must(t, os.Symlink("f.txt", w+"/rel"))
+	d.j.Changed("rel")
+	d.waitIdle(t)
+	wantKeys(t, d, "file replaced by a link", "w/f.txt", "w/rel.rclonelink")
+
+	// A folder with a link to outside renamed, then removed.
+	testfs.WriteFile(t, w+"/dir/g", "g")
+	must(t, os.Symlink(out, w+"/dir/up"))
+	d.j.Changed("dir/g")
+	d.j.Changed("dir/up")
+	d.waitIdle(t)
+	must(t, os.Rename(w+"/dir", w+"/moved"))
+	d.j.Renamed("dir", "moved", true)
+	d.waitIdle(t)
+	wantKeys(t, d, "folder with a link renamed", "w/f.txt", "w/moved/g", "w/moved/up.rclonelink", "w/rel.rclonelink")
+	must(t, os.RemoveAll(w+"/moved"))
+	d.j.Removed("moved", true)
+	d.waitIdle(t)
+	wantKeys(t, d, "folder with a link removed", "w/f.txt", "w/rel.rclonelink")
+}
+
+// A symlink in place of a folder the mount saw renamed is stored as the
+// link, not walked: its target's files stay out of the bucket.
+func TestDrainTreeRecordOnLinkNotFollowed(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	out := outsideDir(t)
+	must(t, os.Symlink(out, d.workdir+"/moved"))
+	d.j.Renamed("dir", "moved", true)
+	d.waitIdle(t)
+	wantKeys(t, d, "after a tree record on a link", "w/moved.rclonelink")
+}
+
+// A bucket holding a link "a" (a.rclonelink, to a folder outside) and keys
+// below "a/" gets the link, and nothing written through it.
+func TestDownloadLinkAndKeysBelowIt(t *testing.T) {
+	e := newEnv(t)
+	out := outsideDir(t)
+	e.srv.Put(t, e.bucket, "a.rclonelink", out, nil)
+	e.srv.Put(t, e.bucket, "a/id_rsa", "from the bucket", nil)
+	dst := t.TempDir()
+	sum, lines := e.sync("s3://"+e.bucket, dst, func(o *syncer.Options) { o.Links = true })
+	if sum.Downloaded != 1 || sum.Skipped != 1 {
+		t.Errorf("want the link downloaded, a/id_rsa skipped: %+v %q", sum, lines)
+	}
+	if got := readTree(t, out); len(got) != 1 || got["id_rsa"] != "SECRET KEY" {
+		t.Errorf("outside the destination: %v", got)
+	}
+	if target, err := os.Readlink(dst + "/a"); err != nil || target != out {
+		t.Errorf("a: link to %q, %v", target, err)
+	}
+}
+
+// A symlink "x" and a file "x.rclonelink" would be the same object:
+// the file does not overwrite the link's object, and is shown as failed.
+func TestDrainLinkAndFileSharingAKey(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	must(t, os.Symlink("target", d.workdir+"/x"))
+	d.j.Changed("x")
+	d.waitIdle(t)
+	testfs.WriteFile(t, d.workdir+"/x.rclonelink", "a file")
+	d.j.Changed("x.rclonelink")
+	d.waitIdle(t)
+	if body, _ := d.srv.Get(t, d.bucket, "w/x.rclonelink"); body != "target" {
+		t.Errorf("x.rclonelink holds %q, want the link's target", body)
+	}
+	if f := d.failed(t); strings.Join(f, " ") != "x.rclonelink" {
+		t.Errorf("failed list: %q", f)
+	}
+}
+
+func wantKeys(t *testing.T, d *drainEnv, what string, want ...string) {
+	t.Helper()
+	got := keys(d.srv.Objects(t, d.bucket, "w/"))
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("%s: bucket holds %q, want %q", what, got, want)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A first mount over a folder whose links the bucket already holds (a
+// reconcile --links made it) sends none of them again; a link whose target
+// changed, keeping its length and time, is not taken as held.
+func TestSeedCacheLinks(t *testing.T) {
+	e := newEnv(t)
+	w := t.TempDir()
+	must(t, os.Symlink("target-a", w+"/same"))
+	must(t, os.Symlink("target-b", w+"/changed"))
+	testfs.WriteFile(t, w+"/file", "x")
+	e.sync(w, "s3://"+e.bucket+"/w", func(o *syncer.Options) { o.Links = true })
+	mt := lmtime(t, w+"/changed")
+	must(t, os.Remove(w+"/changed"))
+	must(t, os.Symlink("target-c", w+"/changed"))
+	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
+	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, w+"/changed", ts, unix.AT_SYMLINK_NOFOLLOW))
+
+	c := linkCache(t)
+	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
+	n, err := syncer.SeedCache(context.Background(), e.client, c, w, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("seeded %d entries, want 2 (file, same)", n)
+	}
+	if en, ok, _ := c.Get("same"); !ok || en.Kind != cache.KindLink || en.Size != int64(len("target-a")) {
+		t.Errorf("cache entry of the link: %+v, %v", en, ok)
+	}
+	if _, ok, _ := c.Get("changed"); ok {
+		t.Error("a link whose target changed was taken as held")
+	}
+	var changed []string
+	must(t, c.Scan(w, nil, func(p string) { changed = append(changed, p) }, func(p string) { changed = append(changed, "-"+p) }))
+	if strings.Join(changed, " ") != "changed" {
+		t.Errorf("start-up scan after seeding reports %q, want only the changed link", changed)
+	}
+}
+
+// reconcile --links stores links as links and gives them back as links;
+// without it, uploads follow links as aws s3 sync does and .rclonelink
+// objects download as plain files. verify --links proves both ends equal.
+// Keys sort a link "x" as "x.rclonelink" among its siblings, so re-runs
+// transfer and delete nothing.
+func TestReconcileLinksRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	out := outsideDir(t)
+	src := t.TempDir()
+	testfs.WriteFile(t, src+"/f.txt", "file")
+	for _, name := range []string{"x-", "x.a", "x.q/in", "x.s", "x0"} {
+		testfs.WriteFile(t, src+"/"+name, name)
+	}
+	must(t, os.Symlink("f.txt", src+"/x"))
+	must(t, os.Symlink(out, src+"/home"))
+	must(t, os.Symlink("../f.txt", src+"/x.q/up"))
+	must(t, os.Symlink("missing", src+"/dangling"))
+	url := "s3://" + e.bucket + "/p"
+	links := func(o *syncer.Options) { o.Links = true; o.Delete = true }
+
+	sum, lines := e.sync(src, url, links)
+	if sum.Uploaded != 10 || sum.Skipped != 0 || sum.Failed != 0 {
+		t.Errorf("upload --links: %+v %q", sum, lines)
+	}
+	got := keys(e.srv.Objects(t, e.bucket, "p/"))
+	want := "p/dangling.rclonelink p/f.txt p/home.rclonelink p/x- p/x.a p/x.q/in p/x.q/up.rclonelink p/x.rclonelink p/x.s p/x0"
+	if strings.Join(got, " ") != want {
+		t.Errorf("bucket holds %q\nwant %q", got, want)
+	}
+	if body, _ := e.srv.Get(t, e.bucket, "p/home.rclonelink"); body != out {
+		t.Errorf("home.rclonelink = %q, want %q", body, out)
+	}
+	if lines[0] != "upload "+src+"/dangling" {
+		t.Errorf("a link is shown by its name: %q", lines[0])
+	}
+	if sum, lines := e.sync(src, url, links); sum != (syncer.Summary{}) {
+		t.Errorf("second upload --links: %+v %q", sum, lines)
+	}
+	if vs, vl := verify(t, e.client, src, url, func(o *syncer.VerifyOptions) { o.Links = true }); !vs.Identical() || vs.Checked != 10 {
+		t.Errorf("verify --links after upload: %+v %q", vs, vl)
+	}
+
+	dst := t.TempDir()
+	sum, lines = e.sync(url, dst, links)
+	if sum.Downloaded != 10 || sum.Skipped != 0 || sum.Failed != 0 {
+		t.Errorf("download --links: %+v %q", sum, lines)
+	}
+	for _, l := range []string{"x", "home", "x.q/up", "dangling"} {
+		want, _ := os.Readlink(src + "/" + l)
+		if got, err := os.Readlink(dst + "/" + l); err != nil || got != want {
+			t.Errorf("%s downloaded as link to %q (%v), want %q", l, got, err, want)
+		}
+		if !lmtime(t, dst+"/"+l).Equal(lmtime(t, src+"/"+l)) {
+			t.Errorf("%s: mtime %v, want the link's %v", l, lmtime(t, dst+"/"+l), lmtime(t, src+"/"+l))
+		}
+	}
+	if sum, lines := e.sync(url, dst, links); sum != (syncer.Summary{}) {
+		t.Errorf("second download --links: %+v %q", sum, lines)
+	}
+	if vs, vl := verify(t, e.client, url, dst, func(o *syncer.VerifyOptions) { o.Links = true }); !vs.Identical() || vs.Checked != 10 {
+		t.Errorf("verify --links after download: %+v %q", vs, vl)
+	}
+
+	// A link retargeted to a name of the same length is sent again.
+	must(t, os.Remove(src+"/x"))
+	must(t, os.Symlink("x.a", src+"/x"))
+	past := time.Now().Add(-time.Hour)
+	ts := []unix.Timespec{unix.NsecToTimespec(past.UnixNano()), unix.NsecToTimespec(past.UnixNano())}
+	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, src+"/x", ts, unix.AT_SYMLINK_NOFOLLOW))
+	if sum, lines := e.sync(src, url, links); sum.Uploaded != 1 {
+		t.Errorf("retargeted link: %+v %q", sum, lines)
+	}
+
+	plain := t.TempDir()
+	e.sync(url, plain, nil)
+	if b, err := os.ReadFile(plain + "/home.rclonelink"); err != nil || string(b) != out {
+		t.Errorf("without --links, home.rclonelink downloads as a file holding the target: %q, %v", b, err)
+	}
+	if _, err := os.Lstat(plain + "/home"); err == nil {
+		t.Error("without --links, a link was made")
+	}
+}
+
+// A symlink in the download's destination that leads to a folder outside
+// it is never written through, and --delete lists and deletes nothing
+// below it; the keys it would have taken are reported as skipped. With
+// --links and --delete, a link the bucket does not hold is deleted (the
+// link, not what it points to) and the folder made in its place.
+func TestDownloadNeverThroughLinkOutside(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		links, delete       bool
+		downloaded, skipped int64
+		deleted             int64
+		linkKept            bool
+	}{
+		{"follow", false, false, 1, 1, 0, true},
+		{"follow --delete", false, true, 1, 1, 0, true},
+		{"--links", true, false, 1, 1, 0, true},
+		{"--links --delete", true, true, 2, 0, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			out := outsideDir(t)
+			e.srv.Put(t, e.bucket, "a/id_rsa", "from the bucket", nil)
+			e.srv.Put(t, e.bucket, "b", "b", nil)
+			dst := t.TempDir()
+			must(t, os.Symlink(out, dst+"/a"))
+			testfs.WriteFile(t, out+"/other", "kept")
+			sum, lines := e.sync("s3://"+e.bucket, dst, func(o *syncer.Options) { o.Delete = tc.delete; o.Links = tc.links })
+			if got := readTree(t, out); len(got) != 2 || got["id_rsa"] != "SECRET KEY" || got["other"] != "kept" {
+				t.Errorf("outside the destination: %v", got)
+			}
+			if sum.Downloaded != tc.downloaded || sum.Skipped != tc.skipped || sum.Deleted != tc.deleted || sum.Failed != 0 {
+				t.Errorf("want %d downloaded, %d skipped, %d deleted: %+v %q", tc.downloaded, tc.skipped, tc.deleted, sum, lines)
+			}
+			for _, l := range lines {
+				if strings.HasPrefix(l, "skipped") && !strings.Contains(l, dst+"/a is a symlink") {
+					t.Errorf("unclear message: %s", l)
+				}
+			}
+			target, err := os.Readlink(dst + "/a")
+			if tc.linkKept && (err != nil || target != out) {
+				t.Errorf("the link itself: %q, %v", target, err)
+			}
+			if !tc.linkKept {
+				if b, err := os.ReadFile(dst + "/a/id_rsa"); err != nil || string(b) != "from the bucket" {
+					t.Errorf("a/id_rsa in the folder that replaced the link: %q, %v", b, err)
+				}
+			}
+		})
+	}
+}
+
+func linkCache(t *testing.T) *cache.Cache {
+	t.Helper()
+	db, err := journal.OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := cache.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
