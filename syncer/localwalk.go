@@ -12,19 +12,22 @@ import (
 	"unicode/utf8"
 )
 
-// LocalFile is one regular file found by the local walk.
+// LocalFile is one regular file found by the local walk, or an empty
+// directory (Dir), whose Rel is its marker's "dir/".
 type LocalFile struct {
 	Rel   string // slash-separated path below the root: the key suffix
 	Path  string // path to open
 	Size  int64
 	Mtime time.Time
+	Dir   bool
 }
 
 // TempPrefix starts the names of s3sync's own temporary download files;
 // walks never report them, so an interrupted clone leaves nothing to upload.
 const TempPrefix = ".s3sync-tmp-"
 
-// localWalk yields a directory tree's regular files in S3 key order (UTF-8
+// localWalk yields a directory tree's regular files and empty directories
+// (as "dir/", where a bucket holds their marker) in S3 key order (UTF-8
 // bytes of the relative path). Within a directory it sorts a subdirectory
 // "a" as "a/", so that "a-b" < "a/x" < "a0" as in a bucket listing, and it
 // holds only the listings of the directories on the current path, so memory
@@ -76,11 +79,13 @@ func idOf(fi os.FileInfo) fileID {
 	return fileID{}
 }
 
-func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
+// push lists dir and makes it the current directory; empty reports that
+// it was read in full and holds nothing (s3sync's temporary files aside).
+func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 	f, err := os.Open(dir)
 	if err != nil {
 		w.warn(dir, err)
-		return
+		return false
 	}
 	dents, err := f.ReadDir(-1)
 	f.Close()
@@ -88,9 +93,13 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 		w.warn(dir, err)
 		// Keep what was read: a partial listing still syncs those files.
 	}
+	empty = err == nil
 	entries := make([]walkEntry, 0, len(dents))
 	for _, d := range dents {
 		name := d.Name()
+		if !strings.HasPrefix(name, TempPrefix) {
+			empty = false
+		}
 		e := walkEntry{name: name, key: name}
 		switch t := d.Type(); {
 		case t.IsDir():
@@ -116,9 +125,11 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 	id := idOf(fi)
 	w.seen[id] = true
 	w.stack = append(w.stack, &walkFrame{dir: dir, rel: rel, id: id, entries: entries})
+	return empty
 }
 
-// Next returns the next file in key order; ok is false at the end.
+// Next returns the next file or empty directory in key order; ok is false
+// at the end.
 func (w *localWalk) Next() (f LocalFile, ok bool) {
 	for len(w.stack) > 0 {
 		top := w.stack[len(w.stack)-1]
@@ -156,7 +167,9 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 				w.warn(path, fmt.Errorf("symlink loop: directory already being walked"))
 				continue
 			}
-			w.push(path, rel+"/", info)
+			if w.push(path, rel+"/", info) {
+				return LocalFile{Rel: rel + "/", Path: path, Mtime: info.ModTime(), Dir: true}, true
+			}
 			continue
 		}
 		if !info.Mode().IsRegular() {

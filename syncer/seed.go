@@ -11,7 +11,8 @@ import (
 // SeedCache fills an empty cache from the bucket listing on a first mount,
 // so files already in the bucket (say, from an earlier reconcile) are not
 // sent again: a file counts as held when the listing says an upload would
-// not transfer it, by the same rule reconcile uses.
+// not transfer it, by the same rule reconcile uses, and a directory marker
+// when its directory exists.
 func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remote.Location) (int, error) {
 	type put struct {
 		rel string
@@ -37,6 +38,17 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 	}
 	err := r.List(ctx, loc.Bucket, loc.Prefix, func(o remote.Object) error {
 		rel := o.Key[len(loc.Prefix):]
+		if isMarker(rel) {
+			e, ok := seedMarker(workdir, rel, o)
+			if !ok {
+				return nil
+			}
+			batch = append(batch, put{rel, e})
+			if len(batch) == 256 {
+				return flush()
+			}
+			return nil
+		}
 		p, err := LocalPath(workdir, rel)
 		if err != nil {
 			return nil
@@ -58,4 +70,18 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		err = flush()
 	}
 	return n, err
+}
+
+// seedMarker is the cache entry for the marker object o ("dir/") when
+// WORKDIR has that directory.
+func seedMarker(workdir, rel string, o remote.Object) (cache.Entry, bool) {
+	p, err := LocalPath(workdir, markerDir(rel))
+	if err != nil {
+		return cache.Entry{}, false
+	}
+	info, err := os.Lstat(p)
+	if err != nil || !info.IsDir() {
+		return cache.Entry{}, false
+	}
+	return cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
 }
