@@ -109,7 +109,7 @@ func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error
 // empty and the cache does not already hold one. A directory with entries
 // needs none: its files bring it back.
 func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.FileInfo, st *step) error {
-	marker := dir + "/"
+	marker := objectRel(dir, cache.KindDir)
 	if dir == "" || dir == "." || excludedRel(d.opts.Filters, marker) {
 		return nil
 	}

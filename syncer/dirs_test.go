@@ -79,7 +79,9 @@ func TestReconcileEmptyDirectories(t *testing.T) {
 			t.Errorf("restore lost the empty directory %s", d)
 		}
 	}
-	if info, err := os.Stat(clone + "/Maildir/cur"); err != nil || !info.ModTime().Equal(old) {
+	if info, err := os.Stat(clone + "/Maildir/cur"); err != nil {
+		t.Error(err)
+	} else if !info.ModTime().Equal(old) {
 		t.Errorf("restored Maildir/cur mtime: %v, want %v", info.ModTime(), old)
 	}
 	if _, lines = e.sync(url, clone, func(o *syncer.Options) { o.Delete = true }); len(lines) != 0 {
