@@ -283,12 +283,14 @@ func (rc *run) downloadMarker(s entry) {
 		rc.opts.Report(Event{Kind: EventDone, Op: "download", Src: srcShown, Dst: dstShown, DryRun: true})
 		return
 	}
+	// Made here, in key order, as local deletes are: the folder exists
+	// before any key below it is looked at.
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		rc.c.failed.Add(1)
+		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
+		return
+	}
 	rc.pool.submit(rc.ctx, func() {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			rc.c.failed.Add(1)
-			rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
-			return
-		}
 		// The listing has no x-amz-meta-mtime; without it the folder
 		// keeps the time it was made, which is no failure.
 		mt := s.time
