@@ -96,7 +96,7 @@ func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error
 	if err == nil && info.IsDir() {
 		return d.ensureMarker(ctx, dir, full, info, st)
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil && !notExist(err) {
 		return err
 	}
 	if err := d.removeFile(ctx, marker, st); err != nil {
@@ -114,7 +114,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 		return nil
 	}
 	empty, err := emptyDir(full)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+	if notExist(err) {
 		return nil // gone since: its removal is recorded
 	}
 	if err != nil {
@@ -163,7 +163,12 @@ func (d *Drainer) markEmptyParent(ctx context.Context, rel string, st *step) err
 // cache key is no longer a directory in WORKDIR.
 func (d *Drainer) markerGone(marker string) bool {
 	info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(markerDir(marker))))
-	return err == nil && !info.IsDir() || errors.Is(err, fs.ErrNotExist)
+	return err == nil && !info.IsDir() || notExist(err)
+}
+
+// notExist: the path is gone, or a parent is no longer a directory.
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // Reconcile: the local walk yields an empty directory as "dir/", the
