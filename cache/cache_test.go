@@ -176,9 +176,10 @@ func TestWalkSortedOrder(t *testing.T) {
 	root := t.TempDir()
 	tree(t, root, map[string]string{
 		"a-b": "1", "a.b": "1", "a0": "1", "a b": "1", "a/x": "1", "a/y/z": "1", "a~": "1", "é": "1", "B": "1",
-		"link":     "->a",    // symlink to a directory: yielded, not followed
-		"pipe":     "<fifo>", // special files are not yielded
-		"empty":    "<dir>",
+		"link":  "->a",    // symlink to a directory: yielded, not followed
+		"pipe":  "<fifo>", // special files are not yielded
+		"empty": "<dir>",  // yielded as its marker's key
+
 		"skipme/":  "<dir>",
 		"skipme/f": "1",
 	})
@@ -190,7 +191,7 @@ func TestWalkSortedOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "B,a b,a-b,a.b,a/x,a/y/z,a0,a~,link,é"
+	want := "B,a b,a-b,a.b,a/x,a/y/z,a0,a~,empty/,link,é"
 	if strings.Join(got, ",") != want {
 		t.Errorf("WalkSorted order\n got %s\nwant %s", strings.Join(got, ","), want)
 	}
@@ -302,7 +303,21 @@ func TestScan(t *testing.T) {
 			},
 			skip: func(p string) bool { return strings.HasSuffix(p, ".tmp") || p == "tmp" },
 			want: "+keep"},
-		{name: "directory markers ignored", synced: map[string]string{"d/f": "1"}, extra: []string{"d/", "gone/"}},
+		// Empty directories are mirrored as markers "dir/" (see the
+		// drain); a marker of a directory that has files since stays.
+		{name: "directory markers", synced: map[string]string{"d/f": "1", "e": "<dir>", "f": "<dir>"}, extra: []string{"d/", "gone/"},
+			want: "-gone/"},
+		{name: "new empty directory", synced: map[string]string{"a": "1"},
+			change: func(t *testing.T, root string) { tree(t, root, map[string]string{"e/f/g": "<dir>", "h": "<dir>"}) },
+			want:   "+e/f/g/ +h/"},
+		{name: "empty directory removed or filled", synced: map[string]string{"a": "<dir>", "b": "<dir>", "c": "<dir>", "c0": "1"},
+			change: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "a"))
+				tree(t, root, map[string]string{"b/x": "1"})
+				os.Remove(filepath.Join(root, "c"))
+				tree(t, root, map[string]string{"c": "1"})
+			},
+			want: "-a/ +b/x +c -c/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

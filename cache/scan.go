@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -16,7 +17,11 @@ import (
 // removed(path) for every entry whose file is gone or is no longer a regular
 // file or symlink. skip (may be nil) excludes paths from both sides: a
 // skipped path, or an entry under a skipped directory, is never reported.
-// Entries whose path ends in "/" (directory markers) are not compared.
+//
+// Directory markers go by their key "dir/": changed("dir/") for an empty
+// directory without a marker entry, removed("dir/") for a marker entry
+// whose directory is gone. A marker entry of a directory that now has files
+// is left alone, and markers are not compared by size or time.
 //
 // The walk and the cache are merged in key order, so memory stays at one
 // directory listing per level and the cache is read in short transactions;
@@ -26,9 +31,16 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 	key, e, ok := it.next()
 	// gone reports cache keys that sort before the walk's position.
 	gone := func(key string) {
-		if !strings.HasSuffix(key, "/") && !skipped(key, skip) {
-			removed(key)
+		if strings.HasSuffix(key, "/") {
+			key = strings.TrimSuffix(key, "/")
+			if info, err := os.Lstat(filepath.Join(workdir, filepath.FromSlash(key))); err == nil && info.IsDir() || skipped(key, skip) {
+				return
+			}
+			key += "/"
+		} else if skipped(key, skip) {
+			return
 		}
+		removed(key)
 	}
 	err := WalkSorted(workdir, skip, func(p string, info os.FileInfo) error {
 		if it.err != nil {
@@ -39,7 +51,7 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 			key, e, ok = it.next()
 		}
 		if ok && key == p {
-			if e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info) {
+			if !info.IsDir() && (e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info)) {
 				changed(p)
 			}
 			key, e, ok = it.next()

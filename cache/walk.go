@@ -14,8 +14,9 @@ import (
 // WalkSorted calls fn for every regular file and symlink under root, in S3
 // key order: paths are slash-separated, relative to root, and ordered as
 // bytes, which means a directory "a" sorts as "a/" among its siblings.
-// Entries are lstat-ed, so symlinks are yielded, never followed; directories
-// and special files (sockets, FIFOs, devices) are not yielded.
+// Entries are lstat-ed, so symlinks are yielded, never followed; special
+// files (sockets, FIFOs, devices) are not yielded, and directories only
+// when empty, as "a/" (their marker's key) with the directory's info.
 //
 // skip (may be nil) is called with every path, directories included (as
 // "a", without a trailing slash); a skipped directory is not descended.
@@ -45,6 +46,16 @@ func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileIn
 			return nil // removed or replaced since its parent was listed
 		}
 		return fmt.Errorf("cache: walk %s: %w", dir, err)
+	}
+	if len(ents) == 0 && rel != "" {
+		info, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cache: walk %s: %w", dir, err)
+		}
+		return fn(rel+"/", info)
 	}
 	items := make([]dirItem, len(ents))
 	for i, ent := range ents {

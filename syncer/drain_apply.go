@@ -31,13 +31,19 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 
 // syncPath brings one path up to date; from is a rename hint.
 func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) error {
+	if isMarker(rel) {
+		return d.syncMarker(ctx, rel, st)
+	}
 	if d.opts.Filters.Excluded(rel) {
 		return nil
 	}
 	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
 	info, err := os.Lstat(full)
 	if errors.Is(err, fs.ErrNotExist) {
-		return d.removeFile(ctx, rel, st)
+		if err := d.removeFile(ctx, rel, st); err != nil {
+			return err
+		}
+		return d.markEmptyParent(ctx, rel, st)
 	}
 	if err != nil {
 		return err
@@ -48,8 +54,11 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		// mount is recorded on its own (a renamed-in tree comes as a
 		// directory rename), so walking it here would only race those
 		// records and upload their files twice. A file that was here is
-		// gone, though.
-		return d.removeFile(ctx, rel, st)
+		// gone, though. Empty, it needs its marker.
+		if err := d.removeFile(ctx, rel, st); err != nil {
+			return err
+		}
+		return d.ensureMarker(ctx, rel, full, info, st)
 	}
 	if info.Mode()&fs.ModeSymlink != 0 {
 		return d.syncLink(ctx, rel, full, st)
@@ -180,6 +189,9 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 	var gone []string
 	var goneKeys []string // their object key suffixes
 	isGone := func(p string) bool {
+		if isMarker(p) {
+			return d.markerGone(p)
+		}
 		_, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p)))
 		return errors.Is(err, fs.ErrNotExist)
 	}
@@ -247,7 +259,7 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
 		return d.syncPath(ctx, rel, "", immediate)
 	}
-	return nil
+	return d.markEmptyParent(ctx, rel, immediate)
 }
 
 func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
@@ -288,6 +300,9 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 		return err
 	}
+	if err := d.syncMarker(ctx, rel+"/", immediate); err != nil {
+		return err
+	}
 	for {
 		f, ok := w.Next()
 		if !ok {
@@ -297,6 +312,18 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 			return ctx.Err()
 		}
 		sub := rel + "/" + f.Rel
+		if f.Dir {
+			if err := d.syncMarker(ctx, sub, immediate); err != nil {
+				if !isPermanent(err) {
+					return err
+				}
+				d.opts.Log.Warn("cannot sync", "path", sub, "err", err)
+				if firstErr == nil {
+					firstErr = err
+				}
+			}
+			continue
+		}
 		if d.opts.Filters.Excluded(sub) {
 			continue
 		}

@@ -1,6 +1,10 @@
 package syncer
 
-import "github.com/s3sync/s3sync/cache"
+import (
+	"strings"
+
+	"github.com/s3sync/s3sync/cache"
+)
 
 // LinkSuffix ends the key of an object that stores a symlink: its body is
 // the link's target. This is rclone's --links format, so rclone restores
@@ -15,7 +19,8 @@ func objectRel(rel string, k cache.Kind) string {
 	case cache.KindLink:
 		return rel + LinkSuffix
 	case cache.KindDir:
-		return rel + "/"
+		// A marker's cache key ("a/b/") already ends in "/".
+		return strings.TrimSuffix(rel, "/") + "/"
 	}
 	return rel
 }

@@ -12,8 +12,9 @@ import (
 	"unicode/utf8"
 )
 
-// LocalFile is one regular file found by the local walk, or a symlink in
-// a walk that stores links.
+// LocalFile is one regular file found by the local walk, a symlink in a
+// walk that stores links, or an empty directory (Dir), whose Rel is its
+// marker's "dir/".
 type LocalFile struct {
 	Rel   string // slash-separated path below the root
 	Path  string // path to open
@@ -21,6 +22,7 @@ type LocalFile struct {
 	Mtime time.Time
 	// Link: a symlink, to be stored as rclone's Rel+".rclonelink" object.
 	Link bool
+	Dir  bool
 }
 
 // Key is the key suffix that stores f.
@@ -35,7 +37,8 @@ func (f LocalFile) Key() string {
 // walks never report them, so an interrupted clone leaves nothing to upload.
 const TempPrefix = ".s3sync-tmp-"
 
-// localWalk yields a directory tree's regular files in S3 key order (UTF-8
+// localWalk yields a directory tree's regular files and empty directories
+// (as "dir/", where a bucket holds their marker) in S3 key order (UTF-8
 // bytes of the relative path). Within a directory it sorts a subdirectory
 // "a" as "a/", so that "a-b" < "a/x" < "a0" as in a bucket listing, and it
 // holds only the listings of the directories on the current path, so memory
@@ -136,11 +139,13 @@ func idOf(fi os.FileInfo) fileID {
 	return fileID{}
 }
 
-func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
+// push lists dir and makes it the current directory; empty reports that
+// it was read in full and holds nothing (s3sync's temporary files aside).
+func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 	f, err := os.Open(dir)
 	if err != nil {
 		w.warn(dir, err)
-		return
+		return false
 	}
 	dents, err := f.ReadDir(-1)
 	f.Close()
@@ -148,9 +153,13 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 		w.warn(dir, err)
 		// Keep what was read: a partial listing still syncs those files.
 	}
+	empty = err == nil
 	entries := make([]walkEntry, 0, len(dents))
 	for _, d := range dents {
 		name := d.Name()
+		if !strings.HasPrefix(name, TempPrefix) {
+			empty = false
+		}
 		e := walkEntry{name: name, key: name}
 		switch t := d.Type(); {
 		case t.IsDir():
@@ -184,9 +193,11 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) {
 	id := idOf(fi)
 	w.seen[id] = true
 	w.stack = append(w.stack, &walkFrame{dir: dir, rel: rel, id: id, entries: entries})
+	return empty
 }
 
-// Next returns the next file in key order; ok is false at the end.
+// Next returns the next file or empty directory in key order; ok is false
+// at the end.
 func (w *localWalk) Next() (f LocalFile, ok bool) {
 	for len(w.stack) > 0 {
 		top := w.stack[len(w.stack)-1]
@@ -224,7 +235,9 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 				w.warn(path, fmt.Errorf("symlink loop: directory already being walked"))
 				continue
 			}
-			w.push(path, rel+"/", info)
+			if w.push(path, rel+"/", info) {
+				return LocalFile{Rel: rel + "/", Path: path, Mtime: info.ModTime(), Dir: true}, true
+			}
 			continue
 		}
 		if e.link {

@@ -157,7 +157,7 @@ type filtered struct {
 func (s filtered) next() (entry, bool) {
 	for {
 		e, ok := s.stream.next()
-		if !ok || !s.f.Excluded(e.rel) {
+		if !ok || !excludedRel(s.f, e.rel) {
 			return e, ok
 		}
 	}
@@ -259,6 +259,10 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 				continue
 			}
 			if !underAny(d.rel, incomplete) {
+				rc.nextSrc = ""
+				if sok {
+					rc.nextSrc = s.rel
+				}
 				rc.onlyDst(d)
 			}
 			d, dok = dstS.next()
@@ -317,6 +321,9 @@ type run struct {
 	// below it known to have no symlink on the way (see parentLink).
 	realDst string
 	safeDir string
+	// prevSrc and nextSrc are the source keys either side of the one
+	// onlyDst is at: whether the source holds keys below a directory.
+	prevSrc, nextSrc string
 }
 
 func (rc *run) skip(what string, err error) {
@@ -325,12 +332,21 @@ func (rc *run) skip(what string, err error) {
 }
 
 func (rc *run) onlySrc(s entry) {
+	rc.prevSrc = s.rel
+	if isMarker(s.rel) {
+		rc.marker(s)
+		return
+	}
 	if localPath, ok := rc.target(s); ok {
 		rc.transfer(s, entry{}, false, localPath)
 	}
 }
 
 func (rc *run) both(s, d entry) {
+	rc.prevSrc = s.rel
+	if isMarker(s.rel) {
+		return // a directory and its marker, or two markers: the same
+	}
 	localPath, ok := rc.target(s)
 	if !ok {
 		return
@@ -413,6 +429,9 @@ func (rc *run) onlyDst(d entry) {
 	if !rc.opts.Delete {
 		return
 	}
+	if isMarker(d.rel) && rc.keepMarker(d, rc.nextSrc) {
+		return
+	}
 	shown := rc.show(rc.dst, d)
 	if rc.opts.DryRun {
 		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown, DryRun: true})
@@ -421,13 +440,22 @@ func (rc *run) onlyDst(d entry) {
 	if !rc.dst.IsS3 {
 		// Local deletes run in key order on the merge goroutine: they are
 		// cheap, and a download of "x/y" may need "x" gone first.
-		if err := os.Remove(d.path); err != nil && !os.IsNotExist(err) {
+		remove := os.Remove
+		if isMarker(d.rel) {
+			remove = removeEmptyDir
+		}
+		if err := remove(d.path); errors.Is(err, errNotEmpty) {
+			return
+		} else if err != nil && !os.IsNotExist(err) {
 			rc.c.failed.Add(1)
 			rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
 			return
 		}
 		rc.c.deleted.Add(1)
 		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
+		if isMarker(d.rel) {
+			rc.removeEmptyParents(d.rel)
+		}
 		return
 	}
 	rc.deletes = append(rc.deletes, rc.dst.S3.Prefix+d.rel)

@@ -14,7 +14,8 @@ import (
 // sent again: a file counts as held when the listing says an upload would
 // not transfer it, by the same rule reconcile uses. A symlink x counts as
 // held by an object x.rclonelink the same way, its size being the length
-// of the target, and its body must be that target where the ETag tells.
+// of the target, and its body must be that target where the ETag tells; a
+// directory marker when its directory exists.
 func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remote.Location) (int, error) {
 	type put struct {
 		rel string
@@ -38,8 +39,21 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		batch = batch[:0]
 		return first
 	}
+	add := func(rel string, e cache.Entry) error {
+		batch = append(batch, put{rel, e})
+		if len(batch) >= 256 {
+			return flush()
+		}
+		return nil
+	}
 	err := r.List(ctx, loc.Bucket, loc.Prefix, func(o remote.Object) error {
 		rel := o.Key[len(loc.Prefix):]
+		if isMarker(rel) {
+			if e, ok := seedMarker(workdir, rel, o); ok {
+				return add(rel, e)
+			}
+			return nil
+		}
 		p, err := LocalPath(workdir, rel)
 		if err != nil {
 			return nil
@@ -47,7 +61,7 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		info, err := os.Lstat(p)
 		if err != nil && strings.HasSuffix(rel, LinkSuffix) {
 			if lrel, e, ok := seedLink(workdir, rel, o); ok {
-				batch = append(batch, put{lrel, e})
+				return add(lrel, e)
 			}
 			return nil
 		}
@@ -57,11 +71,7 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		if ShouldTransfer(Upload, Side{info.Size(), info.ModTime()}, Side{o.Size, o.LastModified}, Compare{}) {
 			return nil
 		}
-		batch = append(batch, put{rel, cache.Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}})
-		if len(batch) == 256 {
-			return flush()
-		}
-		return nil
+		return add(rel, cache.Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified})
 	})
 	if err == nil {
 		err = flush()
@@ -90,4 +100,18 @@ func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) 
 		return "", cache.Entry{}, false
 	}
 	return lrel, cache.Entry{Kind: cache.KindLink, Size: st.size, Mtime: st.mtime, ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
+}
+
+// seedMarker is the cache entry for the marker object o ("dir/") when
+// WORKDIR has that directory.
+func seedMarker(workdir, rel string, o remote.Object) (cache.Entry, bool) {
+	p, err := LocalPath(workdir, markerDir(rel))
+	if err != nil {
+		return cache.Entry{}, false
+	}
+	info, err := os.Lstat(p)
+	if err != nil || !info.IsDir() {
+		return cache.Entry{}, false
+	}
+	return cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
 }

@@ -240,6 +240,9 @@ func (v *verifier) open(e Endpoint, mode symlinkMode, warn func(string, error)) 
 // quick decides what needs no HEAD and no hashing: a path on one side only,
 // or sizes that differ.
 func (v *verifier) quick(j *verifyJob) bool {
+	if v.quickMarker(j) {
+		return true
+	}
 	switch {
 	case !j.hasD:
 		j.finding = &Finding{Kind: FindOnlySrc, Rel: j.s.rel, Src: v.src.Show(j.s.rel)}

@@ -1,0 +1,328 @@
+package syncer_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
+)
+
+func isDir(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.IsDir()
+}
+
+// keys lists a bucket's keys under prefix, sorted, without the prefix.
+func markerKeys(objs map[string]int64, prefix string) string {
+	var out []string
+	for k := range objs {
+		out = append(out, strings.TrimPrefix(k, prefix))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func mkdirs(t *testing.T, root string, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A git repository after `git gc` (refs/heads and refs/tags empty) and a
+// Maildir (new/ cur/ tmp/) survive an upload and a restore: their empty
+// directories travel as "dir/" markers, only for the empty ones, and re-runs
+// in either direction do nothing and print nothing.
+func TestReconcileEmptyDirectories(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	testfs.WriteFile(t, src+"/repo/.git/HEAD", "ref: refs/heads/main\n")
+	testfs.WriteFile(t, src+"/repo/.git/packed-refs", "abc refs/heads/main\n")
+	mkdirs(t, src, "repo/.git/refs/heads", "repo/.git/refs/tags", "Maildir/new", "Maildir/cur", "Maildir/tmp", "a/b/c")
+	old := time.Unix(1600000000, 0)
+	os.Chtimes(src+"/Maildir/cur", old, old)
+	url := "s3://" + e.bucket + "/m"
+
+	sum, lines := e.sync(src, url, nil)
+	if sum.Failed != 0 || sum.Skipped != 0 {
+		t.Fatalf("upload: %+v %q", sum, lines)
+	}
+	want := "Maildir/cur/ Maildir/new/ Maildir/tmp/ a/b/c/ repo/.git/HEAD repo/.git/packed-refs repo/.git/refs/heads/ repo/.git/refs/tags/"
+	if got := markerKeys(e.srv.Objects(t, e.bucket, "m/"), "m/"); got != want {
+		t.Errorf("bucket after upload:\n got %s\nwant %s", got, want)
+	}
+	if _, lines = e.sync(src, url, func(o *syncer.Options) { o.Delete = true }); len(lines) != 0 {
+		t.Errorf("re-upload with --delete did something: %q", lines)
+	}
+	if s, lines := verify(t, e.client, src, url, nil); !s.Identical() {
+		t.Errorf("verify after upload: %+v %q", s, lines)
+	}
+
+	clone := t.TempDir() + "/clone"
+	sum, lines = e.sync(url, clone, nil)
+	if sum.Failed != 0 || sum.Skipped != 0 || sum.Downloaded != 8 {
+		t.Errorf("restore: %+v %q", sum, lines)
+	}
+	for _, d := range []string{"repo/.git/refs/heads", "repo/.git/refs/tags", "Maildir/new", "Maildir/cur", "Maildir/tmp", "a/b/c"} {
+		if !isDir(clone + "/" + d) {
+			t.Errorf("restore lost the empty directory %s", d)
+		}
+	}
+	if info, err := os.Stat(clone + "/Maildir/cur"); err != nil {
+		t.Error(err)
+	} else if !info.ModTime().Equal(old) {
+		t.Errorf("restored Maildir/cur mtime: %v, want %v", info.ModTime(), old)
+	}
+	if _, lines = e.sync(url, clone, func(o *syncer.Options) { o.Delete = true }); len(lines) != 0 {
+		t.Errorf("re-restore with --delete did something: %q", lines)
+	}
+	if s, lines := verify(t, e.client, url, clone, nil); !s.Identical() {
+		t.Errorf("verify after restore: %+v %q", s, lines)
+	}
+
+	// A directory that got files keeps its marker; one that is gone
+	// loses it with --delete.
+	testfs.WriteFile(t, src+"/Maildir/new/1", "mail")
+	os.Remove(src + "/a/b/c")
+	_, lines = e.sync(src, url, func(o *syncer.Options) { o.Delete = true })
+	equalLines(t, "upload --delete after changes", lines,
+		"delete "+url+"/a/b/c/", "upload "+src+"/Maildir/new/1", "upload "+src+"/a/b/")
+	if _, lines = e.sync(src, url, func(o *syncer.Options) { o.Delete = true }); len(lines) != 0 {
+		t.Errorf("re-upload did something: %q", lines)
+	}
+	// The restore follows: a/b/c goes, a/b (empty now) stays.
+	_, lines = e.sync(url, clone, func(o *syncer.Options) { o.Delete = true })
+	equalLines(t, "download --delete after changes", lines,
+		"delete "+clone+"/a/b/c/", "download "+url+"/Maildir/new/1")
+	if !isDir(clone+"/a/b") || isDir(clone+"/a/b/c") {
+		t.Error("download --delete: a/b/c should be gone and a/b kept")
+	}
+	if s, lines := verify(t, e.client, src, clone, nil); !s.Identical() {
+		t.Errorf("verify source against restore: %+v %q", s, lines)
+	}
+}
+
+// Markers made by consoles and other tools ("d/" and zero-byte "x/") are
+// folders: downloading them never fails and never exits with "skipped";
+// a local directory matches them even with files in it, and --delete
+// leaves local directories the bucket holds files in.
+func TestDownloadConsoleMarkers(t *testing.T) {
+	e := newEnv(t)
+	for _, k := range []string{"d/", "d/e/", "x/", "f/", "f/g", "h/i"} {
+		body := ""
+		if !strings.HasSuffix(k, "/") {
+			body = "file " + k
+		}
+		e.srv.Put(t, e.bucket, k, body, nil)
+	}
+	url := "s3://" + e.bucket
+	dst := t.TempDir()
+	mkdirs(t, dst, "junk/empty", "h")
+	sum, lines := e.sync(url, dst, func(o *syncer.Options) { o.Delete = true })
+	if sum.Failed != 0 || sum.Skipped != 0 {
+		t.Fatalf("download of console markers: %+v %q", sum, lines)
+	}
+	equalLines(t, "download", lines,
+		"delete "+dst+"/junk/empty/", "delete "+dst+"/junk/",
+		"download "+url+"/d/", "download "+url+"/d/e/", "download "+url+"/x/",
+		"download "+url+"/f/", "download "+url+"/f/g", "download "+url+"/h/i")
+	for _, d := range []string{"d/e", "x", "f", "h"} {
+		if !isDir(dst + "/" + d) {
+			t.Errorf("%s is not a directory", d)
+		}
+	}
+	if _, lines = e.sync(url, dst, func(o *syncer.Options) { o.Delete = true }); len(lines) != 0 {
+		t.Errorf("re-run did something: %q", lines)
+	}
+	if s, lines := verify(t, e.client, url, dst, nil); !s.Identical() {
+		t.Errorf("verify: %+v %q", s, lines)
+	}
+	// And a copy to another prefix copies markers as the objects they are.
+	sum, lines = e.sync(url, url+"/copy", func(o *syncer.Options) { o.Filters = &syncer.Filters{}; o.Filters.Add(false, "copy/*") })
+	if sum.Copied != 6 || sum.Failed != 0 {
+		t.Errorf("copy: %+v %q", sum, lines)
+	}
+}
+
+// A "dir/" object with content (stores other than ours accept one) is made
+// a folder with a warning that does not count as skipped.
+func TestDownloadMarkerWithContent(t *testing.T) {
+	c := fakeStore(t, "b", map[string]string{"dir/": "data", "dir/f": "file"})
+	dst := t.TempDir()
+	sum, lines := runSync(t, c, "s3://b", dst, nil)
+	if sum.Skipped != 0 || sum.Failed != 0 || sum.Downloaded != 2 {
+		t.Errorf("want 2 downloaded, nothing skipped: %+v %q", sum, lines)
+	}
+	found := false
+	for _, l := range lines {
+		found = found || strings.HasPrefix(l, "skipped s3://b/dir/: its 4 bytes are not written")
+	}
+	if !found {
+		t.Errorf("no warning about the marker's content: %q", lines)
+	}
+}
+
+// verify: an empty local directory needs its marker (a restore would lose
+// it otherwise); a marker needs its directory.
+func TestVerifyEmptyDirectories(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	mkdirs(t, src, "kept", "full")
+	testfs.WriteFile(t, src+"/full/f", "f")
+	url := "s3://" + e.bucket
+	e.sync(src, url, nil)
+	e.srv.Put(t, e.bucket, "full/", "", nil) // a marker of a folder with files
+	e.srv.Put(t, e.bucket, "gone/", "", nil)
+	mkdirs(t, src, "new")
+	s, lines := verify(t, e.client, src, url, nil)
+	wantFindings(t, "verify", lines, "only_dst gone/", "only_src new/")
+	if s.OnlySrc != 1 || s.OnlyDst != 1 || s.Identical() {
+		t.Errorf("summary %+v", s)
+	}
+}
+
+// The mount's drain keeps a marker for each empty directory: mkdir makes
+// one, a removal that leaves a directory empty makes one (git gc empties
+// refs/heads; a Maildir's tmp/ after delivery), rmdir and renames take
+// them away with --delete, and a restore gives the directories back.
+func TestDrainEmptyDirectories(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	w := d.workdir
+	bucketKeys := func() string { return markerKeys(d.srv.Objects(t, d.bucket, "w/"), "w/") }
+
+	// Made with a file in it before the drain looks: no marker.
+	testfs.WriteFile(t, w+"/repo/.git/refs/heads/main", "abc\n")
+	d.j.Changed("repo")
+	d.j.Changed("repo/.git")
+	d.j.Changed("repo/.git/refs")
+	d.j.Changed("repo/.git/refs/heads")
+	d.j.Changed("repo/.git/refs/heads/main")
+	for _, dir := range []string{"Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
+		mkdirs(t, w, dir)
+		d.j.Changed(dir)
+	}
+	d.waitIdle(t)
+	if got, want := bucketKeys(), "Maildir/cur/ Maildir/new/ Maildir/tmp/ repo/.git/refs/heads/main"; got != want {
+		t.Errorf("after mkdirs:\n got %s\nwant %s", got, want)
+	}
+
+	// git gc packs refs: refs/heads is left empty. Mail is delivered to
+	// tmp/ and moved to new/. cur/ is removed.
+	os.Remove(w + "/repo/.git/refs/heads/main")
+	d.j.Removed("repo/.git/refs/heads/main", false)
+	testfs.WriteFile(t, w+"/Maildir/tmp/1", "mail")
+	d.j.Changed("Maildir/tmp/1")
+	d.waitIdle(t)
+	os.Rename(w+"/Maildir/tmp/1", w+"/Maildir/new/1")
+	d.j.Renamed("Maildir/tmp/1", "Maildir/new/1", false)
+	os.Remove(w + "/Maildir/cur")
+	d.j.Removed("Maildir/cur", true)
+	d.waitIdle(t)
+	if got, want := bucketKeys(), "Maildir/new/ Maildir/new/1 Maildir/tmp/ repo/.git/refs/heads/"; got != want {
+		t.Errorf("after gc, delivery and rmdir:\n got %s\nwant %s", got, want)
+	}
+
+	// A directory renamed with an empty directory in it.
+	mkdirs(t, w, "proj/empty")
+	testfs.WriteFile(t, w+"/proj/f", "f")
+	d.j.Changed("proj")
+	d.j.Changed("proj/empty")
+	d.j.Changed("proj/f")
+	d.waitIdle(t)
+	os.Rename(w+"/proj", w+"/moved")
+	d.j.Renamed("proj", "moved", true)
+	d.waitIdle(t)
+	if got, want := bucketKeys(), "Maildir/new/ Maildir/new/1 Maildir/tmp/ moved/empty/ moved/f repo/.git/refs/heads/"; got != want {
+		t.Errorf("after a directory rename:\n got %s\nwant %s", got, want)
+	}
+
+	// An empty directory replaced by a file.
+	os.Remove(w + "/moved/empty")
+	d.j.Removed("moved/empty", true)
+	testfs.WriteFile(t, w+"/moved/empty", "now a file")
+	d.j.Changed("moved/empty")
+	d.waitIdle(t)
+	if got, want := bucketKeys(), "Maildir/new/ Maildir/new/1 Maildir/tmp/ moved/empty moved/f repo/.git/refs/heads/"; got != want {
+		t.Errorf("after a directory became a file:\n got %s\nwant %s", got, want)
+	}
+
+	clone := t.TempDir()
+	if sum, lines := runSync(t, d.client, "s3://"+d.bucket+"/w", clone, nil); sum.Failed != 0 || sum.Skipped != 0 {
+		t.Fatalf("restore: %+v %q", sum, lines)
+	}
+	for _, dir := range []string{"repo/.git/refs/heads", "Maildir/tmp", "Maildir/new"} {
+		if !isDir(clone + "/" + dir) {
+			t.Errorf("restore lost %s", dir)
+		}
+	}
+	if s, lines := verify(t, d.client, w, "s3://"+d.bucket+"/w", nil); !s.Identical() {
+		t.Errorf("verify: %+v %q", s, lines)
+	}
+}
+
+// Directories made and removed while nothing journaled them are found by
+// the start-up scan, and the drain makes or deletes their markers.
+func TestScanEmptyDirectories(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	scan := func() {
+		t.Helper()
+		err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.waitIdle(t)
+	}
+	mkdirs(t, d.workdir, "a/b", "c")
+	testfs.WriteFile(t, d.workdir+"/c/f", "f")
+	scan()
+	if got, want := markerKeys(d.srv.Objects(t, d.bucket, "w/"), "w/"), "a/b/ c/f"; got != want {
+		t.Errorf("after offline mkdir:\n got %s\nwant %s", got, want)
+	}
+	os.Remove(d.workdir + "/a/b")
+	scan()
+	if got, want := markerKeys(d.srv.Objects(t, d.bucket, "w/"), "w/"), "a/ c/f"; got != want {
+		t.Errorf("after offline rmdir:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A first mount over a restored tree knows the markers already there, so
+// the start-up scan has nothing to send for its empty directories.
+func TestSeedCacheKnowsMarkers(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	mkdirs(t, src, "empty", "gone")
+	e.sync(src, "s3://"+e.bucket, nil)
+	os.Remove(src + "/gone")
+	db, err := journal.OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := cache.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := remote.ParseURL("s3://" + e.bucket)
+	if _, err := syncer.SeedCache(context.Background(), e.client, c, src, loc); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := c.Get("empty/"); !ok {
+		t.Error("the marker of an existing directory is not in the cache")
+	}
+	var events []string
+	c.Scan(src, nil, func(p string) { events = append(events, "+"+p) }, func(p string) { events = append(events, "-"+p) })
+	if len(events) != 0 {
+		t.Errorf("scan after seeding: %q", events)
+	}
+}
