@@ -10,7 +10,8 @@ import (
 // nothing was journaling them (before a mount, during a crash) are found.
 //
 // changed(path) is called for every regular file or symlink that has no
-// entry, or whose size or mtime (to the nanosecond) differs from its entry;
+// entry, or whose size or mtime (to the nanosecond) differs from its entry,
+// or whose mode or owner differs from an entry that records them;
 // removed(path) for every entry whose file is gone or is no longer a regular
 // file or symlink. skip (may be nil) excludes paths from both sides: a
 // skipped path, or an entry under a skipped directory, is never reported.
@@ -37,7 +38,7 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 			key, e, ok = it.next()
 		}
 		if ok && key == p {
-			if e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) {
+			if e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.MetaDiffers(info) {
 				changed(p)
 			}
 			key, e, ok = it.next()
