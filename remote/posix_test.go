@@ -76,6 +76,9 @@ func TestCopyReplacesPosixMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if info.Checksum != up.Checksum {
+		t.Errorf("the copy onto itself lost the stored checksum: %q, was %q", info.Checksum, up.Checksum)
+	}
 	if info.Posix != want || !info.Mtime.Equal(mtime) || info.ETag != etag {
 		t.Errorf("after the copy onto itself: %+v mtime %v etag %q (copy said %q)", info.Posix, info.Mtime, info.ETag, etag)
 	}
