@@ -12,8 +12,9 @@ import (
 //
 // changed(path) is called for every regular file or symlink that has no
 // entry, or whose size or mtime (to the nanosecond) or kind (a file that is
-// now a symlink, or the reverse) differs from its entry; a symlink's size
-// and mtime are its own (lstat), never its target's;
+// now a symlink, or the reverse) differs from its entry, or whose mode or
+// owner differs from an entry that records them; a symlink's size and
+// mtime are its own (lstat), never its target's;
 // removed(path) for every entry whose file is gone or is no longer a regular
 // file or symlink. skip (may be nil) excludes paths from both sides: a
 // skipped path, or an entry under a skipped directory, is never reported.
@@ -51,7 +52,7 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 			key, e, ok = it.next()
 		}
 		if ok && key == p {
-			if !info.IsDir() && (e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info)) {
+			if !info.IsDir() && (e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info) || e.MetaDiffers(info)) {
 				changed(p)
 			}
 			key, e, ok = it.next()

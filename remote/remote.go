@@ -42,6 +42,10 @@ type Info struct {
 	// x-amz-meta-mtime; zero when the object has none.
 	Mtime    time.Time
 	Metadata map[string]string
+	// Posix is the mode and owner the metadata holds (see ParsePosix);
+	// PosixErr says which of them were malformed and left out.
+	Posix    Posix
+	PosixErr error
 	// Checksum is the stored full-object CRC64NVME (base64), "" when the
 	// store keeps none; ChecksumType is FULL_OBJECT or COMPOSITE (a
 	// checksum of the parts' checksums, which says nothing of the whole).
@@ -54,6 +58,9 @@ type PutOptions struct {
 	StorageClass string    // "" leaves the store's default
 	Mtime        time.Time // stored as x-amz-meta-mtime when not zero
 	ContentType  string
+	// Posix is stored as x-amz-meta-mode, -uid and -gid, with Mtime (a
+	// copy replaces the source's metadata only when Mtime is set).
+	Posix Posix
 	// Check (uploads) is called once the body was hashed and before the
 	// object becomes visible; an error aborts the upload (see Upload).
 	Check func() error

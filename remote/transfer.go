@@ -36,7 +36,9 @@ func (o PutOptions) metadata() map[string]string {
 	if o.Mtime.IsZero() {
 		return nil
 	}
-	return map[string]string{metaMtime: FormatMtime(o.Mtime)}
+	meta := map[string]string{metaMtime: FormatMtime(o.Mtime)}
+	o.Posix.put(meta)
+	return meta
 }
 
 func contentType(key string, o PutOptions) *string {
@@ -437,7 +439,8 @@ func (c *Client) Head(ctx context.Context, bucket, key string) (Info, error) {
 	return info, nil
 }
 
-// newInfo is what a GET or HEAD answered, with x-amz-meta-mtime read.
+// newInfo is what a GET or HEAD answered, with x-amz-meta-mtime, mode, uid
+// and gid read.
 func newInfo(key string, size int64, lastModified *time.Time, etag *string, class types.StorageClass, meta map[string]string) Info {
 	info := Info{
 		Object: Object{
@@ -447,6 +450,7 @@ func newInfo(key string, size int64, lastModified *time.Time, etag *string, clas
 		Metadata: meta,
 	}
 	info.Mtime, _ = ParseMtime(meta[metaMtime])
+	info.Posix, info.PosixErr = ParsePosix(meta)
 	return info
 }
 

@@ -85,7 +85,13 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 	if e, ok, err := d.c.Get(rel); err != nil {
 		return err
 	} else if ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
-		return nil // the remote already holds exactly this
+		if e.Kind != cache.KindFile || (e.Meta && !e.MetaDiffers(info)) {
+			return nil // the remote already holds exactly this
+		}
+		// Only the mode or owner changed (or the entry predates them).
+		if done, err := d.syncMeta(ctx, rel, key, e, info, st); done || err != nil {
+			return err
+		}
 	}
 	if from != "" && from != rel {
 		// A rename: copy server-side what the cache says the old key
@@ -94,13 +100,16 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		// source rewritten since, or a cache entry lost in a crash, must
 		// not put the new bytes under this name.
 		if e, ok, _ := d.c.Get(from); ok && e.Kind == cache.KindFile && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
+			// The metadata is the file's now: a chmod may have come with
+			// the rename.
+			p := posixOf(info)
 			etag, err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
-				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag})
+				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p})
 			if err == nil {
 				st.release()
 				d.setDoubt(rel, false)
 				e.ETag, e.Synced = etag, time.Now()
-				return d.cachePut(st, rel, e)
+				return d.cachePut(st, rel, withPosix(e, p))
 			}
 			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) {
 				if mayHaveLanded(err) {
@@ -121,7 +130,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		d.lastUpload = now
 		d.mu.Unlock()
 		d.setDoubt(rel, false)
-		e := cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now}
+		e := withPosix(cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now}, res.Posix)
 		if err == nil {
 			st.release()
 			return d.cachePut(st, rel, e)

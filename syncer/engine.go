@@ -44,6 +44,7 @@ const (
 	EventSkipped                       // an entry that cannot be synced: unsafe key, special file, …
 	EventPlanned                       // a transfer was queued (for progress totals)
 	EventPlanDone                      // every transfer is queued: the totals are final
+	EventWarning                       // the transfer went on, but something was off (Err says what)
 )
 
 // Event is one line of what happened, for the command's output.

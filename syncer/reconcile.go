@@ -59,6 +59,9 @@ type Options struct {
 	NoFollow     bool   // --no-follow-symlinks
 	ForceGlacier bool   // --force-glacier-transfer
 	Concurrency  int    // --concurrency
+	// Restore is what downloads restore from the objects' mode, uid and
+	// gid (--metadata); Restore.Warn is set by Reconcile.
+	Restore Restore
 	// Sums caches local checksums between runs for Compare.Checksum; nil
 	// reads every file it compares.
 	Sums   SumCache
@@ -549,10 +552,14 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 					return
 				}
 			}
+			restore := rc.opts.Restore
+			restore.Warn = func(err error) {
+				rc.opts.Report(Event{Kind: EventWarning, Op: op, Src: srcShown, Dst: dstShown, Err: err})
+			}
 			if s.link {
 				_, err = downloadLink(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
 			} else {
-				_, err = DownloadFile(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
+				_, err = DownloadFileWith(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath, restore)
 			}
 			if err == nil {
 				rc.c.downloaded.Add(1)

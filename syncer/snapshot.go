@@ -56,9 +56,9 @@ func uploadSnapshot(ctx context.Context, r Remote, path, bucket, key, storageCla
 	if err != nil {
 		return UploadResult{}, err
 	}
-	up, err := r.Upload(ctx, bucket, key, clone, st.size, remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime})
+	up, err := r.Upload(ctx, bucket, key, clone, st.size, remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix()})
 	if err != nil {
 		return UploadResult{}, err
 	}
-	return UploadResult{Size: st.size, Mtime: before.mtime, ETag: up.ETag}, nil
+	return UploadResult{Size: st.size, Mtime: before.mtime, ETag: up.ETag, Posix: before.posix()}, nil
 }

@@ -30,6 +30,8 @@ type UploadResult struct {
 	Size  int64
 	Mtime time.Time
 	ETag  string
+	// Posix is the mode and owner the object's metadata holds.
+	Posix remote.Posix
 	// InDoubt: the upload failed in a way that may still have stored the
 	// object (the connection broke, the store answered 5xx after the body).
 	InDoubt bool
@@ -82,12 +84,16 @@ func uploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 var errChangedWhileRead = errors.New("file changed while it was read")
 
 // fileState is what tells whether a file changed: any write moves mtime and
-// ctime, a replacement changes the inode.
+// ctime, a replacement changes the inode. Mode and owner are what the
+// object's metadata will say.
 type fileState struct {
-	size         int64
-	mtime, ctime time.Time
-	ino, dev     uint64
+	size           int64
+	mtime, ctime   time.Time
+	ino, dev       uint64
+	mode, uid, gid uint32
 }
+
+func (s fileState) posix() remote.Posix { return remote.FilePosix(s.mode, s.uid, s.gid) }
 
 func statOf(f *os.File) (fileState, error) {
 	var st unix.Stat_t
@@ -99,6 +105,7 @@ func statOf(f *os.File) (fileState, error) {
 		mtime: time.Unix(st.Mtim.Unix()),
 		ctime: time.Unix(st.Ctim.Unix()),
 		ino:   st.Ino, dev: uint64(st.Dev),
+		mode: st.Mode, uid: st.Uid, gid: st.Gid,
 	}, nil
 }
 
@@ -129,7 +136,7 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		}
 		return nil
 	}
-	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check}
+	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix(), Check: check}
 	if rs != nil {
 		if err := rs.prepare(ctx, r, bucket, key, before, &o); err != nil {
 			return UploadResult{}, false, err
@@ -150,7 +157,7 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 	// Changed after the object became visible: the object holds what the
 	// file had when it was hashed, but that is no longer the file.
 	changed := check() != nil
-	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, changed, nil
+	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag, Posix: before.posix()}, changed, nil
 }
 
 // mayHaveLanded reports whether a failed write (upload or copy) may have
@@ -191,9 +198,15 @@ func LocalPath(root, rel string) (string, error) {
 // where the filesystem lacks O_TMPFILE or the name is taken, to a
 // temporary name in the same directory that is renamed over it. The file's
 // mtime is restored from x-amz-meta-mtime, else set to the object's
-// LastModified as the AWS CLI does. etag, when set, must still match (the
+// LastModified as the AWS CLI does, and its permission bits from
+// x-amz-meta-mode (see Restore). etag, when set, must still match (the
 // listing's).
 func DownloadFile(ctx context.Context, r Remote, bucket, key, etag, path string) (remote.Info, error) {
+	return DownloadFileWith(ctx, r, bucket, key, etag, path, Restore{})
+}
+
+// DownloadFileWith is DownloadFile, restoring what o asks for.
+func DownloadFileWith(ctx context.Context, r Remote, bucket, key, etag, path string, o Restore) (remote.Info, error) {
 	dir := filepath.Dir(path)
 	if err := mkdirAll(dir); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
@@ -213,6 +226,10 @@ func DownloadFile(ctx context.Context, r Remote, bucket, key, etag, path string)
 		return remote.Info{}, err
 	}
 	info, err := r.Download(ctx, bucket, key, etag, f)
+	if err == nil {
+		// Before the file gets its name, so it never shows other bits.
+		err = o.apply(f, info)
+	}
 	if err == nil {
 		mt := info.Mtime
 		if mt.IsZero() {

@@ -155,6 +155,12 @@ func (p *printer) event(e syncer.Event) {
 		}
 		p.clearLocked()
 		fmt.Fprintf(p.err, "warning: skipping %s: %v\n", e.Src, oneLine(e.Err))
+	case syncer.EventWarning:
+		if p.flags.quiet {
+			return
+		}
+		p.clearLocked()
+		fmt.Fprintf(p.err, "warning: %s: %v\n", e.Src, oneLine(e.Err))
 	}
 }
 

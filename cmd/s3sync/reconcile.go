@@ -24,6 +24,7 @@ func newReconcileCmd(g *globalFlags) *cobra.Command {
 		forceGlacier bool
 		checksum     bool
 		stateDir     string
+		metadata     bool
 	)
 	c := &cobra.Command{
 		Use:     "reconcile [flags] SRC DST",
@@ -49,7 +50,12 @@ same-sized file is transferred when its MD5 differs from a single-part ETag,
 or its CRC64NVME from the one the store keeps (one HEAD, for multipart
 objects), or when neither is known; it is skipped when the content agrees,
 however the times differ. Local checksums are kept in the mount's state
-database of that directory (or --state-dir) when there is one.`,
+database of that directory (or --state-dir) when there is one.
+
+Uploads store each file's mode, uid and gid with its mtime, as rclone's
+--metadata does; downloads restore the permission bits (0777). With
+--metadata they also restore setuid, setgid and sticky bits and, as root,
+the owner: use it only for a bucket whose writers you trust.`,
 		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sf.validate(); err != nil {
@@ -85,6 +91,7 @@ database of that directory (or --state-dir) when there is one.`,
 				Filters:      &sf.filters,
 				StorageClass: sf.storageClass, NoFollow: noFollow, Links: links, ForceGlacier: forceGlacier,
 				Concurrency: sf.concurrency,
+				Restore:     restoreFor(metadata, dst),
 			}
 			if checksum {
 				sums, closeSums := openSums(stateDir, src, dst)
@@ -107,8 +114,22 @@ database of that directory (or --state-dir) when there is one.`,
 	f.BoolVar(&follow, "follow-symlinks", false, "follow symlinks (the default)")
 	f.BoolVar(&noFollow, "no-follow-symlinks", false, "skip symlinks instead of following them")
 	f.BoolVar(&links, "links", false, "store symlinks as rclone's NAME.rclonelink objects (never followed), and download such objects as symlinks")
+	f.BoolVar(&metadata, "metadata", false, "downloads also restore setuid/setgid/sticky bits and, as root, the owner (uid/gid) from the objects' metadata")
 	f.BoolVar(&forceGlacier, "force-glacier-transfer", false, "transfer GLACIER and DEEP_ARCHIVE objects instead of skipping them")
 	return c
+}
+
+// restoreFor is what downloads restore with --metadata. Owners need root;
+// anyone else is told once, rather than failing every file.
+func restoreFor(metadata bool, dst syncer.Endpoint) syncer.Restore {
+	if !metadata || dst.IsS3 {
+		return syncer.Restore{}
+	}
+	root := os.Geteuid() == 0
+	if !root {
+		fmt.Fprintln(os.Stderr, "warning: --metadata: owners (uid/gid) are restored only when running as root; files will be owned by you")
+	}
+	return syncer.Restore{Special: true, Owner: root}
 }
 
 func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint, opts syncer.Options, of outputFlags) error {
