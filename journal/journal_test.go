@@ -68,24 +68,37 @@ func pendingPaths(t testing.TB, j *Journal) []string {
 	return paths
 }
 
+// A state dir OpenDB makes is private; one that exists is used as it is,
+// never chmod-ed (a user's --state-dir may be a folder they share), and the
+// database in it is private either way.
 func TestOpenDBModes(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenDB(dir)
+	db0, err := OpenDB(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db0.Close()
+	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o755 {
+		t.Errorf("existing state dir was chmod-ed to %o", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Join(shared, DBName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state.db mode %o, want 600", fi.Mode().Perm())
+	}
+
+	private := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenDB(private)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, DBName): 0o600} {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s: mode %o, want %o", path, got, want)
-		}
+	if fi, _ := os.Stat(filepath.Join(private, DBName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state.db mode %o, want 600", fi.Mode().Perm())
 	}
 
 	fresh := filepath.Join(t.TempDir(), "a", "b")

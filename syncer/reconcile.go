@@ -63,6 +63,9 @@ type Options struct {
 	// reads every file it compares.
 	Sums   SumCache
 	Report func(Event)
+
+	// MaxDelete is --max-delete; the zero value refuses mass deletion.
+	MaxDelete MaxDelete
 }
 
 // DefaultConcurrency is the number of transfers in flight.
@@ -226,6 +229,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		srcS = filtered{srcS, opts.Filters}
 		dstS = filtered{dstS, opts.Filters}
 	}
+	dstS = countedStream{dstS, &rc.del.total}
 
 	rc.pool = newPool(opts.Concurrency)
 	s, sok := srcS.next()
@@ -252,7 +256,8 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 			d, dok = dstS.next()
 		}
 	}
-	rc.flushDeletes()
+	// A listing that broke off makes the deletions found so far a guess.
+	rc.finishDeletes(srcS.err() == nil && dstS.err() == nil && ctx.Err() == nil)
 	opts.Report(Event{Kind: EventPlanDone})
 	rc.pool.wait()
 	if err := srcS.err(); err != nil {
@@ -260,6 +265,9 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 	}
 	if err := dstS.err(); err != nil {
 		return rc.c.summary(), err
+	}
+	if rc.refused != nil && ctx.Err() == nil {
+		return rc.c.summary(), rc.refused
 	}
 	return rc.c.summary(), ctx.Err()
 }
@@ -291,7 +299,8 @@ type run struct {
 	c    counters
 	h    *hasher // with Compare.Checksum
 
-	deletes []string // remote keys queued for a batch delete
+	del     deletions      // what --delete found, done once the total is known
+	refused *DeleteRefusal // --max-delete refused del
 	// objDirs remembers, during a download, object keys that later keys
 	// may use as a folder ("x" and "x/y"), keyed by "x/"; pruned as the
 	// listing moves past them so it stays small.
@@ -305,6 +314,9 @@ func (rc *run) skip(what string, err error) {
 }
 
 func (rc *run) onlySrc(s entry) {
+	if rc.waitsForDelete(s) {
+		return
+	}
 	if localPath, ok := rc.target(s); ok {
 		rc.transfer(s, entry{}, false, localPath)
 	}
@@ -382,39 +394,17 @@ func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
 
 var errChangedSinceWalk = errors.New("changed since the walk")
 
+// onlyDst collects d for deletion: whether anything is deleted depends on
+// how much, which is known only once the merge is over (finishDeletes).
 func (rc *run) onlyDst(d entry) {
 	if !rc.opts.Delete {
 		return
 	}
-	shown := rc.dst.Show(d.rel)
-	if rc.opts.DryRun {
-		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown, DryRun: true})
-		return
-	}
-	if !rc.dst.IsS3 {
-		// Local deletes run in key order on the merge goroutine: they are
-		// cheap, and a download of "x/y" may need "x" gone first.
-		if err := os.Remove(d.path); err != nil && !os.IsNotExist(err) {
-			rc.c.failed.Add(1)
-			rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
-			return
-		}
-		rc.c.deleted.Add(1)
-		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
-		return
-	}
-	rc.deletes = append(rc.deletes, rc.dst.S3.Prefix+d.rel)
-	if len(rc.deletes) == 1000 {
-		rc.flushDeletes()
-	}
+	rc.del.add(d.rel, rc.dir == Download)
 }
 
-func (rc *run) flushDeletes() {
-	if len(rc.deletes) == 0 {
-		return
-	}
-	keys := rc.deletes
-	rc.deletes = nil
+// flushDeletes deletes keys at the S3 destination in one batch request.
+func (rc *run) flushDeletes(keys []string) {
 	rc.pool.submit(rc.ctx, func() {
 		failed, _ := rc.r.Delete(rc.ctx, rc.dst.S3.Bucket, keys)
 		bad := map[string]error{}

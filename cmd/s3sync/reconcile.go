@@ -73,7 +73,7 @@ database of that directory (or --state-dir) when there is one.`,
 				Compare:      syncer.Compare{SizeOnly: sizeOnly, ExactTimestamps: exact, Checksum: checksum},
 				Filters:      &sf.filters,
 				StorageClass: sf.storageClass, NoFollow: noFollow, ForceGlacier: forceGlacier,
-				Concurrency: sf.concurrency,
+				Concurrency: sf.concurrency, MaxDelete: sf.maxDelete,
 			}
 			if checksum {
 				sums, closeSums := openSums(stateDir, src, dst)
@@ -109,7 +109,10 @@ func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint,
 	sum, err := syncer.Reconcile(ctx, client, src, dst, opts)
 	p.planDone()
 	p.finish(sum, opts.DryRun)
+	var refused *syncer.DeleteRefusal
 	switch {
+	case errors.As(err, &refused):
+		return refusedErr(refused, sum)
 	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted; run the same command again to finish")
 	case err != nil:

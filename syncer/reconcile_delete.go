@@ -1,0 +1,137 @@
+package syncer
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// Deleting at the destination (--delete) under --max-delete: the merge
+// collects what is only at the destination, and the decision waits until
+// the destination's total is known. Memory is one relative path per
+// deletion.
+
+// deletions is what a run found to delete.
+type deletions struct {
+	rels  []string // in key order
+	total int64    // destination entries the merge saw (after filters)
+	// dirs holds, during a download, local files to be deleted whose name
+	// a source key uses as a folder ("x/" for the file "x" and the key
+	// "x/y"); pruned as the source moves past them.
+	dirs map[string]bool
+	// waiting are the source entries whose download needs such a file
+	// gone first: they go after the deletions, or not at all.
+	waiting []entry
+	seen    int
+}
+
+func (d *deletions) add(rel string, download bool) {
+	d.rels = append(d.rels, rel)
+	if download {
+		if d.dirs == nil {
+			d.dirs = map[string]bool{}
+		}
+		d.dirs[rel+"/"] = true
+	}
+}
+
+// countedStream counts the entries a stream yields.
+type countedStream struct {
+	stream
+	n *int64
+}
+
+func (s countedStream) next() (entry, bool) {
+	e, ok := s.stream.next()
+	if ok {
+		*s.n++
+	}
+	return e, ok
+}
+
+// waitsForDelete holds back the download of s when a local file to be
+// deleted stands where s needs a folder (the file "x", the key "x/y").
+// Before deletions waited for the total, they ran inline in key order,
+// which put "x" before "x/y"; such conflicts are rare, so the few entries
+// held back wait in memory.
+func (rc *run) waitsForDelete(s entry) bool {
+	d := &rc.del
+	if rc.dir != Download || len(d.dirs) == 0 {
+		return false
+	}
+	if d.seen++; d.seen%1024 == 0 {
+		for dirKey := range d.dirs {
+			// Keys below "x/" sort before "x0" ('0' follows '/').
+			if dirKey[:len(dirKey)-1]+"0" <= s.rel {
+				delete(d.dirs, dirKey)
+			}
+		}
+	}
+	for i := 0; i < len(s.rel); i++ {
+		if s.rel[i] == '/' && d.dirs[s.rel[:i+1]] {
+			d.waiting = append(d.waiting, s)
+			return true
+		}
+	}
+	return false
+}
+
+// finishDeletes deletes what the merge collected if opts.MaxDelete allows
+// it, else deletes nothing and records why in rc.refused. complete is false
+// when a listing broke off or the run was cancelled: what seemed to be only
+// at the destination is then unproven, and nothing is deleted.
+func (rc *run) finishDeletes(complete bool) {
+	d := &rc.del
+	n := int64(len(d.rels))
+	if n == 0 || !complete {
+		return
+	}
+	if !rc.opts.MaxDelete.Allows(n, d.total) {
+		what := "objects"
+		if !rc.dst.IsS3 {
+			what = "files"
+		}
+		rc.refused = &DeleteRefusal{N: n, Total: d.total, Where: rc.dst.Arg, What: what, Limit: rc.opts.MaxDelete, DryRun: rc.opts.DryRun}
+		for _, s := range d.waiting {
+			rc.skip(rc.src.Show(s.rel), errors.New("a local file of the same name as its folder was not deleted (--max-delete)"))
+		}
+		return
+	}
+	switch {
+	case rc.opts.DryRun:
+		for _, rel := range d.rels {
+			rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: rc.dst.Show(rel), DryRun: true})
+		}
+	case !rc.dst.IsS3:
+		// Cheap, and the held-back downloads need them done first.
+		for _, rel := range d.rels {
+			rc.deleteLocal(rel)
+		}
+	default:
+		for i := 0; i < len(d.rels); i += 1000 {
+			batch := d.rels[i:min(i+1000, len(d.rels))]
+			keys := make([]string, len(batch))
+			for j, rel := range batch {
+				keys[j] = rc.dst.S3.Prefix + rel
+			}
+			rc.flushDeletes(keys)
+		}
+	}
+	d.rels = nil
+	for _, s := range d.waiting {
+		if localPath, ok := rc.target(s); ok {
+			rc.transfer(s, entry{}, false, localPath)
+		}
+	}
+}
+
+func (rc *run) deleteLocal(rel string) {
+	shown := rc.dst.Show(rel)
+	if err := os.Remove(filepath.Join(rc.dst.Local, filepath.FromSlash(rel))); err != nil && !os.IsNotExist(err) {
+		rc.c.failed.Add(1)
+		rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
+		return
+	}
+	rc.c.deleted.Add(1)
+	rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
+}
