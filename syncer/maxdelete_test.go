@@ -18,10 +18,10 @@ func TestMaxDeleteAllows(t *testing.T) {
 		n, total int64
 		want     bool
 	}{
-		{"", 20, 20, true},    // a small tree may be emptied
-		{"", 21, 40, false},   // over 20 and over half
-		{"", 50, 100, true},   // half is not over half
-		{"", 51, 100, false},  //
+		{"", 20, 20, true},   // a small tree may be emptied
+		{"", 21, 40, false},  // over 20 and over half
+		{"", 50, 100, true},  // half is not over half
+		{"", 51, 100, false}, //
 		{"", 812, 1000, false},
 		{"", 0, 0, true},
 		{"812", 812, 1000, true},
