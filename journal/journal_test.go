@@ -740,3 +740,44 @@ func TestBackToBackKeepsFirstAndLast(t *testing.T) {
 		t.Errorf("stats %+v, %v", s, err)
 	}
 }
+
+// Reset drops pending and failed records (a state adopted by another
+// folder), keeps the meta values, and the journal goes on recording.
+func TestReset(t *testing.T) {
+	j, _ := openTest(t, t.TempDir(), Options{})
+	j.Changed("a")
+	j.Removed("gone", false)
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var failed Record
+	j.Pending(func(r Record) bool {
+		if r.Path == "a" {
+			failed = r
+		}
+		return true
+	})
+	if err := j.Fail(failed, errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SetMeta("remote", []byte("s3://b/")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := j.Reset()
+	if err != nil || n != 2 {
+		t.Fatalf("Reset = %d, %v; want 2", n, err)
+	}
+	if s, _ := j.Stats(); s.Pending != 0 || s.Failed != 0 {
+		t.Errorf("after Reset: %+v", s)
+	}
+	if v, _ := j.Meta("remote"); string(v) != "s3://b/" {
+		t.Errorf("meta after Reset: %q", v)
+	}
+	j.Changed("b")
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingPaths(t, j); len(got) != 1 || got[0] != "b" {
+		t.Errorf("pending after Reset and a change: %v", got)
+	}
+}
