@@ -34,7 +34,9 @@ local directory or s3://BUCKET[/PREFIX]; at least one is an S3 URL.
 A file is transferred when it is missing at DST, when the sizes differ, or when
 SRC is newer (for downloads: when the local file is newer than the object, as
 the AWS CLI does). Files only at DST are deleted only with --delete; excluded
-paths are never deleted.
+paths are never deleted. A run that would delete more than --max-delete allows
+(default: over half of DST, if over 20 paths) deletes nothing, says so, and
+exits 2.
 
 With --checksum, content decides instead of times (rclone's --checksum): a
 same-sized file is transferred when its MD5 differs from a single-part ETag,
