@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -42,10 +43,16 @@ type rootID struct {
 	Dev  uint64 `json:"dev"`
 	Ino  uint64 `json:"ino"`
 	// Birth is the directory's creation time (ns), where the filesystem
-	// keeps one: a folder removed and made again may get the same inode
-	// number, never the same birth time.
-	Birth int64 `json:"birth_ns,omitempty"`
+	// keeps one, and Gen its inode generation (FS_IOC_GETVERSION: ext4,
+	// XFS, btrfs), "" where there is none: a folder removed and made again
+	// may get the same inode number and, within a clock tick, the same
+	// birth time, but not the same generation.
+	Birth int64  `json:"birth_ns,omitempty"`
+	Gen   string `json:"gen,omitempty"`
 }
+
+// fsIocGetVersion is FS_IOC_GETVERSION, _IOR('v', 1, long).
+const fsIocGetVersion = 0x80007601 | uint(unsafe.Sizeof(uintptr(0)))<<16
 
 func readRootID(dir string) (rootID, error) {
 	var stx unix.Statx_t
@@ -61,6 +68,12 @@ func readRootID(dir string) (rootID, error) {
 		id.FSID = fmt.Sprintf("%08x%08x", uint32(sfs.Fsid.Val[0]), uint32(sfs.Fsid.Val[1]))
 	}
 	id.FSUUID = fsUUID(stx.Dev_major, stx.Dev_minor)
+	if fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		if gen, err := unix.IoctlGetUint32(fd, fsIocGetVersion); err == nil {
+			id.Gen = fmt.Sprintf("%08x", gen)
+		}
+		unix.Close(fd)
+	}
 	return id, nil
 }
 
@@ -120,7 +133,8 @@ func (a rootID) sameFS(b rootID) bool {
 }
 
 func (a rootID) same(b rootID) bool {
-	return a.sameFS(b) && a.Ino == b.Ino && (a.Birth == 0 || b.Birth == 0 || a.Birth == b.Birth)
+	return a.sameFS(b) && a.Ino == b.Ino && (a.Birth == 0 || b.Birth == 0 || a.Birth == b.Birth) &&
+		(a.Gen == "" || b.Gen == "" || a.Gen == b.Gen)
 }
 
 // String says what a person can check: "inode 1234, made 2025-01-02

@@ -12,7 +12,7 @@ import (
 )
 
 func TestRootIDSame(t *testing.T) {
-	base := rootID{FSUUID: "1b2c", FSID: "aa", Dev: 0x801, Ino: 1234, Birth: 5}
+	base := rootID{FSUUID: "1b2c", FSID: "aa", Dev: 0x801, Ino: 1234, Birth: 5, Gen: "1"}
 	for _, c := range []struct {
 		name string
 		mod  func(*rootID)
@@ -27,7 +27,9 @@ func TestRootIDSame(t *testing.T) {
 		{"folder made again, inode reused", func(r *rootID) { r.Birth = 6 }, false},
 		{"no UUID now, same fsid", func(r *rootID) { r.FSUUID, r.Dev = "", 0x811 }, true},
 		{"no UUID now, other fsid", func(r *rootID) { r.FSUUID, r.FSID = "", "cc" }, false},
+		{"folder made again in the same clock tick", func(r *rootID) { r.Gen = "2" }, false},
 		{"no birth time kept", func(r *rootID) { r.Birth = 0 }, true},
+		{"no generation kept", func(r *rootID) { r.Gen = "" }, true},
 	} {
 		cur := base
 		c.mod(&cur)

@@ -51,7 +51,9 @@ func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags
 				fresh, cached, float64(fresh)*100/float64(max(cached, 1)), sf.maxDelete, fresh))
 			return 0
 		}
-		log.Info("deleting from the bucket the files removed from WORKDIR while it was not mounted", "files", fresh)
+		if fresh > 0 {
+			log.Info("deleting from the bucket the files removed from WORKDIR while it was not mounted", "files", fresh)
+		}
 	}
 	for _, p := range removed {
 		j.Removed(p, false)
