@@ -441,3 +441,32 @@ func runAsNobody(t *testing.T, pattern string) {
 		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
+
+// Reset forgets every entry, keeps the uploads in progress, and the cache
+// is usable after it.
+func TestReset(t *testing.T) {
+	c := openTest(t)
+	for _, p := range []string{"a", "dir/", "sub/b"} {
+		if err := c.Put(p, Entry{Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.PutUpload("big", Upload{Key: "big", ID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Reset(); err != nil || n != 3 {
+		t.Fatalf("Reset = %d, %v; want 3", n, err)
+	}
+	if n, _ := c.Len(); n != 0 {
+		t.Errorf("%d entries after Reset", n)
+	}
+	if _, ok, _ := c.GetUpload("big"); !ok {
+		t.Error("Reset dropped an upload in progress")
+	}
+	if err := c.Put("c", Entry{Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, _ := c.Get("c"); !ok || e.Size != 2 {
+		t.Errorf("after Reset and a Put: %+v %v", e, ok)
+	}
+}

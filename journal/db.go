@@ -20,18 +20,17 @@ const DBName = "state.db"
 var ErrLocked = errors.New("another s3sync process holds the state dir")
 
 // OpenDB opens (creating if needed) the state database shared by journal and
-// cache. The directory and file are private to the user: paths in the journal
-// reveal what the user is working on.
+// cache. The file is private to the user, and so is a directory OpenDB
+// makes: paths in the journal reveal what the user is working on. A
+// directory that exists is used as it is, never chmod-ed (it may be one the
+// user shares on purpose); a command that takes one from the user checks
+// it first.
 //
 // It returns an error wrapping ErrLocked if another process holds the
 // database for more than a second.
 func OpenDB(dir string) (*bbolt.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: create state dir: %w", err)
-	}
-	// MkdirAll leaves an existing directory's mode alone; tighten it anyway.
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("journal: chmod state dir: %w", err)
 	}
 	path := filepath.Join(dir, DBName)
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})

@@ -68,24 +68,37 @@ func pendingPaths(t testing.TB, j *Journal) []string {
 	return paths
 }
 
+// A state dir OpenDB makes is private; one that exists is used as it is,
+// never chmod-ed (a user's --state-dir may be a folder they share), and the
+// database in it is private either way.
 func TestOpenDBModes(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenDB(dir)
+	db0, err := OpenDB(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db0.Close()
+	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o755 {
+		t.Errorf("existing state dir was chmod-ed to %o", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Join(shared, DBName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state.db mode %o, want 600", fi.Mode().Perm())
+	}
+
+	private := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenDB(private)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, DBName): 0o600} {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s: mode %o, want %o", path, got, want)
-		}
+	if fi, _ := os.Stat(filepath.Join(private, DBName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state.db mode %o, want 600", fi.Mode().Perm())
 	}
 
 	fresh := filepath.Join(t.TempDir(), "a", "b")
@@ -725,5 +738,46 @@ func TestBackToBackKeepsFirstAndLast(t *testing.T) {
 	}
 	if s, err := j.Stats(); err != nil || s.Pending != 1 {
 		t.Errorf("stats %+v, %v", s, err)
+	}
+}
+
+// Reset drops pending and failed records (a state adopted by another
+// folder), keeps the meta values, and the journal goes on recording.
+func TestReset(t *testing.T) {
+	j, _ := openTest(t, t.TempDir(), Options{})
+	j.Changed("a")
+	j.Removed("gone", false)
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var failed Record
+	j.Pending(func(r Record) bool {
+		if r.Path == "a" {
+			failed = r
+		}
+		return true
+	})
+	if err := j.Fail(failed, errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SetMeta("remote", []byte("s3://b/")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := j.Reset()
+	if err != nil || n != 2 {
+		t.Fatalf("Reset = %d, %v; want 2", n, err)
+	}
+	if s, _ := j.Stats(); s.Pending != 0 || s.Failed != 0 {
+		t.Errorf("after Reset: %+v", s)
+	}
+	if v, _ := j.Meta("remote"); string(v) != "s3://b/" {
+		t.Errorf("meta after Reset: %q", v)
+	}
+	j.Changed("b")
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingPaths(t, j); len(got) != 1 || got[0] != "b" {
+		t.Errorf("pending after Reset and a change: %v", got)
 	}
 }

@@ -323,22 +323,34 @@ func (rc *run) keepMarker(d entry, next string) bool {
 	return false
 }
 
-// removeEmptyParents follows the --delete of the empty local directory
-// marker up: a parent left empty goes too, unless the source holds keys
-// below it (downloads into it may still be in flight) or filters exclude
-// it. So one run gives what the next would.
-func (rc *run) removeEmptyParents(marker string) {
+// emptyParents says how many parents of the empty local directory marker
+// may go with it under --delete if that leaves them empty: up to the first
+// one the source holds keys below (downloads into it may still be in
+// flight) or filters exclude. Keys below a folder are contiguous in key
+// order, so the source keys either side of the merge's position tell.
+// So one run gives what the next would.
+func (rc *run) emptyParents(marker string) int {
+	n := 0
 	for dir := path.Dir(markerDir(marker)); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		m := dir + "/"
 		if strings.HasPrefix(rc.prevSrc, m) || strings.HasPrefix(rc.nextSrc, m) || excludedRel(rc.opts.Filters, m) {
-			return
+			break
 		}
+		n++
+	}
+	return n
+}
+
+// removeEmptyParents removes up to up parents of the deleted marker's
+// directory, stopping at the first that is not empty.
+func (rc *run) removeEmptyParents(marker string, up int) {
+	for dir := path.Dir(markerDir(marker)); up > 0 && dir != "." && dir != "/"; dir, up = path.Dir(dir), up-1 {
 		p, err := LocalPath(rc.dst.Local, dir)
 		if err != nil || removeEmptyDir(p) != nil {
 			return
 		}
 		rc.c.deleted.Add(1)
-		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: rc.dst.Show(m)})
+		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: rc.dst.Show(dir + "/")})
 	}
 }
 

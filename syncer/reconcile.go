@@ -70,6 +70,8 @@ type Options struct {
 	// Links (--links) stores local symlinks as rclone's .rclonelink
 	// objects, never following them, and downloads such objects as links.
 	Links bool
+	// MaxDelete is --max-delete; the zero value refuses mass deletion.
+	MaxDelete MaxDelete
 }
 
 // DefaultConcurrency is the number of transfers in flight.
@@ -245,6 +247,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		srcS = filtered{srcS, opts.Filters}
 		dstS = filtered{dstS, opts.Filters}
 	}
+	dstS = countedStream{dstS, &rc.del.total}
 
 	rc.pool = newPool(opts.Concurrency)
 	s, sok := srcS.next()
@@ -275,7 +278,8 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 			d, dok = dstS.next()
 		}
 	}
-	rc.flushDeletes()
+	// A listing that broke off makes the deletions found so far a guess.
+	rc.finishDeletes(srcS.err() == nil && dstS.err() == nil && ctx.Err() == nil)
 	opts.Report(Event{Kind: EventPlanDone})
 	rc.pool.wait()
 	if err := srcS.err(); err != nil {
@@ -283,6 +287,9 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 	}
 	if err := dstS.err(); err != nil {
 		return rc.c.summary(), err
+	}
+	if rc.refused != nil && ctx.Err() == nil {
+		return rc.c.summary(), rc.refused
 	}
 	return rc.c.summary(), ctx.Err()
 }
@@ -314,7 +321,8 @@ type run struct {
 	c    counters
 	h    *hasher // with Compare.Checksum
 
-	deletes []string // remote keys queued for a batch delete
+	del     deletions      // what --delete found, done once the total is known
+	refused *DeleteRefusal // --max-delete refused del
 	// objDirs remembers, during a download, object keys that later keys
 	// may use as a folder ("x" and "x/y"), keyed by "x/"; pruned as the
 	// listing moves past them so it stays small.
@@ -338,6 +346,9 @@ func (rc *run) onlySrc(s entry) {
 	rc.prevSrc = s.rel
 	if isMarker(s.rel) {
 		rc.marker(s)
+		return
+	}
+	if rc.waitsForDelete(s) {
 		return
 	}
 	if localPath, ok := rc.target(s); ok {
@@ -428,51 +439,26 @@ func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
 
 var errChangedSinceWalk = errors.New("changed since the walk")
 
+// onlyDst collects d for deletion: whether anything is deleted depends on
+// how much, which is known only once the merge is over (finishDeletes).
 func (rc *run) onlyDst(d entry) {
 	if !rc.opts.Delete {
 		return
 	}
-	if isMarker(d.rel) && rc.keepMarker(d, rc.nextSrc) {
-		return
-	}
-	shown := rc.show(rc.dst, d)
-	if rc.opts.DryRun {
-		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown, DryRun: true})
-		return
-	}
-	if !rc.dst.IsS3 {
-		// Local deletes run in key order on the merge goroutine: they are
-		// cheap, and a download of "x/y" may need "x" gone first.
-		remove := os.Remove
-		if isMarker(d.rel) {
-			remove = removeEmptyDir
-		}
-		if err := remove(d.path); errors.Is(err, errNotEmpty) {
-			return
-		} else if err != nil && !os.IsNotExist(err) {
-			rc.c.failed.Add(1)
-			rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
+	up := 0
+	if isMarker(d.rel) {
+		if rc.keepMarker(d, rc.nextSrc) {
 			return
 		}
-		rc.c.deleted.Add(1)
-		rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
-		if isMarker(d.rel) {
-			rc.removeEmptyParents(d.rel)
+		if !rc.dst.IsS3 {
+			up = rc.emptyParents(d.rel)
 		}
-		return
 	}
-	rc.deletes = append(rc.deletes, rc.dst.S3.Prefix+d.rel)
-	if len(rc.deletes) == 1000 {
-		rc.flushDeletes()
-	}
+	rc.del.add(d, up, rc.dir == Download)
 }
 
-func (rc *run) flushDeletes() {
-	if len(rc.deletes) == 0 {
-		return
-	}
-	keys := rc.deletes
-	rc.deletes = nil
+// flushDeletes deletes keys at the S3 destination in one batch request.
+func (rc *run) flushDeletes(keys []string) {
 	rc.pool.submit(rc.ctx, func() {
 		failed, _ := rc.r.Delete(rc.ctx, rc.dst.S3.Bucket, keys)
 		bad := map[string]error{}

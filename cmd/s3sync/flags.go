@@ -75,6 +75,9 @@ type syncFlags struct {
 	concurrency  int
 	filters      syncer.Filters
 	patterns     []string
+
+	maxDeleteArg string
+	maxDelete    syncer.MaxDelete // parsed from maxDeleteArg by validate
 }
 
 func (s *syncFlags) register(f *pflag.FlagSet) {
@@ -83,6 +86,7 @@ func (s *syncFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&s.concurrency, "concurrency", syncer.DefaultConcurrency, "transfers in flight")
 	f.Var(&filterFlag{false, &s.filters, &s.patterns}, "exclude", "exclude paths matching this pattern (repeatable; with --include, the last match wins)")
 	f.Var(&filterFlag{true, &s.filters, &s.patterns}, "include", "do not exclude paths matching this pattern (repeatable)")
+	f.StringVar(&s.maxDeleteArg, "max-delete", "", fmt.Sprintf("with --delete, delete at most N paths or P%% of the destination in one run, else nothing; -1 or 100%% for no limit (default: refuse over %d%% of the destination and over %d paths)", syncer.DefaultMaxDeletePercent, syncer.DefaultMaxDeleteMin))
 }
 
 // storageClasses are S3's, as the AWS CLI accepts them.
@@ -99,6 +103,13 @@ func (s *syncFlags) validate() error {
 	}
 	if s.concurrency < 1 || s.concurrency > 1000 {
 		return usageErr("--concurrency %d is out of range; use 1 to 1000", s.concurrency)
+	}
+	if s.maxDeleteArg != "" {
+		m, err := syncer.ParseMaxDelete(s.maxDeleteArg)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		s.maxDelete = m
 	}
 	return nil
 }

@@ -111,8 +111,8 @@ Credentials and endpoints come from the standard AWS chain (environment,
 ~/.aws/config and ~/.aws/credentials, AWS_PROFILE, endpoint_url in a profile).
 
 Exit codes: 0 all done; 1 some transfers failed or the command could not run
-(verify: some path differs); 2 some files were skipped, or the command line
-was wrong.`,
+(verify: some path differs); 2 some files were skipped, deletions were
+refused (--max-delete), or the command line was wrong.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

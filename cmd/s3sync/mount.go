@@ -59,8 +59,25 @@ func stateRoot() string {
 	return filepath.Join(home, ".local", "state", "s3sync")
 }
 
-// defaultStateDir is one directory per WORKDIR and remote.
+// defaultStateDir is the state dir of WORKDIR's mounts to remoteURL: one
+// per folder and remote. The folder is named by its real path, so every
+// spelling of it (through a symlink, say) shares one journal; a state dir
+// made before that, named by the spelling given, is used while there is
+// no other.
 func defaultStateDir(workdir, remoteURL string) string {
+	dir := stateDirName(realPath(workdir), remoteURL)
+	if legacy := stateDirName(workdir, remoteURL); legacy != dir && !hasState(dir) && hasState(legacy) {
+		return legacy
+	}
+	return dir
+}
+
+func hasState(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, journal.DBName))
+	return err == nil
+}
+
+func stateDirName(workdir, remoteURL string) string {
 	sum := sha256.Sum256([]byte(workdir + "\n" + remoteURL))
 	name := filepath.Base(workdir)
 	if len(name) > 40 {
@@ -79,6 +96,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		debugFUSE    bool
 		noPass       bool
 		xattrs       bool
+		adopt        bool
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -100,7 +118,7 @@ shows what is pending or failed.`,
 				return usageErr("--settle must not be negative")
 			}
 			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
-				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs}
+				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt}
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -113,6 +131,7 @@ shows what is pending or failed.`,
 	f.BoolVar(&debugFUSE, "debug-fuse", false, "log every FUSE request")
 	f.BoolVar(&xattrs, "xattrs", false, "offer extended attributes through the mount (they are not synced; off by default because the kernel then checks them before every write)")
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
+	f.BoolVar(&adopt, "adopt", false, "take this WORKDIR and remote as the state's own when they are not the ones it was made for (a folder moved or restored, another bucket): WORKDIR is compared with the bucket and nothing is deleted")
 	return c
 }
 
@@ -126,6 +145,7 @@ type mounter struct {
 	debug         bool
 	noPassthrough bool
 	xattrs        bool
+	adopt         bool
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -155,6 +175,8 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if st, err := os.Stat(workdir); err != nil || !st.IsDir() {
 		return usageErr("WORKDIR %s is not a directory; create it first (it may be empty)", workdir)
 	}
+	spelled := workdir
+	workdir = realPath(workdir)
 	if workdir == mountpoint || strings.HasPrefix(mountpoint+"/", workdir+"/") || strings.HasPrefix(workdir+"/", mountpoint+"/") {
 		return usageErr("MOUNTPOINT %s and WORKDIR %s must not contain each other; use a separate empty directory", mountpoint, workdir)
 	}
@@ -165,7 +187,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 
 	remoteURL := loc.String()
 	if m.stateDir == "" {
-		m.stateDir = defaultStateDir(workdir, remoteURL)
+		m.stateDir = mountStateDir(spelled, workdir, remoteURL, log)
+	}
+	if err := checkPrivate(m.stateDir); err != nil {
+		return err
 	}
 	db, err := journal.OpenDB(m.stateDir)
 	if errors.Is(err, journal.ErrLocked) {
@@ -184,12 +209,12 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return err
 	}
+	if err := checkState(j, c, workdir, remoteURL, m.stateDir, m.adopt, log); err != nil {
+		return err
+	}
 	info := stateInfo{Workdir: workdir, Mountpoint: mountpoint, Remote: remoteURL, PID: os.Getpid(), Started: time.Now()}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(m.stateDir, infoFile), b, 0o600)
-	}
-	if err := j.SetMeta("remote", []byte(remoteURL)); err != nil {
-		return err
 	}
 
 	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
@@ -234,12 +259,18 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		}
 	}
 	// Whatever changed while nothing was journaling (unmounted, crashed)
-	// is recorded again.
+	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
-	err = c.Scan(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { rescanned++; j.Removed(p, false) })
+	var removed []string
+	cached, err := c.Len()
+	if err != nil {
+		return err
+	}
+	err = c.Scan(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { removed = append(removed, p) })
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
+	rescanned += scanRemovals(j, removed, cached, m.sf, log)
 	if n, err := j.RetryFailed(); err == nil && n > 0 {
 		log.Info("retrying changes that failed before", "count", n)
 	}
@@ -265,7 +296,11 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 	log.Info("mounted", "workdir", workdir, "mountpoint", mountpoint, "remote", remoteURL, "state", m.stateDir)
 
-	d := syncer.NewDrainer(client, j, c, workdir, loc, syncer.DrainOptions{
+	deletes := &deleteCounter{Client: client}
+	stopDeleteLog := make(chan struct{})
+	deleteLogDone := make(chan struct{})
+	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
+	d := syncer.NewDrainer(deletes, j, c, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
 		Writing: srv.Writing,
@@ -292,6 +327,8 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	unmount(srv.Server, mountpoint, unmounted, log)
 	stopDrain()
 	<-drained
+	close(stopDeleteLog)
+	<-deleteLogDone
 	stopStatus()
 	if err := j.Close(); err != nil {
 		log.Error("journal", "err", err)

@@ -36,7 +36,9 @@ local directory or s3://BUCKET[/PREFIX]; at least one is an S3 URL.
 A file is transferred when it is missing at DST, when the sizes differ, or when
 SRC is newer (for downloads: when the local file is newer than the object, as
 the AWS CLI does). Files only at DST are deleted only with --delete; excluded
-paths are never deleted.
+paths are never deleted. A run that would delete more than --max-delete allows
+(default: over half of DST, if over 20 paths) deletes nothing, says so, and
+exits 2.
 
 Symlinks are followed on upload, as aws s3 sync does (--no-follow-symlinks
 skips them). With --links they are stored as links instead, in rclone's
@@ -90,8 +92,8 @@ the owner: use it only for a bucket whose writers you trust.`,
 				Compare:      syncer.Compare{SizeOnly: sizeOnly, ExactTimestamps: exact, Checksum: checksum},
 				Filters:      &sf.filters,
 				StorageClass: sf.storageClass, NoFollow: noFollow, Links: links, ForceGlacier: forceGlacier,
-				Concurrency: sf.concurrency,
-				Restore:     restoreFor(metadata, dst),
+				Concurrency: sf.concurrency, MaxDelete: sf.maxDelete,
+				Restore: restoreFor(metadata, dst),
 			}
 			if checksum {
 				sums, closeSums := openSums(stateDir, src, dst)
@@ -142,7 +144,10 @@ func runReconcile(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint,
 	sum, err := syncer.Reconcile(ctx, client, src, dst, opts)
 	p.planDone()
 	p.finish(sum, opts.DryRun)
+	var refused *syncer.DeleteRefusal
 	switch {
+	case errors.As(err, &refused):
+		return refusedErr(refused, sum)
 	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted; run the same command again to finish")
 	case err != nil:

@@ -186,17 +186,20 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	return c
 }
 
-// findStateDirs returns the state dirs whose info names workdir.
+// findStateDirs returns the state dirs whose info names workdir, by any
+// spelling: mounts record its real path (older ones the path given).
 func findStateDirs(workdir string) []string {
 	ents, err := os.ReadDir(stateRoot())
 	if err != nil {
 		return nil
 	}
+	real := realPath(workdir)
 	var out []string
 	for _, e := range ents {
 		dir := filepath.Join(stateRoot(), e.Name())
 		var info stateInfo
-		if b, err := os.ReadFile(filepath.Join(dir, infoFile)); err == nil && json.Unmarshal(b, &info) == nil && info.Workdir == workdir {
+		if b, err := os.ReadFile(filepath.Join(dir, infoFile)); err == nil && json.Unmarshal(b, &info) == nil &&
+			(info.Workdir == workdir || info.Workdir == real || realPath(info.Workdir) == real) {
 			out = append(out, dir)
 		}
 	}

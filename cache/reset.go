@@ -1,0 +1,38 @@
+package cache
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// Reset forgets every entry (not the multipart uploads in progress) and
+// returns how many there were: for a state dir adopted by another working
+// directory or remote, whose entries describe what the bucket held for a
+// folder that is not there. An empty cache makes the next mount compare
+// WORKDIR with the bucket, as a first mount does.
+func (c *Cache) Reset() (int, error) {
+	var n int
+	err := c.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCache)
+		// Collect first: deleting under a cursor skips keys.
+		var keys [][]byte
+		if err := b.ForEach(func(k, _ []byte) error {
+			keys = append(keys, append([]byte(nil), k...))
+			return nil
+		}); err != nil {
+			return err
+		}
+		n = len(keys)
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cache: reset: %w", err)
+	}
+	return n, nil
+}
