@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Deleting at the destination (--delete) under --max-delete: the merge
@@ -40,7 +41,11 @@ func (d *deletions) add(e entry, up int, download bool) {
 		if d.dirs == nil {
 			d.dirs = map[string]bool{}
 		}
-		d.dirs[e.rel+"/"] = true
+		name := e.rel
+		if e.link {
+			name = strings.TrimSuffix(name, LinkSuffix) // the link's own name
+		}
+		d.dirs[name+"/"] = true
 	}
 }
 
