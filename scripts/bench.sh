@@ -10,6 +10,9 @@
 #                    the sections to run (default all; mount ratios against
 #                    reconcile need sync)
 #   BENCH_PEERS=0    s3sync alone, without aws, rclone and rclone mount
+#   BENCH_BASE=BIN   another s3sync build (say, main before a change) run
+#                    interleaved with this one in the sync and mount
+#                    workloads, reported as ratios this/base
 #
 # Prints the tables and writes them to bench/out/results.md (raw numbers in
 # bench/out/raw.tsv, logs of failed commands in bench/out/logs/).
@@ -106,6 +109,13 @@ ONLY=${BENCH_ONLY:-sync mount latency rss journal}
 section() { [[ " $ONLY " == *" $1 "* ]]; }
 if [ "${BENCH_PEERS:-1}" = 0 ]; then AWS= RCLONE=; fi
 TOOLS=(s3sync)
+BASE=${BENCH_BASE:-}
+if [ -n "$BASE" ]; then
+	BASE=$(realpath "$BASE")
+	[ -x "$BASE" ] || { log "BENCH_BASE=$BASE is not an executable"; exit 1; }
+	log "base: $BASE"
+	TOOLS+=(base)
+fi
 [ -n "$AWS" ] && TOOLS+=(aws)
 [ -n "$RCLONE" ] && TOOLS+=(rclone)
 
@@ -164,6 +174,7 @@ sync_cmd() {
 	local tool=$1 src=$2 dst=$3
 	case $tool in
 	s3sync) CMD=("$S3SYNC" reconcile --no-progress "$src" "$dst") ;;
+	base) CMD=("$BASE" reconcile --no-progress "$src" "$dst") ;;
 	aws) CMD=("$AWS" s3 sync --no-progress --endpoint-url "$ENDPOINT" "$src" "$dst") ;;
 	rclone) CMD=("$RCLONE" sync "${src/#s3:\/\//bench:}" "${dst/#s3:\/\//bench:}") ;;
 	esac
@@ -244,16 +255,17 @@ unmount() { # unmount MNT PID
 	wait "$p" 2>/dev/null
 	mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
 }
-drained() { # drained STATE WORKDIR: nothing pending or in flight
+drained() { # drained STATE WORKDIR [BIN]: nothing pending or in flight
 	local j
-	j=$("$S3SYNC" status --json --state-dir "$1" "$2" 2>/dev/null) || return 1
+	j=$("${3:-$S3SYNC}" status --json --state-dir "$1" "$2" 2>/dev/null) || return 1
 	grep -Eq '"pending": 0,?$' <<<"$j" && grep -Eq '"in_flight": 0,?$' <<<"$j"
 }
-# wait_s3sync STATE WORKDIR BUCKET N BYTES: until the mount has drained;
-# then checks the bucket (untimed) and waits on for it if status was early.
+# wait_s3sync STATE WORKDIR BUCKET N BYTES [BIN]: until the mount has
+# drained; then checks the bucket (untimed) and waits on for it if status
+# was early.
 wait_s3sync() {
 	local deadline=$((SECONDS + TMO))
-	until drained "$1" "$2"; do
+	until drained "$1" "$2" "${6:-}"; do
 		[ $SECONDS -lt $deadline ] || return 1
 		sleep 0.05
 	done
@@ -306,8 +318,8 @@ mount_step() {
 	timed "$key.$kind.r$r" "$@" || return 0
 	add "$key|$kind" "$T"
 	t0=$EPOCHREALTIME
-	if [ "$kind" = s3sync ]; then
-		wait_s3sync "$st" "$wd" "$b" "$n" "$bytes" && t1=$T_DONE || t1=
+	if [ "$kind" = s3sync ] || [ "$kind" = base ]; then
+		wait_s3sync "$st" "$wd" "$b" "$n" "$bytes" "$(bin_of "$kind")" && t1=$T_DONE || t1=
 	else
 		"$BT" waitobjs "$b" data "$n" "$bytes" "${TMO}s" && t1=$EPOCHREALTIME || t1=
 	fi
@@ -321,6 +333,8 @@ mount_step() {
 	log "  $(printf '%-28s %8.2f s more until all %d objects are in the bucket' "$key.$kind.r$r" "$(calc "$t1 - $t0")" "$n")"
 }
 
+bin_of() { if [ "$1" = base ]; then echo "$BASE"; else echo "$S3SYNC"; fi; }
+
 # mount_run KIND R: untar and dd through one mount of KIND (s3sync|rclone).
 mount_run() {
 	local kind=$1 r=$2 b=mnt-$1-r$2 mnt=$WORK/mnt-$1 wd=$WORK/wd-$1 st=$WORK/state-$1 pid
@@ -328,8 +342,8 @@ mount_run() {
 	mkdir -p "$mnt" "$wd"
 	"$BT" mb "$b" || return 1
 	MOUNTS+=("$mnt")
-	if [ "$kind" = s3sync ]; then
-		"$S3SYNC" mount --state-dir "$st" "$wd" "$mnt" "s3://$b/data" --endpoint-url "$ENDPOINT" >"$WORK/mount.log" 2>&1 &
+	if [ "$kind" = s3sync ] || [ "$kind" = base ]; then
+		"$(bin_of "$kind")" mount --state-dir "$st" "$wd" "$mnt" "s3://$b/data" --endpoint-url "$ENDPOINT" >"$WORK/mount.log" 2>&1 &
 	else
 		"$RCLONE" mount "bench:$b/data" "$mnt" --vfs-cache-mode full --cache-dir "$WORK/rcache" >"$WORK/mount.log" 2>&1 &
 	fi
@@ -354,6 +368,7 @@ mount_run() {
 }
 
 MOUNT_KINDS=(s3sync)
+[ -n "$BASE" ] && MOUNT_KINDS+=(base)
 if [ -n "$RCLONE" ] && command -v fusermount3 >/dev/null; then MOUNT_KINDS+=(rclone); fi
 section mount && for r in $(seq "$RUNS"); do
 	say "mount workloads, run $r of $RUNS"
@@ -477,6 +492,18 @@ label() {
 	echo "- close()-to-object-visible through the s3sync mount (--settle 0s), $LATN files one at a time: p50 $p50 ms, p99 $p99 ms"
 	echo "- peak RSS of \`s3sync reconcile\` of $RSSFILES empty files, local → S3: $RSS MiB (target ≤ 150 MiB); it took $(fmt_s "$RSS_T"), server CPU $(fmt_s "${RSS_CPU:-n/a}")"
 	echo "- journal records committed per second: $JOURNAL (go test -bench BenchmarkRecordCommit ./journal; target ≥ 20,000)"
+	if [ -n "$BASE" ]; then
+		echo
+		echo "This build against BENCH_BASE ($BASE), interleaved in the same run:"
+		echo
+		echo "| workload | s3sync | base | s3sync/base |"
+		echo "| --- | ---: | ---: | ---: |"
+		for w in upload noop changed clone big untar untar-bucket dd dd-bucket; do
+			s=$(M "$w|s3sync") bs=$(M "$w|base")
+			[ "$s" = n/a ] && [ "$bs" = n/a ] && continue
+			echo "| $w | $(fmt_s "$s") | $(fmt_s "$bs") | $(ratio "$s" "$bs") |"
+		done
+	fi
 } >"$OUT/results.md"
 say "results (also in bench/out/results.md)"
 cat "$OUT/results.md"
