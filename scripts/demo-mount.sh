@@ -20,13 +20,34 @@ show sh -c 'echo "a line appended" >> mnt/README.md'
 show sh -c 'printf "saved by an editor\n" > mnt/docs/.draft.txt.swp && mv mnt/docs/.draft.txt.swp mnt/docs/draft.txt'
 show mv mnt/docs/new.txt mnt/docs/renamed.txt
 show rm mnt/data.bin
+step "a script, a symlink to a folder outside WORKDIR, an empty folder"
+show sh -c 'printf "#!/bin/sh\necho hello\n" > mnt/run.sh && chmod 755 mnt/run.sh'
+show ln -s /etc mnt/etc-link
+show mkdir -p mnt/cache/empty
 step "status while changes are pending"
 show s3sync status --state-dir "$WORK/state" work
 wait_drained
 step "status after they drained"
 show s3sync status --state-dir "$WORK/state" work
-step "the bucket"
+step "the bucket: the link is one object holding its target (nothing from /etc), the empty folder a marker"
 show s3sync ls --recursive --human-readable s3://demo-bucket/live/
 step "unmount (Ctrl-C in real use)"
 kill -INT "$MOUNT_PID"; wait "$MOUNT_PID" || true; MOUNT_PID=
 sed 's/^/  mount log: /' mount.log
+
+step "Act 3: a restore gives back what you had"
+show s3sync reconcile --links s3://demo-bucket/live restored
+show ls -l restored restored/cache
+show ./restored/run.sh
+show s3sync verify --links work s3://demo-bucket/live
+
+step "a mistake: WORKDIR is an empty folder at the next mount (a disk that did not mount)"
+show mv work work-elsewhere
+show mkdir work
+echo "\$ s3sync mount --delete work mnt s3://demo-bucket/live"
+if "$S3SYNC" mount --delete --state-dir "$WORK/state" work mnt s3://demo-bucket/live; then
+	echo "the mount should have refused" >&2
+	exit 1
+fi
+echo "(refused, nothing deleted:)"
+show s3sync ls --summarize s3://demo-bucket/live/

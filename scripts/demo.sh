@@ -17,13 +17,13 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 s3sync() { "$S3SYNC" "$@"; }
 
-start_server "$WORK"
+start_server "$WORK" versioning
 echo "local S3 server (Versity Gateway) at $ENDPOINT; credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint in AWS_ENDPOINT_URL"
 cd "$WORK"
 
 step "Act 1: reconcile, like aws s3 sync"
-step "make a bucket"
-show s3sync mb s3://demo-bucket
+step "make a bucket, backup-grade: versioning on, unfinished uploads cleaned up after 7 days"
+show s3sync mb --versioning s3://demo-bucket
 
 step "make a small folder"
 mkdir -p project/docs project/src

@@ -15,16 +15,22 @@ free_port() {
 	return 1
 }
 
-# start_server DIR: sets ENDPOINT, SERVER_PID and the AWS_* variables.
+# start_server DIR [versioning]: sets ENDPOINT, SERVER_PID and the AWS_*
+# variables. With "versioning" the server can keep object versions (buckets
+# still start without; s3sync mb --versioning turns it on).
 start_server() {
-	local root=$1 port
+	local root=$1 port vargs=()
 	port=$(free_port)
 	mkdir -p "$root/gw"
+	if [ "${2:-}" = versioning ]; then
+		mkdir -p "$root/versions"
+		vargs=(--versioning-dir "$root/versions")
+	fi
 	export AWS_ACCESS_KEY_ID=s3syncdemo AWS_SECRET_ACCESS_KEY=s3syncdemosecret AWS_REGION=us-east-1
 	export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 	unset AWS_PROFILE
 	"$S3SYNC_VERSITYGW" --port "127.0.0.1:$port" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" \
-		--quiet --keep-alive posix "$root/gw" >"$root/server.log" 2>&1 &
+		--quiet --keep-alive posix "${vargs[@]}" "$root/gw" >"$root/server.log" 2>&1 &
 	SERVER_PID=$!
 	ENDPOINT="http://127.0.0.1:$port"
 	export AWS_ENDPOINT_URL=$ENDPOINT
