@@ -270,7 +270,9 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
-	rescanned += scanRemovals(j, removed, cached, m.sf, log)
+	recorded, refusal := scanRemovals(j, removed, cached, m.sf, log)
+	rescanned += recorded
+	recordScanRefusal(j, refusal, log)
 	if n, err := j.RetryFailed(); err == nil && n > 0 {
 		log.Info("retrying changes that failed before", "count", n)
 	}
