@@ -132,6 +132,32 @@ func TestMountRefusesOtherRemote(t *testing.T) {
 	}
 }
 
+// The same bucket name on another store (the endpoint from --endpoint-url,
+// a profile or the environment): refused before any request, with the
+// --adopt advice; another spelling of the same store's endpoint mounts.
+func TestMountRefusesOtherStore(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	testfs.WriteFile(t, m.mountpoint+"/a.txt", "a")
+	m.waitDrained(60 * time.Second)
+	m.stop()
+
+	if m.args[1] != "--endpoint-url" {
+		t.Fatalf("newMount's arguments changed: %q", m.args)
+	}
+	m.args[2] = strings.Replace(srv.Endpoint, "127.0.0.1", "localhost", 1)
+	m.start()
+	testfs.WriteFile(t, m.mountpoint+"/b.txt", "b")
+	m.waitDrained(60 * time.Second)
+	m.stop()
+	m.bucketMatchesWorkdir()
+
+	m.args[2] = "https://s3.eu-central-1.wasabisys.invalid"
+	out := m.refused()
+	wantOneLine(t, out, "mirrors to the store at "+strings.Replace(srv.Endpoint, "127.0.0.1", "localhost", 1)+", not the one at https://s3.eu-central-1.wasabisys.invalid", "--adopt")
+}
+
 // A WORKDIR reached through a symlink and by its real path is one folder:
 // one state dir, which status finds by either spelling.
 func TestMountStateSharedBySpellings(t *testing.T) {
