@@ -22,7 +22,8 @@ import (
 // Directory markers go by their key "dir/": changed("dir/") for an empty
 // directory without a marker entry, removed("dir/") for a marker entry
 // whose directory is gone. A marker entry of a directory that now has files
-// is left alone, and markers are not compared by size or time.
+// is left alone, and markers are not compared by size or time, only by
+// mode and owner (a chmod of an empty directory).
 //
 // The walk and the cache are merged in key order, so memory stays at one
 // directory listing per level and the cache is read in short transactions;
@@ -52,7 +53,7 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 			key, e, ok = it.next()
 		}
 		if ok && key == p {
-			if !info.IsDir() && (e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info) || e.MetaDiffers(info)) {
+			if !info.IsDir() && (e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info)) || e.MetaDiffers(info) {
 				changed(p)
 			}
 			key, e, ok = it.next()

@@ -234,6 +234,11 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		o.DisableLogOutputChecksumValidationSkipped = true
 		o.HTTPSignerV4 = &freshSigner{}
 	})
+	if ep := cl.s3.Options().BaseEndpoint; cl.endpoint == "" && ep != nil {
+		// AWS_ENDPOINT_URL_S3 or a profile's services section, which the
+		// S3 client resolves itself.
+		cl.endpoint = *ep
+	}
 	return cl, nil
 }
 

@@ -311,3 +311,19 @@ func TestMakeRemoveBucket(t *testing.T) {
 		t.Errorf("bucket still there: %v", err)
 	}
 }
+
+// Endpoint names the endpoint whichever way it was given, so a mount's
+// state knows which store it mirrors to: AWS_ENDPOINT_URL_S3 is resolved by
+// the S3 client itself, not by the shared configuration.
+func TestEndpointFromS3Environment(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	os.Unsetenv("AWS_ENDPOINT_URL")
+	t.Setenv("AWS_ENDPOINT_URL_S3", "https://s3.eu-central-1.wasabisys.com")
+	c, err := remote.New(context.Background(), remote.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Endpoint(); got != "https://s3.eu-central-1.wasabisys.com" {
+		t.Errorf("Endpoint() = %q with AWS_ENDPOINT_URL_S3 set", got)
+	}
+}

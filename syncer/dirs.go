@@ -75,9 +75,11 @@ func isLocalDir(p string) bool {
 }
 
 // putMarker stores the zero-byte marker key, with the directory's mtime
-// as x-amz-meta-mtime, and returns its ETag.
-func putMarker(ctx context.Context, r Remote, bucket, key string, mtime time.Time, storageClass string) (string, error) {
-	up, err := r.Upload(ctx, bucket, key, bytes.NewReader(nil), 0, remote.PutOptions{StorageClass: storageClass, Mtime: mtime})
+// as x-amz-meta-mtime and its mode and owner as rclone's metadata keys
+// ("40700": st_mode with the directory type bits, as rclone's local backend
+// reports a directory's), and returns its ETag.
+func putMarker(ctx context.Context, r Remote, bucket, key string, mtime time.Time, storageClass string, p remote.Posix) (string, error) {
+	up, err := r.Upload(ctx, bucket, key, bytes.NewReader(nil), 0, remote.PutOptions{StorageClass: storageClass, Mtime: mtime, Posix: p})
 	return up.ETag, err
 }
 
@@ -106,8 +108,10 @@ func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error
 }
 
 // ensureMarker puts the marker of the directory dir (at full) if it is
-// empty and the cache does not already hold one. A directory with entries
-// needs none: its files bring it back.
+// empty and the cache does not already hold one with the directory's mode
+// and owner: a chmod of an empty directory puts the zero-byte marker again.
+// A directory with entries needs none: its files bring it back (and its
+// mode is not kept).
 func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.FileInfo, st *step) error {
 	marker := objectRel(dir, cache.KindDir)
 	if dir == "" || dir == "." || excludedRel(d.opts.Filters, marker) {
@@ -123,14 +127,17 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	if !empty {
 		return nil
 	}
-	if _, ok, err := d.c.Get(marker); err != nil || ok {
+	p := posixOf(info)
+	if e, ok, err := d.c.Get(marker); err != nil {
 		return err
+	} else if ok && (e.Meta && !e.MetaDiffers(info) || !p.HasMode) {
+		return nil
 	}
 	key := d.key(marker)
 	if len(key) > MaxKeyLen {
 		return permanent("the marker key of empty directory %s is %d bytes, over S3's limit of %d; rename it", dir, len(key), MaxKeyLen)
 	}
-	etag, err := putMarker(ctx, d.r, d.loc.Bucket, key, info.ModTime(), d.opts.StorageClass)
+	etag, err := putMarker(ctx, d.r, d.loc.Bucket, key, info.ModTime(), d.opts.StorageClass, p)
 	if err != nil {
 		if mayHaveLanded(err) {
 			d.setDoubt(marker, true)
@@ -139,8 +146,8 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	}
 	d.setDoubt(marker, false)
 	now := time.Now()
-	return d.cachePut(st, marker, cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: etag,
-		StorageClass: d.opts.StorageClass, Synced: now})
+	return d.cachePut(st, marker, withPosix(cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: etag,
+		StorageClass: d.opts.StorageClass, Synced: now}, p))
 }
 
 // markEmptyParent runs after rel was removed from WORKDIR (or renamed
@@ -191,7 +198,7 @@ func (rc *run) marker(s entry) {
 
 // copyMarker copies a marker server-side, as the object it is. Some stores
 // (Versity Gateway) refuse to copy one ("DirectoryObjectContainsData"): an
-// empty marker is then put anew with the source's x-amz-meta-mtime.
+// empty marker is then put anew with the source's mtime, mode and owner.
 func (rc *run) copyMarker(s entry) {
 	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
 	key := rc.dst.S3.Prefix + s.rel
@@ -212,7 +219,7 @@ func (rc *run) copyMarker(s entry) {
 			!errors.Is(err, remote.ErrChanged) && !errors.Is(err, context.Canceled) {
 			var info remote.Info
 			if info, err = rc.r.Head(rc.ctx, rc.src.S3.Bucket, srcKey); err == nil {
-				_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, info.Mtime, rc.opts.StorageClass)
+				_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, info.Mtime, rc.opts.StorageClass, info.Posix)
 			}
 		}
 		if err != nil {
@@ -241,7 +248,13 @@ func (rc *run) uploadMarker(s entry) {
 		return
 	}
 	rc.pool.submit(rc.ctx, func() {
-		_, err := putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, s.time, rc.opts.StorageClass)
+		info, err := os.Stat(s.path)
+		if err != nil {
+			// Removed since the walk, or unreadable: as for a file.
+			rc.skip(srcShown, err)
+			return
+		}
+		_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, s.time, rc.opts.StorageClass, posixOf(info))
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				rc.c.failed.Add(1)
@@ -299,13 +312,35 @@ func (rc *run) downloadMarker(s entry) {
 		// The listing has no x-amz-meta-mtime; without it the folder
 		// keeps the time it was made, which is no failure.
 		mt := s.time
-		if info, err := rc.r.Head(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel); err == nil && !info.Mtime.IsZero() {
-			mt = info.Mtime
+		if info, err := rc.r.Head(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel); err == nil {
+			if !info.Mtime.IsZero() {
+				mt = info.Mtime
+			}
+			restore := rc.opts.Restore
+			restore.Warn = func(err error) {
+				rc.opts.Report(Event{Kind: EventWarning, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
+			}
+			if err := restoreDir(p, info, restore); err != nil {
+				rc.c.failed.Add(1)
+				rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
+				return
+			}
 		}
 		os.Chtimes(p, mt, mt)
 		rc.c.downloaded.Add(1)
 		rc.opts.Report(Event{Kind: EventDone, Op: "download", Src: srcShown, Dst: dstShown})
 	})
+}
+
+// restoreDir gives the directory p the mode and owner of its marker's
+// metadata (info), as o allows, as a download does a file's.
+func restoreDir(p string, info remote.Info, o Restore) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return o.applyAs(f, info, syscall.S_IFDIR)
 }
 
 // keepMarker reports whether --delete must leave a marker that is at the

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,5 +326,137 @@ func TestSeedCacheKnowsMarkers(t *testing.T) {
 	c.Scan(src, nil, func(p string) { events = append(events, "+"+p) }, func(p string) { events = append(events, "-"+p) })
 	if len(events) != 0 {
 		t.Errorf("scan after seeding: %q", events)
+	}
+}
+
+// An empty directory's mode travels on its marker as rclone's mode key
+// ("40700") and comes back on a restore: the permission bits always,
+// setgid and sticky only with --metadata (Restore.Special), the owner only
+// when asked and as root. A bucket-to-bucket copy keeps them.
+func TestReconcileEmptyDirectoryModes(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	root := os.Geteuid() == 0
+	cases := []struct {
+		dir     string
+		mode    uint32 // set on the source directory
+		meta    string // the marker's x-amz-meta-mode
+		plain   uint32 // restored without --metadata
+		special uint32 // restored with --metadata
+	}{
+		{"private", 0o700, "40700", 0o700, 0o700},
+		{"shared", 0o775, "40775", 0o775, 0o775},
+		{"tmp", 0o1777, "41777", 0o777, 0o1777},
+		{"team", 0o2750, "42750", 0o750, 0o2750},
+	}
+	for _, c := range cases {
+		mkdirs(t, src, c.dir)
+		must(t, syscall.Chmod(src+"/"+c.dir, c.mode))
+	}
+	if root {
+		must(t, os.Chown(src+"/private", 1234, 5678))
+	}
+	url := "s3://" + e.bucket + "/m"
+	if sum, lines := e.sync(src, url, nil); sum.Failed != 0 || sum.Skipped != 0 || sum.Uploaded != int64(len(cases)) {
+		t.Fatalf("upload: %+v %q", sum, lines)
+	}
+	uid, gid := strconv.Itoa(os.Geteuid()), strconv.Itoa(os.Getegid())
+	for _, c := range cases {
+		_, meta := e.srv.Get(t, e.bucket, "m/"+c.dir+"/")
+		wantUID, wantGID := uid, gid
+		if root && c.dir == "private" {
+			wantUID, wantGID = "1234", "5678"
+		}
+		if meta["mode"] != c.meta || meta["uid"] != wantUID || meta["gid"] != wantGID {
+			t.Errorf("marker %s/ holds mode %q owner %s:%s, want %q %s:%s", c.dir, meta["mode"], meta["uid"], meta["gid"], c.meta, wantUID, wantGID)
+		}
+	}
+
+	check := func(what, clone string, restore syncer.Restore) {
+		t.Helper()
+		sum, lines := e.sync(url, clone, func(o *syncer.Options) { o.Restore = restore })
+		if sum.Failed != 0 || sum.Skipped != 0 || sum.Downloaded != int64(len(cases)) {
+			t.Fatalf("%s: %+v %q", what, sum, lines)
+		}
+		for _, c := range cases {
+			want := c.plain
+			if restore.Special {
+				want = c.special
+			}
+			mode, u, g := statMode(t, clone+"/"+c.dir)
+			if mode != want {
+				t.Errorf("%s: %s has mode %04o, want %04o", what, c.dir, mode, want)
+			}
+			if restore.Owner && c.dir == "private" && (u != 1234 || g != 5678) {
+				t.Errorf("%s: %s is owned by %d:%d, want 1234:5678", what, c.dir, u, g)
+			}
+		}
+	}
+	check("restore", t.TempDir()+"/plain", syncer.Restore{})
+	check("restore --metadata", t.TempDir()+"/meta", syncer.Restore{Special: true, Owner: root})
+
+	if sum, lines := e.sync(url, url+"2", nil); sum.Copied != int64(len(cases)) || sum.Failed != 0 {
+		t.Fatalf("copy: %+v %q", sum, lines)
+	}
+	for _, c := range cases {
+		if _, meta := e.srv.Get(t, e.bucket, "m2/"+c.dir+"/"); meta["mode"] != c.meta {
+			t.Errorf("copied marker %s/ holds mode %q, want %q", c.dir, meta["mode"], c.meta)
+		}
+	}
+}
+
+// A chmod (or chown) of an empty directory reaches its marker: through the
+// mount (the journal records the directory) by putting the zero-byte marker
+// again, and while unmounted through the start-up scan. A record with
+// nothing changed puts nothing.
+func TestDrainChmodEmptyDirectory(t *testing.T) {
+	d, sr := newMetaDrain(t)
+	dir := d.workdir + "/box"
+	mkdirs(t, d.workdir, "box")
+	must(t, os.Chmod(dir, 0o700))
+	d.j.Changed("box")
+	d.waitIdle(t)
+	markerMode := func() string {
+		t.Helper()
+		_, meta := d.srv.Get(t, d.bucket, "w/box/")
+		return meta["mode"]
+	}
+	if got := markerMode(); got != "40700" {
+		t.Fatalf("mkdir: marker mode %q, want 40700", got)
+	}
+
+	must(t, os.Chmod(dir, 0o750))
+	d.j.Changed("box")
+	d.waitIdle(t)
+	if got := markerMode(); got != "40750" {
+		t.Errorf("chmod through the mount: marker mode %q, want 40750", got)
+	}
+	d.j.Changed("box") // nothing changed
+	d.waitIdle(t)
+	if n := sr.count("put start w/box/"); n != 2 {
+		t.Errorf("%d marker PUTs, want 2 (mkdir, chmod)", n)
+	}
+	if e, ok, _ := d.c.Get("box/"); !ok || !e.Meta || e.Mode != 0o750 || e.Kind != cache.KindDir {
+		t.Errorf("cache entry of the marker: %+v (found %v)", e, ok)
+	}
+
+	if os.Geteuid() == 0 {
+		must(t, os.Chown(dir, 1234, 5678))
+		d.j.Changed("box")
+		d.waitIdle(t)
+		if _, meta := d.srv.Get(t, d.bucket, "w/box/"); meta["uid"] != "1234" || meta["gid"] != "5678" {
+			t.Errorf("chown through the mount: marker owner %s:%s, want 1234:5678", meta["uid"], meta["gid"])
+		}
+	}
+
+	// Unmounted: only the start-up scan can see it.
+	must(t, os.Chmod(dir, 0o755))
+	err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.waitIdle(t)
+	if got := markerMode(); got != "40755" {
+		t.Errorf("chmod while unmounted: marker mode %q, want 40755", got)
 	}
 }

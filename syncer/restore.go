@@ -28,6 +28,12 @@ type Restore struct {
 // apply gives the downloaded file f the owner and mode info's metadata
 // holds, as far as o allows. Owner first: chown clears setuid and setgid.
 func (o Restore) apply(f *os.File, info remote.Info) error {
+	return o.applyAs(f, info, unix.S_IFREG)
+}
+
+// applyAs is apply for f of file type typ (unix.S_IFREG, or S_IFDIR for a
+// directory made from its marker): a mode of another type is ignored.
+func (o Restore) applyAs(f *os.File, info remote.Info, typ uint32) error {
 	warn := func(err error) {
 		if o.Warn != nil {
 			o.Warn(err)
@@ -37,8 +43,12 @@ func (o Restore) apply(f *os.File, info remote.Info) error {
 	if info.PosixErr != nil {
 		warn(info.PosixErr)
 	}
-	if t := p.Mode & unix.S_IFMT; p.HasMode && t != 0 && t != unix.S_IFREG {
-		warn(fmt.Errorf("x-amz-meta-mode %o is not a regular file's mode; ignored", p.Mode))
+	if t := p.Mode & unix.S_IFMT; p.HasMode && t != 0 && t != typ {
+		what := "a regular file's"
+		if typ == unix.S_IFDIR {
+			what = "a directory's"
+		}
+		warn(fmt.Errorf("x-amz-meta-mode %o is not %s mode; ignored", p.Mode, what))
 		p.HasMode = false
 	}
 	if !p.HasMode && !(o.Owner && (p.HasUID || p.HasGID)) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +31,10 @@ import (
 const (
 	metaWorkdirID = "workdir_id"
 	metaRemote    = "remote"
+	// metaEndpoint is the endpoint URL the remote was reached at, or
+	// endpointAWS: one bucket name may exist on two stores (MinIO at home,
+	// Wasabi), and the cache describes only one of them.
+	metaEndpoint = "endpoint"
 )
 
 // rootID identifies WORKDIR's root directory across mounts and reboots.
@@ -162,7 +168,11 @@ func (a rootID) String() string {
 // before identities were kept takes the current WORKDIR as its own (it was
 // made for it); --max-delete still guards its start-up scan. It records the
 // current identity and remote.
-func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, stateDir string, adopt bool, log *slog.Logger) error {
+//
+// endpoint is the endpoint URL in use, "" for AWS's own; it counts by the
+// store it names (storeOf), so another spelling of the same provider's
+// endpoint (a region, dual-stack) is no other remote.
+func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, endpoint, stateDir string, adopt bool, log *slog.Logger) error {
 	cur, err := readRootID(workdir)
 	if err != nil {
 		return fmt.Errorf("WORKDIR: %w", err)
@@ -177,9 +187,17 @@ func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, stateDir
 	if err != nil {
 		return err
 	}
+	oldEndpoint, err := j.Meta(metaEndpoint)
+	if err != nil {
+		return err
+	}
+	if endpoint == "" {
+		endpoint = endpointAWS
+	}
 	otherDir := known && !old.same(cur)
 	otherRemote := len(oldRemote) > 0 && string(oldRemote) != remoteURL
-	if (otherDir || otherRemote) && !adopt {
+	otherStore := len(oldEndpoint) > 0 && storeOf(string(oldEndpoint)) != storeOf(endpoint)
+	if (otherDir || otherRemote || otherStore) && !adopt {
 		var what []string
 		if otherDir {
 			what = append(what, fmt.Sprintf("WORKDIR %s is not the folder this state was made for (that was %s; this is %s)", workdir, old, cur))
@@ -187,10 +205,14 @@ func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, stateDir
 		if otherRemote {
 			what = append(what, fmt.Sprintf("the state in %s mirrors to %s, not %s", stateDir, oldRemote, remoteURL))
 		}
+		if otherStore {
+			what = append(what, fmt.Sprintf("the state in %s mirrors to the store at %s, not the one at %s (a bucket of that name there is another bucket)",
+				stateDir, showEndpoint(string(oldEndpoint)), showEndpoint(endpoint)))
+		}
 		return &exitError{code: exitFailed, msg: strings.Join(what, ", and ") +
-			"; if that is on purpose (a folder moved or restored, another bucket), mount again with --adopt: WORKDIR is then compared with the bucket and nothing is deleted"}
+			"; if that is on purpose (a folder moved or restored, another bucket or store), mount again with --adopt: WORKDIR is then compared with the bucket and nothing is deleted"}
 	}
-	if otherDir || otherRemote {
+	if otherDir || otherRemote || otherStore {
 		dropped, err := j.Reset()
 		if err != nil {
 			return err
@@ -199,14 +221,19 @@ func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, stateDir
 		if err != nil {
 			return err
 		}
-		if otherRemote {
+		if otherRemote || otherStore {
 			// Their upload IDs belong to the old bucket.
 			if err := forgetUploads(c); err != nil {
 				return err
 			}
 		}
 		log.Warn("--adopt: the state now belongs to this WORKDIR and remote; what it knew of the old ones is dropped, and WORKDIR is compared with the bucket (nothing only in the bucket is deleted)",
-			"workdir", workdir, "remote", remoteURL, "unsent_changes_dropped", dropped, "cache_entries_dropped", forgot)
+			"workdir", workdir, "remote", remoteURL, "endpoint", showEndpoint(endpoint), "unsent_changes_dropped", dropped, "cache_entries_dropped", forgot)
+	}
+	if string(oldEndpoint) != endpoint {
+		if err := j.SetMeta(metaEndpoint, []byte(endpoint)); err != nil {
+			return err
+		}
 	}
 	if cb, _ := json.Marshal(cur); string(cb) != string(b) {
 		if err := j.SetMeta(metaWorkdirID, cb); err != nil {
@@ -279,4 +306,59 @@ func realPath(path string) string {
 		return r
 	}
 	return path
+}
+
+// endpointAWS is the endpoint kept for AWS's own endpoints (no
+// --endpoint-url, endpoint_url or AWS_ENDPOINT_URL).
+const endpointAWS = "aws"
+
+// storeOf names the store an endpoint URL reaches, as coarsely as keeps
+// users of one provider from being refused for spelling it another way:
+// every *.amazonaws.com endpoint is AWS; another DNS name counts by its
+// registered domain (s3.wasabisys.com and s3.eu-central-1.wasabisys.com
+// are one store); an IP address or a one-label name (a NAS) by itself,
+// and every loopback address is one. Ports never count: a tunnel or an
+// explicit :443 changes them for the same store. Two accounts of one
+// provider (two Cloudflare R2 accounts) are not told apart.
+func storeOf(endpoint string) string {
+	if endpoint == "" || endpoint == endpointAWS {
+		return endpointAWS
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Hostname() == "" {
+		return strings.ToLower(endpoint)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return "localhost"
+	} else if ip != nil {
+		return ip.String()
+	}
+	switch {
+	case host == "amazonaws.com" || strings.HasSuffix(host, ".amazonaws.com"):
+		return endpointAWS
+	case strings.HasSuffix(host, ".amazonaws.com.cn"):
+		return "aws-cn" // its own partition, with its own accounts
+	}
+	labels := strings.Split(host, ".")
+	n := 2
+	if k := len(labels); k >= 3 && len(labels[k-1]) == 2 && secondLevel[labels[k-2]] {
+		n = 3 // example.co.uk
+	}
+	if len(labels) <= n {
+		return host
+	}
+	return strings.Join(labels[len(labels)-n:], ".")
+}
+
+// secondLevel are the labels under which country domains register names
+// (co.uk, com.au, ne.jp).
+var secondLevel = map[string]bool{"co": true, "com": true, "net": true, "org": true, "ac": true, "gov": true, "edu": true, "ne": true, "or": true}
+
+// showEndpoint is an endpoint as a message names it.
+func showEndpoint(endpoint string) string {
+	if endpoint == "" || endpoint == endpointAWS {
+		return "AWS (no --endpoint-url)"
+	}
+	return endpoint
 }

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
 )
@@ -89,5 +91,102 @@ func TestMountStateDirLegacyName(t *testing.T) {
 		if got := defaultStateDir(spelling, url); got != stateDirName(work, url) {
 			t.Errorf("defaultStateDir(%s) = %s after the rename", spelling, got)
 		}
+	}
+}
+
+// Endpoints count by the store they reach: every spelling of one
+// provider's endpoints is one store, so nobody is refused for a region or
+// a port; another provider, or another machine, is another store.
+func TestStoreOf(t *testing.T) {
+	for _, c := range []struct {
+		store     string
+		endpoints []string
+	}{
+		{"aws", []string{"", "aws", "https://s3.amazonaws.com", "https://s3.eu-west-1.amazonaws.com", "https://s3.dualstack.us-east-1.amazonaws.com",
+			"https://s3-fips.us-east-2.amazonaws.com:443", "https://bucket.s3.amazonaws.com/"}},
+		{"aws-cn", []string{"https://s3.cn-north-1.amazonaws.com.cn"}},
+		{"wasabisys.com", []string{"https://s3.wasabisys.com", "https://s3.eu-central-1.wasabisys.com", "https://S3.US-EAST-2.WASABISYS.COM.:443"}},
+		{"backblazeb2.com", []string{"https://s3.us-west-004.backblazeb2.com", "https://s3.eu-central-003.backblazeb2.com"}},
+		{"example.co.uk", []string{"https://minio.example.co.uk", "https://s3.backup.example.co.uk:9000"}},
+		{"localhost", []string{"http://127.0.0.1:9000", "http://localhost:9100", "http://[::1]:9000", "http://127.0.1.1"}},
+		{"192.168.1.5", []string{"http://192.168.1.5:9000", "https://192.168.1.5"}},
+		{"nas", []string{"http://nas:9000", "http://NAS"}},
+		{"nas.local", []string{"http://nas.local:9000", "http://minio.nas.local:9000"}},
+	} {
+		for _, e := range c.endpoints {
+			if got := storeOf(e); got != c.store {
+				t.Errorf("storeOf(%q) = %q, want %q", e, got, c.store)
+			}
+		}
+	}
+}
+
+// A state made for a bucket on one store refuses the same bucket name on
+// another (its cache says what the first one holds, so files would never
+// reach the second), with the --adopt advice; another spelling of the
+// same store's endpoint is accepted and kept. --adopt drops the cache.
+func TestCheckStateEndpoint(t *testing.T) {
+	work := t.TempDir()
+	stateDir := t.TempDir()
+	db, err := journal.OpenDB(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	c, err := cache.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put("photo.jpg", cache.Entry{Size: 1, ETag: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const url = "s3://backup/home/"
+	for _, s := range []struct {
+		endpoint string
+		adopt    bool
+		refused  string // in the one-line message; "" if accepted
+		kept     string // the endpoint the state holds afterwards
+	}{
+		{"http://nas:9000", false, "", "http://nas:9000"},
+		{"http://nas:9100", false, "", "http://nas:9100"},
+		{"https://s3.eu-central-1.wasabisys.com", false,
+			"mirrors to the store at http://nas:9100, not the one at https://s3.eu-central-1.wasabisys.com", "http://nas:9100"},
+		{"", false, "mirrors to the store at http://nas:9100, not the one at AWS (no --endpoint-url)", "http://nas:9100"},
+		{"https://s3.eu-central-1.wasabisys.com", true, "", "https://s3.eu-central-1.wasabisys.com"},
+		{"https://s3.wasabisys.com", false, "", "https://s3.wasabisys.com"},
+	} {
+		_, cachedBefore, _ := c.Get("photo.jpg")
+		err := checkState(j, c, work, url, s.endpoint, stateDir, s.adopt, log)
+		switch {
+		case s.refused == "" && err != nil:
+			t.Errorf("%s: refused: %v", s.endpoint, err)
+		case s.refused != "" && (err == nil || !strings.Contains(err.Error(), s.refused) || !strings.Contains(err.Error(), "--adopt") || strings.Contains(err.Error(), "\n")):
+			t.Errorf("%s: got %v, want one line with %q and --adopt", s.endpoint, err, s.refused)
+		}
+		if got, _ := j.Meta(metaEndpoint); string(got) != s.kept {
+			t.Errorf("%s: the state keeps endpoint %q, want %q", s.endpoint, got, s.kept)
+		}
+		_, cached, _ := c.Get("photo.jpg")
+		if want := cachedBefore && !s.adopt; cached != want {
+			t.Errorf("%s: cache entry kept = %v, want %v", s.endpoint, cached, want)
+		}
+	}
+
+	// A state from before endpoints were kept takes the current one.
+	legacy := openJournal(t)
+	if err := legacy.SetMeta(metaRemote, []byte(url)); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkState(legacy, c, work, url, "https://s3.wasabisys.com", stateDir, false, log); err != nil {
+		t.Errorf("a state without an endpoint: %v", err)
+	}
+	if got, _ := legacy.Meta(metaEndpoint); string(got) != "https://s3.wasabisys.com" {
+		t.Errorf("a state without an endpoint keeps %q after its mount", got)
 	}
 }

@@ -30,10 +30,11 @@ func refusedErr(r *syncer.DeleteRefusal, sum syncer.Summary) error {
 // bucket: over the limit none is recorded (the cache keeps them, so the
 // next mount asks again) and the mount goes on serving and uploading.
 // Without --delete a removal deletes nothing in the bucket and every one
-// is recorded. It returns how many were recorded.
-func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) int {
+// is recorded. It returns how many were recorded, and the refusal, if
+// there was one, for status to show.
+func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) (int, *scanRefusal) {
 	if len(removed) == 0 {
-		return 0
+		return 0, nil
 	}
 	if sf.delete {
 		// Paths the journal already holds a record for were removed
@@ -49,7 +50,7 @@ func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags
 			log.Warn(fmt.Sprintf("%d of the %d files the bucket holds for WORKDIR (%.0f%%) are gone from it since it was last mounted, over %s: "+
 				"none of them is deleted from the bucket, and the mount serves and uploads as usual; if they were removed on purpose, mount again with --max-delete %d (or 100%%)",
 				fresh, cached, float64(fresh)*100/float64(max(cached, 1)), sf.maxDelete, fresh))
-			return 0
+			return 0, &scanRefusal{Files: fresh, Of: cached, Limit: sf.maxDelete.String(), Allow: fmt.Sprintf("--max-delete %d", fresh), At: time.Now()}
 		}
 		if fresh > 0 {
 			log.Info("deleting from the bucket the files removed from WORKDIR while it was not mounted", "files", fresh)
@@ -58,7 +59,7 @@ func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags
 	for _, p := range removed {
 		j.Removed(p, false)
 	}
-	return len(removed)
+	return len(removed), nil
 }
 
 // journalSet is the paths the journal holds records for, pending or

@@ -209,7 +209,14 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return err
 	}
-	if err := checkState(j, c, workdir, remoteURL, m.stateDir, m.adopt, log); err != nil {
+	// The client resolves the endpoint (flag, profile, environment) that
+	// is part of the remote's identity; it makes no request yet.
+	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
+		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3})
+	if err != nil {
+		return err
+	}
+	if err := checkState(j, c, workdir, remoteURL, client.Endpoint(), m.stateDir, m.adopt, log); err != nil {
 		return err
 	}
 	info := stateInfo{Workdir: workdir, Mountpoint: mountpoint, Remote: remoteURL, PID: os.Getpid(), Started: time.Now()}
@@ -217,11 +224,6 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		os.WriteFile(filepath.Join(m.stateDir, infoFile), b, 0o600)
 	}
 
-	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
-		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3})
-	if err != nil {
-		return err
-	}
 	checkCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = client.CheckBucket(checkCtx, loc.Bucket)
 	cancel()
@@ -270,7 +272,9 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
-	rescanned += scanRemovals(j, removed, cached, m.sf, log)
+	recorded, refusal := scanRemovals(j, removed, cached, m.sf, log)
+	rescanned += recorded
+	recordScanRefusal(j, refusal, log)
 	if n, err := j.RetryFailed(); err == nil && n > 0 {
 		log.Info("retrying changes that failed before", "count", n)
 	}

@@ -54,6 +54,9 @@ type report struct {
 	// Versioning: whether the bucket keeps old versions ("off",
 	// "enabled", "suspended", "unknown"), as learned at mount start-up.
 	Versioning remote.Versioning `json:"versioning"`
+	// RefusedDeletions: files the last mount's start-up scan found gone
+	// from WORKDIR and did not delete from the bucket (--max-delete).
+	RefusedDeletions *scanRefusal `json:"refused_deletions,omitempty"`
 }
 
 type failedEntry struct {
@@ -75,6 +78,7 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 		Offline: live.Offline, OfflineError: live.OfflineErr, Paused: live.Paused, PausedError: live.PausedErr, LastError: live.LastError, InFlight: live.InFlight,
 		Failed: []failedEntry{}, Retrying: []failedEntry{}, KeepsChanging: []failedEntry{}}
 	rep.Versioning = storedVersioning(j)
+	rep.RefusedDeletions = storedScanRefusal(j)
 	if mounted {
 		rep.PID = info.PID
 		// Changes recorded a moment ago may still be queued for the next
@@ -288,6 +292,9 @@ func printReport(r report) {
 		}
 		fmt.Printf("  pending:     %s, %s; oldest change %s ago\n", humanCount(int64(r.Pending), "change", "changes"),
 			size, time.Duration(r.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+	}
+	if r.RefusedDeletions != nil {
+		fmt.Printf("  not deleted: %s\n", scanRefusalLine(r.RefusedDeletions))
 	}
 	if r.LastUpload != nil {
 		fmt.Printf("  last upload: %s (%s)\n", r.LastUpload.Local().Format("2006-01-02 15:04:05"), humanize.Time(*r.LastUpload))

@@ -13,7 +13,8 @@ import (
 )
 
 // A chmod through the mount, and one made while unmounted, reach the
-// bucket; a restore with reconcile gives the modes back.
+// bucket (an empty directory's on its marker); a restore with reconcile
+// gives the modes back.
 func TestMountModesReachBucketAndRestore(t *testing.T) {
 	srv := s3test.Get(t)
 	bucket := srv.NewBucket(t)
@@ -21,6 +22,9 @@ func TestMountModesReachBucketAndRestore(t *testing.T) {
 	m.start()
 	testfs.WriteFile(t, m.mountpoint+"/deploy.sh", "#!/bin/sh\necho deployed\n")
 	testfs.WriteFile(t, m.mountpoint+"/id_ed25519", "key")
+	if err := os.Mkdir(m.mountpoint+"/private", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	m.waitDrained(60 * time.Second)
 	mode := func(key string) string {
 		_, meta := srv.Get(t, bucket, "data/"+key)
@@ -32,6 +36,8 @@ func TestMountModesReachBucketAndRestore(t *testing.T) {
 
 	run(t, m.mountpoint, "chmod", "+x", "deploy.sh")
 	m.waitFor("chmod +x to reach the bucket", 30*time.Second, func() bool { return mode("deploy.sh") == "100755" })
+	run(t, m.mountpoint, "chmod", "700", "private")
+	m.waitFor("chmod 700 of an empty directory to reach its marker", 30*time.Second, func() bool { return mode("private/") == "40700" })
 	m.stop()
 
 	if err := os.Chmod(m.workdir+"/id_ed25519", 0o600); err != nil {
@@ -46,7 +52,7 @@ func TestMountModesReachBucketAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reconcile: %v\n%s", err, out)
 	}
-	for name, want := range map[string]uint32{"deploy.sh": 0o755, "id_ed25519": 0o600} {
+	for name, want := range map[string]uint32{"deploy.sh": 0o755, "id_ed25519": 0o600, "private": 0o700} {
 		var st syscall.Stat_t
 		if err := syscall.Stat(restored+"/"+name, &st); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -131,6 +132,32 @@ func TestMountRefusesOtherRemote(t *testing.T) {
 	}
 }
 
+// The same bucket name on another store (the endpoint from --endpoint-url,
+// a profile or the environment): refused before any request, with the
+// --adopt advice; another spelling of the same store's endpoint mounts.
+func TestMountRefusesOtherStore(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete")
+	m.start()
+	testfs.WriteFile(t, m.mountpoint+"/a.txt", "a")
+	m.waitDrained(60 * time.Second)
+	m.stop()
+
+	if m.args[1] != "--endpoint-url" {
+		t.Fatalf("newMount's arguments changed: %q", m.args)
+	}
+	m.args[2] = strings.Replace(srv.Endpoint, "127.0.0.1", "localhost", 1)
+	m.start()
+	testfs.WriteFile(t, m.mountpoint+"/b.txt", "b")
+	m.waitDrained(60 * time.Second)
+	m.stop()
+	m.bucketMatchesWorkdir()
+
+	m.args[2] = "https://s3.eu-central-1.wasabisys.invalid"
+	out := m.refused()
+	wantOneLine(t, out, "mirrors to the store at "+strings.Replace(srv.Endpoint, "127.0.0.1", "localhost", 1)+", not the one at https://s3.eu-central-1.wasabisys.invalid", "--adopt")
+}
+
 // A WORKDIR reached through a symlink and by its real path is one folder:
 // one state dir, which status finds by either spelling.
 func TestMountStateSharedBySpellings(t *testing.T) {
@@ -187,10 +214,36 @@ func TestMountStateDirNotPrivate(t *testing.T) {
 	}
 }
 
+// refusedDeletions is how many files `s3sync status --json` says the
+// start-up scan did not delete (0: none), and status's text line on them.
+func (m *mount) refusedDeletions() (int, string) {
+	m.t.Helper()
+	out, err := exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
+	if err != nil {
+		m.t.Fatalf("status --json: %v", err)
+	}
+	var r struct {
+		Refused struct{ Files int } `json:"refused_deletions"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		m.t.Fatalf("status output %q: %v", out, err)
+	}
+	out, err = exec.Command(bin, "status", "--state-dir", m.stateDir, m.workdir).Output()
+	if err != nil {
+		m.t.Fatalf("status: %v", err)
+	}
+	for l := range strings.Lines(string(out)) {
+		if strings.HasPrefix(l, "  not deleted:") {
+			return r.Refused.Files, strings.TrimSpace(l)
+		}
+	}
+	return r.Refused.Files, ""
+}
+
 // Most files vanished from WORKDIR while it was not mounted: the mount
-// serves and sends new files, deletes nothing, and its log says why and
-// what allows it; with that --max-delete, the next mount deletes them and
-// logs how many.
+// serves and sends new files, deletes nothing, and its log and status say
+// why and what allows it, mounted or not; with that --max-delete, the next
+// mount deletes them, logs how many, and status no longer tells of them.
 func TestMountMaxDeleteAtStartup(t *testing.T) {
 	srv := s3test.Get(t)
 	m := newMount(t, srv.NewBucket(t), "--delete")
@@ -210,7 +263,13 @@ func TestMountMaxDeleteAtStartup(t *testing.T) {
 	if len(objs) != 32 || objs["data/while-unmounted.txt"] == 0 || objs["data/through-the-mount.txt"] == 0 {
 		t.Errorf("bucket holds %d objects, want the 30 and the 2 new: %v", len(objs), objs)
 	}
+	if n, line := m.refusedDeletions(); n != 25 || !strings.Contains(line, "25 files gone from WORKDIR") || !strings.Contains(line, "--max-delete 25") {
+		t.Errorf("status while mounted: %d refused deletions, line %q; want 25, with --max-delete 25", n, line)
+	}
 	m.stop()
+	if n, line := m.refusedDeletions(); n != 25 || !strings.Contains(line, "--max-delete 25") {
+		t.Errorf("status after unmount: %d refused deletions, line %q; want 25, with --max-delete 25", n, line)
+	}
 	for _, want := range []string{"25 of the 30 files", "none of them is deleted from the bucket", "--max-delete 25"} {
 		if !strings.Contains(m.log.String(), want) {
 			t.Errorf("mount log lacks %q:\n%s", want, m.log)
@@ -229,5 +288,8 @@ func TestMountMaxDeleteAtStartup(t *testing.T) {
 		if !strings.Contains(m.log.String(), want) {
 			t.Errorf("mount log lacks %q:\n%s", want, m.log)
 		}
+	}
+	if n, line := m.refusedDeletions(); n != 0 || line != "" {
+		t.Errorf("status after the deletions: %d refused, line %q; want none", n, line)
 	}
 }
