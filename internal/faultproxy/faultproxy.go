@@ -112,6 +112,7 @@ type Proxy struct {
 	counts  [numKinds]int
 	log     []Entry
 	seq     int
+	active  int // requests not yet logged
 }
 
 // New starts a proxy on a loopback port in front of target (an
@@ -204,7 +205,19 @@ func (p *Proxy) Counts() string {
 
 // Log returns a copy of the entries of finished requests, in the order they
 // finished.
+//
+// A client has its answer a moment before the proxy's handler returns and
+// logs it, so Log first waits briefly (at most 100 ms, for requests held
+// by a hang) until no request is unlogged.
 func (p *Proxy) Log() []Entry {
+	for deadline := time.Now().Add(100 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		n := p.active
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]Entry, len(p.log))
@@ -317,6 +330,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	e := &Entry{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
 		CopySource: r.Header.Get("x-amz-copy-source"), Conditions: conditions(r.Header), Start: time.Now()}
 	pl.entry, pl.w = e, w
+	p.mu.Lock()
+	p.active++
+	p.mu.Unlock()
 	defer p.finish(e)
 	if pl.delay > 0 {
 		e.Faults = append(e.Faults, Delay)
@@ -355,6 +371,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	switch pl.terminal {
 	case DropBefore:
 		e.Faults = append(e.Faults, DropBefore)
+		p.finish(e) // logged before the client can see the drop
 		drop(w)
 		return
 	case Error503:
@@ -382,11 +399,17 @@ func conditions(h http.Header) []string {
 	return out
 }
 
+// finish logs e once; a dropped request is logged before its connection
+// closes, so a client that saw the drop finds it in the log.
 func (p *Proxy) finish(e *Entry) {
-	e.End = time.Now()
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !e.End.IsZero() {
+		return
+	}
+	e.End = time.Now()
 	p.log = append(p.log, *e)
-	p.mu.Unlock()
+	p.active--
 }
 
 func (p *Proxy) requestID() string {
@@ -423,6 +446,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	pl.entry.Faults = append(pl.entry.Faults, pl.terminal)
 	if pl.terminal == DropAfter {
+		p.finish(pl.entry)
 		drop(w)
 		return
 	}
