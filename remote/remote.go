@@ -76,6 +76,12 @@ type PutOptions struct {
 	// SourceETag (copies) makes the copy conditional: the source must still
 	// have this ETag (x-amz-copy-source-if-match), else ErrChanged.
 	SourceETag string
+	// IfMatch and IfNoneMatch make an upload or copy conditional on its
+	// destination (see conditional.go): with IfMatch the key must still
+	// hold this ETag, with IfNoneMatch it must not exist; else
+	// ErrConflict (ErrNotFound for an IfMatch whose key is gone).
+	IfMatch     string
+	IfNoneMatch bool
 }
 
 // Config selects credentials and endpoint the way the AWS CLI does.
