@@ -130,7 +130,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	if len(key) > MaxKeyLen {
 		return permanent("the marker key of empty directory %s is %d bytes, over S3's limit of %d; rename it", dir, len(key), MaxKeyLen)
 	}
-	etag, err := putMarker(ctx, d.r, d.loc.Bucket, key, info.ModTime(), d.opts.StorageClass)
+	etag, err := d.putMarkerNew(ctx, key, info.ModTime())
 	if err != nil {
 		if mayHaveLanded(err) {
 			d.setDoubt(marker, true)
@@ -141,6 +141,19 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	now := time.Now()
 	return d.cachePut(st, marker, cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: etag,
 		StorageClass: d.opts.StorageClass, Synced: now})
+}
+
+// putMarkerNew puts a marker the cache does not know of only if the key
+// is free: a marker already there (another machine's empty directory of
+// the same name) is the same directory, and is taken as it is.
+func (d *Drainer) putMarkerNew(ctx context.Context, key string, mtime time.Time) (string, error) {
+	up, err := d.r.Upload(ctx, d.loc.Bucket, key, bytes.NewReader(nil), 0,
+		remote.PutOptions{StorageClass: d.opts.StorageClass, Mtime: mtime, IfNoneMatch: true})
+	if !errors.Is(err, remote.ErrConflict) {
+		return up.ETag, err
+	}
+	info, err := d.r.Head(ctx, d.loc.Bucket, key)
+	return info.ETag, err
 }
 
 // markEmptyParent runs after rel was removed from WORKDIR (or renamed
