@@ -109,4 +109,3 @@ func TestReconcileIfUnchanged(t *testing.T) {
 		})
 	}
 }
-
