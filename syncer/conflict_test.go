@@ -121,6 +121,20 @@ func TestConflictKeepsBothVersions(t *testing.T) {
 		t.Errorf("B recorded conflicts: %v", b.conflicts(t))
 	}
 
+	// A takes B's version in: the bucket holds what A holds, the conflict
+	// closes, and A's next edit goes to f again.
+	a.put(t, "f.txt", "v2 from B")
+	if c := a.conflicts(t); len(c) != 0 {
+		t.Errorf("conflicts after A took B's version: %v", c)
+	}
+	a.put(t, "f.txt", "v4 from A, merged")
+	if got := body(t, a, "w/f.txt"); got != "v4 from A, merged" {
+		t.Errorf("f.txt holds %q after the conflict closed, want A's merged edit", got)
+	}
+	if n := len(a.conflictCopies(t)); n != 1 {
+		t.Errorf("%d conflict copies, want still the one", n)
+	}
+
 	// A removes its file: the conflict is over (without --delete the
 	// object stays, as always).
 	os.Remove(a.workdir + "/f.txt")
