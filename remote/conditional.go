@@ -21,6 +21,9 @@ import (
 // ErrConflict. Not every store honours every condition: ProbeConditions
 // finds out which.
 
+// MetaWriter is the metadata key of PutOptions.Writer.
+const MetaWriter = "s3sync-writer"
+
 // conditions renders o's destination conditions as request headers.
 func (o PutOptions) conditions() (ifMatch, ifNoneMatch *string) {
 	if o.IfMatch != "" {

@@ -82,6 +82,10 @@ type PutOptions struct {
 	// ErrConflict (ErrNotFound for an IfMatch whose key is gone).
 	IfMatch     string
 	IfNoneMatch bool
+	// Writer, when set, is stored as x-amz-meta-s3sync-writer (MetaWriter)
+	// with Mtime: who wrote the object, so a writer can tell its own
+	// earlier write (one whose answer it never got) from another's.
+	Writer string
 }
 
 // Config selects credentials and endpoint the way the AWS CLI does.

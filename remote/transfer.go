@@ -37,6 +37,9 @@ func (o PutOptions) metadata() map[string]string {
 	}
 	meta := map[string]string{metaMtime: FormatMtime(o.Mtime)}
 	o.Posix.put(meta)
+	if o.Writer != "" {
+		meta[MetaWriter] = o.Writer
+	}
 	return meta
 }
 

@@ -36,7 +36,11 @@ type Conflicts interface {
 type cond struct {
 	ifMatch     string
 	ifNoneMatch bool
+	// writer is stored with the object (remote.PutOptions.Writer).
+	writer string
 }
+
+func (c cond) conditional() bool { return c.ifMatch != "" || c.ifNoneMatch }
 
 // expect is the condition for writing a key this side last saw as e
 // (ok: there was an entry).
@@ -50,14 +54,16 @@ func expect(e cache.Entry, ok bool) cond {
 	return cond{ifNoneMatch: true}
 }
 
-func (c cond) set(o *remote.PutOptions) { o.IfMatch, o.IfNoneMatch = c.ifMatch, c.ifNoneMatch }
+func (c cond) set(o *remote.PutOptions) {
+	o.IfMatch, o.IfNoneMatch, o.Writer = c.ifMatch, c.ifNoneMatch, c.writer
+}
 
 // after is the condition once this side wrote etag itself.
 func (c cond) after(etag string) cond {
-	if c == (cond{}) || etag == "" {
+	if !c.conditional() || etag == "" {
 		return c
 	}
-	return cond{ifMatch: etag}
+	return cond{ifMatch: etag, writer: c.writer}
 }
 
 // refused reports whether err is the store refusing c: the key holds
@@ -161,12 +167,18 @@ var errKeptBoth = errors.New("conflict: both versions kept")
 // deleted it: uploaded as new), or another writer's version (both kept:
 // errKeptBoth).
 func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
+	c.writer = d.opts.WriterID
 	for range 3 {
 		res, err := uploadFileIf(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel}, c)
 		if !c.refused(err) {
 			return res, err
 		}
-		next, theirs, err := d.reexamine(ctx, rel, key, func(info remote.Info) bool { return d.holdsFile(ctx, full, info) })
+		if res.Size != 0 || !res.Mtime.IsZero() {
+			// The SDK's own retry of a request that landed is refused
+			// for it.
+			d.cf.noteSent(rel, res.Size, res.Mtime)
+		}
+		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindFile, func(info remote.Info) bool { return d.holdsFile(ctx, full, info) })
 		if err != nil {
 			return UploadResult{}, err
 		}
@@ -176,6 +188,7 @@ func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c co
 			}, "")
 		}
 		c = next
+		c.writer = d.opts.WriterID
 	}
 	return UploadResult{}, fmt.Errorf("upload of %s refused again and again: the key keeps changing", rel)
 }
@@ -183,7 +196,7 @@ func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c co
 // reexamine HEADs key after a refused write of rel: absent → write it as
 // new; this side's own (ours reports it, or an in-doubt write) → write
 // against that version; anything else → theirs.
-func (d *Drainer) reexamine(ctx context.Context, rel, key string, ours func(remote.Info) bool) (next cond, theirs *remote.Info, err error) {
+func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kind, ours func(remote.Info) bool) (next cond, theirs *remote.Info, err error) {
 	info, err := d.r.Head(ctx, d.loc.Bucket, key)
 	if errors.Is(err, remote.ErrNotFound) {
 		return cond{ifNoneMatch: true}, nil, nil
@@ -191,8 +204,15 @@ func (d *Drainer) reexamine(ctx context.Context, rel, key string, ours func(remo
 	if err != nil {
 		return cond{}, nil, err
 	}
-	if d.cf.wasSent(rel, info) || ours(info) {
+	mine := d.opts.WriterID != "" && info.Metadata[remote.MetaWriter] == d.opts.WriterID
+	if mine || d.cf.wasSent(rel, info) || ours(info) {
 		d.opts.Log.Debug("the bucket holds this side's own write; going on from it", "path", rel)
+		// Known now, whatever comes next: a removal of the file must
+		// delete this object.
+		e := cache.Entry{Kind: kind, Size: info.Size, Mtime: info.Mtime, ETag: info.ETag, StorageClass: d.opts.StorageClass, Synced: time.Now()}
+		if err := d.c.Put(rel, e); err != nil {
+			return cond{}, nil, err
+		}
 		return cond{ifMatch: info.ETag}, nil, nil
 	}
 	return cond{}, &info, nil
@@ -237,11 +257,12 @@ func (d *Drainer) keepBoth(ctx context.Context, rel string, theirs remote.Info, 
 	if open && old.Kind == cache.ConflictChanged && old.Copy != "" {
 		copyRel, c = old.Copy, cond{ifMatch: old.CopyETag}
 	}
+	c.writer = d.opts.WriterID
 	res, err := put(ctx, d.key(copyRel+suffix), c)
 	if c.ifMatch != "" && c.refused(err) {
 		// Someone changed or removed the copy: a new one.
 		copyRel = ConflictName(rel, d.cf.host, now)
-		res, err = put(ctx, d.key(copyRel+suffix), cond{ifNoneMatch: true})
+		res, err = put(ctx, d.key(copyRel+suffix), cond{ifNoneMatch: true, writer: d.opts.WriterID})
 	}
 	if err != nil {
 		return err
@@ -270,7 +291,9 @@ func (d *Drainer) expectFile(rel string, o *remote.PutOptions) error {
 	if err != nil {
 		return err
 	}
-	expect(e, ok && e.Kind == cache.KindFile).set(o)
+	c := expect(e, ok && e.Kind == cache.KindFile)
+	c.writer = d.opts.WriterID
+	c.set(o)
 	return nil
 }
 

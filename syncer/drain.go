@@ -72,6 +72,11 @@ type DrainOptions struct {
 	// batched where the store honours that, else one by one. nil (not
 	// probed): one by one.
 	Conditions *remote.Conditions
+	// WriterID names this state's writes in the objects' metadata
+	// (remote.PutOptions.Writer), so an earlier write of its own whose
+	// answer was lost, even before a crash, is not taken for another
+	// writer's. "" stores none.
+	WriterID string
 }
 
 // Drainer sends the journal's pending changes to the bucket in the

@@ -27,7 +27,7 @@ func (rc *run) listed(d entry, exists bool) cond {
 
 // conflicted words a refused condition for the report.
 func (rc *run) conflicted(err error, c cond) error {
-	if c == (cond{}) || !c.refused(err) {
+	if !c.conditional() || !c.refused(err) {
 		return err
 	}
 	return fmt.Errorf("%w: the destination changed since this run listed it; not overwritten (--if-unchanged)", remote.ErrConflict)

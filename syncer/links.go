@@ -83,10 +83,7 @@ func uploadLinkIf(ctx context.Context, r Remote, path, bucket, key, storageClass
 	c.set(&o)
 	up, err := r.Upload(ctx, bucket, key, body, int64(len(before.target)), o)
 	if err != nil {
-		if mayHaveLanded(err) {
-			return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: true}, err
-		}
-		return UploadResult{}, err
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, err
 	}
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, nil
 }
@@ -259,11 +256,15 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 // link too (NAME.conflict-HOST-TIME.rclonelink).
 func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
 	for range 3 {
+		c.writer = d.opts.WriterID
 		res, err := uploadLinkIf(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, c)
 		if !c.refused(err) {
 			return res, err
 		}
-		next, theirs, err := d.reexamine(ctx, rel, key, func(info remote.Info) bool {
+		if res.Size != 0 || !res.Mtime.IsZero() {
+			d.cf.noteSent(rel, res.Size, res.Mtime)
+		}
+		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindLink, func(info remote.Info) bool {
 			lc, size, _, err := linkContent(ctx, full)
 			same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
 			return err == nil && size == info.Size && known && same

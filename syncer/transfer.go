@@ -162,10 +162,8 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 	if err != nil {
 		// What was sent, when it may have landed: a later upload refused
 		// for it is not refused for another writer's version.
-		if mayHaveLanded(err) {
-			return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: true}, false, err
-		}
-		return UploadResult{}, false, err
+		// (Size and Mtime without an ETag: the attempt, not a result.)
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, false, err
 	}
 	// Changed after the object became visible: the object holds what the
 	// file had when it was hashed, but that is no longer the file.

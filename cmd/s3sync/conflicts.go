@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -54,6 +56,23 @@ func storedConditions(j *journal.Journal) *remote.Conditions {
 		return nil
 	}
 	return &c
+}
+
+const metaWriterID = "writer_id"
+
+// writerID is the state's name in its objects' metadata
+// (DrainOptions.WriterID): made once, kept in the journal meta.
+func writerID(j *journal.Journal) string {
+	if b, err := j.Meta(metaWriterID); err == nil && len(b) > 0 {
+		return string(b)
+	}
+	var rnd [12]byte
+	rand.Read(rnd[:])
+	id := hex.EncodeToString(rnd[:])
+	if j.SetMeta(metaWriterID, []byte(id)) != nil {
+		return "" // not kept: its own writes could not be told after a restart
+	}
+	return id
 }
 
 // conflictEntry is one open conflict in status.

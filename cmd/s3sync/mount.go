@@ -304,7 +304,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	d := syncer.NewDrainer(deletes, j, c, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
-		Writing: srv.Writing, Conditions: conditions,
+		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),
 	})
 	drainer.Store(d)
 	drainCtx, stopDrain := context.WithCancel(context.Background())
