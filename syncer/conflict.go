@@ -308,6 +308,31 @@ func (d *Drainer) synced(rel string) {
 	}
 }
 
+// deleteOwn deletes key after its conditional delete was refused if it
+// holds this side's own write (one whose answer was lost), and reports
+// whether it did (or the key is gone).
+func (d *Drainer) deleteOwn(ctx context.Context, rel, key string, single bool) (bool, error) {
+	info, err := d.r.Head(ctx, d.loc.Bucket, key)
+	if errors.Is(err, remote.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	mine := d.opts.WriterID != "" && info.Metadata[remote.MetaWriter] == d.opts.WriterID
+	if !mine && !d.cf.wasSent(rel, info) {
+		return false, nil
+	}
+	failed, err := d.r.DeleteIf(ctx, d.loc.Bucket, []remote.DeleteItem{{Key: key, ETag: info.ETag}}, single)
+	if err != nil {
+		return false, err
+	}
+	if len(failed) > 0 {
+		return false, failed[0].Err
+	}
+	return true, nil
+}
+
 // deleteItems deletes keys (paths are their WORKDIR paths, for conflicts)
 // on the condition that each still holds the ETag given with it, where the
 // store honours that (DrainOptions.Conditions). A key whose condition
@@ -343,6 +368,14 @@ func (d *Drainer) deleteItems(ctx context.Context, paths []string, items []remot
 			if it.Key == f.Key {
 				rel = paths[i]
 			}
+		}
+		if own, err := d.deleteOwn(ctx, rel, f.Key, single); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		} else if own {
+			continue
 		}
 		now := d.cf.now()
 		if err := d.c.PutConflict(rel, cache.Conflict{Kind: cache.ConflictDeleted, Since: now, Updated: now}); err != nil {
