@@ -26,8 +26,13 @@ var (
 	ErrInvalidRequest = errors.New("request refused by the store")
 	ErrNotImplemented = errors.New("not implemented by this store")
 	ErrChanged        = errors.New("object changed during transfer")
-	ErrNoCredentials  = errors.New("no credentials found")
-	ErrClockSkew      = errors.New("request time rejected: this machine's clock is off")
+	// ErrConflict: a write or delete conditional on its destination
+	// (PutOptions.IfMatch, IfNoneMatch, DeleteItem.ETag) found another
+	// version there than the one expected: another writer's. Nothing was
+	// written or deleted.
+	ErrConflict      = errors.New("the object holds another writer's version")
+	ErrNoCredentials = errors.New("no credentials found")
+	ErrClockSkew     = errors.New("request time rejected: this machine's clock is off")
 	// ErrBadDigest: the body did not match the checksum sent with it (the
 	// file changed while it was read). Retrying can help.
 	ErrBadDigest = errors.New("body did not match the checksum sent with it")
@@ -102,6 +107,7 @@ var hints = map[error]string{
 	ErrNoCredentials:  "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use --profile with a profile from ~/.aws/credentials",
 	ErrClockSkew:      "check this machine's clock (timedatectl / chrony)",
 	ErrBadDigest:      "the file changed while it was read",
+	ErrConflict:       "changed by someone else since this side last saw it",
 }
 
 // wrap maps an SDK error once into an *Error; nil stays nil, and a
@@ -144,6 +150,10 @@ func classify(err error) error {
 			return ErrNotImplemented
 		case "PreconditionFailed":
 			return ErrChanged
+		case "ConditionalRequestConflict":
+			// 409: another conditional write to the key is in progress.
+			// Nothing was stored; retrying decides.
+			return nil
 		case "KeyTooLongError", "InvalidArgument", "InvalidRequest", "EntityTooLarge", "InvalidObjectName",
 			"InvalidStorageClass", "MetadataTooLarge", "InvalidBucketName", "MethodNotAllowed":
 			return ErrInvalidRequest

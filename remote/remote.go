@@ -76,6 +76,16 @@ type PutOptions struct {
 	// SourceETag (copies) makes the copy conditional: the source must still
 	// have this ETag (x-amz-copy-source-if-match), else ErrChanged.
 	SourceETag string
+	// IfMatch and IfNoneMatch make an upload or copy conditional on its
+	// destination (see conditional.go): with IfMatch the key must still
+	// hold this ETag, with IfNoneMatch it must not exist; else
+	// ErrConflict (ErrNotFound for an IfMatch whose key is gone).
+	IfMatch     string
+	IfNoneMatch bool
+	// Writer, when set, is stored as x-amz-meta-s3sync-writer (MetaWriter)
+	// with Mtime: who wrote the object, so a writer can tell its own
+	// earlier write (one whose answer it never got) from another's.
+	Writer string
 }
 
 // Config selects credentials and endpoint the way the AWS CLI does.

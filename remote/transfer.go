@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +37,9 @@ func (o PutOptions) metadata() map[string]string {
 	}
 	meta := map[string]string{metaMtime: FormatMtime(o.Mtime)}
 	o.Posix.put(meta)
+	if o.Writer != "" {
+		meta[MetaWriter] = o.Writer
+	}
 	return meta
 }
 
@@ -88,7 +90,7 @@ func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, 
 		} else {
 			up, err = c.putObject(ctx, bucket, key, r, size, o, md5Mode)
 		}
-		err = wrap("upload", bucket, key, err)
+		err = destCondition(wrap("upload", bucket, key, err), o)
 		if err != nil && !md5Mode && checksumRefused(err) {
 			// A store without CRC64NVME: every S3 store checks
 			// Content-MD5. Remembered for the rest of the run.
@@ -130,6 +132,7 @@ func (c *Client) putObject(ctx context.Context, bucket, key string, r io.ReaderA
 		StorageClass:  types.StorageClass(o.StorageClass),
 	}
 	sum.set(&in.ChecksumCRC64NVME, &in.ContentMD5)
+	in.IfMatch, in.IfNoneMatch = o.conditions()
 	out, err := c.s3.PutObject(ctx, in, c.payloadOpts()...)
 	if err != nil {
 		return Uploaded{}, err
@@ -284,6 +287,8 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	}
+	// S3 checks a multipart upload's conditions when it completes.
+	complete.IfMatch, complete.IfNoneMatch = o.conditions()
 	if full != "" {
 		complete.ChecksumCRC64NVME = aws.String(full)
 		complete.ChecksumType = types.ChecksumTypeFullObject
@@ -480,7 +485,7 @@ func copySource(bucket, key string) *string {
 func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) (string, error) {
 	if size > maxCopyPart {
 		etag, err := c.copyMultipart(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
-		return etag, wrap("copy", dstBucket, dstKey, err)
+		return etag, copyCondition(wrap("copy", dstBucket, dstKey, err), o)
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:       aws.String(dstBucket),
@@ -491,6 +496,7 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 	if o.SourceETag != "" {
 		in.CopySourceIfMatch = aws.String(o.SourceETag)
 	}
+	in.IfMatch, in.IfNoneMatch = o.conditions()
 	if !o.Mtime.IsZero() {
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.Metadata = o.metadata()
@@ -498,7 +504,7 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 	}
 	out, err := c.s3.CopyObject(ctx, in)
 	if err != nil {
-		return "", wrap("copy", dstBucket, dstKey, err)
+		return "", copyCondition(wrap("copy", dstBucket, dstKey, err), o)
 	}
 	if out.CopyObjectResult == nil {
 		return "", nil
@@ -540,10 +546,12 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 		}
 		return types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.CopyPartResult.ETag}, nil
 	})
-	return c.finishMultipart(ctx, &s3.CompleteMultipartUploadInput{
+	complete := &s3.CompleteMultipartUploadInput{
 		Bucket: aws.String(dstBucket), Key: aws.String(dstKey), UploadId: create.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	}, err)
+	}
+	complete.IfMatch, complete.IfNoneMatch = o.conditions()
+	return c.finishMultipart(ctx, complete, err)
 }
 
 // DeleteError is one key a batch delete could not remove.
@@ -556,36 +564,11 @@ type DeleteError struct {
 // be deleted are returned with their errors; err is for the request as a
 // whole (every key in failed batches is then reported as failed too).
 func (c *Client) Delete(ctx context.Context, bucket string, keys []string) ([]DeleteError, error) {
-	var failed []DeleteError
-	var firstErr error
-	for start := 0; start < len(keys); start += 1000 {
-		batch := keys[start:min(start+1000, len(keys))]
-		ids := make([]types.ObjectIdentifier, len(batch))
-		for i, k := range batch {
-			ids[i] = types.ObjectIdentifier{Key: aws.String(k)}
-		}
-		out, err := c.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: aws.String(bucket),
-			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
-		})
-		if err != nil {
-			err = wrap("delete", bucket, batch[0], err)
-			if firstErr == nil {
-				firstErr = err
-			}
-			for _, k := range batch {
-				failed = append(failed, DeleteError{Key: k, Err: err})
-			}
-			continue
-		}
-		for _, e := range out.Errors {
-			k := aws.ToString(e.Key)
-			failed = append(failed, DeleteError{Key: k, Err: &Error{Op: "delete", Bucket: bucket, Key: k,
-				Kind: kindForCode(aws.ToString(e.Code)), Err: errors.New(aws.ToString(e.Code) + ": " + aws.ToString(e.Message))}})
-		}
+	items := make([]DeleteItem, len(keys))
+	for i, k := range keys {
+		items[i].Key = k
 	}
-	sort.Slice(failed, func(i, j int) bool { return failed[i].Key < failed[j].Key })
-	return failed, firstErr
+	return c.DeleteIf(ctx, bucket, items, false)
 }
 
 func kindForCode(code string) error {
@@ -594,6 +577,8 @@ func kindForCode(code string) error {
 		return ErrAccessDenied
 	case "NoSuchKey":
 		return ErrNotFound
+	case "PreconditionFailed":
+		return ErrConflict
 	}
 	return nil
 }

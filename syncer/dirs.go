@@ -128,16 +128,21 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 		return nil
 	}
 	p := posixOf(info)
-	if e, ok, err := d.c.Get(marker); err != nil {
+	e, known, err := d.c.Get(marker)
+	if err != nil {
 		return err
-	} else if ok && (e.Meta && !e.MetaDiffers(info) || !p.HasMode) {
+	} else if known && (e.Meta && !e.MetaDiffers(info) || !p.HasMode) {
 		return nil
 	}
 	key := d.key(marker)
 	if len(key) > MaxKeyLen {
 		return permanent("the marker key of empty directory %s is %d bytes, over S3's limit of %d; rename it", dir, len(key), MaxKeyLen)
 	}
-	etag, err := putMarker(ctx, d.r, d.loc.Bucket, key, info.ModTime(), d.opts.StorageClass, p)
+	seen := ""
+	if known {
+		seen = e.ETag
+	}
+	etag, err := d.putMarkerIf(ctx, key, info.ModTime(), p, seen)
 	if err != nil {
 		if mayHaveLanded(err) {
 			d.setDoubt(marker, true)
@@ -148,6 +153,33 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	now := time.Now()
 	return d.cachePut(st, marker, withPosix(cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: etag,
 		StorageClass: d.opts.StorageClass, Synced: now}, p))
+}
+
+// putMarkerIf puts a marker conditional on what this side last saw of it
+// (seen, "" for nothing). A marker the cache does not know of goes only
+// where the key is free: one already there (another machine's empty
+// directory of the same name) is the same directory, and is taken as it
+// is. A known marker another writer put again holds no content to lose:
+// its mode and owner are set again, conditional on what it holds now.
+func (d *Drainer) putMarkerIf(ctx context.Context, key string, mtime time.Time, p remote.Posix, seen string) (string, error) {
+	o := remote.PutOptions{StorageClass: d.opts.StorageClass, Mtime: mtime, Posix: p, IfMatch: seen, IfNoneMatch: seen == ""}
+	up, err := d.r.Upload(ctx, d.loc.Bucket, key, bytes.NewReader(nil), 0, o)
+	if !errors.Is(err, remote.ErrConflict) && !(seen != "" && errors.Is(err, remote.ErrNotFound)) {
+		return up.ETag, err
+	}
+	info, err := d.r.Head(ctx, d.loc.Bucket, key)
+	switch {
+	case errors.Is(err, remote.ErrNotFound):
+		o.IfMatch, o.IfNoneMatch = "", true
+	case err != nil:
+		return "", err
+	case seen == "":
+		return info.ETag, nil
+	default:
+		o.IfMatch = info.ETag
+	}
+	up, err = d.r.Upload(ctx, d.loc.Bucket, key, bytes.NewReader(nil), 0, o)
+	return up.ETag, err
 }
 
 // markEmptyParent runs after rel was removed from WORKDIR (or renamed

@@ -41,6 +41,7 @@ type Cache interface {
 	DeleteTx(tx *bbolt.Tx, path string) error
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
 	Uploads
+	Conflicts
 }
 
 // DrainOptions are the mount's sync flags.
@@ -66,6 +67,16 @@ type DrainOptions struct {
 	// mount recording open files that changed every 5s, a file kept open
 	// for writing is backed up at least every 30s.
 	OpenFileLag time.Duration
+	// Conditions is what the store honours of conditional requests
+	// (remote.ProbeConditions): deletes are sent with the ETag last seen,
+	// batched where the store honours that, else one by one. nil (not
+	// probed): one by one.
+	Conditions *remote.Conditions
+	// WriterID names this state's writes in the objects' metadata
+	// (remote.PutOptions.Writer), so an earlier write of its own whose
+	// answer was lost, even before a crash, is not taken for another
+	// writer's. "" stores none.
+	WriterID string
 }
 
 // Drainer sends the journal's pending changes to the bucket in the
@@ -124,6 +135,7 @@ type Drainer struct {
 	lastErr      string
 	wake         chan struct{}
 	workers      workerPool
+	cf           *conflictState
 }
 
 // NewDrainer wires a drain loop; Run starts it.
@@ -147,7 +159,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	return &Drainer{
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
 		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, denials: map[string]int{}, started: time.Now(),
-		wake: make(chan struct{}, 1), workers: newWorkerPool(),
+		wake: make(chan struct{}, 1), workers: newWorkerPool(), cf: newConflictState(),
 	}
 }
 

@@ -103,24 +103,39 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 			// The metadata is the file's now: a chmod may have come with
 			// the rename.
 			p := posixOf(info)
-			etag, err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size,
-				remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p})
+			o := remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p}
+			if err := d.expectFile(rel, &o); err != nil {
+				return err
+			}
+			etag, err := d.r.Copy(ctx, d.loc.Bucket, d.key(from), d.loc.Bucket, key, e.Size, o)
 			if err == nil {
 				st.release()
 				d.setDoubt(rel, false)
+				d.synced(rel)
 				e.ETag, e.Synced = etag, time.Now()
 				return d.cachePut(st, rel, withPosix(e, p))
 			}
-			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) {
+			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) && !errors.Is(err, remote.ErrConflict) {
 				if mayHaveLanded(err) {
 					d.setDoubt(rel, true)
+					d.cf.noteSent(rel, e.Size, e.Mtime)
 				}
 				return err
 			}
-			// The old object is gone or holds something else: upload.
+			// The old object is gone or holds something else, or the
+			// new name holds another writer's version: upload, which
+			// tells which.
 		}
 	}
-	res, err := uploadFile(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel})
+	var o remote.PutOptions
+	if err := d.expectFile(rel, &o); err != nil {
+		return err
+	}
+	res, err := d.uploadChecked(ctx, rel, full, key, cond{ifMatch: o.IfMatch, ifNoneMatch: o.IfNoneMatch})
+	if errors.Is(err, errKeptBoth) {
+		st.release()
+		return nil
+	}
 	now := time.Now()
 	if res.ETag != "" {
 		// The object holds what the file had at res's size and mtime,
@@ -133,6 +148,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		e := withPosix(cache.Entry{Size: res.Size, Mtime: res.Mtime, ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: now}, res.Posix)
 		if err == nil {
 			st.release()
+			d.synced(rel)
 			return d.cachePut(st, rel, e)
 		}
 		if perr := d.c.Put(rel, e); perr != nil {
@@ -141,6 +157,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 	}
 	if res.InDoubt {
 		d.setDoubt(rel, true)
+		d.cf.noteSent(rel, res.Size, res.Mtime)
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -173,15 +190,22 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 	if err != nil {
 		return err
 	}
+	// The local file is gone: a conflict on it is over (the delete
+	// below may find a new one).
+	d.synced(rel)
 	if !ok && !st.doubt {
 		return nil
 	}
 	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
-		keys := []string{d.key(keyOf(rel, e))}
+		items := []remote.DeleteItem{{Key: d.key(keyOf(rel, e)), ETag: e.ETag}}
+		paths := []string{rel}
 		if !ok {
-			keys = d.doubtKeys(rel)
+			items, paths = nil, nil
+			for _, k := range d.doubtKeys(rel) {
+				items, paths = append(items, remote.DeleteItem{Key: k}), append(paths, rel)
+			}
 		}
-		if err := d.deleteKeys(ctx, keys); err != nil {
+		if err := d.deleteItems(ctx, paths, items); err != nil {
 			return err
 		}
 		d.setDoubt(rel, false)
@@ -197,6 +221,7 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error {
 	var gone []string
 	var goneKeys []string // their object key suffixes
+	var goneETags []string
 	isGone := func(p string) bool {
 		if isMarker(p) {
 			return d.markerGone(p)
@@ -208,6 +233,7 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		if isGone(p) {
 			gone = append(gone, p)
 			goneKeys = append(goneKeys, keyOf(p, e))
+			goneETags = append(goneETags, e.ETag)
 		}
 		return nil
 	})
@@ -219,18 +245,23 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		doubt = doubt || under(p, rel)
 	}
 	d.mu.Unlock()
+	for _, p := range gone {
+		d.synced(p) // gone here: a conflict on it is over
+	}
 	if d.opts.Delete {
-		var keys []string
+		var items []remote.DeleteItem
+		var paths []string
 		for i, p := range gone {
 			if !d.opts.Filters.Excluded(p) {
-				keys = append(keys, d.key(goneKeys[i]))
+				items = append(items, remote.DeleteItem{Key: d.key(goneKeys[i]), ETag: goneETags[i]})
+				paths = append(paths, p)
 			}
 		}
 		if doubt {
 			// Uploads below may have landed unrecorded: ask the bucket.
 			known := map[string]bool{}
-			for _, k := range keys {
-				known[k] = true
+			for _, it := range items {
+				known[it.Key] = true
 			}
 			err := d.r.List(ctx, d.loc.Bucket, d.key(rel)+"/", func(o remote.Object) error {
 				p := o.Key[len(d.loc.Prefix):]
@@ -238,7 +269,9 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 					return nil // a link's object, and the link is still there
 				}
 				if !known[o.Key] && isGone(p) && !d.opts.Filters.Excluded(p) {
-					keys = append(keys, o.Key)
+					// What the listing saw is what may go.
+					items = append(items, remote.DeleteItem{Key: o.Key, ETag: o.ETag})
+					paths = append(paths, p)
 				}
 				return nil
 			})
@@ -246,7 +279,7 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 				return err
 			}
 		}
-		if err := d.deleteKeys(ctx, keys); err != nil {
+		if err := d.deleteItems(ctx, paths, items); err != nil {
 			return err
 		}
 	}
@@ -269,20 +302,6 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		return d.syncPath(ctx, rel, "", immediate)
 	}
 	return d.markEmptyParent(ctx, rel, immediate)
-}
-
-func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	failed, err := d.r.Delete(ctx, d.loc.Bucket, keys)
-	if err != nil {
-		return err
-	}
-	if len(failed) > 0 {
-		return failed[0].Err
-	}
-	return nil
 }
 
 // syncTree syncs every file below the directory rel; from, when set, is

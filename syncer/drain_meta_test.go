@@ -99,8 +99,9 @@ func TestDrainChmodIsMetadataCopy(t *testing.T) {
 }
 
 // When the object is no longer what the cache recorded (another writer
-// replaced it), a chmod sends the file again instead of copying the other
-// writer's content under it.
+// replaced it), a chmod neither copies the other writer's content under
+// this side's metadata nor overwrites it: this side's file, with its new
+// mode, goes to a conflict copy beside it (issue 9).
 func TestDrainChmodOfReplacedObjectUploads(t *testing.T) {
 	d, sr := newMetaDrain(t)
 	path := d.workdir + "/f"
@@ -112,12 +113,24 @@ func TestDrainChmodOfReplacedObjectUploads(t *testing.T) {
 	os.Chmod(path, 0o600)
 	d.j.Changed("f")
 	d.waitIdle(t)
-	body, meta := d.srv.Get(t, d.bucket, "w/f")
+	if body, _ := d.srv.Get(t, d.bucket, "w/f"); body != "theirs" {
+		t.Errorf("bucket holds %q at f, want the other writer's %q kept", body, "theirs")
+	}
+	var copies []string
+	for k := range d.srv.Objects(t, d.bucket, "w/") {
+		if syncer.IsConflictCopy(k) {
+			copies = append(copies, k)
+		}
+	}
+	if len(copies) != 1 {
+		t.Fatalf("conflict copies %v, want one", copies)
+	}
+	body, meta := d.srv.Get(t, d.bucket, copies[0])
 	if body != "mine" || meta["mode"] != "100600" {
-		t.Errorf("bucket holds %q with mode %q, want %q with 100600", body, meta["mode"], "mine")
+		t.Errorf("conflict copy holds %q with mode %q, want %q with 100600", body, meta["mode"], "mine")
 	}
 	if n := sr.count("put start w/f"); n != 2 {
-		t.Errorf("%d uploads, want 2 (the copy was refused)", n)
+		t.Errorf("%d uploads of f, want 2 (the copy and the second upload refused)", n)
 	}
 }
 

@@ -39,7 +39,12 @@ func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
 // the drain loop and the real client, and front put another proxy in front
 // of the server (it returns the endpoint to use).
 func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
-	e := newEnv(t)
+	return newDrainOn(t, newEnv(t), opts, wrap, front)
+}
+
+// newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
+// prefix is another machine mirroring the same folder.
+func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
 	endpoint := e.srv.Endpoint
 	if front != nil {
 		endpoint = front(endpoint)

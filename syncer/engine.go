@@ -31,6 +31,10 @@ type Remote interface {
 	AbortUpload(ctx context.Context, bucket, key, id string) error
 	// Delete removes keys in batches; failed keys are returned.
 	Delete(ctx context.Context, bucket string, keys []string) ([]remote.DeleteError, error)
+	// DeleteIf removes items, each only while it holds its ETag (when set
+	// and the store honours it; remote.ErrConflict otherwise), in batches
+	// or with single one request each.
+	DeleteIf(ctx context.Context, bucket string, items []remote.DeleteItem, single bool) ([]remote.DeleteError, error)
 }
 
 var _ Remote = (*remote.Client)(nil)

@@ -59,6 +59,11 @@ func lstatLink(path string) (linkState, error) {
 // body the target as os.Readlink gives it, its x-amz-meta-mtime the link's
 // own mtime. A link replaced while it is sent is not stored.
 func uploadLink(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
+	return uploadLinkIf(ctx, r, path, bucket, key, storageClass, cond{})
+}
+
+// uploadLinkIf is uploadLink on condition c.
+func uploadLinkIf(ctx context.Context, r Remote, path, bucket, key, storageClass string, c cond) (UploadResult, error) {
 	before, err := lstatLink(path)
 	if err != nil {
 		return UploadResult{}, err
@@ -74,10 +79,11 @@ func uploadLink(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		return nil
 	}
 	body := strings.NewReader(before.target)
-	up, err := r.Upload(ctx, bucket, key, body, int64(len(before.target)),
-		remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check})
+	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check}
+	c.set(&o)
+	up, err := r.Upload(ctx, bucket, key, body, int64(len(before.target)), o)
 	if err != nil {
-		return UploadResult{InDoubt: mayHaveLanded(err)}, err
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, err
 	}
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, nil
 }
@@ -218,25 +224,62 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 		if err := d.dropKind(ctx, rel, e); err != nil {
 			return err
 		}
+		ok = false
 	}
-	res, err := uploadLink(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass)
+	res, err := d.uploadLinkChecked(ctx, rel, full, key, expect(e, ok))
+	if errors.Is(err, errKeptBoth) {
+		st.release()
+		return nil
+	}
 	if res.ETag != "" {
 		t := time.Now()
 		d.mu.Lock()
 		d.lastUpload = t
 		d.mu.Unlock()
 		d.setDoubt(rel, false)
+		d.synced(rel)
 		st.release()
 		return d.cachePut(st, rel, cache.Entry{Kind: cache.KindLink, Size: res.Size, Mtime: res.Mtime,
 			ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: t})
 	}
 	if res.InDoubt {
 		d.setDoubt(rel, true)
+		d.cf.noteSent(rel, res.Size, res.Mtime)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return d.removeFile(ctx, rel, st)
 	}
 	return err
+}
+
+// uploadLinkChecked is uploadChecked for a link: its conflict copy is a
+// link too (NAME.conflict-HOST-TIME.rclonelink).
+func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
+	for range 3 {
+		c.writer = d.opts.WriterID
+		res, err := uploadLinkIf(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, c)
+		if !c.refused(err) {
+			return res, err
+		}
+		if res.Size != 0 || !res.Mtime.IsZero() {
+			d.cf.noteSent(rel, res.Size, res.Mtime)
+		}
+		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindLink, func(info remote.Info) bool {
+			lc, size, _, err := linkContent(ctx, full)
+			same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
+			return err == nil && size == info.Size && known && same
+		})
+		if err != nil {
+			return UploadResult{}, err
+		}
+		if theirs != nil {
+			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c cond) (UploadResult, error) {
+				return uploadLinkIf(ctx, d.r, full, d.loc.Bucket, copyKey, d.opts.StorageClass, c)
+			}, LinkSuffix)
+		}
+		c = next
+	}
+	return UploadResult{}, fmt.Errorf("upload of link %s refused again and again: the key keeps changing", rel)
 }
 
 // dropKind forgets the object rel had as another kind (a file that is now
@@ -245,7 +288,7 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 // so the upload that follows compares against nothing.
 func (d *Drainer) dropKind(ctx context.Context, rel string, e cache.Entry) error {
 	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
-		if err := d.deleteKeys(ctx, []string{d.key(keyOf(rel, e))}); err != nil {
+		if err := d.deleteItems(ctx, []string{rel}, []remote.DeleteItem{{Key: d.key(keyOf(rel, e)), ETag: e.ETag}}); err != nil {
 			return err
 		}
 	}

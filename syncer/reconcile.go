@@ -72,6 +72,12 @@ type Options struct {
 	Links bool
 	// MaxDelete is --max-delete; the zero value refuses mass deletion.
 	MaxDelete MaxDelete
+	// IfUnchanged (--if-unchanged) makes every upload, copy and delete at
+	// an S3 destination conditional on the key being as this run listed
+	// it (If-Match its ETag, If-None-Match: * where it had none): a key
+	// another writer changed meanwhile is reported (remote.ErrConflict)
+	// and left alone. See ifunchanged.go.
+	IfUnchanged bool
 }
 
 // DefaultConcurrency is the number of transfers in flight.
@@ -320,6 +326,9 @@ type run struct {
 	pool *pool
 	c    counters
 	h    *hasher // with Compare.Checksum
+	// probe: --if-unchanged's deletes learn once what the store honours.
+	probe     sync.Once
+	batchETag bool
 
 	del     deletions      // what --delete found, done once the total is known
 	refused *DeleteRefusal // --max-delete refused del
@@ -458,9 +467,9 @@ func (rc *run) onlyDst(d entry) {
 }
 
 // flushDeletes deletes keys at the S3 destination in one batch request.
-func (rc *run) flushDeletes(keys []string) {
+func (rc *run) flushDeletes(keys []string, etags []string) {
 	rc.pool.submit(rc.ctx, func() {
-		failed, _ := rc.r.Delete(rc.ctx, rc.dst.S3.Bucket, keys)
+		failed := rc.deleteListed(keys, etags)
 		bad := map[string]error{}
 		for _, f := range failed {
 			bad[f.Key] = f.Err
@@ -516,11 +525,13 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 		switch rc.dir {
 		case Upload:
 			var res UploadResult
+			c := rc.listed(d, exists)
 			if s.link {
-				res, err = uploadLink(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass)
+				res, err = uploadLinkIf(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
 			} else {
-				res, err = UploadFile(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass)
+				res, err = uploadFileIf(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
 			}
+			err = rc.conflicted(err, c)
 			if err == nil {
 				s.size = res.Size
 				rc.c.uploaded.Add(1)
@@ -551,8 +562,11 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 				rc.c.downloaded.Add(1)
 			}
 		case Copy:
-			_, err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size,
-				remote.PutOptions{StorageClass: rc.opts.StorageClass, SourceETag: s.etag})
+			o := remote.PutOptions{StorageClass: rc.opts.StorageClass, SourceETag: s.etag}
+			c := rc.listed(d, exists)
+			c.set(&o)
+			_, err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size, o)
+			err = rc.conflicted(err, c)
 			if err == nil {
 				rc.c.copied.Add(1)
 			}

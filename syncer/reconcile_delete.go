@@ -124,11 +124,11 @@ func (rc *run) finishDeletes(complete bool) {
 	default:
 		for i := 0; i < len(d.ents); i += 1000 {
 			batch := d.ents[i:min(i+1000, len(d.ents))]
-			keys := make([]string, len(batch))
+			keys, etags := make([]string, len(batch)), make([]string, len(batch))
 			for j, del := range batch {
-				keys[j] = rc.dst.S3.Prefix + del.e.rel
+				keys[j], etags[j] = rc.dst.S3.Prefix+del.e.rel, del.e.etag
 			}
-			rc.flushDeletes(keys)
+			rc.flushDeletes(keys, etags)
 		}
 	}
 	d.ents = nil

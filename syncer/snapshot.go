@@ -46,7 +46,7 @@ func snapshot(path string) (*os.File, fileState, error) {
 // uploadSnapshot sends a reflink snapshot of path: for a file that never
 // stops changing (a VM image, a database) that the usual upload cannot
 // catch unchanged.
-func uploadSnapshot(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
+func uploadSnapshot(ctx context.Context, r Remote, path, bucket, key, storageClass string, c cond) (UploadResult, error) {
 	clone, before, err := snapshot(path)
 	if err != nil {
 		return UploadResult{}, err
@@ -56,7 +56,9 @@ func uploadSnapshot(ctx context.Context, r Remote, path, bucket, key, storageCla
 	if err != nil {
 		return UploadResult{}, err
 	}
-	up, err := r.Upload(ctx, bucket, key, clone, st.size, remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix()})
+	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix()}
+	c.set(&o)
+	up, err := r.Upload(ctx, bucket, key, clone, st.size, o)
 	if err != nil {
 		return UploadResult{}, err
 	}

@@ -55,9 +55,15 @@ func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 // the store accepted (ETag set), and whether a failed request may have
 // stored something nonetheless (InDoubt).
 func uploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, error) {
+	return uploadFileIf(ctx, r, path, bucket, key, storageClass, rs, cond{})
+}
+
+// uploadFileIf is uploadFile with the object conditional on c (see cond);
+// a version it lands itself becomes the condition of its next attempt.
+func uploadFileIf(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, error) {
 	var landed UploadResult
 	for range 3 {
-		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass, rs)
+		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass, rs, c)
 		if err != nil || !changed {
 			if err != nil && landed.ETag != "" {
 				landed.InDoubt = landed.InDoubt || res.InDoubt
@@ -67,9 +73,10 @@ func uploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		}
 		if res.ETag != "" {
 			landed = res
+			c = c.after(res.ETag)
 		}
 	}
-	res, err := uploadSnapshot(ctx, r, path, bucket, key, storageClass)
+	res, err := uploadSnapshot(ctx, r, path, bucket, key, storageClass, c)
 	if errors.Is(err, errNoSnapshot) {
 		return landed, ErrKeepsChanging
 	}
@@ -109,7 +116,7 @@ func statOf(f *os.File) (fileState, error) {
 	}, nil
 }
 
-func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, bool, error) {
+func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, bool, error) {
 	f, err := openUpload(path, rs != nil)
 	if err != nil {
 		return UploadResult{}, false, err
@@ -137,6 +144,7 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		return nil
 	}
 	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix(), Check: check}
+	c.set(&o)
 	if rs != nil {
 		if err := rs.prepare(ctx, r, bucket, key, before, &o); err != nil {
 			return UploadResult{}, false, err
@@ -152,7 +160,10 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 		return UploadResult{}, true, nil
 	}
 	if err != nil {
-		return UploadResult{InDoubt: mayHaveLanded(err)}, false, err
+		// What was sent, when it may have landed: a later upload refused
+		// for it is not refused for another writer's version.
+		// (Size and Mtime without an ETag: the attempt, not a result.)
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, false, err
 	}
 	// Changed after the object became visible: the object holds what the
 	// file had when it was hashed, but that is no longer the file.

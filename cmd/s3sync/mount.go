@@ -244,6 +244,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		return err // no such bucket, access denied: the user must act
 	}
 	recordVersioning(ctx, client, j, loc.Bucket, online, log)
+	conditions := recordConditions(ctx, client, j, loc, online, log)
 
 	if n, err := c.Len(); err == nil && n == 0 && online {
 		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)
@@ -307,14 +308,14 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	d := syncer.NewDrainer(deletes, j, c, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
-		Writing: srv.Writing,
+		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),
 	})
 	drainer.Store(d)
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	drained := make(chan struct{})
 	go func() { d.Run(drainCtx); close(drained) }()
 
-	st := &statusServer{info: info, j: j, d: d, stateDir: m.stateDir}
+	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
 	stopStatus := st.serve(log)
 
 	unmounted := make(chan struct{})
@@ -409,6 +410,7 @@ func detach(mountpoint string) {
 type statusServer struct {
 	info     stateInfo
 	j        *journal.Journal
+	c        *cache.Cache
 	d        *syncer.Drainer
 	stateDir string
 }
@@ -425,6 +427,9 @@ func (s *statusServer) serve(log *slog.Logger) func() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := buildReport(s.info, s.j, true, s.d.State())
+		if err == nil {
+			err = addConflicts(&rep, s.c, s.j)
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

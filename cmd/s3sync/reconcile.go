@@ -16,6 +16,7 @@ func newReconcileCmd(g *globalFlags) *cobra.Command {
 		sf           syncFlags
 		of           outputFlags
 		dry          bool
+		ifUnchanged  bool
 		sizeOnly     bool
 		exact        bool
 		noFollow     bool
@@ -93,7 +94,7 @@ the owner: use it only for a bucket whose writers you trust.`,
 				Filters:      &sf.filters,
 				StorageClass: sf.storageClass, NoFollow: noFollow, Links: links, ForceGlacier: forceGlacier,
 				Concurrency: sf.concurrency, MaxDelete: sf.maxDelete,
-				Restore: restoreFor(metadata, dst),
+				Restore: restoreFor(metadata, dst), IfUnchanged: ifUnchanged,
 			}
 			if checksum {
 				sums, closeSums := openSums(stateDir, src, dst)
@@ -109,6 +110,7 @@ the owner: use it only for a bucket whose writers you trust.`,
 	sf.register(f)
 	of.register(f)
 	f.BoolVar(&dry, "dryrun", false, "show what would be done, change nothing")
+	f.BoolVar(&ifUnchanged, "if-unchanged", false, "write and delete in the bucket only where the key is still as this run listed it (conditional requests); a key another writer changed meanwhile is reported as a conflict and left alone")
 	f.BoolVar(&sizeOnly, "size-only", false, "compare sizes only, not times")
 	f.BoolVar(&exact, "exact-timestamps", false, "when downloading, transfer same-sized files whose times differ at all")
 	f.BoolVar(&checksum, "checksum", false, "compare same-sized files by content (MD5, CRC64NVME), not by time")

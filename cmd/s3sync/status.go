@@ -17,6 +17,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
@@ -57,6 +58,11 @@ type report struct {
 	// RefusedDeletions: files the last mount's start-up scan found gone
 	// from WORKDIR and did not delete from the bucket (--max-delete).
 	RefusedDeletions *scanRefusal `json:"refused_deletions,omitempty"`
+	// Conflicts: paths another writer changed in the bucket since this
+	// side last saw them (see conflicts.go); Conditions: which
+	// conditional requests the store honours, as probed at mount start.
+	Conflicts  []conflictEntry    `json:"conflicts"`
+	Conditions *remote.Conditions `json:"conditional_requests,omitempty"`
 }
 
 type failedEntry struct {
@@ -268,6 +274,12 @@ func statusOf(ctx context.Context, dir string, retry bool) (report, error) {
 	}
 	rep, err := buildReport(info, j, false, syncer.State{})
 	rep.StateDir = dir
+	if err == nil {
+		var c *cache.Cache
+		if c, err = cache.Open(db); err == nil {
+			err = addConflicts(&rep, c, j)
+		}
+	}
 	return rep, err
 }
 
@@ -302,6 +314,7 @@ func printReport(r report) {
 		fmt.Printf("  last upload: none yet\n")
 	}
 	fmt.Printf("  versioning:  %s\n", versioningLine(r.Versioning, r.Remote))
+	printConflicts(r)
 	if len(r.Retrying) > 0 {
 		fmt.Printf("  retrying:    %d (temporary errors, tried again with backoff)\n", len(r.Retrying))
 		for i, f := range r.Retrying {
