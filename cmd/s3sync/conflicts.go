@@ -20,42 +20,58 @@ import (
 
 const metaConditions = "conditions"
 
-// recordConditions probes the store's conditional requests when online
-// and keeps the answer; offline it returns the last one kept, nil when
-// there is none (the drain then deletes one conditional request at a
-// time).
+// recordConditions returns what the store honours of conditional
+// requests: probed once per remote (the probe writes and deletes a key
+// under the prefix) and kept in the state with the remote it was learned
+// from, so later mounts, and status, read it from there. Offline and never
+// probed it returns nil (the drain then deletes one conditional request at
+// a time).
 func recordConditions(ctx context.Context, client *remote.Client, j *journal.Journal, loc remote.Location, online bool, log *slog.Logger) *remote.Conditions {
-	if online {
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		got, err := client.ProbeConditions(pctx, loc.Bucket, loc.Prefix)
-		cancel()
-		if err == nil {
-			if b, err := json.Marshal(got); err == nil {
-				j.SetMeta(metaConditions, b)
-			}
-			if !got.Put {
-				log.Warn("this store ignores conditional uploads: an upload may replace another machine's newer version unnoticed", "bucket", loc.Bucket)
-			}
-			if !got.Delete && !got.BatchDelete {
-				log.Warn("this store ignores conditional deletes: a delete may remove another machine's newer version", "bucket", loc.Bucket)
-			}
-			return &got
-		}
-		log.Warn("could not learn which conditional requests the store honours; deletes are sent one at a time", "err", err)
+	where := client.Endpoint() + " " + loc.String()
+	kept, keptWhere := storedConditionsFor(j)
+	if kept != nil && keptWhere == where || !online {
+		return kept
 	}
-	return storedConditions(j)
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	got, err := client.ProbeConditions(pctx, loc.Bucket, loc.Prefix)
+	cancel()
+	if err != nil {
+		log.Warn("could not learn which conditional requests the store honours; deletes are sent one at a time", "err", err)
+		return kept
+	}
+	if b, err := json.Marshal(keptConditions{Remote: where, Conditions: got}); err == nil {
+		j.SetMeta(metaConditions, b)
+	}
+	if !got.Put {
+		log.Warn("this store ignores conditional uploads: an upload may replace another machine's newer version unnoticed", "bucket", loc.Bucket)
+	}
+	if !got.Delete && !got.BatchDelete {
+		log.Warn("this store ignores conditional deletes: a delete may remove another machine's newer version", "bucket", loc.Bucket)
+	}
+	return &got
+}
+
+// keptConditions is the probe's answer as the state keeps it.
+type keptConditions struct {
+	Remote string `json:"remote"` // endpoint and URL probed
+	remote.Conditions
 }
 
 func storedConditions(j *journal.Journal) *remote.Conditions {
+	c, _ := storedConditionsFor(j)
+	return c
+}
+
+func storedConditionsFor(j *journal.Journal) (*remote.Conditions, string) {
 	b, err := j.Meta(metaConditions)
 	if err != nil || len(b) == 0 {
-		return nil
+		return nil, ""
 	}
-	var c remote.Conditions
+	var c keptConditions
 	if json.Unmarshal(b, &c) != nil {
-		return nil
+		return nil, ""
 	}
-	return &c
+	return &c.Conditions, c.Remote
 }
 
 const metaWriterID = "writer_id"
