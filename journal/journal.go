@@ -52,6 +52,9 @@ type Journal struct {
 	mu    sync.Mutex
 	queue []op
 	spare []op // the previous batch's backing array, reused
+	// inCommit is the batch being committed (out of queue, not yet in
+	// the database), for Has.
+	inCommit []op
 	// enqueued and durable count record ops (not control ops) ever queued
 	// and ever committed. Batches are prefixes of the queue, so a record
 	// numbered n is durable once durable >= n.
@@ -340,11 +343,13 @@ func (j *Journal) commitAll() (int, error) {
 			j.queue = j.queue[:n]
 		}
 		j.spare = nil
+		j.inCommit = batch
 		j.mu.Unlock()
 
 		records, err := j.commit(batch)
 
 		j.mu.Lock()
+		j.inCommit = nil
 		if err != nil {
 			// Keep the records, in order, ahead of anything queued since:
 			// an acknowledged change must never be dropped. Control ops fail

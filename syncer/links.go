@@ -106,6 +106,12 @@ func (b *linkBuffer) Write(p []byte) (int, error) {
 // through. Its mtime is restored from x-amz-meta-mtime, else set to the
 // object's LastModified.
 func downloadLink(ctx context.Context, r Remote, bucket, key, etag, path string) (remote.Info, error) {
+	return downloadLinkTo(ctx, r, bucket, key, etag, path, os.Rename)
+}
+
+// downloadLinkTo is downloadLink with place renaming the finished link
+// (tmp) to path (see downloadFileTo).
+func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag, path string, place func(tmp, path string) error) (remote.Info, error) {
 	var buf linkBuffer
 	info, err := r.Download(ctx, bucket, key, etag, &buf)
 	if err != nil {
@@ -135,7 +141,7 @@ func downloadLink(ctx context.Context, r Remote, bucket, key, etag, path string)
 		}
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = place(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)

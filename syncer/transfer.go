@@ -218,6 +218,13 @@ func DownloadFile(ctx context.Context, r Remote, bucket, key, etag, path string)
 
 // DownloadFileWith is DownloadFile, restoring what o asks for.
 func DownloadFileWith(ctx context.Context, r Remote, bucket, key, etag, path string, o Restore) (remote.Info, error) {
+	return downloadFileTo(ctx, r, bucket, key, etag, path, o, publish)
+}
+
+// downloadFileTo is DownloadFileWith with place giving the finished file
+// (f, named tmp unless "") its name path: the mount's pull checks there,
+// at the last moment, that it replaces nothing unsent.
+func downloadFileTo(ctx context.Context, r Remote, bucket, key, etag, path string, o Restore, place func(f *os.File, tmp, path string) error) (remote.Info, error) {
 	dir := filepath.Dir(path)
 	if err := mkdirAll(dir); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
@@ -249,7 +256,7 @@ func DownloadFileWith(ctx context.Context, r Remote, bucket, key, etag, path str
 		err = setMtime(f, tmp, mt)
 	}
 	if err == nil {
-		err = publish(f, tmp, path)
+		err = place(f, tmp, path)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
