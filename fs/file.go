@@ -89,6 +89,7 @@ func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*file
 		mayChange:    acc != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0,
 	}
 	n.m.handles.Add(1)
+	n.opened.Add(1)
 	n.m.track(h)
 	if h.mayChange {
 		n.writers.Add(1)
@@ -230,6 +231,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	}
 	h.mu.Unlock()
 	h.m.handles.Add(-1)
+	h.node.opened.Add(-1)
 	errno := h.LoopbackFile.Release(ctx)
 	if h.mayChange && h.node.writers.Add(-1) == 0 && h.m.onWritersClosed != nil {
 		h.m.onWritersClosed()

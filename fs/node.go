@@ -127,6 +127,9 @@ type Node struct {
 	noPassthrough atomic.Bool
 	// writers counts the handles open on this file that may change it.
 	writers atomic.Int32
+	// opened counts the handles open on this file, for reading or
+	// writing (see Mounted.IsOpen).
+	opened atomic.Int32
 }
 
 // WrapChild turns every node go-fuse's loopback creates (on lookup, create,

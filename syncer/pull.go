@@ -107,6 +107,7 @@ type PullStats struct {
 func (p *Puller) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,9 +119,19 @@ func (p *Puller) Run(ctx context.Context, interval time.Duration) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			p.d.opts.Log.Warn("pull: could not read the bucket; trying again at the next round", "err", err)
-		case st.Downloaded+st.Removed+st.Conflicts > 0:
-			p.d.opts.Log.Info("pulled changes from the bucket", "downloaded", st.Downloaded, "removed", st.Removed, "conflicts", st.Conflicts)
+			// Once per outage: offline, the drain says so already.
+			if !failing {
+				p.d.opts.Log.Warn("pull: could not read the bucket; trying again every round", "err", err)
+			}
+			failing = true
+		default:
+			if failing {
+				failing = false
+				p.d.opts.Log.Info("pull: reading the bucket again")
+			}
+			if st.Downloaded+st.Removed+st.Conflicts > 0 {
+				p.d.opts.Log.Info("pulled changes from the bucket", "downloaded", st.Downloaded, "removed", st.Removed, "conflicts", st.Conflicts)
+			}
 		}
 		t.Reset(interval)
 	}

@@ -97,6 +97,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		noPass       bool
 		xattrs       bool
 		adopt        bool
+		pull         time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -117,8 +118,11 @@ shows what is pending or failed.`,
 			if settle < 0 {
 				return usageErr("--settle must not be negative")
 			}
+			if pull < 0 {
+				return usageErr("--pull must not be negative")
+			}
 			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
-				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt}
+				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull}
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -131,6 +135,8 @@ shows what is pending or failed.`,
 	f.BoolVar(&debugFUSE, "debug-fuse", false, "log every FUSE request")
 	f.BoolVar(&xattrs, "xattrs", false, "offer extended attributes through the mount (they are not synced; off by default because the kernel then checks them before every write)")
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
+	f.DurationVar(&pull, "pull", 0, "also bring changes other writers make in the bucket into WORKDIR, looking every INTERVAL (--pull alone: 30s); a file with unsent changes here is never overwritten (see README: Two machines, one bucket)")
+	f.Lookup("pull").NoOptDefVal = "30s"
 	f.BoolVar(&adopt, "adopt", false, "take this WORKDIR and remote as the state's own when they are not the ones it was made for (a folder moved or restored, another bucket): WORKDIR is compared with the bucket and nothing is deleted")
 	return c
 }
@@ -146,6 +152,7 @@ type mounter struct {
 	noPassthrough bool
 	xattrs        bool
 	adopt         bool
+	pull          time.Duration // 0: no pull
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -314,6 +321,14 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	drained := make(chan struct{})
 	go func() { d.Run(drainCtx); close(drained) }()
+	pulled := make(chan struct{})
+	if m.pull > 0 {
+		p := syncer.NewPuller(d, j, syncer.PullOptions{Mount: srv, MaxDelete: m.sf.maxDelete})
+		go func() { p.Run(drainCtx, m.pull); close(pulled) }()
+		log.Info("following the bucket", "every", m.pull)
+	} else {
+		close(pulled)
+	}
 
 	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
 	stopStatus := st.serve(log)
@@ -332,6 +347,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	unmount(srv.Server, mountpoint, unmounted, log)
 	stopDrain()
 	<-drained
+	<-pulled
 	close(stopDeleteLog)
 	<-deleteLogDone
 	stopStatus()
