@@ -333,6 +333,22 @@ func (d *Drainer) deleteOwn(ctx context.Context, rel, key string, single bool) (
 	return true, nil
 }
 
+// ownObject says whether key (rel's) holds a write of this side's that the
+// cache does not know of (an upload whose answer was lost), and its ETag:
+// only such an object may be deleted on a removal the cache cannot vouch
+// for. A key that is gone is not this side's to delete.
+func (d *Drainer) ownObject(ctx context.Context, rel, key string) (string, bool, error) {
+	info, err := d.r.Head(ctx, d.loc.Bucket, key)
+	if errors.Is(err, remote.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	mine := d.opts.WriterID != "" && info.Metadata[remote.MetaWriter] == d.opts.WriterID
+	return info.ETag, mine || d.cf.wasSent(rel, info), nil
+}
+
 // deleteItems deletes keys (paths are their WORKDIR paths, for conflicts)
 // on the condition that each still holds the ETag given with it, where the
 // store honours that (DrainOptions.Conditions). A key whose condition

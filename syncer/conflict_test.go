@@ -295,3 +295,34 @@ func TestConditionalUploadsOneWriterCost(t *testing.T) {
 		t.Errorf("%d PUTs and %d deletes, want 10 and 1", puts, other)
 	}
 }
+
+// A removal the cache cannot vouch for (this side's upload of f may have
+// landed: its answer never came) deletes f only if f holds this side's
+// own write. Here another machine's f landed instead; it stays.
+func TestDoubtRemovalSparesOtherWriter(t *testing.T) {
+	var proxy *faultproxy.Proxy
+	a := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
+		var err error
+		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+		return proxy.URL()
+	})
+	b := newDrainOn(t, a.env, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, nil, nil)
+
+	// A's uploads of f never answer (nor land): A is in doubt about f.
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropBefore, Match: faultproxy.KeyPrefix("w/f")})
+	testfs.WriteFile(t, a.workdir+"/f", "a's")
+	a.j.Changed("f")
+	a.waitState(t, "A's upload of f to fail", func(s syncer.State) bool { return s.LastError != "" })
+
+	b.put(t, "f", "b's version")
+	os.Remove(a.workdir + "/f")
+	a.j.Removed("f", false)
+	proxy.SetRules()
+	a.waitIdle(t)
+	if got := body(t, b, "w/f"); got != "b's version" {
+		t.Errorf("after A removed its unsent f, the bucket's f holds %q, want B's version kept", got)
+	}
+}

@@ -103,7 +103,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 			// The metadata is the file's now: a chmod may have come with
 			// the rename.
 			p := posixOf(info)
-			o := remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p}
+			o := remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p, Writer: d.opts.WriterID}
 			if err := d.expectFile(rel, &o); err != nil {
 				return err
 			}
@@ -202,7 +202,13 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 		if !ok {
 			items, paths = nil, nil
 			for _, k := range d.doubtKeys(rel) {
-				items, paths = append(items, remote.DeleteItem{Key: k}), append(paths, rel)
+				etag, own, err := d.ownObject(ctx, rel, k)
+				if err != nil {
+					return err
+				}
+				if own {
+					items, paths = append(items, remote.DeleteItem{Key: k, ETag: etag}), append(paths, rel)
+				}
 			}
 		}
 		if err := d.deleteItems(ctx, paths, items); err != nil {
@@ -263,20 +269,32 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 			for _, it := range items {
 				known[it.Key] = true
 			}
+			var unknown, unknownPaths []string
 			err := d.r.List(ctx, d.loc.Bucket, d.key(rel)+"/", func(o remote.Object) error {
 				p := o.Key[len(d.loc.Prefix):]
 				if lp, ok := strings.CutSuffix(p, LinkSuffix); ok && !isGone(lp) {
 					return nil // a link's object, and the link is still there
 				}
 				if !known[o.Key] && isGone(p) && !d.opts.Filters.Excluded(p) {
-					// What the listing saw is what may go.
-					items = append(items, remote.DeleteItem{Key: o.Key, ETag: o.ETag})
-					paths = append(paths, p)
+					unknown = append(unknown, o.Key)
+					unknownPaths = append(unknownPaths, p)
 				}
 				return nil
 			})
 			if err != nil {
 				return err
+			}
+			// Only this side's own writes: an object below the folder
+			// that another machine put there is not this removal's.
+			for i, k := range unknown {
+				etag, own, err := d.ownObject(ctx, unknownPaths[i], k)
+				if err != nil {
+					return err
+				}
+				if own {
+					items = append(items, remote.DeleteItem{Key: k, ETag: etag})
+					paths = append(paths, unknownPaths[i])
+				}
 			}
 		}
 		if err := d.deleteItems(ctx, paths, items); err != nil {

@@ -31,7 +31,7 @@ func (d *Drainer) syncMeta(ctx context.Context, rel, key string, e cache.Entry, 
 		return false, nil
 	}
 	etag, err := d.r.Copy(ctx, d.loc.Bucket, key, d.loc.Bucket, key, e.Size,
-		remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p})
+		remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p, Writer: d.opts.WriterID})
 	if errors.Is(err, remote.ErrNotFound) || errors.Is(err, remote.ErrChanged) {
 		return false, nil
 	}

@@ -42,6 +42,8 @@ func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Re
 	return newDrainOn(t, newEnv(t), opts, wrap, front)
 }
 
+var drainIDs atomic.Int64
+
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
 // prefix is another machine mirroring the same folder.
 func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
@@ -67,6 +69,10 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 		t.Fatal(err)
 	}
 	d := &drainEnv{env: e, p: p, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
+	if opts.WriterID == "" {
+		// As a mount has: its own writes are told by it (cmd/s3sync writerID).
+		opts.WriterID = fmt.Sprintf("test-drain-%d", drainIDs.Add(1))
+	}
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
 	var r syncer.Remote = client
 	if wrap != nil {
