@@ -106,13 +106,26 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	w := newWorkload(t, seed, m.mountpoint)
 	kills := 0
 	for i := range ops {
-		w.step(i)
+		tail := i >= ops-ops/10
+		w.step(i, tail)
 		if w.rng.IntN(ops) < 2 { // about two kills per run
 			// Let the syncer get going on what was just done, then kill.
 			time.Sleep(time.Duration(w.rng.IntN(500)) * time.Millisecond)
 			m.kill9()
 			kills++
-			w.logf("kill -9 and restart")
+			if w.rng.IntN(2) == 0 {
+				// Changes while unmounted: the start-up scan must find
+				// them (modes, links and empty directories too).
+				w.logf("kill -9; while unmounted, in WORKDIR:")
+				w.mp = m.workdir
+				for range 1 + w.rng.IntN(3) {
+					w.step(i, tail)
+				}
+				w.mp = m.mountpoint
+				w.logf("restart")
+			} else {
+				w.logf("kill -9 and restart")
+			}
 			m.start()
 		} else if w.rng.IntN(4) == 0 {
 			time.Sleep(time.Duration(w.rng.IntN(300)) * time.Millisecond)
@@ -135,6 +148,9 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	diffs = append(diffs, bucketEqualsWorkdir(t, srv, m.url, m.workdir)...)
 	if ran, code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); ran && code != 0 {
 		diffs = append(diffs, fmt.Sprintf("s3sync verify exited %d:\n%s", code, out))
+	}
+	if os.Getenv("CHAOS_DEBUG") != "" {
+		t.Logf("workload:\n  %s", strings.Join(w.log, "\n  "))
 	}
 	if len(diffs) > 0 {
 		t.Errorf("seed %d (replay: S3SYNC_CHAOS_SEED=%d S3SYNC_CHAOS_OPS=%d): bucket does not equal WORKDIR, %d differences:\n  %s\nworkload:\n  %s\nrequests on the differing keys:\n  %s",
@@ -352,7 +368,11 @@ func (w *workload) rename(from, to string) {
 	}
 }
 
-func (w *workload) step(i int) {
+// step does one random op; in the tail (the last tenth of the run) only
+// ops that leave file content alone, so that their effect is what the
+// final check sees: a chmod there must reach the bucket by itself (a
+// metadata-only copy), not ride along with a later upload of the file.
+func (w *workload) step(i int, tail bool) {
 	w.op = i
 	type op struct {
 		weight int
@@ -369,7 +389,7 @@ func (w *workload) step(i int) {
 		{8, w.editorSave},
 		{8, w.rewriteWhileUploading},
 		{6, w.deleteFile},
-		{4, w.mkdir},
+		{6, w.mkdir},
 		{4, w.renameDir},
 		{2, w.removeDir},
 		{1, w.bigFile},
@@ -380,8 +400,11 @@ func (w *workload) step(i int) {
 		{3, w.fileToLink},
 		{2, w.linkToFile},
 		{3, w.rmdirEmpty},
-		{3, w.moveOutLast},
+		{4, w.moveOutLast},
 		{2, w.renameLink},
+	}
+	if tail {
+		table = []op{{8, w.chmod}, {3, w.retarget}, {2, w.removeLink}, {2, w.symlink}, {2, w.rmdirEmpty}, {3, w.moveOutLast}, {2, w.deleteFile}, {1, w.mkdir}}
 	}
 	total := 0
 	for _, o := range table {
@@ -559,7 +582,25 @@ func (w *workload) mkdir() bool {
 		return false
 	}
 	rel := w.freeName(parent, "d")
-	w.logf("mkdir %s", rel)
+	switch w.rng.IntN(3) {
+	case 0:
+		w.logf("mkdir %s", rel)
+	case 1:
+		// Not empty by the time the drain looks: no marker until a
+		// removal or a move leaves it empty.
+		f := w.freeName(rel, "f")
+		w.logf("mkdir %s, create %s", rel, f)
+		w.must(os.Mkdir(w.abs(rel), 0o755))
+		w.dirs[rel] = true
+		w.write(f, w.content(w.size()))
+		return true
+	case 2:
+		sub := w.freeName(rel, "d")
+		w.logf("mkdir -p %s", sub)
+		w.must(os.Mkdir(w.abs(rel), 0o755))
+		w.dirs[rel] = true
+		rel = sub
+	}
 	w.must(os.Mkdir(w.abs(rel), 0o755))
 	w.dirs[rel] = true
 	return true
