@@ -149,9 +149,6 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	if ran, code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); ran && code != 0 {
 		diffs = append(diffs, fmt.Sprintf("s3sync verify exited %d:\n%s", code, out))
 	}
-	if os.Getenv("CHAOS_DEBUG") != "" {
-		t.Logf("workload:\n  %s", strings.Join(w.log, "\n  "))
-	}
 	if len(diffs) > 0 {
 		t.Errorf("seed %d (replay: S3SYNC_CHAOS_SEED=%d S3SYNC_CHAOS_OPS=%d): bucket does not equal WORKDIR, %d differences:\n  %s\nworkload:\n  %s\nrequests on the differing keys:\n  %s",
 			seed, seed, ops, len(diffs), strings.Join(diffs, "\n  "), strings.Join(w.log, "\n  "),
