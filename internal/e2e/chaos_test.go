@@ -149,6 +149,9 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	if ran, code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); ran && code != 0 {
 		diffs = append(diffs, fmt.Sprintf("s3sync verify exited %d:\n%s", code, out))
 	}
+	if len(diffs) == 0 {
+		diffs = restoreDiffs(t, srv.Endpoint, m.url, m.workdir)
+	}
 	if len(diffs) > 0 {
 		t.Errorf("seed %d (replay: S3SYNC_CHAOS_SEED=%d S3SYNC_CHAOS_OPS=%d): bucket does not equal WORKDIR, %d differences:\n  %s\nworkload:\n  %s\nrequests on the differing keys:\n  %s",
 			seed, seed, ops, len(diffs), strings.Join(diffs, "\n  "), strings.Join(w.log, "\n  "),
@@ -399,6 +402,7 @@ func (w *workload) step(i int, tail bool) {
 		{3, w.rmdirEmpty},
 		{4, w.moveOutLast},
 		{2, w.renameLink},
+		{3, w.swapType},
 	}
 	if tail {
 		table = []op{{8, w.chmod}, {3, w.retarget}, {2, w.removeLink}, {2, w.symlink}, {2, w.rmdirEmpty}, {3, w.moveOutLast}, {2, w.deleteFile}, {1, w.mkdir}}
@@ -627,6 +631,11 @@ func (w *workload) removeDir() bool {
 		return false
 	}
 	w.logf("rm -r %s", rel)
+	w.removeTree(rel)
+	return true
+}
+
+func (w *workload) removeTree(rel string) {
 	w.must(os.RemoveAll(w.abs(rel)))
 	for _, k := range append(sortedKeys(w.files), sortedKeys(w.links)...) {
 		if strings.HasPrefix(k, rel+"/") {
@@ -638,7 +647,6 @@ func (w *workload) removeDir() bool {
 			delete(w.dirs, k)
 		}
 	}
-	return true
 }
 
 // bigFile goes over the multipart threshold (8 MiB).
@@ -858,6 +866,43 @@ func (w *workload) moveOutLast() bool {
 	to := w.freeName(parent, "f")
 	w.logf("move %s out to %s (%d entries left in %s)", from, to, w.entries(path.Dir(from))-1, path.Dir(from))
 	w.rename(from, to)
+	return true
+}
+
+// swapType gives a name another type: a file or link becomes an empty
+// directory, a directory (and what it holds) a file or a link. The old
+// name's object must go (NAME, NAME.rclonelink or the marker NAME/) and
+// the new one's come.
+func (w *workload) swapType() bool {
+	switch w.rng.IntN(3) {
+	case 0, 1:
+		rel, ok := w.pickFile()
+		if w.rng.IntN(2) == 0 || !ok {
+			if rel, ok = w.pickLink(); !ok {
+				return false
+			}
+		}
+		w.logf("replace %s by an empty directory", rel)
+		w.must(os.Remove(w.abs(rel)))
+		w.forget(rel)
+		w.must(os.Mkdir(w.abs(rel), 0o755))
+		w.dirs[rel] = true
+	default:
+		rel := w.pickDir()
+		if rel == "" {
+			return false
+		}
+		w.logf("rm -r %s, then make it a file or a link", rel)
+		w.removeTree(rel)
+		if w.rng.IntN(2) == 0 {
+			w.write(rel, w.content(w.size()))
+		} else {
+			target, what := w.linkTarget(rel)
+			w.logf("  ln -s %s %s (%s)", target, rel, what)
+			w.must(os.Symlink(target, w.abs(rel)))
+			w.links[rel] = target
+		}
+	}
 	return true
 }
 

@@ -207,3 +207,74 @@ func verifyCommand(t *testing.T, endpoint, workdir, url string) (ran bool, exit 
 	}
 	return true, 0, string(b)
 }
+
+// restoreDiffs restores url into a new folder with `s3sync reconcile
+// --links` and compares it with workdir: the same names with the same
+// types; files with the same content, mtime and permission bits; links with
+// the same target and mtime; every directory, empty ones included. What a
+// person gets back is the point of the backup.
+func restoreDiffs(t *testing.T, endpoint, url, workdir string) []string {
+	t.Helper()
+	restored := t.TempDir()
+	out, err := exec.Command(bin, "reconcile", "--links", "--endpoint-url", endpoint, url, restored).CombinedOutput()
+	if err != nil {
+		return []string{fmt.Sprintf("restore with reconcile --links: %v\n%s", err, out)}
+	}
+	want, got := treeOf(t, workdir), treeOf(t, restored)
+	var diffs []string
+	for rel, w := range want {
+		if g, ok := got[rel]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: not restored (WORKDIR: %s)", rel, w))
+		} else if g != w {
+			diffs = append(diffs, fmt.Sprintf("%s: restored as %s, WORKDIR has %s", rel, g, w))
+		}
+	}
+	for rel, g := range got {
+		if _, ok := want[rel]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: restored (%s) but not in WORKDIR", rel, g))
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
+
+// treeOf describes each entry below root, never following links, in a
+// line that two trees holding the same thing share.
+func treeOf(t *testing.T, root string) map[string]string {
+	t.Helper()
+	tree := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == root {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			tree[rel] = "a directory"
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			tree[rel] = fmt.Sprintf("a link to %q, mtime %s", target, remote.FormatMtime(info.ModTime()))
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			tree[rel] = fmt.Sprintf("a file of %d bytes, md5 %x, mode %04o, mtime %s", len(b), md5.Sum(b), info.Mode().Perm(), remote.FormatMtime(info.ModTime()))
+		default:
+			tree[rel] = "a " + info.Mode().Type().String()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	return tree
+}
