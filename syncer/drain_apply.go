@@ -38,8 +38,8 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		return nil
 	}
 	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
-	info, err := os.Lstat(full)
-	if errors.Is(err, fs.ErrNotExist) {
+	info, err := lstatBeneath(d.workdir, rel)
+	if notExist(err) {
 		if err := d.removeFile(ctx, rel, st); err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		d.setDoubt(rel, true)
 	}
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case notExist(err):
 		return d.removeFile(ctx, rel, st)
 	case errors.Is(err, fs.ErrPermission):
 		// This file only: retrying will not make it readable.
@@ -201,8 +201,8 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		if isMarker(p) {
 			return d.markerGone(p)
 		}
-		_, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p)))
-		return errors.Is(err, fs.ErrNotExist)
+		_, err := lstatBeneath(d.workdir, p)
+		return notExist(err)
 	}
 	err := d.c.Walk(rel+"/", func(p string, e cache.Entry) error {
 		if isGone(p) {
@@ -289,9 +289,11 @@ func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
 // the directory's old name, whose objects can be copied server-side.
 func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	root := filepath.Join(d.workdir, filepath.FromSlash(rel))
-	if info, err := os.Lstat(root); err == nil && !info.IsDir() {
+	if info, err := lstatBeneath(d.workdir, rel); err == nil && !info.IsDir() {
 		// Now a file or a symlink (never walked through): sync what it is.
 		return d.syncPath(ctx, rel, "", immediate)
+	} else if notExist(err) {
+		return d.removeTree(ctx, rel, false)
 	}
 	var firstErr error
 	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {
