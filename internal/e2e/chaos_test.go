@@ -134,7 +134,14 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	workTime := time.Since(start)
 
 	proxy.SetRules()
+	settled := false
+	t.Cleanup(func() {
+		if !settled { // waitSettled failed the test: say what led there
+			t.Logf("seed %d: the mount did not settle; workload:\n  %s", seed, strings.Join(w.log, "\n  "))
+		}
+	})
 	r := m.waitSettled(5 * time.Minute)
+	settled = true
 	drainTime := time.Since(start) - workTime
 	m.stop()
 	t.Logf("seed %d: %d ops, %d kills, %d files, %d links, %d directories; workload %v, drain %v; proxy: %s",
