@@ -21,6 +21,15 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 	if r.Op == journal.OpRemoved && r.IsDir {
 		return d.removeTree(ctx, r.Path, st.doubt)
 	}
+	if r.Op == journal.OpRenamed {
+		// A directory removed (or renamed away) here before the rename
+		// coalesced into it: what it held must go, as after a change
+		// (which the journal keeps a removal; a rename must keep its
+		// source for the copy). mv build build.old; mv build.new build.
+		if err := d.removeGone(ctx, r.Path, false); err != nil {
+			return err
+		}
+	}
 	if r.IsDir {
 		// A directory rename, possibly with a later change coalesced onto
 		// it: its files were never journaled one by one.
@@ -195,6 +204,19 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 // removeTree handles rmdir or a directory renamed away: every cached path
 // below it that is gone from WORKDIR is removed.
 func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error {
+	if err := d.removeGone(ctx, rel, doubt); err != nil {
+		return err
+	}
+	// The path may now be a file again (rmdir x; echo > x).
+	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
+		return d.syncPath(ctx, rel, "", immediate)
+	}
+	return d.markEmptyParent(ctx, rel, immediate)
+}
+
+// removeGone removes what the cache holds below the directory rel and
+// WORKDIR no longer does (their objects with --delete).
+func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error {
 	var gone []string
 	var goneKeys []string // their object key suffixes
 	isGone := func(p string) bool {
@@ -264,11 +286,7 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		}
 		d.mu.Unlock()
 	}
-	// The path may now be a file again (rmdir x; echo > x).
-	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
-		return d.syncPath(ctx, rel, "", immediate)
-	}
-	return d.markEmptyParent(ctx, rel, immediate)
+	return nil
 }
 
 func (d *Drainer) deleteKeys(ctx context.Context, keys []string) error {
