@@ -94,7 +94,7 @@ func putMarker(ctx context.Context, r Remote, bucket, key string, mtime time.Tim
 func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error {
 	dir := markerDir(marker)
 	full := filepath.Join(d.workdir, filepath.FromSlash(dir))
-	info, err := os.Lstat(full)
+	info, err := lstatBeneath(d.workdir, dir)
 	if err == nil && info.IsDir() {
 		return d.ensureMarker(ctx, dir, full, info, st)
 	}
@@ -201,7 +201,7 @@ func (d *Drainer) markEmptyParent(ctx context.Context, rel string, st *step) err
 // markerGone reports, for removeTree, whether the directory of a marker
 // cache key is no longer a directory in WORKDIR.
 func (d *Drainer) markerGone(marker string) bool {
-	info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(markerDir(marker))))
+	info, err := lstatBeneath(d.workdir, markerDir(marker))
 	return err == nil && !info.IsDir() || notExist(err)
 }
 

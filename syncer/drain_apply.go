@@ -21,6 +21,15 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 	if r.Op == journal.OpRemoved && r.IsDir {
 		return d.removeTree(ctx, r.Path, st.doubt)
 	}
+	if r.Op == journal.OpRenamed {
+		// A directory removed (or renamed away) here before the rename
+		// coalesced into it: what it held must go, as after a change
+		// (which the journal keeps a removal; a rename must keep its
+		// source for the copy). mv build build.old; mv build.new build.
+		if err := d.removeGone(ctx, r.Path, false); err != nil {
+			return err
+		}
+	}
 	if r.IsDir {
 		// A directory rename, possibly with a later change coalesced onto
 		// it: its files were never journaled one by one.
@@ -38,8 +47,8 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		return nil
 	}
 	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
-	info, err := os.Lstat(full)
-	if errors.Is(err, fs.ErrNotExist) {
+	info, err := lstatBeneath(d.workdir, rel)
+	if notExist(err) {
 		if err := d.removeFile(ctx, rel, st); err != nil {
 			return err
 		}
@@ -160,7 +169,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		d.cf.noteSent(rel, res.Size, res.Mtime)
 	}
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case notExist(err):
 		return d.removeFile(ctx, rel, st)
 	case errors.Is(err, fs.ErrPermission):
 		// This file only: retrying will not make it readable.
@@ -225,6 +234,19 @@ func (d *Drainer) removeFile(ctx context.Context, rel string, st *step) error {
 // removeTree handles rmdir or a directory renamed away: every cached path
 // below it that is gone from WORKDIR is removed.
 func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error {
+	if err := d.removeGone(ctx, rel, doubt); err != nil {
+		return err
+	}
+	// The path may now be a file again (rmdir x; echo > x).
+	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
+		return d.syncPath(ctx, rel, "", immediate)
+	}
+	return d.markEmptyParent(ctx, rel, immediate)
+}
+
+// removeGone removes what the cache holds below the directory rel and
+// WORKDIR no longer does (their objects with --delete).
+func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error {
 	var gone []string
 	var goneKeys []string // their object key suffixes
 	var goneETags []string
@@ -232,8 +254,8 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		if isMarker(p) {
 			return d.markerGone(p)
 		}
-		_, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(p)))
-		return errors.Is(err, fs.ErrNotExist)
+		_, err := lstatBeneath(d.workdir, p)
+		return notExist(err)
 	}
 	err := d.c.Walk(rel+"/", func(p string, e cache.Entry) error {
 		if isGone(p) {
@@ -315,20 +337,18 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 		}
 		d.mu.Unlock()
 	}
-	// The path may now be a file again (rmdir x; echo > x).
-	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
-		return d.syncPath(ctx, rel, "", immediate)
-	}
-	return d.markEmptyParent(ctx, rel, immediate)
+	return nil
 }
 
 // syncTree syncs every file below the directory rel; from, when set, is
 // the directory's old name, whose objects can be copied server-side.
 func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	root := filepath.Join(d.workdir, filepath.FromSlash(rel))
-	if info, err := os.Lstat(root); err == nil && !info.IsDir() {
+	if info, err := lstatBeneath(d.workdir, rel); err == nil && !info.IsDir() {
 		// Now a file or a symlink (never walked through): sync what it is.
 		return d.syncPath(ctx, rel, "", immediate)
+	} else if notExist(err) {
+		return d.removeTree(ctx, rel, false)
 	}
 	var firstErr error
 	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {

@@ -246,6 +246,9 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 			}
 			return LocalFile{Rel: rel, Path: path, Size: info.Size(), Mtime: info.ModTime(), Link: true}, true
 		}
+		if e.info == nil && (info.IsDir() || info.Mode()&fs.ModeSymlink != 0) {
+			continue // a file when listed, replaced since: its own change will tell
+		}
 		if !info.Mode().IsRegular() {
 			w.warn(path, fmt.Errorf("%s is not a regular file", kindOf(info.Mode())))
 			continue

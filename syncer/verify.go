@@ -3,7 +3,12 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s3sync/s3sync/remote"
 )
 
 // VerifyOptions are verify's flags.
@@ -13,6 +18,9 @@ type VerifyOptions struct {
 	// Links compares local symlinks, never followed, with rclone's
 	// .rclonelink objects (how the mount and reconcile --links store them).
 	Links bool
+	// Owner also compares uid and gid (x-amz-meta-uid, -gid) with the
+	// local file's owner; modes are always compared (see judgeMeta).
+	Owner bool
 	// Concurrency bounds the pairs being checked at once (HEADs and
 	// hashes); DefaultConcurrency when 0.
 	Concurrency int
@@ -33,6 +41,11 @@ const (
 	FindSkipped      FindingKind = "skipped"       // a local entry no bucket can hold (special file, …)
 )
 
+// FindMetaDiffers: size, mtime and content agree (or content is not
+// checkable); the mode, or with Owner the owner, does not. A reconcile does
+// not send a file again for that; a chmod through the mount does.
+const FindMetaDiffers FindingKind = "metadata_differs"
+
 // Finding is one path that is not proven identical.
 type Finding struct {
 	Kind FindingKind
@@ -50,6 +63,7 @@ type Finding struct {
 type VerifySummary struct {
 	Checked      int64 // paths on both sides, compared
 	Differ       int64
+	MetaDiffer   int64 // FindMetaDiffers: only the mode or owner differs
 	OnlySrc      int64
 	OnlyDst      int64
 	NotCheckable int64 // content not comparable (counted, not a difference)
@@ -65,7 +79,7 @@ type VerifySummary struct {
 
 // Identical reports whether the run found no difference and no error.
 func (s VerifySummary) Identical() bool {
-	return s.Differ == 0 && s.OnlySrc == 0 && s.OnlyDst == 0 && s.Errors == 0
+	return s.Differ == 0 && s.MetaDiffer == 0 && s.OnlySrc == 0 && s.OnlyDst == 0 && s.Errors == 0
 }
 
 // verifyJob is one path of the merge, checked in the background and
@@ -99,7 +113,7 @@ func Verify(ctx context.Context, r Remote, src, dst Endpoint, opts VerifyOptions
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	v := &verifier{r: r, src: src, dst: dst, h: newHasher(opts.Sums), ctx: ctx}
+	v := &verifier{r: r, src: src, dst: dst, h: newHasher(opts.Sums), ctx: ctx, owner: opts.Owner}
 	order := make(chan *verifyJob, 4*opts.Concurrency)
 	var sum VerifySummary
 	reported := make(chan struct{})
@@ -204,6 +218,8 @@ func (s *VerifySummary) add(j *verifyJob) {
 	switch j.finding.Kind {
 	case FindDiffers:
 		s.Differ++
+	case FindMetaDiffers:
+		s.MetaDiffer++
 	case FindOnlySrc:
 		s.OnlySrc++
 	case FindOnlyDst:
@@ -220,6 +236,7 @@ type verifier struct {
 	src, dst Endpoint
 	h        *hasher
 	ctx      context.Context
+	owner    bool // compare uid and gid too
 }
 
 func (v *verifier) open(e Endpoint, mode symlinkMode, warn func(string, error)) (stream, error) {
@@ -266,6 +283,7 @@ type side struct {
 	size  int64
 	mtime time.Time // zero: not stored
 	c     content
+	posix remote.Posix // an object's metadata; a local file's own (links: none)
 }
 
 // look gathers one side: a HEAD for an object (its x-amz-meta-mtime and
@@ -276,7 +294,7 @@ func (v *verifier) look(e Endpoint, en entry) (side, error) {
 		if err != nil {
 			return side{}, err
 		}
-		return side{size: info.Size, mtime: info.Mtime, c: objectContent(info.ETag).withHead(info)}, nil
+		return side{size: info.Size, mtime: info.Mtime, c: objectContent(info.ETag).withHead(info), posix: info.Posix}, nil
 	}
 	if en.link {
 		c, size, mtime, err := linkContent(v.ctx, en.path)
@@ -286,7 +304,11 @@ func (v *verifier) look(e Endpoint, en entry) (side, error) {
 	if err != nil {
 		return side{}, err
 	}
-	return side{size: st.Size, mtime: time.Unix(0, st.Mtime), c: localContent(d)}, nil
+	p, err := localPosix(en.path)
+	if err != nil {
+		return side{}, err
+	}
+	return side{size: st.Size, mtime: time.Unix(0, st.Mtime), c: localContent(d), posix: p}, nil
 }
 
 func (v *verifier) check(j *verifyJob) {
@@ -317,18 +339,60 @@ func (v *verifier) judge(j *verifyJob, a, b side) *Finding {
 	case !sameTime(a.mtime, b.mtime):
 		reasons = append(reasons, fmt.Sprintf("mtime differs (%s != %s)", showTime(a.mtime), showTime(b.mtime)))
 	}
+	meta := v.judgeMeta(a.posix, b.posix)
 	if !known {
 		j.unknown = true
-		if len(reasons) == 0 {
+		if len(reasons) == 0 && len(meta) == 0 {
 			return &Finding{Kind: FindNotCheckable, Rel: j.s.rel, Src: v.src.Show(j.s.rel), Dst: v.dst.Show(j.s.rel),
 				Reasons: []string{contentNotCheckable + " (" + whyUnknown(a.c, b.c) + ")"}}
 		}
-		reasons = append(reasons, contentNotCheckable)
 	}
-	if len(reasons) == 0 {
+	if len(reasons) == 0 && len(meta) == 0 {
 		return nil
 	}
-	return v.differs(j, reasons...)
+	kind := FindDiffers
+	if len(reasons) == 0 {
+		kind = FindMetaDiffers
+	}
+	reasons = append(reasons, meta...)
+	if !known {
+		reasons = append(reasons, contentNotCheckable)
+	}
+	f := v.differs(j, reasons...)
+	f.Kind = kind
+	return f
+}
+
+// judgeMeta compares what a restore gives a file besides its content: the
+// permission bits (07777) where both sides know them, which is where an
+// object is compared (a HEAD is made for the checksum anyway) and carries
+// x-amz-meta-mode, and, with --owner, uid and gid. Two local directories
+// are not compared so: a copy made without -p is not wrong.
+func (v *verifier) judgeMeta(a, b remote.Posix) []string {
+	if !v.src.IsS3 && !v.dst.IsS3 {
+		return nil
+	}
+	var out []string
+	if a.HasMode && b.HasMode && a.Mode&0o7777 != b.Mode&0o7777 {
+		out = append(out, fmt.Sprintf("mode %04o != %04o", a.Mode&0o7777, b.Mode&0o7777))
+	}
+	if v.owner && a.HasUID && b.HasUID && a.UID != b.UID {
+		out = append(out, fmt.Sprintf("uid %d != %d", a.UID, b.UID))
+	}
+	if v.owner && a.HasGID && b.HasGID && a.GID != b.GID {
+		out = append(out, fmt.Sprintf("gid %d != %d", a.GID, b.GID))
+	}
+	return out
+}
+
+// localPosix is the mode and owner of the file at path as an upload reads
+// them: of the file opened, so a followed symlink's target's.
+func localPosix(path string) (remote.Posix, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return remote.Posix{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return remote.FilePosix(st.Mode, st.Uid, st.Gid), nil
 }
 
 func showTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

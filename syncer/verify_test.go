@@ -2,9 +2,11 @@ package syncer_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"hash/crc64"
 	"os"
 	"path/filepath"
@@ -351,5 +353,84 @@ func TestReconcileChecksum(t *testing.T) {
 	equalLines(t, "--checksum copy", lines, "copy "+url+"/a.txt")
 	if sum, lines := verify(t, small, dir, copyURL, nil); !sum.Identical() {
 		t.Errorf("after --checksum copies: %+v %q", sum, lines)
+	}
+}
+
+// A restore gives a file the object's mode: verify proves the bucket holds
+// the file's permission bits where its objects say (x-amz-meta-mode), and
+// the owner only when asked.
+func TestVerifyMode(t *testing.T) {
+	e := newEnv(t)
+	mtime := time.Unix(1700000000, 123456789)
+	me := os.Getuid()
+	cases := []struct {
+		name   string
+		local  os.FileMode // permission bits, chmod-ed
+		body   string      // the object's; the file holds "alpha"
+		meta   map[string]string
+		owner  bool
+		s3ToS3 bool // compare the object with a copy carrying meta, not with the file
+		want   []string
+	}{
+		{name: "same", local: 0o644, meta: map[string]string{"mode": "100644"}},
+		{name: "chmod", local: 0o600, meta: map[string]string{"mode": "100644"},
+			want: []string{"metadata_differs f: mode 0600 != 0644"}},
+		{name: "setuid", local: os.ModeSetuid | 0o755, meta: map[string]string{"mode": "100755"},
+			want: []string{"metadata_differs f: mode 4755 != 0755"}},
+		{name: "content too", local: 0o600, body: "alphA", meta: map[string]string{"mode": "100644"},
+			want: []string{"differs f: content differs; mode 0600 != 0644"}},
+		{name: "size differs: no HEAD, no mode", local: 0o600, body: "alpha!", meta: map[string]string{"mode": "100644"},
+			want: []string{"differs f: size 5 != 6"}},
+		{name: "no mode stored", local: 0o600},
+		{name: "mode without file type", local: 0o640, meta: map[string]string{"mode": "644"},
+			want: []string{"metadata_differs f: mode 0640 != 0644"}},
+		{name: "owner not by default", local: 0o644, meta: map[string]string{"mode": "100644", "uid": "4242", "gid": "4343"}},
+		{name: "owner", local: 0o644, owner: true, meta: map[string]string{"mode": "100644", "uid": "4242", "gid": fmt.Sprint(os.Getgid())},
+			want: []string{fmt.Sprintf("metadata_differs f: uid %d != 4242", me)}},
+		{name: "s3 to s3", s3ToS3: true, meta: map[string]string{"mode": "100600"},
+			want: []string{"metadata_differs f: mode 0644 != 0600"}},
+		{name: "s3 to s3, one without mode", s3ToS3: true},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			testfs.WriteFile(t, dir+"/f", "alpha")
+			if err := os.Chmod(dir+"/f", c.local); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(dir+"/f", mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			meta := map[string]string{"mtime": remote.FormatMtime(mtime)}
+			for k, v := range c.meta {
+				meta[k] = v
+			}
+			body := cmp.Or(c.body, "alpha")
+			url := fmt.Sprintf("s3://%s/%d", e.bucket, i)
+			src := dir
+			if c.s3ToS3 {
+				src = url + "/src"
+				e.srv.Put(t, e.bucket, fmt.Sprintf("%d/src/f", i), "alpha",
+					map[string]string{"mtime": remote.FormatMtime(mtime), "mode": "100644"})
+				url += "/dst"
+			}
+			e.srv.Put(t, e.bucket, strings.TrimPrefix(url, "s3://"+e.bucket+"/")+"/f", body, meta)
+			sum, lines := verify(t, e.client, src, url, func(o *syncer.VerifyOptions) { o.Owner = c.owner })
+			wantFindings(t, c.name, lines, c.want...)
+			if sum.Identical() != (len(c.want) == 0) || sum.Checked != 1 {
+				t.Errorf("%s: %+v", c.name, sum)
+			}
+		})
+	}
+
+	// Two local directories: a copy made without -p is not a difference.
+	a, b := t.TempDir(), t.TempDir()
+	testfs.WriteFile(t, a+"/f", "alpha")
+	testfs.WriteFile(t, b+"/f", "alpha")
+	os.Chmod(b+"/f", 0o600)
+	os.Chtimes(a+"/f", mtime, mtime)
+	os.Chtimes(b+"/f", mtime, mtime)
+	if sum, lines := verify(t, nil, a, b, nil); !sum.Identical() || len(lines) != 0 {
+		t.Errorf("local to local: %+v %q", sum, lines)
 	}
 }

@@ -27,6 +27,7 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 		stateDir    string
 		noFollow    bool
 		links       bool
+		owner       bool
 		concurrency int
 		filters     syncer.Filters
 		patterns    []string
@@ -40,6 +41,9 @@ nanosecond as far as both sides keep it) and content (a file's MD5 against a
 single-part ETag, the CRC64NVME the store keeps otherwise). An object whose
 content no checksum can tell is reported "not checkable" and counted, but is
 not a difference; one without x-amz-meta-mtime is compared without mtime.
+Where an object of the same size carries x-amz-meta-mode, the permission
+bits (07777) must equal the local file's (S3 to S3: both objects'); a
+difference only there is "metadata differs" (--owner: uid and gid too).
 
 Prints one line per difference on stdout and a summary on stderr; with
 --json, one JSON object per line on stdout, the last one the summary.
@@ -69,7 +73,7 @@ compared; 2 the command line was wrong.`,
 					}
 				}
 			}
-			opts := syncer.VerifyOptions{Filters: &filters, NoFollow: noFollow, Links: links, Concurrency: concurrency}
+			opts := syncer.VerifyOptions{Filters: &filters, NoFollow: noFollow, Links: links, Owner: owner, Concurrency: concurrency}
 			return runVerify(cmd.Context(), g, src, dst, opts, stateDir, asJSON)
 		},
 	}
@@ -78,6 +82,7 @@ compared; 2 the command line was wrong.`,
 	f.StringVar(&stateDir, "state-dir", "", "keep local checksums in this state dir (default: the mount's, if the local directory was mounted)")
 	f.BoolVar(&noFollow, "no-follow-symlinks", false, "skip symlinks instead of following them")
 	f.BoolVar(&links, "links", false, "compare symlinks, never followed, with NAME.rclonelink objects (how a mount stores them)")
+	f.BoolVar(&owner, "owner", false, "also compare uid and gid (x-amz-meta-uid, -gid) with the local file's owner")
 	f.IntVar(&concurrency, "concurrency", syncer.DefaultConcurrency, "paths checked at once (HEADs, file reads)")
 	f.Var(&filterFlag{false, &filters, &patterns}, "exclude", "exclude paths matching this pattern (repeatable; with --include, the last match wins)")
 	f.Var(&filterFlag{true, &filters, &patterns}, "include", "do not exclude paths matching this pattern (repeatable)")
@@ -181,7 +186,7 @@ func (p *verifyPrinter) encode(v any) {
 }
 
 // jsonFinding is one line of --json output. Kind is one of "differs",
-// "only_src", "only_dst", "not_checkable", "error", "skipped", and
+// "metadata_differs", "only_src", "only_dst", "not_checkable", "error", "skipped", and
 // "summary" for the last line (jsonSummary).
 type jsonFinding struct {
 	Kind    string   `json:"kind"`
@@ -197,6 +202,7 @@ type jsonSummary struct {
 	Identical    bool   `json:"identical"`
 	Checked      int64  `json:"checked"`
 	Differ       int64  `json:"differ"`
+	MetaDiffer   int64  `json:"metadata_differ"`
 	OnlySrc      int64  `json:"only_src"`
 	OnlyDst      int64  `json:"only_dst"`
 	NotCheckable int64  `json:"not_checkable"`
@@ -220,6 +226,8 @@ func (p *verifyPrinter) finding(f syncer.Finding) {
 	switch f.Kind {
 	case syncer.FindDiffers:
 		fmt.Fprintf(p.out, "differs: %s %s: %s\n", f.Src, f.Dst, strings.Join(f.Reasons, "; "))
+	case syncer.FindMetaDiffers:
+		fmt.Fprintf(p.out, "metadata differs: %s %s: %s\n", f.Src, f.Dst, strings.Join(f.Reasons, "; "))
 	case syncer.FindOnlySrc:
 		fmt.Fprintf(p.out, "only in SRC: %s\n", f.Src)
 	case syncer.FindOnlyDst:
@@ -236,13 +244,16 @@ func (p *verifyPrinter) finding(f syncer.Finding) {
 func (p *verifyPrinter) summary(s syncer.VerifySummary) {
 	if p.json {
 		p.encode(jsonSummary{Kind: "summary", Identical: s.Identical(),
-			Checked: s.Checked, Differ: s.Differ, OnlySrc: s.OnlySrc, OnlyDst: s.OnlyDst,
+			Checked: s.Checked, Differ: s.Differ, MetaDiffer: s.MetaDiffer, OnlySrc: s.OnlySrc, OnlyDst: s.OnlyDst,
 			NotCheckable: s.NotCheckable, Errors: s.Errors, Skipped: s.Skipped, NoMtime: s.NoMtime,
 			Hashed: s.Hashed, HashCached: s.HashCached})
 		return
 	}
 	line := fmt.Sprintf("%d checked, %d differ, %d only in SRC, %d only in DST, %d not checkable",
 		s.Checked, s.Differ, s.OnlySrc, s.OnlyDst, s.NotCheckable)
+	if s.MetaDiffer > 0 {
+		line += fmt.Sprintf(", %d differ only in mode or owner", s.MetaDiffer)
+	}
 	if s.Errors > 0 {
 		line += fmt.Sprintf(", %d could not be compared", s.Errors)
 	}

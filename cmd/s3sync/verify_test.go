@@ -121,6 +121,48 @@ func TestCLIVerify(t *testing.T) {
 	}
 }
 
+// A chmod after the upload: reconcile does not send the file again (as
+// aws s3 sync would not), so only verify can say the restore would be wrong.
+func TestCLIVerifyMode(t *testing.T) {
+	srv := s3test.Get(t)
+	ep := "--endpoint-url=" + srv.Endpoint
+	b := srv.NewBucket(t)
+	dir := t.TempDir()
+	for _, n := range []string{"a.sh", "b.txt"} {
+		testfs.WriteFile(t, filepath.Join(dir, n), "content of "+n)
+		if err := os.Chmod(filepath.Join(dir, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := "s3://" + b + "/m"
+	wantCode(t, s3sync(t, "reconcile", ep, dir, url), 0)
+	if err := os.Chmod(filepath.Join(dir, "a.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s3sync(t, "reconcile", ep, dir, url), 0)
+
+	r := s3sync(t, "verify", ep, dir, url)
+	wantCode(t, r, 1)
+	wantLines(t, r, "metadata differs: "+dir+"/a.sh "+url+"/a.sh: mode 0755 != 0644")
+	wantSummary(t, r, "verify: DIFFERENT: 2 checked, 0 differ, 0 only in SRC, 0 only in DST, 0 not checkable, 1 differ only in mode or owner")
+
+	r = s3sync(t, "verify", ep, "--json", url, dir)
+	wantCode(t, r, 1)
+	fs, sum := jsonLines(t, r)
+	want := []jsonFinding{{Kind: "metadata_differs", Path: "a.sh", Src: url + "/a.sh", Dst: dir + "/a.sh", Reasons: []string{"mode 0644 != 0755"}}}
+	if got, _ := json.Marshal(fs); string(got) != mustJSON(t, want) {
+		t.Errorf("--json findings:\n got %s\nwant %s", got, mustJSON(t, want))
+	}
+	if sum.Identical || sum.Checked != 2 || sum.Differ != 0 || sum.MetaDiffer != 1 {
+		t.Errorf("--json summary: %+v", sum)
+	}
+
+	// --owner: the objects carry this process's uid and gid.
+	r = s3sync(t, "verify", ep, "--owner", "--exclude=a.sh", dir, url)
+	wantCode(t, r, 0)
+	wantSummary(t, r, "identical: 1 checked")
+}
+
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)

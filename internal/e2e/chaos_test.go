@@ -8,9 +8,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,11 +23,15 @@ import (
 
 // TestChaos is issue 7's whole-system test: a seeded random workload through
 // the mount (writes, appends, truncates, renames of files and directories,
-// deletes, editor saves, rename-then-rewrite), with the mount talking to the
-// server through a proxy that answers 503, drops connections and delays
-// requests so they overtake each other, and with kill -9 of the mount at
-// random points (then a restart). Afterwards, with the faults off and the
-// journal drained, the bucket must equal WORKDIR exactly.
+// deletes, editor saves, rename-then-rewrite; and, for issue 8, chmod,
+// symlinks made, retargeted, renamed and removed, files replaced by links
+// and back, empty directories made, emptied and removed), with the mount
+// talking to the server through a proxy that answers 503, drops connections
+// and delays requests so they overtake each other, and with kill -9 of the
+// mount at random points (then a restart). Afterwards, with the faults off
+// and the journal drained, the bucket must equal WORKDIR exactly: content,
+// mtimes, modes and owners, links as .rclonelink objects, empty directories
+// as markers (bucketEqualsWorkdir, and s3sync verify --links --owner).
 //
 // S3SYNC_CHAOS_SEEDS (default 3) seeds 1..N run; S3SYNC_CHAOS_SEED=N runs
 // only seed N (to replay a failure); S3SYNC_CHAOS_OPS (default 150) ops each.
@@ -97,17 +103,29 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	m.start()
 	start := time.Now()
 
-	w := &workload{t: t, rng: rand.New(rand.NewPCG(seed, 0xc4a05)), mp: m.mountpoint,
-		files: map[string][]byte{}, dirs: map[string]bool{}}
+	w := newWorkload(t, seed, m.mountpoint)
 	kills := 0
 	for i := range ops {
-		w.step(i)
+		tail := i >= ops-ops/10
+		w.step(i, tail)
 		if w.rng.IntN(ops) < 2 { // about two kills per run
 			// Let the syncer get going on what was just done, then kill.
 			time.Sleep(time.Duration(w.rng.IntN(500)) * time.Millisecond)
 			m.kill9()
 			kills++
-			w.logf("kill -9 and restart")
+			if w.rng.IntN(2) == 0 {
+				// Changes while unmounted: the start-up scan must find
+				// them (modes, links and empty directories too).
+				w.logf("kill -9; while unmounted, in WORKDIR:")
+				w.mp = m.workdir
+				for range 1 + w.rng.IntN(3) {
+					w.step(i, tail)
+				}
+				w.mp = m.mountpoint
+				w.logf("restart")
+			} else {
+				w.logf("kill -9 and restart")
+			}
 			m.start()
 		} else if w.rng.IntN(4) == 0 {
 			time.Sleep(time.Duration(w.rng.IntN(300)) * time.Millisecond)
@@ -116,11 +134,18 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	workTime := time.Since(start)
 
 	proxy.SetRules()
+	settled := false
+	t.Cleanup(func() {
+		if !settled { // waitSettled failed the test: say what led there
+			t.Logf("seed %d: the mount did not settle; workload:\n  %s", seed, strings.Join(w.log, "\n  "))
+		}
+	})
 	r := m.waitSettled(5 * time.Minute)
+	settled = true
 	drainTime := time.Since(start) - workTime
 	m.stop()
-	t.Logf("seed %d: %d ops, %d kills, %d files; workload %v, drain %v; proxy: %s",
-		seed, ops, kills, len(w.files), workTime.Round(time.Millisecond), drainTime.Round(time.Millisecond), proxy.Counts())
+	t.Logf("seed %d: %d ops, %d kills, %d files, %d links, %d directories; workload %v, drain %v; proxy: %s",
+		seed, ops, kills, len(w.files), len(w.links), len(w.dirs), workTime.Round(time.Millisecond), drainTime.Round(time.Millisecond), proxy.Counts())
 
 	var diffs []string
 	for _, f := range r.Failed {
@@ -130,6 +155,9 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	diffs = append(diffs, bucketEqualsWorkdir(t, srv, m.url, m.workdir)...)
 	if ran, code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); ran && code != 0 {
 		diffs = append(diffs, fmt.Sprintf("s3sync verify exited %d:\n%s", code, out))
+	}
+	if len(diffs) == 0 {
+		diffs = restoreDiffs(t, srv.Endpoint, m.url, m.workdir)
 	}
 	if len(diffs) > 0 {
 		t.Errorf("seed %d (replay: S3SYNC_CHAOS_SEED=%d S3SYNC_CHAOS_OPS=%d): bucket does not equal WORKDIR, %d differences:\n  %s\nworkload:\n  %s\nrequests on the differing keys:\n  %s",
@@ -196,6 +224,27 @@ type workload struct {
 	dirs  map[string]bool   // rel path of every directory made
 	log   []string
 	op    int
+
+	modes map[string]os.FileMode // permission bits of each file in files
+	links map[string]string      // rel path of each symlink -> its target
+	// newMode is what a file created with 0644 gets (the umask applies).
+	newMode os.FileMode
+	// outside is a folder outside WORKDIR holding a secret, for links to
+	// point at: nothing of it may reach the bucket.
+	outside string
+}
+
+func newWorkload(t *testing.T, seed uint64, mountpoint string) *workload {
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "id_rsa"), []byte("SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &workload{t: t, rng: rand.New(rand.NewPCG(seed, 0xc4a05)), mp: mountpoint,
+		files: map[string][]byte{}, dirs: map[string]bool{},
+		modes: map[string]os.FileMode{}, links: map[string]string{},
+		newMode: 0o644 &^ os.FileMode(umask), outside: outside}
 }
 
 func (w *workload) logf(format string, args ...any) {
@@ -257,7 +306,8 @@ func (w *workload) pickDir() string {
 
 func (w *workload) taken(rel string) bool {
 	_, f := w.files[rel]
-	return f || w.dirs[rel]
+	_, l := w.links[rel]
+	return f || l || w.dirs[rel]
 }
 
 // freeName is a name not in use in dir, starting with prefix ("f" files,
@@ -271,22 +321,50 @@ func (w *workload) freeName(dir, prefix string) string {
 	}
 }
 
+// write writes b to rel, a file or a new name (never a link: that would
+// write through it); a file keeps its mode, a new one gets newMode.
 func (w *workload) write(rel string, b []byte) {
 	w.must(os.WriteFile(w.abs(rel), b, 0o644))
+	if _, ok := w.files[rel]; !ok {
+		w.modes[rel] = w.newMode
+	}
 	w.files[rel] = b
+}
+
+// forget drops a file or link from the model.
+func (w *workload) forget(rel string) {
+	delete(w.files, rel)
+	delete(w.modes, rel)
+	delete(w.links, rel)
 }
 
 func (w *workload) rename(from, to string) {
 	w.must(os.Rename(w.abs(from), w.abs(to)))
 	if b, ok := w.files[from]; ok {
-		delete(w.files, from)
-		w.files[to] = b
+		m := w.modes[from]
+		w.forget(from)
+		w.forget(to)
+		w.files[to], w.modes[to] = b, m
+		return
+	}
+	if target, ok := w.links[from]; ok {
+		w.forget(from)
+		w.forget(to)
+		w.links[to] = target
 		return
 	}
 	for _, k := range sortedKeys(w.files) {
 		if strings.HasPrefix(k, from+"/") {
-			w.files[to+strings.TrimPrefix(k, from)] = w.files[k]
+			nk := to + strings.TrimPrefix(k, from)
+			w.files[nk], w.modes[nk] = w.files[k], w.modes[k]
 			delete(w.files, k)
+			delete(w.modes, k)
+		}
+	}
+	for _, k := range sortedKeys(w.links) {
+		if strings.HasPrefix(k, from+"/") {
+			w.links[to+strings.TrimPrefix(k, from)] = w.links[k]
+			delete(w.links, k)
 		}
 	}
 	for _, k := range sortedKeys(w.dirs) {
@@ -297,7 +375,11 @@ func (w *workload) rename(from, to string) {
 	}
 }
 
-func (w *workload) step(i int) {
+// step does one random op; in the tail (the last tenth of the run) only
+// ops that leave file content alone, so that their effect is what the
+// final check sees: a chmod there must reach the bucket by itself (a
+// metadata-only copy), not ride along with a later upload of the file.
+func (w *workload) step(i int, tail bool) {
 	w.op = i
 	type op struct {
 		weight int
@@ -314,10 +396,23 @@ func (w *workload) step(i int) {
 		{8, w.editorSave},
 		{8, w.rewriteWhileUploading},
 		{6, w.deleteFile},
-		{4, w.mkdir},
+		{6, w.mkdir},
 		{4, w.renameDir},
 		{2, w.removeDir},
 		{1, w.bigFile},
+		{8, w.chmod},
+		{6, w.symlink},
+		{3, w.retarget},
+		{3, w.removeLink},
+		{3, w.fileToLink},
+		{2, w.linkToFile},
+		{3, w.rmdirEmpty},
+		{4, w.moveOutLast},
+		{2, w.renameLink},
+		{3, w.swapType},
+	}
+	if tail {
+		table = []op{{8, w.chmod}, {3, w.retarget}, {2, w.removeLink}, {2, w.symlink}, {2, w.rmdirEmpty}, {3, w.moveOutLast}, {2, w.deleteFile}, {1, w.mkdir}}
 	}
 	total := 0
 	for _, o := range table {
@@ -413,7 +508,7 @@ func (w *workload) renameThenRewrite() bool {
 	if w.rng.IntN(3) == 0 {
 		w.logf("  remove %s", to)
 		w.must(os.Remove(w.abs(to)))
-		delete(w.files, to)
+		w.forget(to)
 	}
 	return true
 }
@@ -485,7 +580,7 @@ func (w *workload) deleteFile() bool {
 	}
 	w.logf("delete %s", rel)
 	w.must(os.Remove(w.abs(rel)))
-	delete(w.files, rel)
+	w.forget(rel)
 	return true
 }
 
@@ -495,7 +590,25 @@ func (w *workload) mkdir() bool {
 		return false
 	}
 	rel := w.freeName(parent, "d")
-	w.logf("mkdir %s", rel)
+	switch w.rng.IntN(3) {
+	case 0:
+		w.logf("mkdir %s", rel)
+	case 1:
+		// Not empty by the time the drain looks: no marker until a
+		// removal or a move leaves it empty.
+		f := w.freeName(rel, "f")
+		w.logf("mkdir %s, create %s", rel, f)
+		w.must(os.Mkdir(w.abs(rel), 0o755))
+		w.dirs[rel] = true
+		w.write(f, w.content(w.size()))
+		return true
+	case 2:
+		sub := w.freeName(rel, "d")
+		w.logf("mkdir -p %s", sub)
+		w.must(os.Mkdir(w.abs(rel), 0o755))
+		w.dirs[rel] = true
+		rel = sub
+	}
 	w.must(os.Mkdir(w.abs(rel), 0o755))
 	w.dirs[rel] = true
 	return true
@@ -525,10 +638,15 @@ func (w *workload) removeDir() bool {
 		return false
 	}
 	w.logf("rm -r %s", rel)
+	w.removeTree(rel)
+	return true
+}
+
+func (w *workload) removeTree(rel string) {
 	w.must(os.RemoveAll(w.abs(rel)))
-	for _, k := range sortedKeys(w.files) {
+	for _, k := range append(sortedKeys(w.files), sortedKeys(w.links)...) {
 		if strings.HasPrefix(k, rel+"/") {
-			delete(w.files, k)
+			w.forget(k)
 		}
 	}
 	for _, k := range sortedKeys(w.dirs) {
@@ -536,7 +654,6 @@ func (w *workload) removeDir() bool {
 			delete(w.dirs, k)
 		}
 	}
-	return true
 }
 
 // bigFile goes over the multipart threshold (8 MiB).
@@ -553,29 +670,289 @@ func (w *workload) bigFile() bool {
 	return true
 }
 
+// What a restore must give back besides content: modes, symlinks (stored
+// as NAME.rclonelink, never followed) and empty directories (dir/ markers).
+
+var chaosModes = []os.FileMode{0o755, 0o644, 0o600}
+
+func (w *workload) chmod() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	m := chaosModes[w.rng.IntN(len(chaosModes))]
+	if m == w.modes[rel] {
+		m = chaosModes[(slices.Index(chaosModes, m)+1)%len(chaosModes)]
+	}
+	w.logf("chmod %04o %s (was %04o)", m, rel, w.modes[rel])
+	w.must(os.Chmod(w.abs(rel), m))
+	w.modes[rel] = m
+	return true
+}
+
+func (w *workload) pickLink() (string, bool) {
+	if len(w.links) == 0 {
+		return "", false
+	}
+	ks := sortedKeys(w.links)
+	return ks[w.rng.IntN(len(ks))], true
+}
+
+// linkTarget is a target for a link at rel, and what it points to.
+func (w *workload) linkTarget(rel string) (target, what string) {
+	relTo := func(to string) string {
+		r, _ := filepath.Rel(filepath.Join("/w", path.Dir(rel)), filepath.Join("/w", to))
+		return r
+	}
+	switch w.rng.IntN(6) {
+	case 0:
+		if f, ok := w.pickFile(); ok {
+			return relTo(f), "a file"
+		}
+	case 1:
+		return relTo(w.pickDir()), "a directory"
+	case 2:
+		if f, ok := w.pickFile(); ok {
+			return w.abs(f), "a file, by its absolute path"
+		}
+	case 3:
+		return w.outside, "a directory outside WORKDIR"
+	case 4:
+		return filepath.Join(w.outside, "id_rsa"), "a secret outside WORKDIR"
+	}
+	return fmt.Sprintf("../nowhere/op%d", w.op), "nothing"
+}
+
+// tempName is a name beside rel for a new entry renamed over rel.
+func tempName(rel, suffix string) string {
+	return path.Join(path.Dir(rel), "."+path.Base(rel)+suffix)
+}
+
+func (w *workload) symlink() bool {
+	rel := w.freeName(w.pickDir(), "l")
+	target, what := w.linkTarget(rel)
+	w.logf("ln -s %s %s (%s)", target, rel, what)
+	w.must(os.Symlink(target, w.abs(rel)))
+	w.links[rel] = target
+	return true
+}
+
+// replaceByLink makes rel (a file, a link) a link to target: removed and
+// made again, or a new link renamed over it (ln -sfn's way).
+func (w *workload) replaceByLink(rel, target string) {
+	if w.rng.IntN(2) == 0 {
+		w.logf("  rm %s, ln -s %s %s", rel, target, rel)
+		w.must(os.Remove(w.abs(rel)))
+		w.forget(rel)
+		w.must(os.Symlink(target, w.abs(rel)))
+		w.links[rel] = target
+		return
+	}
+	tmp := tempName(rel, ".new")
+	w.logf("  ln -s %s %s, mv %s over %s", target, tmp, tmp, rel)
+	w.must(os.Symlink(target, w.abs(tmp)))
+	w.links[tmp] = target
+	w.rename(tmp, rel)
+}
+
+func (w *workload) retarget() bool {
+	rel, ok := w.pickLink()
+	if !ok {
+		return false
+	}
+	target, what := w.linkTarget(rel)
+	w.logf("retarget %s from %s to %s (%s)", rel, w.links[rel], target, what)
+	w.replaceByLink(rel, target)
+	return true
+}
+
+func (w *workload) removeLink() bool {
+	rel, ok := w.pickLink()
+	if !ok {
+		return false
+	}
+	w.logf("rm link %s", rel)
+	w.must(os.Remove(w.abs(rel)))
+	w.forget(rel)
+	return true
+}
+
+func (w *workload) renameLink() bool {
+	from, ok := w.pickLink()
+	if !ok {
+		return false
+	}
+	to := w.freeName(w.pickDir(), "l")
+	w.logf("rename link %s -> %s", from, to)
+	w.rename(from, to)
+	return true
+}
+
+func (w *workload) fileToLink() bool {
+	rel, ok := w.pickFile()
+	if !ok {
+		return false
+	}
+	target, what := w.linkTarget(rel)
+	w.logf("replace file %s by a link to %s (%s)", rel, target, what)
+	w.replaceByLink(rel, target)
+	return true
+}
+
+func (w *workload) linkToFile() bool {
+	rel, ok := w.pickLink()
+	if !ok {
+		return false
+	}
+	n := w.size()
+	if w.rng.IntN(2) == 0 {
+		w.logf("replace link %s by a file (%d bytes): rm, write", rel, n)
+		w.must(os.Remove(w.abs(rel)))
+		w.forget(rel)
+		w.write(rel, w.content(n))
+		return true
+	}
+	tmp := tempName(rel, ".tmp")
+	w.logf("replace link %s by a file (%d bytes): write %s, mv over", rel, n, tmp)
+	w.write(tmp, w.content(n))
+	w.rename(tmp, rel)
+	return true
+}
+
+// entries is how many files, links and directories dir holds directly.
+func (w *workload) entries(dir string) int {
+	n := 0
+	for _, k := range append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.dirs)...) {
+		if path.Dir(k) == dir {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *workload) rmdirEmpty() bool {
+	var empty []string
+	for _, d := range sortedKeys(w.dirs) {
+		if w.entries(d) == 0 {
+			empty = append(empty, d)
+		}
+	}
+	if len(empty) == 0 {
+		return false
+	}
+	rel := empty[w.rng.IntN(len(empty))]
+	w.logf("rmdir %s", rel)
+	w.must(os.Remove(w.abs(rel)))
+	delete(w.dirs, rel)
+	return true
+}
+
+// moveOutLast moves a file out of its directory, the last entry of it
+// where there is one, leaving the directory empty.
+func (w *workload) moveOutLast() bool {
+	var last, all []string
+	for _, f := range sortedKeys(w.files) {
+		if d := path.Dir(f); d != "." {
+			all = append(all, f)
+			if w.entries(d) == 1 {
+				last = append(last, f)
+			}
+		}
+	}
+	if len(last) > 0 {
+		all = last
+	}
+	if len(all) == 0 {
+		return false
+	}
+	from := all[w.rng.IntN(len(all))]
+	parent := path.Dir(path.Dir(from))
+	if parent == "." {
+		parent = ""
+	}
+	to := w.freeName(parent, "f")
+	w.logf("move %s out to %s (%d entries left in %s)", from, to, w.entries(path.Dir(from))-1, path.Dir(from))
+	w.rename(from, to)
+	return true
+}
+
+// swapType gives a name another type: a file or link becomes an empty
+// directory, a directory (and what it holds) a file or a link. The old
+// name's object must go (NAME, NAME.rclonelink or the marker NAME/) and
+// the new one's come.
+func (w *workload) swapType() bool {
+	switch w.rng.IntN(3) {
+	case 0, 1:
+		rel, ok := w.pickFile()
+		if w.rng.IntN(2) == 0 || !ok {
+			if rel, ok = w.pickLink(); !ok {
+				return false
+			}
+		}
+		w.logf("replace %s by an empty directory", rel)
+		w.must(os.Remove(w.abs(rel)))
+		w.forget(rel)
+		w.must(os.Mkdir(w.abs(rel), 0o755))
+		w.dirs[rel] = true
+	default:
+		rel := w.pickDir()
+		if rel == "" {
+			return false
+		}
+		w.logf("rm -r %s, then make it a file or a link", rel)
+		w.removeTree(rel)
+		if w.rng.IntN(2) == 0 {
+			w.write(rel, w.content(w.size()))
+		} else {
+			target, what := w.linkTarget(rel)
+			w.logf("  ln -s %s %s (%s)", target, rel, what)
+			w.must(os.Symlink(target, w.abs(rel)))
+			w.links[rel] = target
+		}
+	}
+	return true
+}
+
 // modelDiffs cross-checks WORKDIR against the model: a difference here is
 // a bug of the mount's file system (or of this test), not of the sync.
 func (w *workload) modelDiffs(workdir string) []string {
 	var diffs []string
 	seen := map[string]bool{}
 	filepath.Walk(workdir, func(p string, info os.FileInfo, err error) error {
-		if err != nil || !info.Mode().IsRegular() {
+		if err != nil || p == workdir {
 			return nil
 		}
 		rel, _ := filepath.Rel(workdir, p)
 		rel = filepath.ToSlash(rel)
 		seen[rel] = true
-		want, ok := w.files[rel]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: in WORKDIR but not in the test's model", rel))
-			return nil
-		}
-		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
-			diffs = append(diffs, fmt.Sprintf("%s: WORKDIR has %d bytes, the model %d (or other content)", rel, len(got), len(want)))
+		switch {
+		case info.IsDir():
+			if !w.dirs[rel] {
+				diffs = append(diffs, fmt.Sprintf("%s/: a directory in WORKDIR but not in the test's model", rel))
+			}
+		case info.Mode()&os.ModeSymlink != 0:
+			want, ok := w.links[rel]
+			if got, _ := os.Readlink(p); !ok || got != want {
+				diffs = append(diffs, fmt.Sprintf("%s: WORKDIR has a link to %q, the model %q (in it: %v)", rel, got, want, ok))
+			}
+		case info.Mode().IsRegular():
+			want, ok := w.files[rel]
+			if !ok {
+				diffs = append(diffs, fmt.Sprintf("%s: in WORKDIR but not in the test's model", rel))
+				return nil
+			}
+			if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+				diffs = append(diffs, fmt.Sprintf("%s: WORKDIR has %d bytes, the model %d (or other content)", rel, len(got), len(want)))
+			}
+			if got := info.Mode().Perm(); got != w.modes[rel] {
+				diffs = append(diffs, fmt.Sprintf("%s: WORKDIR has mode %04o, the model %04o", rel, got, w.modes[rel]))
+			}
+		default:
+			diffs = append(diffs, fmt.Sprintf("%s: a %v in WORKDIR", rel, info.Mode().Type()))
 		}
 		return nil
 	})
-	for _, rel := range sortedKeys(w.files) {
+	for _, rel := range append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.dirs)...) {
 		if !seen[rel] {
 			diffs = append(diffs, fmt.Sprintf("%s: in the model but not in WORKDIR", rel))
 		}
