@@ -125,7 +125,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 		return err
 	}
 	if !empty {
-		return nil
+		return d.adoptMarker(ctx, marker, st)
 	}
 	p := posixOf(info)
 	e, known, err := d.c.Get(marker)
@@ -155,6 +155,29 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 		StorageClass: d.opts.StorageClass, Synced: now}, p))
 }
 
+// adoptMarker runs for a directory that needs no marker (it has entries):
+// if an earlier PUT of its marker may have landed unrecorded (the record
+// is in doubt: a lost answer, or a crash), a marker of this side's own in
+// the bucket gets its cache entry, so that removing the directory later
+// deletes it. Otherwise nothing: no request.
+func (d *Drainer) adoptMarker(ctx context.Context, marker string, st *step) error {
+	d.mu.Lock()
+	doubt := st.doubt || d.inDoubt[marker]
+	d.mu.Unlock()
+	if !doubt {
+		return nil
+	}
+	if _, ok, err := d.c.Get(marker); err != nil || ok {
+		return err
+	}
+	etag, own, err := d.ownObject(ctx, marker, d.key(marker))
+	if err != nil || !own {
+		return err
+	}
+	d.setDoubt(marker, false)
+	return d.cachePut(st, marker, cache.Entry{Kind: cache.KindDir, ETag: etag, StorageClass: d.opts.StorageClass, Synced: time.Now()})
+}
+
 // putMarkerIf puts a marker conditional on what this side last saw of it
 // (seen, "" for nothing). A marker the cache does not know of goes only
 // where the key is free: one already there (another machine's empty
@@ -162,7 +185,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 // is. A known marker another writer put again holds no content to lose:
 // its mode and owner are set again, conditional on what it holds now.
 func (d *Drainer) putMarkerIf(ctx context.Context, key string, mtime time.Time, p remote.Posix, seen string) (string, error) {
-	o := remote.PutOptions{StorageClass: d.opts.StorageClass, Mtime: mtime, Posix: p, IfMatch: seen, IfNoneMatch: seen == ""}
+	o := remote.PutOptions{StorageClass: d.opts.StorageClass, Mtime: mtime, Posix: p, IfMatch: seen, IfNoneMatch: seen == "", Writer: d.opts.WriterID}
 	up, err := d.r.Upload(ctx, d.loc.Bucket, key, bytes.NewReader(nil), 0, o)
 	if !errors.Is(err, remote.ErrConflict) && !(seen != "" && errors.Is(err, remote.ErrNotFound)) {
 		return up.ETag, err

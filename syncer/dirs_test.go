@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
@@ -458,5 +459,43 @@ func TestDrainChmodEmptyDirectory(t *testing.T) {
 	d.waitIdle(t)
 	if got := markerMode(); got != "40755" {
 		t.Errorf("chmod while unmounted: marker mode %q, want 40755", got)
+	}
+}
+
+// A marker whose PUT landed while its answer was lost, then a crash: the
+// directory got files meanwhile, so no marker is needed any more, but the
+// one in the bucket must be known, or removing the directory later leaves
+// it behind (a folder that comes back in every restore). Found by the
+// chaos test (seed 3, under load).
+func TestMarkerInDoubtAcrossRestart(t *testing.T) {
+	var proxy *faultproxy.Proxy
+	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
+		var err error
+		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+		return proxy.URL()
+	})
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
+	os.Mkdir(d.workdir+"/d", 0o755)
+	d.j.Changed("d")
+	d.waitState(t, "the marker's PUT to fail", func(s syncer.State) bool { return s.LastError != "" })
+	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/"]; !ok {
+		t.Fatal("the store did not keep the marker; the test proves nothing")
+	}
+	proxy.SetRules()
+	testfs.WriteFile(t, d.workdir+"/d/x", "x")
+	d.restart(t)
+	d.j.Changed("d/x")
+	d.waitIdle(t)
+
+	os.Remove(d.workdir + "/d/x")
+	os.Remove(d.workdir + "/d")
+	d.j.Removed("d/x", false)
+	d.j.Removed("d", true)
+	d.waitIdle(t)
+	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
+		t.Errorf("objects left after the directory was removed: %v", objs)
 	}
 }

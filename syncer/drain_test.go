@@ -29,6 +29,23 @@ type drainEnv struct {
 	dr      *syncer.Drainer
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// for restart
+	r    syncer.Remote
+	loc  remote.Location
+	opts syncer.DrainOptions
+}
+
+// restart stops the drain as a kill would (nothing in memory survives;
+// the journal and cache do) and starts a new one on the same state.
+func (d *drainEnv) restart(t *testing.T) {
+	t.Helper()
+	d.cancel()
+	<-d.done
+	dr := syncer.NewDrainer(d.r, d.j, d.c, d.workdir, d.loc, d.opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	d.dr, d.cancel, d.done = dr, cancel, done
+	go func() { dr.Run(ctx); close(done) }()
 }
 
 func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
@@ -79,12 +96,13 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 		r = wrap(client)
 	}
 	dr := syncer.NewDrainer(r, j, c, d.workdir, loc, opts)
-	d.dr = dr
+	d.dr, d.r, d.loc, d.opts = dr, r, loc, opts
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	go func() { dr.Run(ctx); close(d.done) }()
+	done := d.done
+	go func() { dr.Run(ctx); close(done) }()
 	t.Cleanup(func() {
-		cancel()
+		d.cancel()
 		<-d.done
 		j.Close()
 		db.Close()
