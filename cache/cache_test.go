@@ -454,6 +454,9 @@ func TestReset(t *testing.T) {
 	if err := c.PutUpload("big", Upload{Key: "big", ID: "u1"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.PutConflict("a", Conflict{Kind: ConflictChanged, Copy: "a.conflict-x-20260101-000000"}); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := c.Reset(); err != nil || n != 3 {
 		t.Fatalf("Reset = %d, %v; want 3", n, err)
 	}
@@ -462,6 +465,9 @@ func TestReset(t *testing.T) {
 	}
 	if _, ok, _ := c.GetUpload("big"); !ok {
 		t.Error("Reset dropped an upload in progress")
+	}
+	if _, ok, err := c.GetConflict("a"); ok || err != nil {
+		t.Errorf("a conflict of the old folder survived Reset (%v)", err)
 	}
 	if err := c.Put("c", Entry{Size: 2}); err != nil {
 		t.Fatal(err)

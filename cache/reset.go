@@ -6,8 +6,8 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Reset forgets every entry (not the multipart uploads in progress) and
-// returns how many there were: for a state dir adopted by another working
+// Reset forgets every entry and every open conflict (not the multipart
+// uploads in progress) and returns how many entries there were: for a state dir adopted by another working
 // directory or remote, whose entries describe what the bucket held for a
 // folder that is not there. An empty cache makes the next mount compare
 // WORKDIR with the bucket, as a first mount does.
@@ -28,6 +28,10 @@ func (c *Cache) Reset() (int, error) {
 			if err := b.Delete(k); err != nil {
 				return err
 			}
+		}
+		// Conflicts were with what the old folder or remote held.
+		if tx.Bucket(bucketConflicts) != nil {
+			return tx.DeleteBucket(bucketConflicts)
 		}
 		return nil
 	})
