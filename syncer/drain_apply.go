@@ -241,6 +241,15 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
 		return d.syncPath(ctx, rel, "", immediate)
 	}
+	// Or it was a file before it was a directory (rm x; mkdir x; rmdir x
+	// coalesce into this one removal): that file's object goes too.
+	if e, ok, err := d.c.Get(rel); err != nil {
+		return err
+	} else if ok && e.Kind != cache.KindDir {
+		if err := d.removeFile(ctx, rel, immediate); err != nil {
+			return err
+		}
+	}
 	return d.markEmptyParent(ctx, rel, immediate)
 }
 
