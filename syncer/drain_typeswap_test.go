@@ -153,3 +153,34 @@ func TestDrainFileReplacedByDirectoryThenRemoved(t *testing.T) {
 		t.Errorf("objects left after f was replaced by a directory and removed: %v", objs)
 	}
 }
+
+// A link replaced by a directory that is then removed, or renamed away:
+// the link's object goes (chaos seed 3 of 15 at 300 ops).
+func TestDrainLinkReplacedByDirectoryThenGone(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+	for _, l := range []string{"gone", "moved"} {
+		if err := os.Symlink("../nowhere/"+l, d.workdir+"/"+l); err != nil {
+			t.Fatal(err)
+		}
+		d.j.Changed(l)
+	}
+	d.waitIdle(t)
+	if n := len(d.srv.Objects(t, d.bucket, "w/")); n != 2 {
+		t.Fatalf("%d objects after two links, want 2", n)
+	}
+	for _, l := range []string{"gone", "moved"} {
+		os.Remove(d.workdir + "/" + l)
+		d.j.Removed(l, false)
+		os.Mkdir(d.workdir+"/"+l, 0o755)
+		d.j.Changed(l)
+	}
+	os.Remove(d.workdir + "/gone")
+	d.j.Removed("gone", true)
+	os.Rename(d.workdir+"/moved", d.workdir+"/dir")
+	d.j.Renamed("moved", "dir", true)
+	d.waitIdle(t)
+	objs := d.srv.Objects(t, d.bucket, "w/")
+	if len(objs) != 1 || objs["w/dir/"] != 0 {
+		t.Errorf("objects %v, want only the marker w/dir/ (the links' objects gone)", objs)
+	}
+}
