@@ -499,3 +499,41 @@ func TestMarkerInDoubtAcrossRestart(t *testing.T) {
 		t.Errorf("objects left after the directory was removed: %v", objs)
 	}
 }
+
+// As TestMarkerInDoubtAcrossRestart, for a directory renamed in (the
+// record is the rename's): chaos seed 10 of 25 at 300 ops.
+func TestRenamedMarkerInDoubtAcrossRestart(t *testing.T) {
+	var proxy *faultproxy.Proxy
+	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
+		var err error
+		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+		return proxy.URL()
+	})
+	os.Mkdir(d.workdir+"/x", 0o755)
+	d.j.Changed("x")
+	d.waitIdle(t)
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
+	os.Rename(d.workdir+"/x", d.workdir+"/d")
+	d.j.Renamed("x", "d", true)
+	d.waitState(t, "the marker's PUT to fail", func(s syncer.State) bool { return s.LastError != "" })
+	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/"]; !ok {
+		t.Fatal("the store did not keep the marker; the test proves nothing")
+	}
+	proxy.SetRules()
+	testfs.WriteFile(t, d.workdir+"/d/f", "f")
+	d.restart(t)
+	d.j.Changed("d/f")
+	d.waitIdle(t)
+
+	os.Remove(d.workdir + "/d/f")
+	os.Remove(d.workdir + "/d")
+	d.j.Removed("d/f", false)
+	d.j.Removed("d", true)
+	d.waitIdle(t)
+	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
+		t.Errorf("objects left after the directory was removed: %v", objs)
+	}
+}

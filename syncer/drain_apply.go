@@ -33,6 +33,12 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 	if r.IsDir {
 		// A directory rename, possibly with a later change coalesced onto
 		// it: its files were never journaled one by one.
+		if st.doubt {
+			// An earlier try (before a crash, or with a lost answer) may
+			// have put the directory's marker: syncTree's look at the
+			// marker adopts it if the directory no longer needs one.
+			d.setDoubt(objectRel(r.Path, cache.KindDir), true)
+		}
 		return d.syncTree(ctx, r.Path, r.From)
 	}
 	return d.syncPath(ctx, r.Path, r.From, st)
