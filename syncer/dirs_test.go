@@ -537,3 +537,20 @@ func TestRenamedMarkerInDoubtAcrossRestart(t *testing.T) {
 		t.Errorf("objects left after the directory was removed: %v", objs)
 	}
 }
+
+// rmdir d; mkdir d coalesce into one removal of a directory, which is
+// there again, empty: it needs its marker (make soak seed 15 of 25).
+func TestDirectoryRemovedAndMadeAgain(t *testing.T) {
+	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+	os.MkdirAll(d.workdir+"/a/d", 0o755)
+	d.j.Changed("a")
+	d.j.Changed("a/d")
+	os.Remove(d.workdir + "/a/d")
+	d.j.Removed("a/d", true)
+	os.Mkdir(d.workdir+"/a/d", 0o755)
+	d.j.Changed("a/d")
+	d.waitIdle(t)
+	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/a/d/"]; !ok {
+		t.Errorf("no marker for the empty directory a/d: %v", d.srv.Objects(t, d.bucket, "w/"))
+	}
+}

@@ -256,6 +256,11 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 			return err
 		}
 	}
+	// Or it was made again as a directory (rmdir x; mkdir x coalesce into
+	// this removal): empty, it needs its marker.
+	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && info.IsDir() {
+		return d.syncMarker(ctx, objectRel(rel, cache.KindDir), immediate)
+	}
 	return d.markEmptyParent(ctx, rel, immediate)
 }
 
