@@ -76,44 +76,23 @@ func unmarshalConflict(data []byte) (Conflict, error) {
 
 // GetConflict returns the open conflict on path, if any.
 func (c *Cache) GetConflict(path string) (Conflict, bool, error) {
-	var (
-		cf    Conflict
-		found bool
-	)
-	err := c.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketConflicts)
-		if b == nil {
-			return nil
+	data, err := c.getSide(bucketConflicts, path)
+	if err == nil && data != nil {
+		var cf Conflict
+		if cf, err = unmarshalConflict(data); err == nil {
+			return cf, true, nil
 		}
-		data := b.Get([]byte(path))
-		if data == nil {
-			return nil
-		}
-		found = true
-		var err error
-		cf, err = unmarshalConflict(data)
-		return err
-	})
+	}
 	if err != nil {
 		return Conflict{}, false, fmt.Errorf("cache: get conflict %q: %w", path, err)
 	}
-	return cf, found, nil
+	return Conflict{}, false, nil
 }
 
 // PutConflict records (or replaces) the open conflict on path; it is
 // durable on return.
 func (c *Cache) PutConflict(path string, cf Conflict) error {
-	if err := checkKey(path); err != nil {
-		return fmt.Errorf("cache: put conflict %q: %w", path, err)
-	}
-	err := c.db.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketConflicts)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(path), cf.marshal())
-	})
-	if err != nil {
+	if err := c.putSide(bucketConflicts, path, cf.marshal()); err != nil {
 		return fmt.Errorf("cache: put conflict %q: %w", path, err)
 	}
 	return nil

@@ -61,43 +61,22 @@ func (c *Cache) uploads(tx *bbolt.Tx) (*bbolt.Bucket, error) {
 
 // GetUpload returns the upload in progress for path, if any.
 func (c *Cache) GetUpload(path string) (Upload, bool, error) {
-	var (
-		u     Upload
-		found bool
-	)
-	err := c.db.View(func(tx *bbolt.Tx) error {
-		b, _ := c.uploads(tx)
-		if b == nil {
-			return nil
+	data, err := c.getSide(bucketUploads, path)
+	if err == nil && data != nil {
+		var u Upload
+		if u, err = unmarshalUpload(data); err == nil {
+			return u, true, nil
 		}
-		data := b.Get([]byte(path))
-		if data == nil {
-			return nil
-		}
-		found = true
-		var err error
-		u, err = unmarshalUpload(data)
-		return err
-	})
+	}
 	if err != nil {
 		return Upload{}, false, fmt.Errorf("cache: get upload %q: %w", path, err)
 	}
-	return u, found, nil
+	return Upload{}, false, nil
 }
 
 // PutUpload records path's upload in progress; it is durable on return.
 func (c *Cache) PutUpload(path string, u Upload) error {
-	if err := checkKey(path); err != nil {
-		return fmt.Errorf("cache: put upload %q: %w", path, err)
-	}
-	err := c.db.Update(func(tx *bbolt.Tx) error {
-		b, err := c.uploads(tx)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(path), u.marshal())
-	})
-	if err != nil {
+	if err := c.putSide(bucketUploads, path, u.marshal()); err != nil {
 		return fmt.Errorf("cache: put upload %q: %w", path, err)
 	}
 	return nil

@@ -300,15 +300,7 @@ func TestConditionalUploadsOneWriterCost(t *testing.T) {
 // landed: its answer never came) deletes f only if f holds this side's
 // own write. Here another machine's f landed instead; it stays.
 func TestDoubtRemovalSparesOtherWriter(t *testing.T) {
-	var proxy *faultproxy.Proxy
-	a := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
-		var err error
-		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(proxy.Close)
-		return proxy.URL()
-	})
+	a, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	b := newDrainOn(t, a.env, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, nil, nil)
 
 	// A's uploads of f never answer (nor land): A is in doubt about f.

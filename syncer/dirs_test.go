@@ -468,15 +468,7 @@ func TestDrainChmodEmptyDirectory(t *testing.T) {
 // it behind (a folder that comes back in every restore). Found by the
 // chaos test (seed 3, under load).
 func TestMarkerInDoubtAcrossRestart(t *testing.T) {
-	var proxy *faultproxy.Proxy
-	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
-		var err error
-		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(proxy.Close)
-		return proxy.URL()
-	})
+	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
 	os.Mkdir(d.workdir+"/d", 0o755)
 	d.j.Changed("d")
@@ -503,15 +495,7 @@ func TestMarkerInDoubtAcrossRestart(t *testing.T) {
 // As TestMarkerInDoubtAcrossRestart, for a directory renamed in (the
 // record is the rename's): chaos seed 10 of 25 at 300 ops.
 func TestRenamedMarkerInDoubtAcrossRestart(t *testing.T) {
-	var proxy *faultproxy.Proxy
-	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
-		var err error
-		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(proxy.Close)
-		return proxy.URL()
-	})
+	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	os.Mkdir(d.workdir+"/x", 0o755)
 	d.j.Changed("x")
 	d.waitIdle(t)

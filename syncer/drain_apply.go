@@ -243,12 +243,15 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 	if err := d.removeGone(ctx, rel, doubt); err != nil {
 		return err
 	}
-	// The path may now be a file again (rmdir x; echo > x).
-	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && !info.IsDir() {
+	// What is at rel now: the removal may have coalesced with what
+	// followed it, or with what came before.
+	info, statErr := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel)))
+	if statErr == nil && !info.IsDir() {
+		// A file again (rmdir x; echo > x).
 		return d.syncPath(ctx, rel, "", immediate)
 	}
-	// Or it was a file before it was a directory (rm x; mkdir x; rmdir x
-	// coalesce into this one removal): that file's object goes too.
+	// A file before it was a directory (rm x; mkdir x; rmdir x): that
+	// file's object goes too.
 	if e, ok, err := d.c.Get(rel); err != nil {
 		return err
 	} else if ok && e.Kind != cache.KindDir {
@@ -256,9 +259,8 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 			return err
 		}
 	}
-	// Or it was made again as a directory (rmdir x; mkdir x coalesce into
-	// this removal): empty, it needs its marker.
-	if info, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel))); err == nil && info.IsDir() {
+	if statErr == nil {
+		// A directory again (rmdir x; mkdir x): empty, it needs its marker.
 		return d.syncMarker(ctx, objectRel(rel, cache.KindDir), immediate)
 	}
 	return d.markEmptyParent(ctx, rel, immediate)

@@ -162,15 +162,7 @@ func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
 // answer lost on the way) leaves an object the cache never learns of: when
 // the renamed file is then removed, its key must be deleted all the same.
 func TestDrainCopyInDoubtIsDeleted(t *testing.T) {
-	var proxy *faultproxy.Proxy
-	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}, nil, func(endpoint string) string {
-		var err error
-		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(proxy.Close)
-		return proxy.URL()
-	})
+	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond})
 	testfs.WriteFile(t, d.workdir+"/f", "content")
 	d.j.Changed("f")
 	d.waitIdle(t)

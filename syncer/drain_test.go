@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
@@ -60,6 +61,21 @@ func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Re
 }
 
 var drainIDs atomic.Int64
+
+// newDrainBehindFaults is a drain whose requests go through a fault proxy
+// (no rules yet), for tests that lose answers on purpose.
+func newDrainBehindFaults(t *testing.T, opts syncer.DrainOptions) (*drainEnv, *faultproxy.Proxy) {
+	var proxy *faultproxy.Proxy
+	d := newDrainEnvWith(t, opts, nil, func(endpoint string) string {
+		var err error
+		if proxy, err = faultproxy.New(endpoint, 1); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+		return proxy.URL()
+	})
+	return d, proxy
+}
 
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
 // prefix is another machine mirroring the same folder.
