@@ -16,8 +16,11 @@ export S3SYNC_VERSITYGW ?= $(VERSITYGW)
 
 all: build
 
+# What `s3sync --version` prints first: the commit, from git when there is one.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/s3sync
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/s3sync
 
 $(VERSITYGW):
 	@echo "installing Versity Gateway $(VERSITYGW_VERSION) (the S3 server tests and the demo run against)"

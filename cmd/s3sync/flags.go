@@ -84,8 +84,7 @@ func (s *syncFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&s.delete, "delete", false, "delete files at the destination that are not at the source")
 	f.StringVar(&s.storageClass, "storage-class", "", "storage class for uploads and copies: "+strings.Join(storageClasses, ", "))
 	f.IntVar(&s.concurrency, "concurrency", syncer.DefaultConcurrency, "transfers in flight")
-	f.Var(&filterFlag{false, &s.filters, &s.patterns}, "exclude", "exclude paths matching this pattern (repeatable; with --include, the last match wins)")
-	f.Var(&filterFlag{true, &s.filters, &s.patterns}, "include", "do not exclude paths matching this pattern (repeatable)")
+	registerFilters(f, &s.filters, &s.patterns)
 	f.StringVar(&s.maxDeleteArg, "max-delete", "", fmt.Sprintf("with --delete, delete at most N paths or P%% of the destination in one run, else nothing; -1 or 100%% for no limit (default: refuse over %d%% of the destination and over %d paths)", syncer.DefaultMaxDeletePercent, syncer.DefaultMaxDeleteMin))
 }
 

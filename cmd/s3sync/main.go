@@ -113,13 +113,15 @@ Credentials and endpoints come from the standard AWS chain (environment,
 Exit codes: 0 all done; 1 some transfers failed or the command could not run
 (verify: some path differs); 2 some files were skipped, deletions were
 refused (--max-delete), or the command line was wrong.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: checkFlagFiles,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitSkipped, msg: err.Error(), help: true}
 	})
 	g.register(root)
+	addVersion(root)
 	root.AddCommand(newReconcileCmd(g), newLsCmd(g), newMbCmd(g), newRbCmd(g))
 	for _, c := range extraCommands {
 		root.AddCommand(c(g))

@@ -84,8 +84,7 @@ compared; 2 the command line was wrong.`,
 	f.BoolVar(&links, "links", false, "compare symlinks, never followed, with NAME.rclonelink objects (how a mount stores them)")
 	f.BoolVar(&owner, "owner", false, "also compare uid and gid (x-amz-meta-uid, -gid) with the local file's owner")
 	f.IntVar(&concurrency, "concurrency", syncer.DefaultConcurrency, "paths checked at once (HEADs, file reads)")
-	f.Var(&filterFlag{false, &filters, &patterns}, "exclude", "exclude paths matching this pattern (repeatable; with --include, the last match wins)")
-	f.Var(&filterFlag{true, &filters, &patterns}, "include", "do not exclude paths matching this pattern (repeatable)")
+	registerFilters(f, &filters, &patterns)
 	return c
 }
 
