@@ -118,3 +118,19 @@ func TestUnderJournald(t *testing.T) {
 		}
 	}
 }
+
+// With --log-file, the reason a mount stops is in the file too, not only on
+// a stderr nobody may be reading.
+func TestMountLogFileGetsTheFinalError(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "s3sync.log")
+	r := s3sync(t, "mount", "--log-file", logPath, filepath.Join(dir, "missing"), filepath.Join(dir, "mnt"), "s3://bucket")
+	wantCode(t, r, exitSkipped)
+	wantOneErrLine(t, r, "is not a directory")
+	if got := readFile(t, logPath); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "is not a directory") {
+		t.Errorf("log file %s:\n%s", logPath, got)
+	}
+	if st, err := os.Stat(logPath); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("log file mode %v, %v; want 0600", st.Mode(), err)
+	}
+}
