@@ -343,4 +343,8 @@ func TestMountMetrics(t *testing.T) {
 		t.Errorf("after a rename: %v copies, %v bytes; want 1, %d", v, b, sizes[1])
 	}
 	m.bucketMatchesWorkdir()
+	m.stop()
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), `msg="deleted from the bucket" objects=2`) {
+		t.Errorf("the log does not say 2 objects were deleted:\n%s", b)
+	}
 }
