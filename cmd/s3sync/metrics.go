@@ -74,7 +74,6 @@ const (
 // --metrics-addr) does nothing.
 type mountMetrics struct {
 	reg *prometheus.Registry
-	ln  net.Listener
 	srv *http.Server
 
 	requests  *prometheus.HistogramVec
@@ -96,7 +95,7 @@ func listenMetrics(addr string, log *slog.Logger) (*mountMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %v; choose another address or stop what uses it", addr, errors.Unwrap(err))
 	}
-	m := &mountMetrics{reg: prometheus.NewRegistry(), ln: ln,
+	m := &mountMetrics{reg: prometheus.NewRegistry(),
 		transfers: map[string]*prometheus.CounterVec{}, bytes: map[string]*prometheus.CounterVec{}}
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "s3sync_s3_request_duration_seconds",
@@ -129,6 +128,10 @@ func listenMetrics(addr string, log *slog.Logger) (*mountMetrics, error) {
 	}
 	m.reg.MustRegister(m.requests, m.commits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go m.srv.Serve(ln)
 	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return m, nil
 }
@@ -160,17 +163,14 @@ func okOrError(err error) string {
 	return "ok"
 }
 
-// serve starts answering /metrics; the gauges come from st, as `s3sync
-// status` does.
-func (m *mountMetrics) serve(st *statusServer, log *slog.Logger) {
+// watch adds the gauges, read from st as `s3sync status` reads them.
+// Until then (the start-up scan of a large WORKDIR may take minutes) the
+// counters and histograms are served alone.
+func (m *mountMetrics) watch(st *statusServer) {
 	if m == nil {
 		return
 	}
 	m.reg.MustRegister(newStatusCollector(st))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go m.srv.Serve(m.ln)
 }
 
 // close stops serving; it may be called more than once.
@@ -178,13 +178,7 @@ func (m *mountMetrics) close() {
 	if m == nil {
 		return
 	}
-	m.closeOnce.Do(func() {
-		if m.srv != nil {
-			m.srv.Close()
-		} else {
-			m.ln.Close()
-		}
-	})
+	m.closeOnce.Do(func() { m.srv.Close() })
 }
 
 func (m *mountMetrics) count(op string, size int64, err error) {

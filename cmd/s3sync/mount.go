@@ -347,7 +347,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 
 	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
 	stopStatus := st.serve(log)
-	metrics.serve(st, log)
+	metrics.watch(st)
 
 	unmounted := make(chan struct{})
 	go func() { srv.Wait(); close(unmounted) }()

@@ -273,7 +273,13 @@ func TestMountMetrics(t *testing.T) {
 	m := newMountVia(t, srv.NewBucket(t), proxy.URL(), "--delete", "--metrics-addr", "127.0.0.1:0", "--log-file", logPath)
 	m.start()
 	url := metricsURL(t, m, logPath)
-	got := scrape(t, url)
+	var got map[string]float64
+	// Until the start-up is done only the counters are served.
+	m.waitFor("the status gauges", 30*time.Second, func() bool {
+		got = scrape(t, url)
+		_, ok := got["s3sync_pending_records"]
+		return ok
+	})
 	for name, want := range map[string]float64{
 		"s3sync_pending_records": 0, "s3sync_offline": 0, "s3sync_failed_records": 0,
 		`s3sync_uploads_total{result="ok"}`: 0, `s3sync_uploads_total{result="failed"}`: 0,
