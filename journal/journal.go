@@ -37,6 +37,10 @@ type Options struct {
 	// MaxBatch caps the operations per transaction, so one huge burst does
 	// not become one huge transaction. Default 4096.
 	MaxBatch int
+	// OnCommit, if set, is told how long each commit attempt took (one
+	// transaction, its fsyncs included) and its error, for metrics. It
+	// runs on the committer and must not block.
+	OnCommit func(d time.Duration, err error)
 }
 
 // Journal is safe for concurrent use.
@@ -346,7 +350,11 @@ func (j *Journal) commitAll() (int, error) {
 		j.inCommit = batch
 		j.mu.Unlock()
 
+		start := time.Now()
 		records, err := j.commit(batch)
+		if j.opts.OnCommit != nil {
+			j.opts.OnCommit(time.Since(start), err)
+		}
 
 		j.mu.Lock()
 		j.inCommit = nil

@@ -781,3 +781,28 @@ func TestReset(t *testing.T) {
 		t.Errorf("pending after Reset and a change: %v", got)
 	}
 }
+
+// Options.OnCommit is told of each group commit, so the mount can show
+// how long a change waits for its fsyncs.
+func TestOnCommit(t *testing.T) {
+	var mu sync.Mutex
+	var commits []time.Duration
+	j, _ := openTest(t, t.TempDir(), Options{OnCommit: func(d time.Duration, err error) {
+		if err != nil {
+			t.Errorf("commit: %v", err)
+		}
+		mu.Lock()
+		commits = append(commits, d)
+		mu.Unlock()
+	}})
+	j.Changed("a")
+	j.Changed("b")
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(commits) == 0 || commits[0] <= 0 {
+		t.Errorf("commits observed: %v", commits)
+	}
+}

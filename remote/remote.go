@@ -111,6 +111,8 @@ type Config struct {
 	// for why these defaults.
 	IdleTimeout     time.Duration
 	ResponseTimeout time.Duration
+	// ObserveRequest, if set, is told of every request sent (metrics).
+	ObserveRequest RequestObserver
 }
 
 // Client talks to one S3 endpoint. It is safe for concurrent use.
@@ -243,6 +245,9 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		}
 		o.DisableLogOutputChecksumValidationSkipped = true
 		o.HTTPSignerV4 = &freshSigner{}
+		if c.ObserveRequest != nil {
+			o.APIOptions = append(o.APIOptions, observeRequests(c.ObserveRequest))
+		}
 	})
 	if ep := cl.s3.Options().BaseEndpoint; cl.endpoint == "" && ep != nil {
 		// AWS_ENDPOINT_URL_S3 or a profile's services section, which the

@@ -98,6 +98,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		xattrs       bool
 		adopt        bool
 		pull         time.Duration
+		obs          observeFlags
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -121,8 +122,11 @@ shows what is pending or failed.`,
 			if pull < 0 {
 				return usageErr("--pull must not be negative")
 			}
+			if err := obs.validate(); err != nil {
+				return err
+			}
 			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
-				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull}
+				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull, obs: obs}
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -137,6 +141,7 @@ shows what is pending or failed.`,
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
 	f.DurationVar(&pull, "pull", 0, "also bring changes other writers make in the bucket into WORKDIR, looking every INTERVAL (--pull alone: 30s); a file with unsent changes here is never overwritten (see README: Two machines, one bucket)")
 	f.Lookup("pull").NoOptDefVal = "30s"
+	obs.register(f)
 	f.BoolVar(&adopt, "adopt", false, "take this WORKDIR and remote as the state's own when they are not the ones it was made for (a folder moved or restored, another bucket): WORKDIR is compared with the bucket and nothing is deleted")
 	return c
 }
@@ -153,6 +158,7 @@ type mounter struct {
 	xattrs        bool
 	adopt         bool
 	pull          time.Duration // 0: no pull
+	obs           observeFlags
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -162,11 +168,20 @@ type mounter struct {
 // 40 µs with 2, 30 µs with 8), and an untar makes six round trips per file.
 const minMountProcs = 8
 
-func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) error {
+func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) (err error) {
 	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minMountProcs {
 		runtime.GOMAXPROCS(minMountProcs)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, closeLog, err := m.obs.logs.open()
+	if err != nil {
+		return err
+	}
+	defer func() { closeLog(err) }()
+	metrics, err := listenMetrics(m.obs.metricsAddr, log)
+	if err != nil {
+		return err
+	}
+	defer metrics.close()
 	workdir, err := filepath.Abs(workArg)
 	if err != nil {
 		return usageErr("WORKDIR: %v", err)
@@ -207,7 +222,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		return err
 	}
 	defer db.Close()
-	j, err := journal.Open(db, journal.Options{})
+	j, err := journal.Open(db, journal.Options{OnCommit: metrics.observeCommit()})
 	if err != nil {
 		return err
 	}
@@ -219,7 +234,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// The client resolves the endpoint (flag, profile, environment) that
 	// is part of the remote's identity; it makes no request yet.
 	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
-		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3})
+		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3, ObserveRequest: metrics.observeRequest()})
 	if err != nil {
 		return err
 	}
@@ -312,7 +327,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	stopDeleteLog := make(chan struct{})
 	deleteLogDone := make(chan struct{})
 	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
-	d := syncer.NewDrainer(deletes, j, c, workdir, loc, syncer.DrainOptions{
+	d := syncer.NewDrainer(metrics.wrap(deletes), j, c, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
 		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),
@@ -332,6 +347,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 
 	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
 	stopStatus := st.serve(log)
+	metrics.watch(st)
 
 	unmounted := make(chan struct{})
 	go func() { srv.Wait(); close(unmounted) }()
@@ -351,6 +367,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	close(stopDeleteLog)
 	<-deleteLogDone
 	stopStatus()
+	metrics.close()
 	if err := j.Close(); err != nil {
 		log.Error("journal", "err", err)
 	}
@@ -431,6 +448,15 @@ type statusServer struct {
 	stateDir string
 }
 
+// report is what `s3sync status` and the metrics show of the mount.
+func (s *statusServer) report() (report, error) {
+	rep, err := buildReport(s.info, s.j, true, s.d.State())
+	if err == nil {
+		err = addConflicts(&rep, s.c, s.j)
+	}
+	return rep, err
+}
+
 func (s *statusServer) serve(log *slog.Logger) func() {
 	path := filepath.Join(s.stateDir, socketFile)
 	os.Remove(path)
@@ -442,10 +468,7 @@ func (s *statusServer) serve(log *slog.Logger) func() {
 	os.Chmod(path, 0o600)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := buildReport(s.info, s.j, true, s.d.State())
-		if err == nil {
-			err = addConflicts(&rep, s.c, s.j)
-		}
+		rep, err := s.report()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
