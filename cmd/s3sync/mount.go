@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -177,6 +178,14 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		return err
 	}
 	defer func() { closeLog(err) }()
+	if m.obs.logs.file == "" {
+		// Without a log file to reopen, SIGHUP is the terminal hanging
+		// up: stop as on SIGTERM, unmounting, rather than die with the
+		// mount left stale.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGHUP)
+		defer stop()
+	}
 	metrics, err := listenMetrics(m.obs.metricsAddr, log)
 	if err != nil {
 		return err

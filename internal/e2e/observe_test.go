@@ -354,3 +354,26 @@ func TestMountMetrics(t *testing.T) {
 		t.Errorf("the log does not say 2 objects were deleted:\n%s", b)
 	}
 }
+
+// Without --log-file, SIGHUP is a terminal hanging up: the mount stops as
+// on SIGTERM, unmounted and exit 0, not killed with the mountpoint left
+// answering ENOTCONN.
+func TestMountStopsCleanlyOnSIGHUP(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t))
+	m.start()
+	m.cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-m.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("mount still running 60s after SIGHUP: %s", m.log)
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit %d after SIGHUP, want 0: %s", code, m.log)
+	}
+	m.cmd = nil
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(m.mountpoint, &st); err != nil || st.Type == 0x65735546 {
+		t.Errorf("after SIGHUP the mountpoint is %v (FUSE: %v), want unmounted", err, st.Type == 0x65735546)
+	}
+}
