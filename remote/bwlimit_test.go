@@ -143,7 +143,7 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // The rate follows the timetable in local time, wrapping over the week:
@@ -171,7 +171,7 @@ func TestBwTimetableSwitches(t *testing.T) {
 			t    time.Time
 			want string
 		}{
-			{at(1, 7, 0), "off"}, // Monday before 08:00: Saturday's slot holds over the week's end
+			{at(1, 7, 0), "off"},                                                 // Monday before 08:00: Saturday's slot holds over the week's end
 			{at(1, 8, 0), "512K"}, {at(3, 3, 0), "512K"}, {at(5, 23, 0), "512K"}, // Friday night
 			{at(6, 9, 59), "512K"}, {at(6, 10, 0), "off"}, // Saturday
 			{at(7, 12, 0), "off"}, // Sunday
