@@ -26,6 +26,7 @@ type recorder struct {
 
 type recorded struct {
 	Method string
+	Path   string
 	Query  url.Values
 	Header http.Header
 }
@@ -46,7 +47,7 @@ func newRecorder(t *testing.T, target string) *recorder {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
-		r.reqs = append(r.reqs, recorded{Method: req.Method, Query: req.URL.Query(), Header: req.Header.Clone()})
+		r.reqs = append(r.reqs, recorded{Method: req.Method, Path: req.URL.Path, Query: req.URL.Query(), Header: req.Header.Clone()})
 		r.mu.Unlock()
 		if req.Body != nil && req.Method == http.MethodPut {
 			req.Body = &timedBody{ReadCloser: req.Body, r: r}

@@ -172,8 +172,11 @@ func (c *Client) payloadOpts() []func(*s3.Options) {
 const (
 	defaultThreshold = 8 << 20
 	maxParts         = 10000
-	maxCopyPart      = 5 << 30
 )
+
+// maxCopyPart is the largest object CopyObject copies in one request (a
+// variable for tests only).
+var maxCopyPart int64 = 5 << 30
 
 // New loads the AWS configuration chain and returns a client.
 func New(ctx context.Context, c Config) (*Client, error) {
