@@ -31,6 +31,7 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 		concurrency int
 		filters     syncer.Filters
 		patterns    []string
+		xf          transferFlags
 	)
 	c := &cobra.Command{
 		Use:   "verify [--json] SRC DST",
@@ -59,6 +60,10 @@ compared; 2 the command line was wrong.`,
 			if concurrency < 1 || concurrency > 1000 {
 				return usageErr("--concurrency %d is out of range; use 1 to 1000", concurrency)
 			}
+			if err := xf.validate(); err != nil {
+				return err
+			}
+			g.xfer = &xf
 			src, dst, err := parseEndpoints(args)
 			if err != nil {
 				return err
@@ -86,6 +91,7 @@ compared; 2 the command line was wrong.`,
 	f.IntVar(&concurrency, "concurrency", syncer.DefaultConcurrency, "paths checked at once (HEADs, file reads)")
 	f.Var(&filterFlag{false, &filters, &patterns}, "exclude", "exclude paths matching this pattern (repeatable; with --include, the last match wins)")
 	f.Var(&filterFlag{true, &filters, &patterns}, "include", "do not exclude paths matching this pattern (repeatable)")
+	xf.registerCustomerKey(f)
 	return c
 }
 
