@@ -129,6 +129,9 @@ func wrap(op, bucket, key string, err error) error {
 func classify(err error) error {
 	var api smithy.APIError
 	if errors.As(err, &api) {
+		if k := classifySSE(api.ErrorCode()); k != nil {
+			return k
+		}
 		switch api.ErrorCode() {
 		case "NoSuchKey", "NotFound", "NoSuchUpload":
 			return ErrNotFound

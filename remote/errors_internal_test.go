@@ -27,6 +27,10 @@ func TestClassifyCodes(t *testing.T) {
 		{"XAmzContentChecksumMismatch", ErrBadDigest, false, false},
 		{"InvalidChecksum", ErrBadDigest, false, false},
 		{"InvalidArgument", ErrInvalidRequest, false, true},
+		// A KMS key the store cannot use (--sse-kms-key-id): retrying cannot help.
+		{"KMS.NotFoundException", ErrInvalidRequest, false, true},
+		{"KMS.DisabledException", ErrInvalidRequest, false, true},
+		{"KMS.AccessDeniedException", ErrAccessDenied, false, true},
 		{"KeyTooLongError", ErrInvalidRequest, false, true},
 		{"NoSuchBucket", ErrNoSuchBucket, false, true},
 		{"AccessDenied", ErrAccessDenied, false, true},

@@ -8,3 +8,12 @@ func ReadTwiceAbove(n int64) func() {
 	bufferedBody = n
 	return func() { bufferedBody = old }
 }
+
+// CopyInPartsAbove makes copies over n bytes take the multipart path
+// (UploadPartCopy) that only objects over 5 GiB take otherwise; it returns
+// the undo.
+func CopyInPartsAbove(n int64) func() {
+	old := maxCopyPart
+	maxCopyPart = n
+	return func() { maxCopyPart = old }
+}

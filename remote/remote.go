@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,10 @@ type Info struct {
 	// checksum of the parts' checksums, which says nothing of the whole).
 	Checksum     string
 	ChecksumType string
+	// Encryption is the object's server-side encryption as the store
+	// answered it: "" (none said), "AES256", "aws:kms", "aws:kms:dsse" or
+	// "SSE-C". See ETagMayBeMD5.
+	Encryption string
 }
 
 // PutOptions apply to uploads and copies.
@@ -113,6 +118,12 @@ type Config struct {
 	ResponseTimeout time.Duration
 	// ObserveRequest, if set, is told of every request sent (metrics).
 	ObserveRequest RequestObserver
+	// BwLimit, when set, paces every request and response body (see
+	// bwlimit.go); one Limiter shared by all clients of a process.
+	BwLimit *Limiter
+	// SSE is the server-side encryption of uploads and copies, and the
+	// customer key reads need (see sse.go).
+	SSE SSE
 }
 
 // Client talks to one S3 endpoint. It is safe for concurrent use.
@@ -133,6 +144,8 @@ type Client struct {
 	// ReloadCredentials; creds is the provider it swaps.
 	loadOpts []func(*config.LoadOptions) error
 	creds    *swappableCreds
+	// sseWarn: a store that did not confirm encryption is said once.
+	sseWarn sync.Once
 }
 
 // isLoopback reports whether the endpoint URL names this machine.
@@ -161,8 +174,11 @@ func (c *Client) payloadOpts() []func(*s3.Options) {
 const (
 	defaultThreshold = 8 << 20
 	maxParts         = 10000
-	maxCopyPart      = 5 << 30
 )
+
+// maxCopyPart is the largest object CopyObject copies in one request (a
+// variable for tests only).
+var maxCopyPart int64 = 5 << 30
 
 // New loads the AWS configuration chain and returns a client.
 func New(ctx context.Context, c Config) (*Client, error) {
@@ -248,11 +264,19 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		if c.ObserveRequest != nil {
 			o.APIOptions = append(o.APIOptions, observeRequests(c.ObserveRequest))
 		}
+		if c.BwLimit != nil {
+			// Here, not in LoadDefaultConfig: AWS_CA_BUNDLE needs the
+			// SDK's own client type there.
+			o.HTTPClient = limitedClient{next: o.HTTPClient, l: c.BwLimit}
+		}
 	})
 	if ep := cl.s3.Options().BaseEndpoint; cl.endpoint == "" && ep != nil {
 		// AWS_ENDPOINT_URL_S3 or a profile's services section, which the
 		// S3 client resolves itself.
 		cl.endpoint = *ep
+	}
+	if err := c.SSE.checkKeyTransport(cl.endpoint); err != nil {
+		return nil, err
 	}
 	return cl, nil
 }

@@ -133,10 +133,12 @@ func (c *Client) putObject(ctx context.Context, bucket, key string, r io.ReaderA
 	}
 	sum.set(&in.ChecksumCRC64NVME, &in.ContentMD5)
 	in.IfMatch, in.IfNoneMatch = o.conditions()
+	c.sseWrite(&in.ServerSideEncryption, &in.SSEKMSKeyId, &in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 	out, err := c.s3.PutObject(ctx, in, c.payloadOpts()...)
 	if err != nil {
 		return Uploaded{}, err
 	}
+	c.confirmSSE(bucket, key, out.ServerSideEncryption, out.SSECustomerAlgorithm)
 	return Uploaded{ETag: aws.ToString(out.ETag), Checksum: aws.ToString(out.ChecksumCRC64NVME)}, nil
 }
 
@@ -220,10 +222,12 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 			in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc64nvme
 			in.ChecksumType = types.ChecksumTypeFullObject
 		}
+		c.sseWrite(&in.ServerSideEncryption, &in.SSEKMSKeyId, &in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 		create, err := c.s3.CreateMultipartUpload(ctx, in)
 		if err != nil {
 			return Uploaded{}, err
 		}
+		c.confirmSSE(bucket, key, create.ServerSideEncryption, create.SSECustomerAlgorithm)
 		uploadID = create.UploadId
 		if o.OnCreate != nil {
 			if err := o.OnCreate(aws.ToString(uploadID)); err != nil {
@@ -251,6 +255,7 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 			ContentLength: aws.Int64(length),
 		}
 		sum.set(&in.ChecksumCRC64NVME, &in.ContentMD5)
+		c.sseKey(&in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 		out, err := c.s3.UploadPart(ctx, in, c.payloadOpts()...)
 		if err != nil {
 			return types.CompletedPart{}, err
@@ -293,6 +298,7 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 		complete.ChecksumCRC64NVME = aws.String(full)
 		complete.ChecksumType = types.ChecksumTypeFullObject
 	}
+	c.sseKey(&complete.SSECustomerAlgorithm, &complete.SSECustomerKey, &complete.SSECustomerKeyMD5)
 	if err != nil && ctx.Err() != nil && o.OnCreate != nil {
 		// Cut off (shutting down): leave it for the caller to resume.
 		return Uploaded{}, err
@@ -308,7 +314,9 @@ func (c *Client) resumable(ctx context.Context, bucket, key, id string) (*string
 		return nil, nil, nil
 	}
 	done := map[int32]types.Part{}
-	p := s3.NewListPartsPaginator(c.s3, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	lin := &s3.ListPartsInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: aws.String(id)}
+	c.sseKey(&lin.SSECustomerAlgorithm, &lin.SSECustomerKey, &lin.SSECustomerKeyMD5)
+	p := s3.NewListPartsPaginator(c.s3, lin)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if errors.Is(wrap("", "", "", err), ErrNotFound) {
@@ -415,6 +423,7 @@ func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io
 	if ifMatch != "" {
 		in.IfMatch = aws.String(ifMatch)
 	}
+	c.sseKey(&in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
 		return Info{}, wrap("download", bucket, key, err)
@@ -429,18 +438,22 @@ func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io
 	}
 	info := newInfo(key, n, out.LastModified, out.ETag, out.StorageClass, out.Metadata)
 	info.Checksum, info.ChecksumType = aws.ToString(out.ChecksumCRC64NVME), string(out.ChecksumType)
+	info.Encryption = encryptionOf(out.ServerSideEncryption, out.SSECustomerAlgorithm)
 	return info, nil
 }
 
 // Head answers an object's size, times, metadata and stored checksum;
 // ErrNotFound when absent.
 func (c *Client) Head(ctx context.Context, bucket, key string) (Info, error) {
-	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+	in := &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled}
+	c.sseKey(&in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
+	out, err := c.s3.HeadObject(ctx, in)
 	if err != nil {
 		return Info{}, wrap("head", bucket, key, err)
 	}
 	info := newInfo(key, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.StorageClass, out.Metadata)
 	info.Checksum, info.ChecksumType = aws.ToString(out.ChecksumCRC64NVME), string(out.ChecksumType)
+	info.Encryption = encryptionOf(out.ServerSideEncryption, out.SSECustomerAlgorithm)
 	return info, nil
 }
 
@@ -502,10 +515,13 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 		in.Metadata = o.metadata()
 		in.ContentType = contentType(dstKey, o)
 	}
+	c.sseWrite(&in.ServerSideEncryption, &in.SSEKMSKeyId, &in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
+	c.sseCopySource(&in.CopySourceSSECustomerAlgorithm, &in.CopySourceSSECustomerKey, &in.CopySourceSSECustomerKeyMD5)
 	out, err := c.s3.CopyObject(ctx, in)
 	if err != nil {
 		return "", copyCondition(wrap("copy", dstBucket, dstKey, err), o)
 	}
+	c.confirmSSE(dstBucket, dstKey, out.ServerSideEncryption, out.SSECustomerAlgorithm)
 	if out.CopyObjectResult == nil {
 		return "", nil
 	}
@@ -518,6 +534,7 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 	if o.SourceETag != "" {
 		hin.IfMatch = aws.String(o.SourceETag)
 	}
+	c.sseCopySource(&hin.SSECustomerAlgorithm, &hin.SSECustomerKey, &hin.SSECustomerKeyMD5)
 	head, err := c.s3.HeadObject(ctx, hin)
 	if err != nil {
 		return "", err
@@ -526,21 +543,27 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 	if !o.Mtime.IsZero() {
 		meta = o.metadata()
 	}
-	create, err := c.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+	cin := &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(dstBucket), Key: aws.String(dstKey), Metadata: meta,
 		ContentType: head.ContentType, StorageClass: types.StorageClass(o.StorageClass),
-	})
+	}
+	c.sseWrite(&cin.ServerSideEncryption, &cin.SSEKMSKeyId, &cin.SSECustomerAlgorithm, &cin.SSECustomerKey, &cin.SSECustomerKeyMD5)
+	create, err := c.s3.CreateMultipartUpload(ctx, cin)
 	if err != nil {
 		return "", err
 	}
+	c.confirmSSE(dstBucket, dstKey, create.ServerSideEncryption, create.SSECustomerAlgorithm)
 	partSize := PartSizeFor(size, 512<<20)
 	parts, err := c.runParts(ctx, size, partSize, func(ctx context.Context, n int32, off, length int64) (types.CompletedPart, error) {
-		out, err := c.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+		in := &s3.UploadPartCopyInput{
 			Bucket: aws.String(dstBucket), Key: aws.String(dstKey), UploadId: create.UploadId,
 			PartNumber: aws.Int32(n), CopySource: copySource(srcBucket, srcKey),
 			CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, off+length-1)),
 			CopySourceIfMatch: head.ETag,
-		})
+		}
+		c.sseKey(&in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
+		c.sseCopySource(&in.CopySourceSSECustomerAlgorithm, &in.CopySourceSSECustomerKey, &in.CopySourceSSECustomerKeyMD5)
+		out, err := c.s3.UploadPartCopy(ctx, in)
 		if err != nil {
 			return types.CompletedPart{}, err
 		}
@@ -551,6 +574,7 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	}
 	complete.IfMatch, complete.IfNoneMatch = o.conditions()
+	c.sseKey(&complete.SSECustomerAlgorithm, &complete.SSECustomerKey, &complete.SSECustomerKeyMD5)
 	return c.finishMultipart(ctx, complete, err)
 }
 

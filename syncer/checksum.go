@@ -148,6 +148,9 @@ type content struct {
 	md5  string // lowercase hex: a local file's, or a single-part ETag
 	crc  string // base64 of the big-endian CRC64NVME, as S3 shows it
 	etag string // a multipart ETag, unquoted
+	// encrypted is the encryption (SSE-KMS, SSE-C) that made a HEAD's
+	// ETag something other than an MD5; "" when it may be one.
+	encrypted string
 }
 
 func localContent(d cache.Digest) content {
@@ -167,8 +170,13 @@ func objectContent(etag string) content {
 	return content{etag: etag}
 }
 
-// withHead adds the store's full-object CRC64NVME from a HEAD.
+// withHead adds the store's full-object CRC64NVME from a HEAD, and drops
+// what the ETag seemed to say when the object's encryption means it is not
+// an MD5.
 func (c content) withHead(info remote.Info) content {
+	if !info.ETagMayBeMD5() {
+		c.md5, c.etag, c.encrypted = "", "", info.Encryption
+	}
 	if info.Checksum != "" && info.ChecksumType != "COMPOSITE" {
 		c.crc = info.Checksum
 	}
@@ -205,6 +213,9 @@ func sameContent(a, b content) (same, known bool) {
 // whyUnknown says why sameContent could not tell, for a person.
 func whyUnknown(a, b content) string {
 	for _, c := range []content{a, b} {
+		if c.md5 == "" && c.crc == "" && c.encrypted != "" {
+			return c.encrypted + " object, whose ETag is not an MD5, and no stored CRC64NVME"
+		}
 		if c.md5 == "" && c.crc == "" {
 			return "multipart ETag and no stored CRC64NVME"
 		}

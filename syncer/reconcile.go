@@ -392,7 +392,8 @@ func (rc *run) both(s, d entry) {
 
 // sameContent reports whether s and d are known to hold the same bytes:
 // a local file's checksums against a single-part ETag (an MD5) or, after a
-// HEAD, the store's CRC64NVME. Unknown counts as different, and so does a
+// HEAD, the store's CRC64NVME (and the MD5 where the HEAD says the object's
+// encryption leaves the ETag one). Unknown counts as different, and so does a
 // file or object that cannot be read: the transfer then reports why.
 func (rc *run) sameContent(s, d entry) bool {
 	a, err := rc.contentOf(rc.src, s)
@@ -403,8 +404,10 @@ func (rc *run) sameContent(s, d entry) bool {
 	if err != nil {
 		return false
 	}
-	if same, known := sameContent(a, b); known {
-		return same
+	// A listing's ETag that matches an MD5 proves the same content; one
+	// that does not may just not be an MD5 (SSE-KMS, SSE-C): a HEAD says.
+	if same, known := sameContent(a, b); known && same {
+		return true
 	}
 	for i, e := range []Endpoint{rc.src, rc.dst} {
 		if !e.IsS3 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,9 @@ type globalFlags struct {
 	profile  string
 	endpoint string
 	region   string
+	// xfer, when a command has them, are its --bwlimit and encryption
+	// flags, for every client it makes.
+	xfer *transferFlags
 }
 
 func (g *globalFlags) register(c *cobra.Command) {
@@ -29,10 +33,18 @@ func (g *globalFlags) register(c *cobra.Command) {
 }
 
 func (g *globalFlags) client(ctx context.Context, concurrency int) (*remote.Client, error) {
-	return remote.New(ctx, remote.Config{
+	cfg := remote.Config{
 		Profile: g.profile, EndpointURL: g.endpoint, Region: g.region,
 		MaxConns: max(64, concurrency*2),
-	})
+	}
+	if g.xfer != nil {
+		cfg = g.xfer.apply(cfg)
+	}
+	c, err := remote.New(ctx, cfg)
+	if errors.Is(err, remote.ErrKeyInClear) {
+		return nil, usageErr("%v: use an https:// --endpoint-url", err)
+	}
+	return c, err
 }
 
 // clientFor is client, after checking that the bucket of each S3 endpoint
@@ -78,6 +90,8 @@ type syncFlags struct {
 
 	maxDeleteArg string
 	maxDelete    syncer.MaxDelete // parsed from maxDeleteArg by validate
+
+	xfer transferFlags // --bwlimit, --sse…
 }
 
 func (s *syncFlags) register(f *pflag.FlagSet) {
@@ -85,6 +99,7 @@ func (s *syncFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.storageClass, "storage-class", "", "storage class for uploads and copies: "+strings.Join(storageClasses, ", "))
 	f.IntVar(&s.concurrency, "concurrency", syncer.DefaultConcurrency, "transfers in flight")
 	registerFilters(f, &s.filters, &s.patterns)
+	s.xfer.register(f)
 	f.StringVar(&s.maxDeleteArg, "max-delete", "", fmt.Sprintf("with --delete, delete at most N paths or P%% of the destination in one run, else nothing; -1 or 100%% for no limit (default: refuse over %d%% of the destination and over %d paths)", syncer.DefaultMaxDeletePercent, syncer.DefaultMaxDeleteMin))
 }
 
@@ -110,7 +125,7 @@ func (s *syncFlags) validate() error {
 		}
 		s.maxDelete = m
 	}
-	return nil
+	return s.xfer.validate()
 }
 
 // parseEndpoints reads the SRC and DST arguments.

@@ -242,8 +242,8 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 	// The client resolves the endpoint (flag, profile, environment) that
 	// is part of the remote's identity; it makes no request yet.
-	client, err := remote.New(ctx, remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
-		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3, ObserveRequest: metrics.observeRequest()})
+	client, err := remote.New(ctx, m.sf.xfer.applyMount(remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
+		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3, ObserveRequest: metrics.observeRequest()}))
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,7 @@ the owner: use it only for a bucket whose writers you trust.`,
 			if err := sf.validate(); err != nil {
 				return err
 			}
+			g.xfer = &sf.xfer
 			if sizeOnly && exact {
 				return usageErr("--size-only and --exact-timestamps cannot be used together")
 			}
@@ -108,6 +109,7 @@ the owner: use it only for a bucket whose writers you trust.`,
 	}
 	f := c.Flags()
 	sf.register(f)
+	sf.xfer.registerCopySource(f)
 	of.register(f)
 	f.BoolVar(&dry, "dryrun", false, "show what would be done, change nothing")
 	f.BoolVar(&ifUnchanged, "if-unchanged", false, "write and delete in the bucket only where the key is still as this run listed it (conditional requests); a key another writer changed meanwhile is reported as a conflict and left alone")

@@ -31,6 +31,7 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 		concurrency int
 		filters     syncer.Filters
 		patterns    []string
+		xf          transferFlags
 	)
 	c := &cobra.Command{
 		Use:   "verify [--json] SRC DST",
@@ -59,6 +60,10 @@ compared; 2 the command line was wrong.`,
 			if concurrency < 1 || concurrency > 1000 {
 				return usageErr("--concurrency %d is out of range; use 1 to 1000", concurrency)
 			}
+			if err := xf.validate(); err != nil {
+				return err
+			}
+			g.xfer = &xf
 			src, dst, err := parseEndpoints(args)
 			if err != nil {
 				return err
@@ -85,6 +90,7 @@ compared; 2 the command line was wrong.`,
 	f.BoolVar(&owner, "owner", false, "also compare uid and gid (x-amz-meta-uid, -gid) with the local file's owner")
 	f.IntVar(&concurrency, "concurrency", syncer.DefaultConcurrency, "paths checked at once (HEADs, file reads)")
 	registerFilters(f, &filters, &patterns)
+	xf.registerCustomerKey(f)
 	return c
 }
 
