@@ -332,6 +332,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 
 	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
 	stopStatus := st.serve(log)
+	notifyReady(log, mountpoint, remoteURL)
 
 	unmounted := make(chan struct{})
 	go func() { srv.Wait(); close(unmounted) }()
@@ -341,6 +342,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	case <-unmounted:
 		log.Info("unmounted from outside; stopping")
 	}
+	notifyStopping(log)
 	if m.drainOnExit {
 		m.waitDrained(j, log)
 	}
