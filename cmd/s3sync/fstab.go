@@ -143,7 +143,12 @@ func parseHelperArgs(args []string) (*helperCall, error) {
 	if len(pos) != 2 {
 		return nil, fmt.Errorf("want s3://BUCKET[/PREFIX] and MOUNTPOINT, got %d arguments; in fstab: s3://BUCKET/PREFIX /mnt/work s3sync workdir=/srv/work 0 0", len(pos))
 	}
-	hc.remote, hc.mountpoint = pos[0], pos[1]
+	hc.remote = pos[0]
+	mp, err := filepath.Abs(pos[1]) // mount(8) gives it absolute; a person may not
+	if err != nil {
+		return nil, fmt.Errorf("MOUNTPOINT: %v", err)
+	}
+	hc.mountpoint = mp
 	if _, err := remote.ParseURL(hc.remote); err != nil {
 		return nil, fmt.Errorf("the device must be the bucket: %v", err)
 	}
@@ -280,6 +285,8 @@ func (hc *helperCall) start(ctx context.Context) error {
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"), "NOTIFY_SOCKET="+addr)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A daemon's working directory would keep mount(8)'s busy for good.
+	cmd.Dir = "/"
 	// Its own session: mount(8)'s terminal and process group may go away.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	slog.New(slog.NewTextHandler(logf, nil)).Info(mountHelperName+": starting s3sync mount",
@@ -301,8 +308,13 @@ func (hc *helperCall) start(ctx context.Context) error {
 		}
 		return nil
 	case err := <-exited:
-		return fmt.Errorf("%s (%v; log: %s)", childError(logPath, from), err, logPath)
+		return fmt.Errorf("%s (s3sync mount: %v; log: %s)", childError(logPath, from), err, logPath)
 	case <-timer.C:
+		select {
+		case <-ready: // both at once: it is mounted, keep it
+			return nil
+		default:
+		}
 		stopChild(cmd, exited, hc.mountpoint)
 		return fmt.Errorf("s3sync mount was not ready within %v and was stopped (the first scan of a large WORKDIR can take longer: raise ready-timeout=, and under systemd x-systemd.mount-timeout=); log: %s", hc.readyTimeout, logPath)
 	case <-ctx.Done():

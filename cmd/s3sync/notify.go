@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // The sd_notify protocol (systemd's sd_notify(3)): a service started with
@@ -17,23 +19,28 @@ import (
 // notifyReady tells whoever started the mount that it is serving and the
 // drain is running.
 func notifyReady(log *slog.Logger, mountpoint, remoteURL string) {
-	sdNotify(log, fmt.Sprintf("READY=1\nSTATUS=Mirroring %s to %s\nMAINPID=%d", mountpoint, remoteURL, os.Getpid()))
+	state := fmt.Sprintf("READY=1\nSTATUS=Mirroring %s to %s\nMAINPID=%d", mountpoint, remoteURL, os.Getpid())
+	if err := sdNotify(state); err != nil {
+		log.Warn("could not tell the service manager the mount is ready", "socket", os.Getenv("NOTIFY_SOCKET"), "err", err)
+	}
 }
 
 // notifyStopping tells it the mount is going away, so systemd does not
-// take the time spent draining for a hang.
+// take the time spent draining for a hang. mount.s3sync stops listening
+// once the mount is ready: no one there is no fault.
 func notifyStopping(log *slog.Logger) {
-	sdNotify(log, "STOPPING=1\nSTATUS=Stopping: unmounting, sending what is pending")
+	err := sdNotify("STOPPING=1\nSTATUS=Stopping: unmounting, sending what is pending")
+	if err != nil && !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
+		log.Warn("could not tell the service manager the mount is stopping", "socket", os.Getenv("NOTIFY_SOCKET"), "err", err)
+	}
 }
 
-func sdNotify(log *slog.Logger, state string) {
+func sdNotify(state string) error {
 	addr := os.Getenv("NOTIFY_SOCKET")
 	if addr == "" {
-		return
+		return nil
 	}
-	if err := sendNotify(addr, state); err != nil {
-		log.Warn("could not tell the service manager the mount's state", "socket", addr, "state", strings.SplitN(state, "\n", 2)[0], "err", err)
-	}
+	return sendNotify(addr, state)
 }
 
 func sendNotify(addr, state string) error {
