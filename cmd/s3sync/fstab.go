@@ -60,9 +60,10 @@ var ignoredMountOptions = map[string]bool{
 // Options s3sync cannot honour: accepting them silently would promise what
 // the mount does not do.
 var refusedMountOptions = map[string]string{
-	"ro":   "s3sync mounts are read-write (every change is mirrored); remove ro",
-	"suid": "s3sync mounts are always nosuid; remove suid",
-	"dev":  "s3sync mounts are always nodev; remove dev",
+	"ro":      "s3sync mounts are read-write (every change is mirrored); remove ro",
+	"suid":    "s3sync mounts are always nosuid; remove suid",
+	"dev":     "s3sync mounts are always nodev; remove dev",
+	"remount": "s3sync mounts cannot be remounted: umount and mount again",
 }
 
 // helperCall is one parsed call of mount.s3sync.
@@ -268,8 +269,6 @@ func (hc *helperCall) start(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
-	from, _ := logf.Seek(0, io.SeekEnd)
-
 	ln, addr, err := listenNotify()
 	if err != nil {
 		return fmt.Errorf("readiness socket: %v", err)
@@ -283,6 +282,7 @@ func (hc *helperCall) start(ctx context.Context) error {
 	args := append([]string{"mount"}, hc.flags...)
 	args = append(args, "--", hc.workdir, hc.mountpoint, hc.remote)
 	cmd := exec.Command(self, args...)
+	cmd.Args[0] = "s3sync" // not mount.s3sync, whatever the file is called
 	cmd.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"), "NOTIFY_SOCKET="+addr)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A daemon's working directory would keep mount(8)'s busy for good.
@@ -291,6 +291,7 @@ func (hc *helperCall) start(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	slog.New(slog.NewTextHandler(logf, nil)).Info(mountHelperName+": starting s3sync mount",
 		"remote", hc.remote, "mountpoint", hc.mountpoint, "workdir", hc.workdir, "flags", strings.Join(hc.flags, " "))
+	from, _ := logf.Seek(0, io.SeekEnd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start s3sync mount: %v", err)
 	}

@@ -58,6 +58,7 @@ func TestParseHelperArgs(t *testing.T) {
 		{name: "unknown option", args: []string{dev, mp, "-o", "workdir=/w,bogus=1"}, wantErr: "unknown option bogus"},
 		{name: "ro", args: []string{dev, mp, "-o", "ro,workdir=/w"}, wantErr: "read-write"},
 		{name: "suid", args: []string{dev, mp, "-o", "workdir=/w,suid"}, wantErr: "nosuid"},
+		{name: "remount", args: []string{dev, mp, "-o", "remount,workdir=/w"}, wantErr: "umount and mount again"},
 		{name: "no workdir", args: []string{dev, mp, "-o", "rw,delete"}, wantErr: "no workdir= option"},
 		{name: "relative workdir", args: []string{dev, mp, "-o", "workdir=work"}, wantErr: "absolute path"},
 		{name: "flag needing a value given none", args: []string{dev, mp, "-o", "workdir=/w,profile"}, wantErr: "option profile needs a value"},
