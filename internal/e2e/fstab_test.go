@@ -77,10 +77,9 @@ func installHelper(t *testing.T) (prefix string) {
 		t.Fatalf("make install: %s → %q, %v", helper, target, err)
 	}
 
+	// With the lock held, a link of this test's making is a killed run's.
 	if target, err := os.Readlink(systemHelper); err == nil && strings.Contains(target, "/"+helperTestPrefix) {
-		if _, err := os.Stat(target); err != nil {
-			os.Remove(systemHelper) // left by a test run that was killed
-		}
+		os.Remove(systemHelper)
 	}
 	if _, err := os.Lstat(systemHelper); err == nil {
 		t.Fatalf("%s exists (an installed s3sync?); this test installs its own there for its duration: move it away and run again", systemHelper)
