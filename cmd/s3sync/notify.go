@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // The sd_notify protocol (systemd's sd_notify(3)): a service started with
@@ -22,13 +25,16 @@ func notifyReady(log *slog.Logger, mountpoint, remoteURL string) {
 	state := fmt.Sprintf("READY=1\nSTATUS=Mirroring %s to %s\nMAINPID=%d", mountpoint, remoteURL, os.Getpid())
 	if err := sdNotify(state); err != nil {
 		log.Warn("could not tell the service manager the mount is ready", "socket", os.Getenv("NOTIFY_SOCKET"), "err", err)
+		return
 	}
+	startWatchdog(mountpoint)
 }
 
 // notifyStopping tells it the mount is going away, so systemd does not
 // take the time spent draining for a hang. mount.s3sync stops listening
 // once the mount is ready: no one there is no fault.
 func notifyStopping(log *slog.Logger) {
+	stopWatchdog()
 	err := sdNotify("STOPPING=1\nSTATUS=Stopping: unmounting, sending what is pending")
 	if err != nil && !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
 		log.Warn("could not tell the service manager the mount is stopping", "socket", os.Getenv("NOTIFY_SOCKET"), "err", err)
@@ -54,4 +60,44 @@ func sendNotify(addr, state string) error {
 	defer conn.Close()
 	_, err = conn.Write([]byte(state))
 	return err
+}
+
+// watchdogStop ends the pings of startWatchdog; nil when none run.
+var watchdogStop atomic.Pointer[chan struct{}]
+
+// startWatchdog sends WATCHDOG=1 every half WATCHDOG_USEC (systemd's
+// WatchdogSec=) while the mountpoint answers statfs: a FUSE server that
+// no longer serves stops the pings, and systemd restarts the mount, whose
+// start clears the dead mountpoint.
+func startWatchdog(mountpoint string) {
+	usec, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64)
+	if err != nil || usec <= 0 {
+		return
+	}
+	if pid := os.Getenv("WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
+		return
+	}
+	stop := make(chan struct{})
+	watchdogStop.Store(&stop)
+	go func() {
+		tick := time.NewTicker(time.Duration(usec) * time.Microsecond / 2)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			var st syscall.Statfs_t
+			if syscall.Statfs(mountpoint, &st) == nil {
+				sdNotify("WATCHDOG=1")
+			}
+		}
+	}()
+}
+
+func stopWatchdog() {
+	if stop := watchdogStop.Swap(nil); stop != nil {
+		close(*stop)
+	}
 }

@@ -259,7 +259,8 @@ func TestMountHelperErrors(t *testing.T) {
 }
 
 // s3sync mount tells a service manager (NOTIFY_SOCKET) READY=1 once the
-// mount answers, and STOPPING=1 on SIGTERM.
+// mount answers, WATCHDOG=1 while it does (WATCHDOG_USEC), and STOPPING=1
+// on SIGTERM.
 func TestMountNotifiesServiceManager(t *testing.T) {
 	srv := s3test.Get(t)
 	m := newMount(t, srv.NewBucket(t))
@@ -300,7 +301,7 @@ func TestMountNotifiesServiceManager(t *testing.T) {
 
 	m.log = &bytes.Buffer{}
 	m.cmd = exec.Command(bin, m.args...)
-	m.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	m.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -319,8 +320,19 @@ func TestMountNotifiesServiceManager(t *testing.T) {
 		t.Errorf("status at READY=1: %+v", r)
 	}
 
+	// WatchdogSec=, as systemd passes it: pings while the mount answers.
+	for range 3 {
+		if ping := next("WATCHDOG=1"); ping != "WATCHDOG=1" {
+			t.Fatalf("message after READY=1 %q, want WATCHDOG=1", ping)
+		}
+	}
+
 	m.cmd.Process.Signal(syscall.SIGTERM)
-	if stopping := next("STOPPING=1"); !strings.HasPrefix(stopping, "STOPPING=1") {
+	stopping := next("STOPPING=1")
+	for stopping == "WATCHDOG=1" { // sent before the signal
+		stopping = next("STOPPING=1")
+	}
+	if !strings.HasPrefix(stopping, "STOPPING=1") {
 		t.Errorf("message after SIGTERM %q, want STOPPING=1", stopping)
 	}
 	select {
