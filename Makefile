@@ -14,6 +14,16 @@ export S3SYNC_VERSITYGW ?= $(VERSITYGW)
 
 .PHONY: all build test demo bench lint tools clean
 
+# make install: the binary into $(BINDIR), mount(8)'s helper mount.s3sync
+# (a link to it) into $(HELPERDIR), and the systemd unit into $(UNITDIR).
+# mount(8) looks for helpers only in /sbin, hence HELPERDIR's default.
+# DESTDIR stages the whole tree (packaging); links point to the final paths.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+HELPERDIR   ?= /sbin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+DESTDIR     ?=
+
 all: build
 
 # What `s3sync --version` prints first: the commit, from git when there is one.
@@ -52,3 +62,16 @@ lint:
 
 clean:
 	rm -rf bin
+
+.PHONY: install uninstall
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(HELPERDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/s3sync
+	ln -sfn $(BINDIR)/s3sync $(DESTDIR)$(HELPERDIR)/mount.s3sync
+	sed 's|/usr/local/bin/s3sync|$(BINDIR)/s3sync|g' 'contrib/systemd/s3sync@.service' > '$(DESTDIR)$(UNITDIR)/s3sync@.service.tmp'
+	chmod 0644 '$(DESTDIR)$(UNITDIR)/s3sync@.service.tmp'
+	mv '$(DESTDIR)$(UNITDIR)/s3sync@.service.tmp' '$(DESTDIR)$(UNITDIR)/s3sync@.service'
+	@echo "installed: $(BINDIR)/s3sync, $(HELPERDIR)/mount.s3sync, $(UNITDIR)/s3sync@.service (configure one in /etc/s3sync/NAME.conf: contrib/systemd/example.conf)"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/s3sync $(DESTDIR)$(HELPERDIR)/mount.s3sync '$(DESTDIR)$(UNITDIR)/s3sync@.service'

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -41,6 +42,10 @@ func usageErr(format string, a ...any) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Installed as /sbin/mount.s3sync, it is mount(8)'s helper (fstab.go).
+	if filepath.Base(os.Args[0]) == mountHelperName {
+		os.Exit(runMountHelper(ctx, os.Args[1:]))
+	}
 	os.Exit(run(ctx, os.Args[1:]))
 }
 

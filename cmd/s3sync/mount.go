@@ -357,6 +357,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
 	stopStatus := st.serve(log)
 	metrics.watch(st)
+	notifyReady(log, mountpoint, remoteURL)
 
 	unmounted := make(chan struct{})
 	go func() { srv.Wait(); close(unmounted) }()
@@ -366,6 +367,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	case <-unmounted:
 		log.Info("unmounted from outside; stopping")
 	}
+	notifyStopping(log)
 	if m.drainOnExit {
 		m.waitDrained(j, log)
 	}
