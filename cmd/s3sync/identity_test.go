@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,5 +189,18 @@ func TestCheckStateEndpoint(t *testing.T) {
 	}
 	if got, _ := legacy.Meta(metaEndpoint); string(got) != "https://s3.wasabisys.com" {
 		t.Errorf("a state without an endpoint keeps %q after its mount", got)
+	}
+}
+
+// Without $HOME the state goes under the passwd entry's home, not /tmp.
+func TestStateRootWithoutHome(t *testing.T) {
+	u, err := user.Current()
+	if err != nil || u.HomeDir == "" {
+		t.Fatalf("no passwd entry for this user: %v", err)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "")
+	if got, want := stateRoot(), filepath.Join(u.HomeDir, ".local", "state", "s3sync"); got != want {
+		t.Fatalf("stateRoot() = %s, want %s", got, want)
 	}
 }

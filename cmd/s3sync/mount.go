@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -55,7 +56,13 @@ func stateRoot() string {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		home = os.TempDir()
+		// No $HOME (a unit without User=, a cron job): the passwd entry's
+		// home, never /tmp, where a journal would not survive a reboot.
+		if u, uerr := user.Current(); uerr == nil && u.HomeDir != "" {
+			home = u.HomeDir
+		} else {
+			home = os.TempDir()
+		}
 	}
 	return filepath.Join(home, ".local", "state", "s3sync")
 }
