@@ -98,6 +98,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		xattrs       bool
 		adopt        bool
 		pull         time.Duration
+		allowOther   bool
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -123,6 +124,7 @@ shows what is pending or failed.`,
 			}
 			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
 				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull}
+			m.allowOther = allowOther
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -137,6 +139,7 @@ shows what is pending or failed.`,
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
 	f.DurationVar(&pull, "pull", 0, "also bring changes other writers make in the bucket into WORKDIR, looking every INTERVAL (--pull alone: 30s); a file with unsent changes here is never overwritten (see README: Two machines, one bucket)")
 	f.Lookup("pull").NoOptDefVal = "30s"
+	f.BoolVar(&allowOther, "allow-other", false, "let other users use the mount, with WORKDIR's modes and owners enforced by the kernel (default_permissions); what they create is theirs when s3sync runs as root; not as root, /etc/fuse.conf needs user_allow_other")
 	f.BoolVar(&adopt, "adopt", false, "take this WORKDIR and remote as the state's own when they are not the ones it was made for (a folder moved or restored, another bucket): WORKDIR is compared with the bucket and nothing is deleted")
 	return c
 }
@@ -153,6 +156,7 @@ type mounter struct {
 	xattrs        bool
 	adopt         bool
 	pull          time.Duration // 0: no pull
+	allowOther    bool
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -297,6 +301,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	var drainer atomic.Pointer[syncer.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
 		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
+		AllowOther: m.allowOther,
 		OnWritersClosed: func() {
 			if d := drainer.Load(); d != nil {
 				d.Kick()
