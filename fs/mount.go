@@ -127,6 +127,7 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 	}
 
 	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough, onWritersClosed: opts.OnWritersClosed}
+	m.asRoot = os.Geteuid() == 0
 	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
