@@ -132,3 +132,28 @@ func TestOthersGetWorkdirPermissions(t *testing.T) {
 		}
 	}
 }
+
+// TestModeZeroIsShown: a file or directory with no permission bits shows
+// as such through the mount, and another user cannot read it.
+func TestModeZeroIsShown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("acting as another user needs root")
+	}
+	tm := newMount(t, Options{AllowOther: true})
+	openToOthers(t, tm)
+	write(t, tm.orig("locked"), "secret")
+	must(t, os.Chmod(tm.orig("locked"), 0))
+	must(t, os.Mkdir(tm.orig("closed"), 0))
+	write(t, tm.path("made"), "")
+	must(t, os.Chmod(tm.path("made"), 0))
+	for _, rel := range []string{"locked", "closed", "made"} {
+		var st syscall.Stat_t
+		must(t, syscall.Lstat(tm.path(rel), &st))
+		if st.Mode&0o7777 != 0 {
+			t.Errorf("%s has mode 0000 in WORKDIR but %04o through the mount", rel, st.Mode&0o7777)
+		}
+	}
+	if got := asUser(t, nobody, "read", tm.path("locked")); got != syscall.EACCES {
+		t.Errorf("nobody reading a mode 0000 file of root's: got %v, want EACCES", got)
+	}
+}

@@ -12,7 +12,9 @@
 # fails). TEST_PATHs narrow the run (e.g. tests/chown), relative to
 # PJDFSTEST_DIR. Neither tool is built here or kept in the tree: see README,
 # "POSIX conformance". Not part of `make test` (it takes minutes and needs
-# root). Per-target prove output is kept in $OUT (default a temp dir).
+# root). Per-target prove output is kept in $OUT (default a temp dir);
+# PROVE_ARGS (default -r) are prove's flags, e.g. PROVE_ARGS=-rv to see each
+# subtest.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -86,8 +88,9 @@ unmount() {
 run_prove() {
 	local name=$1 dir=$2 paths=()
 	for t in "${tests[@]}"; do paths+=("$PJD/$t"); done
-	echo "== $name: prove -r ${tests[*]} in $dir"
-	(cd "$dir" && prove -r "${paths[@]}") >"$OUT/$name.prove" 2>&1 || true
+	echo "== $name: prove ${PROVE_ARGS:--r} ${tests[*]} in $dir"
+	# shellcheck disable=SC2086
+	(cd "$dir" && prove ${PROVE_ARGS:--r} "${paths[@]}") >"$OUT/$name.prove" 2>&1 || true
 	summary "$name"
 }
 
