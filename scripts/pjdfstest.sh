@@ -62,7 +62,7 @@ cleanup() {
 	fi
 	[ -n "$MOUNT_PID" ] && wait "$MOUNT_PID" 2>/dev/null || true
 	stop_server
-	rm -rf "$WORK/work" "$WORK/mnt" "$WORK/plain"
+	rm -rf "$WORK/work" "$WORK/mnt" "$WORK/plain" "$WORK/state" "$WORK/server/gw"
 }
 trap cleanup EXIT
 
