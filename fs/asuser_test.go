@@ -35,7 +35,7 @@ var nobody = user{65534, 65534}
 // errno it failed with ("" if all succeeded). An op is
 //
 //	umask MODE | create PATH MODE | mkdir PATH MODE | mkfifo PATH MODE |
-//	symlink TARGET PATH | read PATH | write PATH
+//	symlink TARGET PATH | tmpfile DIR MODE | read PATH | write PATH
 //
 // (modes octal). The helper's own problems fail the test.
 func asUser(t *testing.T, u user, ops ...string) syscall.Errno {
@@ -109,6 +109,23 @@ func asUserMain(args []string) int {
 			err, n = unix.Mkfifo(args[1], mode(args[2])), 3
 		case "symlink":
 			err, n = unix.Symlink(args[1], args[2]), 3
+		case "tmpfile":
+			// An O_TMPFILE must be the caller's with the mode asked for
+			// (the umask applied), or the helper fails.
+			var fd int
+			fd, err = unix.Open(args[1], unix.O_TMPFILE|unix.O_RDWR, mode(args[2]))
+			if err == nil {
+				var st unix.Stat_t
+				err = unix.Fstat(fd, &st)
+				unix.Close(fd)
+				old := unix.Umask(0)
+				unix.Umask(old)
+				if want := mode(args[2]) &^ uint32(old); err == nil && (st.Uid != uint32(uid) || st.Mode&0o7777 != want) {
+					fmt.Fprintf(os.Stderr, "O_TMPFILE is %d:%d mode %04o, want uid %d mode %04o\n", st.Uid, st.Gid, st.Mode&0o7777, uid, want)
+					return 2
+				}
+			}
+			n = 3
 		case "read":
 			_, err = os.ReadFile(args[1])
 		case "write":

@@ -49,6 +49,7 @@ func TestOthersOwnWhatTheyCreate(t *testing.T) {
 				"create", tm.path("team/f"), "666",
 				"create", tm.path("team/sgid"), "2775",
 				"mkdir", tm.path("team/d"), "777",
+				"tmpfile", tm.path("shared"), "666",
 			); errno != 0 {
 				t.Fatalf("nobody creating through the mount: %v", errno)
 			}
