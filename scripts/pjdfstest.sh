@@ -63,6 +63,8 @@ cleanup() {
 	[ -n "$MOUNT_PID" ] && wait "$MOUNT_PID" 2>/dev/null || true
 	stop_server
 	rm -rf "$WORK/work" "$WORK/mnt" "$WORK/plain" "$WORK/state" "$WORK/server/gw"
+	# Keep the prove output (and the logs) only when it lives here.
+	[ "$OUT" = "$WORK/out" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
