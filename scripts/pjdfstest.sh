@@ -104,7 +104,7 @@ summary() {
 	grep -E '^(Files=|Result:)' "$f" || { echo "no summary; see $f"; tail -5 "$f"; }
 	grep -E '^Files=' "$f" | sed -E 's/^Files=([0-9]+), Tests=([0-9]+),.*/\1 \2/' | {
 		read -r files total || return 0
-		sed -n '/^Test Summary Report/,$p' "$f" | grep -oE 'Failed: [0-9]+\)' | tr -dc '0-9\n' |
+		sed -n '/^Test Summary Report/,$p' "$f" | { grep -oE 'Failed: [0-9]+\)' || true; } | tr -dc '0-9\n' |
 			awk -v name="$1" -v files="$files" -v total="$total" \
 				'$1 > 0 { n += $1; k++ } END { printf "%s: %d tests in %d files, %d failed in %d files\n", name, total, files, n, k }'
 	}
