@@ -49,6 +49,19 @@ soak: tools
 	S3SYNC_CHAOS_SEEDS=$${S3SYNC_CHAOS_SEEDS:-50} S3SYNC_CHAOS_OPS=$${S3SYNC_CHAOS_OPS:-300} \
 		$(GO) test ./internal/e2e/ -run TestChaos -count=1 -timeout 3h -v
 
+# POSIX conformance (README, "POSIX conformance"): pjdfstest inside an
+# `s3sync mount --allow-other` and inside go-fuse's loopback example, both
+# built outside this tree. Needs root; not part of `make test`.
+PJDFSTEST ?= $(CURDIR)/../pjdfstest
+LOOPBACK  ?= $(CURDIR)/../tools/loopback
+.PHONY: pjdfstest
+pjdfstest: build tools
+	@if [ ! -x "$(PJDFSTEST)/pjdfstest" ] || [ ! -x "$(LOOPBACK)" ]; then \
+		echo "skipped: pjdfstest ($(PJDFSTEST)) or go-fuse's loopback ($(LOOPBACK)) not built, see README (POSIX conformance)"; \
+	else \
+		./scripts/pjdfstest.sh "$(PJDFSTEST)" "$(LOOPBACK)"; \
+	fi
+
 demo: build tools
 	./scripts/demo.sh
 

@@ -23,7 +23,9 @@
 // reach the mount and every WORKDIR syscall runs with that user's
 // credentials, so WORKDIR itself checks permissions and clears setuid bits;
 // the kernel is not asked to do it again (no default_permissions, and
-// CAP_HANDLE_KILLPRIV), which saves two round trips per file created.
+// CAP_HANDLE_KILLPRIV), which saves two round trips per file created. With
+// AllowOther the kernel checks (default_permissions), and what a user
+// creates is made theirs, with the mode they asked for (owner.go).
 //
 // Path conventions: paths given to the Recorder are slash-separated, relative
 // to WORKDIR, with no leading slash; the root itself is "".

@@ -127,6 +127,7 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 	}
 
 	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough, onWritersClosed: opts.OnWritersClosed}
+	m.asRoot = os.Geteuid() == 0
 	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
@@ -150,6 +151,10 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		MountOptions: mo,
 		AttrTimeout:  &attr,
 		EntryTimeout: &entry,
+		// go-fuse otherwise shows a mode 0000 as 0644 (0755 for a
+		// directory), which under default_permissions opens the file to
+		// every user.
+		NullPermissions: true,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("fs: mount %s at %s: %w", abs, mountpoint, err)

@@ -31,6 +31,9 @@ type mountState struct {
 	kernelPassthrough bool
 	// noPassthrough is Options.DisablePassthrough.
 	noPassthrough bool
+	// asRoot: this process runs as root, so what others create through
+	// the mount is given to them (see fixNew).
+	asRoot bool
 	// passthroughOffered is set once a handle handed the kernel a backing
 	// fd; from then on writable handles may write without us seeing it.
 	passthroughOffered atomic.Bool

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"path/filepath"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -15,8 +16,8 @@ import (
 // names the syscalls used. The Recorder is called only after the syscall
 // succeeded; a failed op reports nothing.
 
-// Mkdir creates a directory in WORKDIR (go-fuse's loopback, which also gives
-// it the caller's owner) and reports it Changed.
+// Mkdir creates a directory in WORKDIR (go-fuse's loopback), makes it the
+// caller's with the mode asked for (fixNew) and reports it Changed.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
@@ -25,15 +26,21 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, syscall.ENOENT
 	}
 	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
-	if errno == 0 {
-		n.m.rec.Changed(rel)
+	if errno != 0 {
+		return nil, errno
 	}
-	return ch, errno
+	p := n.m.abs(rel)
+	if errno := n.m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1, perm: mode, hasPerm: true}, &out.Attr); errno != 0 {
+		syscall.Rmdir(p)
+		return nil, errno
+	}
+	n.m.rec.Changed(rel)
+	return ch, 0
 }
 
 // Mknod creates a special file (fifo, socket, device) or an empty regular
-// file and reports it Changed; what to do with special files is the
-// syncer's business.
+// file, makes it the caller's with the mode asked for (fixNew) and reports
+// it Changed; what to do with special files is the syncer's business.
 func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
@@ -42,13 +49,20 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 		return nil, syscall.ENOENT
 	}
 	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
-	if errno == 0 {
-		n.m.rec.Changed(rel)
+	if errno != 0 {
+		return nil, errno
 	}
-	return ch, errno
+	p := n.m.abs(rel)
+	if errno := n.m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1, perm: mode, hasPerm: true}, &out.Attr); errno != 0 {
+		syscall.Unlink(p)
+		return nil, errno
+	}
+	n.m.rec.Changed(rel)
+	return ch, 0
 }
 
-// Symlink creates a symbolic link in WORKDIR and reports it Changed. The
+// Symlink creates a symbolic link in WORKDIR, makes it the caller's
+// (fixNew) and reports it Changed. The
 // target is stored as given, never resolved, so it cannot reach outside
 // WORKDIR through us.
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -59,10 +73,16 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		return nil, syscall.ENOENT
 	}
 	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
-	if errno == 0 {
-		n.m.rec.Changed(rel)
+	if errno != 0 {
+		return nil, errno
 	}
-	return ch, errno
+	p := n.m.abs(rel)
+	if errno := n.m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1}, &out.Attr); errno != 0 {
+		syscall.Unlink(p)
+		return nil, errno
+	}
+	n.m.rec.Changed(rel)
+	return ch, 0
 }
 
 // Link makes a hard link and reports the new name Changed (the old name did

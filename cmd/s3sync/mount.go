@@ -107,6 +107,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		adopt        bool
 		pull         time.Duration
 		obs          observeFlags
+		allowOther   bool
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -135,6 +136,7 @@ shows what is pending or failed.`,
 			}
 			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
 				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull, obs: obs}
+			m.allowOther = allowOther
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -150,6 +152,7 @@ shows what is pending or failed.`,
 	f.DurationVar(&pull, "pull", 0, "also bring changes other writers make in the bucket into WORKDIR, looking every INTERVAL (--pull alone: 30s); a file with unsent changes here is never overwritten (see README: Two machines, one bucket)")
 	f.Lookup("pull").NoOptDefVal = "30s"
 	obs.register(f)
+	f.BoolVar(&allowOther, "allow-other", false, "let other users use the mount, with WORKDIR's modes and owners enforced by the kernel (default_permissions); what they create is theirs when s3sync runs as root; not as root, /etc/fuse.conf needs user_allow_other")
 	f.BoolVar(&adopt, "adopt", false, "take this WORKDIR and remote as the state's own when they are not the ones it was made for (a folder moved or restored, another bucket): WORKDIR is compared with the bucket and nothing is deleted")
 	return c
 }
@@ -167,6 +170,7 @@ type mounter struct {
 	adopt         bool
 	pull          time.Duration // 0: no pull
 	obs           observeFlags
+	allowOther    bool
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -328,6 +332,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	var drainer atomic.Pointer[syncer.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
 		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
+		AllowOther: m.allowOther,
 		OnWritersClosed: func() {
 			if d := drainer.Load(); d != nil {
 				d.Kick()

@@ -1,0 +1,114 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Ownership of what is created through the mount.
+//
+// This process makes every node in WORKDIR itself, so WORKDIR's filesystem
+// gives it this process's owner, group and umask. A node a user makes on a
+// local disk is the user's, in the user's group (or the directory's, when
+// the directory is setgid), with exactly the permission bits the kernel
+// worked out from the user's mode and umask. fixNew puts that right after
+// the node is made and before the kernel is told about it, so no other
+// user ever sees it with the wrong owner, and a failure removes it: a node
+// that cannot be given to its creator must not stay behind as root's.
+//
+// go-fuse's loopback already chowns to the caller's uid and gid when root,
+// but ignores failures and the directory's setgid bit; and chown clears
+// setuid/setgid on files, which the requested mode then no longer has.
+
+// newNode says what was just made and what was asked for.
+type newNode struct {
+	// dir is the WORKDIR directory it was made in; path the node (empty
+	// for O_TMPFILE); fd, if not -1, an open descriptor on it (Create,
+	// Tmpfile), used instead of the path.
+	dir, path string
+	fd        int
+	// perm is the permission bits the kernel sent (the caller's umask
+	// already applied, setgid already dropped where the caller may not
+	// have it); hasPerm is false for symlinks, which have none.
+	perm    uint32
+	hasPerm bool
+}
+
+// fixNew gives the node n describes the owner, group and permission bits
+// it would have had, had the caller in ctx made it on a local disk, and
+// refreshes out. As root: owner and group (see above). Always: the
+// permission bits, since this process's umask was applied on top of the
+// caller's. On failure the caller must remove the node.
+func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) syscall.Errno {
+	var st syscall.Stat_t
+	if err := n.stat(&st); err != nil {
+		return gofs.ToErrno(err)
+	}
+	if m.asRoot {
+		if caller, ok := fuse.FromContext(ctx); ok {
+			uid, gid := caller.Uid, caller.Gid
+			var dir syscall.Stat_t
+			if err := syscall.Lstat(n.dir, &dir); err != nil {
+				return gofs.ToErrno(err)
+			}
+			if dir.Mode&syscall.S_ISGID != 0 {
+				gid = dir.Gid
+			}
+			if st.Uid != uid || st.Gid != gid {
+				if err := n.chown(int(uid), int(gid)); err != nil {
+					return gofs.ToErrno(err)
+				}
+				// chown clears setuid/setgid on files: read back what is left.
+				if err := n.stat(&st); err != nil {
+					return gofs.ToErrno(err)
+				}
+			}
+		}
+	}
+	if n.hasPerm {
+		want := n.perm & 0o7777
+		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			// A directory inherits setgid from a setgid parent
+			// (WORKDIR's filesystem did that, as it would for the
+			// caller); the mode sent does not carry it.
+			want = want&^syscall.S_ISGID | st.Mode&syscall.S_ISGID
+		}
+		if st.Mode&0o7777 != want {
+			if err := n.chmod(want); err != nil {
+				return gofs.ToErrno(err)
+			}
+			if err := n.stat(&st); err != nil {
+				return gofs.ToErrno(err)
+			}
+		}
+	}
+	out.FromStat(&st)
+	return 0
+}
+
+func (n newNode) stat(st *syscall.Stat_t) error {
+	if n.fd >= 0 {
+		return syscall.Fstat(n.fd, st)
+	}
+	return syscall.Lstat(n.path, st)
+}
+
+func (n newNode) chown(uid, gid int) error {
+	if n.fd >= 0 {
+		return syscall.Fchown(n.fd, uid, gid)
+	}
+	return syscall.Lchown(n.path, uid, gid)
+}
+
+// chmod is never asked for a symlink (hasPerm false), so following the
+// path is safe: nothing else can rename this fresh node while the kernel
+// holds its directory locked for the create.
+func (n newNode) chmod(perm uint32) error {
+	if n.fd >= 0 {
+		return syscall.Fchmod(n.fd, perm)
+	}
+	return syscall.Chmod(n.path, perm)
+}
