@@ -252,7 +252,11 @@ func TestPermissions(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			tm := newMount(t, mode.opts)
 			write(t, tm.path("f"), "data")
-			must(t, os.Chmod(tm.path("f"), 0o4755))
+			// syscall.Chmod: os.Chmod reads 0o4000 as no setuid bit.
+			must(t, syscall.Chmod(tm.path("f"), 0o4755))
+			if st, err := os.Stat(tm.path("f")); err != nil || st.Mode()&os.ModeSetuid == 0 {
+				t.Fatalf("chmod 4755 through the mount: %v, %v", st.Mode(), err)
+			}
 			must(t, os.Chown(tm.path("f"), 65534, 65534))
 			st, err := os.Stat(tm.path("f"))
 			must(t, err)

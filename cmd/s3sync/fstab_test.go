@@ -21,8 +21,8 @@ func TestParseHelperArgs(t *testing.T) {
 		check   func(t *testing.T, hc *helperCall)
 	}{
 		{name: "fstab line with mount(8)'s and systemd's own options",
-			args:  []string{dev, mp, "-o", "rw,workdir=/srv/work,delete,profile=wasabi,_netdev,nofail,noauto,defaults,x-systemd.requires-mounts-for=/srv,comment=hi"},
-			flags: []string{"--delete", "--profile=wasabi"}},
+			args:  []string{dev, mp, "-o", "rw,workdir=/srv/work,delete,allow_other,profile=wasabi,_netdev,nofail,noauto,defaults,x-systemd.requires-mounts-for=/srv,comment=hi"},
+			flags: []string{"--delete", "--allow-other", "--profile=wasabi"}},
 		{name: "underscores name dashed flags; repeated flags stay in order; quoted commas",
 			args:  []string{dev, mp, "-o", `workdir=/srv/work,state_dir=/var/lib/s3sync/work,exclude="*.tmp,*.bak",include=keep.tmp,endpoint-url=http://127.0.0.1:9000,region=eu-1`},
 			flags: []string{"--state-dir=/var/lib/s3sync/work", "--exclude=*.tmp,*.bak", "--include=keep.tmp", "--endpoint-url=http://127.0.0.1:9000", "--region=eu-1"},

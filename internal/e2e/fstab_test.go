@@ -164,7 +164,7 @@ func TestMountHelperFstab(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket)
 	m.log = &bytes.Buffer{}
-	opts := fmt.Sprintf("workdir=%s,state-dir=%s,endpoint-url=%s,delete,settle=200ms", m.workdir, m.stateDir, srv.Endpoint)
+	opts := fmt.Sprintf("workdir=%s,state-dir=%s,endpoint-url=%s,delete,allow_other,settle=200ms", m.workdir, m.stateDir, srv.Endpoint)
 	fstab := filepath.Join(t.TempDir(), "fstab")
 	testfs.WriteFile(t, fstab, fmt.Sprintf("# s3sync\n%s %s s3sync %s,_netdev,nofail,x-systemd.requires-mounts-for=%s 0 0\n", m.url, m.mountpoint, opts, m.workdir))
 	testfs.WriteFile(t, m.workdir+"/before.txt", "made before the first mount")
@@ -180,6 +180,9 @@ func TestMountHelperFstab(t *testing.T) {
 		// mount(8) returns once the mount serves: no waiting here.
 		if !fuseMounted(m.mountpoint) {
 			t.Fatalf("%s returned before %s was mounted", strings.Join(mountCmd, " "), m.mountpoint)
+		}
+		if opts := mountOptions(t, m.mountpoint); !strings.Contains(opts, "allow_other") || !strings.Contains(opts, "default_permissions") {
+			t.Errorf("%s: the kernel's options are %q; allow_other did not reach the mount", strings.Join(mountCmd, " "), opts)
 		}
 		if b, err := os.ReadFile(m.mountpoint + "/before.txt"); err != nil || string(b) != "made before the first mount" {
 			t.Fatalf("before.txt through the mount: %q, %v", b, err)
@@ -344,4 +347,21 @@ func TestMountNotifiesServiceManager(t *testing.T) {
 		t.Errorf("exit %d after SIGTERM: %s", code, m.log)
 	}
 	m.cmd = nil
+}
+
+// mountOptions is the super block options /proc/self/mountinfo gives for
+// the mount at mountpoint.
+func mountOptions(t *testing.T, mountpoint string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == mountpoint {
+			return f[len(f)-1]
+		}
+	}
+	return ""
 }
