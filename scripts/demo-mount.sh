@@ -3,8 +3,8 @@ step "Act 2: a mounted folder that mirrors itself"
 mkdir -p work mnt
 cp -a project/. work/
 step "mount WORKDIR at MOUNTPOINT, mirrored to s3://demo-bucket/live (first mount sends everything)"
-echo "\$ s3sync mount --delete --settle 500ms work mnt s3://demo-bucket/live &"
-"$S3SYNC" mount --delete --settle 500ms --state-dir "$WORK/state" work mnt s3://demo-bucket/live 2> mount.log &
+echo "\$ s3sync mount --delete --settle 500ms --metrics-addr 127.0.0.1:0 work mnt s3://demo-bucket/live &"
+"$S3SYNC" mount --delete --settle 500ms --metrics-addr 127.0.0.1:0 --state-dir "$WORK/state" work mnt s3://demo-bucket/live 2> mount.log &
 MOUNT_PID=$!
 for _ in $(seq 100); do mountpoint -q mnt 2>/dev/null && break; sleep 0.1; done
 wait_drained() {
@@ -29,6 +29,14 @@ show s3sync status --state-dir "$WORK/state" work
 wait_drained
 step "status after they drained"
 show s3sync status --state-dir "$WORK/state" work
+step "the same numbers for Prometheus (--metrics-addr; port 0 picked a free one)"
+metrics=$(sed -n 's/.*msg="serving metrics" url=http:\/\/\([^ /]*\)\/metrics.*/\1/p' mount.log | head -1)
+echo "\$ curl -s http://$metrics/metrics | grep -E '^s3sync_(pending_records|offline) |^s3sync_(uploads|copies|deletes)_total.result=.ok'"
+# bash's /dev/tcp, so the demo needs no curl.
+exec 3<>"/dev/tcp/${metrics%:*}/${metrics##*:}"
+printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$metrics" >&3
+grep -E '^s3sync_(pending_records|offline) |^s3sync_(uploads|copies|deletes)_total.result=.ok' <&3 | sed 's/^/  /'
+exec 3<&-
 step "the bucket: the link is one object holding its target (nothing from /etc), the empty folder a marker"
 show s3sync ls --recursive --human-readable s3://demo-bucket/live/
 step "unmount (Ctrl-C in real use)"
