@@ -18,7 +18,7 @@ FLOOR_TOOLS=${BENCH_TOOLS:-/work/tools}
 FLOOR_NOTBUILT="skipped: not built (see README: FUSE floor)"
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 URING_OLD=
-declare -A FLOOR_LABEL FLOOR_SKIP FLOOR_OPTS FLOOR_REQS
+declare -A FLOOR_SKIP FLOOR_OPTS FLOOR_REQS FLOOR_DROPPED
 FLOOR_KINDS=()
 
 floor_label() {
@@ -95,6 +95,7 @@ floor_gofuse() { go list -m -f '{{if .Replace}}{{.Replace.Path}} {{.Replace.Vers
 floor_uring_on() {
 	[ -n "$URING_OLD" ] && return 0
 	URING_OLD=$(cat "$URING_PARAM")
+	[ "$URING_OLD" = Y ] && { log "  $URING_PARAM: already Y"; return 0; }
 	echo Y >"$URING_PARAM" || { URING_OLD=; return 1; }
 	log "  $URING_PARAM: $URING_OLD → Y for this section"
 }
@@ -102,6 +103,7 @@ floor_uring_on() {
 # an interrupted run.
 floor_cleanup() {
 	[ -n "$URING_OLD" ] || return 0
+	[ "$URING_OLD" = Y ] && { URING_OLD=; return 0; }
 	echo "$URING_OLD" >"$URING_PARAM" && log "  $URING_PARAM: back to $URING_OLD"
 	URING_OLD=
 }
@@ -187,6 +189,7 @@ floor_run() {
 			FLOOR_REQS[$kind]+="$(calc "($q1 - $q0) / $NFILES") "
 			if [[ $kind == *-uring ]] && [ $((q1 - q0)) -lt "$NFILES" ]; then
 				log "  floor.$kind.r$r: only $((q1 - q0)) requests came over io_uring; not counted"
+				FLOOR_DROPPED[$kind]=$((${FLOOR_DROPPED[$kind]:-0} + 1))
 			else
 				add "floor|$kind" "$T"
 				add "floor-cpu|$kind" "$(calc "($c1 - $c0) / $TICK")"
@@ -253,18 +256,23 @@ floor_report() {
 	echo "Daemon CPU: the FUSE server's CPU seconds during the untar (s3sync's includes its journal and the drain's uploads);" \
 		"requests/file: FUSE requests answered over io_uring per file (from the rings' completion counters)."
 	echo
-	echo "| filesystem | untar | ÷ passthrough_hp | ÷ passthrough_hp io_uring | ÷ native | daemon CPU | requests/file |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| filesystem | untar | fastest–slowest run | ÷ passthrough_hp | ÷ passthrough_hp io_uring | ÷ native | daemon CPU | requests/file |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for k in native s3sync s3sync-uring base hp hp-uring loopback; do
 		if [ -n "${FLOOR_SKIP[$k]:-}" ]; then
-			echo "| $(floor_label "$k") | ${FLOOR_SKIP[$k]} | | | | | |"
+			echo "| $(floor_label "$k") | ${FLOOR_SKIP[$k]} | | | | | | |"
 			continue
 		fi
 		floor_ran "$k" || continue
 		m=$(M "floor|$k") c=$(M "floor-cpu|$k") q=$(median "${FLOOR_REQS[$k]:-}")
 		[ "$k" = native ] && c=n/a
 		[[ $k == *-uring ]] || q=
-		echo "| $(floor_label "$k") | $(fmt_s "$m") | $(ratio "$m" "$hp") | $(ratio "$m" "$hpu") | $(ratio "$m" "$nat") | $(fmt_s "$c") | ${q:+$(awk -v v="$q" 'BEGIN { printf "%.1f", v }')} |"
+		echo "| $(floor_label "$k") | $(fmt_s "$m") | $(floor_range "${RES[floor|$k]:-}") | $(ratio "$m" "$hp") | $(ratio "$m" "$hpu") | $(ratio "$m" "$nat") | $(fmt_s "$c") | ${q:+$(awk -v v="$q" 'BEGIN { printf "%.1f", v }')} |"
+	done
+	for k in "${!FLOOR_DROPPED[@]}"; do
+		echo
+		echo "$(floor_label "$k"): ${FLOOR_DROPPED[$k]} of $RUNS runs not counted: their requests did not come over io_uring" \
+			"(is $URING_PARAM still Y? something else on the machine may have set it back)."
 	done
 	echo
 	echo "What each mounts with (kernel mount options as /proc shows them, and the caching each asks for):"
@@ -282,6 +290,12 @@ floor_report() {
 	floor_ran loopback && echo "- go-fuse loopback example (go-fuse ${FLOOR_LB_VERSION:-n/a}; s3sync's: $(floor_gofuse)): attribute and entry timeouts 1 s," \
 		"FUSE passthrough (root), no default_permissions, xattrs passed through."
 	return 0
+}
+
+# floor_range "T1 T2 …": the fastest and the slowest run, to show the noise.
+floor_range() {
+	printf '%s\n' $1 | awk 'NF { if (n++ == 0 || $1 < lo) lo = $1; if ($1 > hi) hi = $1 }
+		END { if (n) printf "%.2f–%.2f s", lo, hi; else print "n/a" }'
 }
 
 # floor_hp_version: the libfuse tag passthrough_hp was built from, when it
