@@ -18,7 +18,7 @@ FLOOR_TOOLS=${BENCH_TOOLS:-/work/tools}
 FLOOR_NOTBUILT="skipped: not built (see README: FUSE floor)"
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 URING_OLD=
-declare -A FLOOR_SKIP FLOOR_OPTS FLOOR_REQS FLOOR_DROPPED
+declare -A FLOOR_SKIP FLOOR_OPTS FLOOR_REQS FLOOR_DROPPED FLOOR_COUNT FLOOR_OPS
 FLOOR_KINDS=()
 
 floor_label() {
@@ -212,6 +212,40 @@ floor_run() {
 	esac
 }
 
+# floor_count KIND: the FUSE requests an untar makes per file through
+# KIND, by opcode, from the daemon's debug log of an untimed untar of a
+# tenth of the directories. Sets FLOOR_COUNT[KIND] (total per file) and
+# FLOOR_OPS[KIND] (the breakdown).
+floor_count() {
+	local kind=$1 src=$WORK/floor/count-$1 mnt=$WORK/floor/mnt-count st=$WORK/floor/state-count-$1 b=floor-count-$1
+	local pid bin logf=$WORK/floor/debug-$1.log n0 nf
+	mkdir -p "$src" "$mnt"
+	case $kind in
+	s3sync | base)
+		bin=$(bin_of "$kind")
+		"$BT" mb "$b" || return 1
+		"$bin" mount --debug-fuse --state-dir "$st" "$src" "$mnt" "s3://$b/data" --endpoint-url "$ENDPOINT" >"$logf" 2>&1 &
+		;;
+	hp) "$PASSTHROUGH_HP" --foreground --debug-fuse "$src" "$mnt" >"$logf" 2>&1 & ;;
+	loopback) "$GOFUSE_LOOPBACK" -debug $([ "$(id -u)" = 0 ] && echo -directmount) "$mnt" "$src" >"$logf" 2>&1 & ;;
+	esac
+	pid=$!
+	MOUNT_PIDS+=("$pid")
+	MOUNTS+=("$mnt")
+	wait_mounted "$mnt" "$pid" || { floor_umount "$mnt" "$pid"; return 1; }
+	ls "$mnt" >/dev/null
+	n0=$(wc -c <"$logf")
+	tar -xf "$WORK/floor/count.tar" -C "$mnt"
+	nf=$(tar -tf "$WORK/floor/count.tar" | grep -vc '/$')
+	# RELEASE follows close() asynchronously; unmounting waits for it.
+	if [ "$kind" = s3sync ] || [ "$kind" = base ]; then unmount "$mnt" "$pid"; else floor_umount "$mnt" "$pid"; fi
+	# libfuse logs "opcode: LOOKUP (1)", go-fuse "rx 12: LOOKUP n1 …".
+	tail -c +$((n0 + 1)) "$logf" | grep -aoE 'opcode: [A-Z_]+|(^|[^a-z])rx [0-9]+: [A-Z_]+' | awk '{ print $NF }' |
+		grep -vE '^(FORGET|BATCH_FORGET|DESTROY|STATFS|INTERRUPT)$' | sort | uniq -c | sort -rn >"$WORK/floor/ops-$kind"
+	FLOOR_COUNT[$kind]=$(awk -v n="$nf" '{ s += $1 } END { if (s && n) printf "%.1f", s / n }' "$WORK/floor/ops-$kind")
+	FLOOR_OPS[$kind]=$(awk -v n="$nf" '$1 / n >= 0.05 { printf "%s%s %.1f", sep, $2, $1 / n; sep = ", " }' "$WORK/floor/ops-$kind")
+}
+
 # floor_section: every filesystem once per run, the order rotating between
 # runs; all the trees are deleted at the end.
 floor_section() {
@@ -240,8 +274,14 @@ floor_section() {
 		done
 	done
 	floor_cleanup
+	# A tenth of the directories, for the request counts.
+	tar -cf "$WORK/floor/count.tar" -C "$DATA" $(cd "$DATA" && ls | head -n $((NDIRS / 10 > 0 ? NDIRS / 10 : 1)))
+	for k in "${FLOOR_KINDS[@]}"; do
+		case $k in s3sync | base | hp | loopback) floor_count "$k" ;; esac
+	done
 	for k in "${FLOOR_KINDS[@]}"; do
 		for r in $(seq "$RUNS"); do rmbucket "floor-$k-r$r"; done
+		rmbucket "floor-count-$k"
 	done
 	rm -rf "$WORK/floor"
 }
@@ -254,7 +294,8 @@ floor_report() {
 	echo "FUSE floor: untar $NFILES × $KB KiB (\`tar -xf\`, until tar exits) through each filesystem, in one run," \
 		"the order rotating between runs, caches dropped before each; median of $RUNS."
 	echo "Daemon CPU: the FUSE server's CPU seconds during the untar (s3sync's includes its journal and the drain's uploads);" \
-		"requests/file: FUSE requests answered over io_uring per file (from the rings' completion counters)."
+		"requests/file: FUSE requests per file, over io_uring from the rings' completion counters during the timed runs," \
+		"otherwise from the daemon's debug log of an untimed untar of a tenth of the tree."
 	echo
 	echo "| filesystem | untar | fastest–slowest run | ÷ passthrough_hp | ÷ passthrough_hp io_uring | ÷ native | daemon CPU | requests/file |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -266,13 +307,19 @@ floor_report() {
 		floor_ran "$k" || continue
 		m=$(M "floor|$k") c=$(M "floor-cpu|$k") q=$(median "${FLOOR_REQS[$k]:-}")
 		[ "$k" = native ] && c=n/a
-		[[ $k == *-uring ]] || q=
-		echo "| $(floor_label "$k") | $(fmt_s "$m") | $(floor_range "${RES[floor|$k]:-}") | $(ratio "$m" "$hp") | $(ratio "$m" "$hpu") | $(ratio "$m" "$nat") | $(fmt_s "$c") | ${q:+$(awk -v v="$q" 'BEGIN { printf "%.1f", v }')} |"
+		[[ $k == *-uring ]] && q=$(awk -v v="$q" 'BEGIN { if (v != "n/a") printf "%.1f", v }') || q=${FLOOR_COUNT[$k]:-}
+		echo "| $(floor_label "$k") | $(fmt_s "$m") | $(floor_range "${RES[floor|$k]:-}") | $(ratio "$m" "$hp") | $(ratio "$m" "$hpu") | $(ratio "$m" "$nat") | $(fmt_s "$c") | $q |"
 	done
 	for k in "${!FLOOR_DROPPED[@]}"; do
 		echo
 		echo "$(floor_label "$k"): ${FLOOR_DROPPED[$k]} of $RUNS runs not counted: their requests did not come over io_uring" \
 			"(is $URING_PARAM still Y? something else on the machine may have set it back)."
+	done
+	echo
+	echo "FUSE requests per file by opcode (debug log; FORGET, DESTROY and STATFS left out, and any under 0.05 per file):"
+	echo
+	for k in s3sync base hp loopback; do
+		[ -n "${FLOOR_OPS[$k]:-}" ] && echo "- $(floor_label "$k"): ${FLOOR_OPS[$k]}"
 	done
 	echo
 	echo "What each mounts with (kernel mount options as /proc shows them, and the caching each asks for):"
