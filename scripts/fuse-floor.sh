@@ -251,6 +251,7 @@ floor_count() {
 floor_section() {
 	say "FUSE floor: untar $NFILES × $FSIZE B through each filesystem"
 	floor_find
+	FLOOR_LOAD=$(cut -d' ' -f1 /proc/loadavg)
 	mkdir -p "$WORK/floor"
 	local k r dev kinds=()
 	if [[ " ${FLOOR_KINDS[*]} " == *-uring\ * ]] && ! floor_uring_on; then
@@ -274,6 +275,7 @@ floor_section() {
 		done
 	done
 	floor_cleanup
+	FLOOR_LOAD+=" → $(cut -d' ' -f1 /proc/loadavg)"
 	# A tenth of the directories, for the request counts.
 	tar -cf "$WORK/floor/count.tar" -C "$DATA" $(cd "$DATA" && ls | head -n $((NDIRS / 10 > 0 ? NDIRS / 10 : 1)))
 	for k in "${FLOOR_KINDS[@]}"; do
@@ -292,7 +294,8 @@ floor_report() {
 	hp=$(M "floor|hp") hpu=$(M "floor|hp-uring") nat=$(M "floor|native")
 	echo
 	echo "FUSE floor: untar $NFILES × $KB KiB (\`tar -xf\`, until tar exits) through each filesystem, in one run," \
-		"the order rotating between runs, caches dropped before each; median of $RUNS."
+		"the order rotating between runs, caches dropped before each; median of $RUNS." \
+		"Load average (1 min) at the start and the end of the timed runs: ${FLOOR_LOAD:-n/a} on $(nproc) cores."
 	echo "Daemon CPU: the FUSE server's CPU seconds during the untar (s3sync's includes its journal and the drain's uploads);" \
 		"requests/file: FUSE requests per file, over io_uring from the rings' completion counters during the timed runs," \
 		"otherwise from the daemon's debug log of an untimed untar of a tenth of the tree."
