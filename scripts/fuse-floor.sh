@@ -264,7 +264,7 @@ floor_section() {
 	# slows creating inodes for 60 s (recently_deleted()), which would fall
 	# on whichever filesystem runs first.
 	dev=$(findmnt -no SOURCE -T "$WORK" 2>/dev/null | head -1)
-	if [ "$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null | head -1)" = ext4 ] && ! compgen -G "/proc/fs/jbd2/${dev##*/}-*" >/dev/null &&
+	if [ "$QUICK" != 1 ] && [ "$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null | head -1)" = ext4 ] && ! compgen -G "/proc/fs/jbd2/${dev##*/}-*" >/dev/null &&
 		[[ " $ONLY " =~ \ (sync|mount|rss)\  ]]; then
 		log "  waiting 60 s for ext4 (no journal) to stop skipping recently freed inodes"
 		sleep 60
