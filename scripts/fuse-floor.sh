@@ -141,7 +141,7 @@ floor_umount() {
 # must fall on no one filesystem's runs.
 floor_run() {
 	local kind=$1 r=$2 src=$WORK/floor/$1-r$2 mnt=$WORK/floor/mnt-$1 st=$WORK/floor/state-$1-r$2 b=floor-$1-r$2
-	local pid= bin flags=() dir t0 t1 c0 c1 q0 q1
+	local pid= bin flags=() dir c0 c1 q0 q1
 	mkdir -p "$src" "$mnt"
 	case $kind in
 	native) dir=$src ;;
