@@ -6,9 +6,10 @@
 #   BENCH_RUNS=N     runs per workload (default 3; the median is reported)
 #   BENCH_QUICK=1    smoke run: 1 run, 1,000 small files, a 100 MiB big file
 #   BENCH_TMPDIR=D   where the data, the server root and the mounts go (default /tmp)
-#   BENCH_ONLY="sync mount latency rss journal"
+#   BENCH_ONLY="sync mount latency rss journal fuse-floor"
 #                    the sections to run (default all; mount ratios against
-#                    reconcile need sync)
+#                    reconcile need sync; fuse-floor's peers and variables:
+#                    scripts/fuse-floor.sh)
 #   BENCH_PEERS=0    s3sync alone, without aws, rclone and rclone mount
 #   BENCH_BASE=BIN   another s3sync build (say, main before a change) run
 #                    interleaved with this one in the sync and mount
@@ -76,6 +77,7 @@ go build -o "$BT" ./bench/cmd/benchtool || { log "cannot build bench/cmd/benchto
 MOUNT_PIDS=() MOUNTS=()
 cleanup() {
 	local m p
+	declare -F floor_cleanup >/dev/null && floor_cleanup
 	for m in "${MOUNTS[@]}"; do
 		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
 	done
@@ -105,7 +107,7 @@ TICK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- helpers
 declare -A RES CPU CCPU
-ONLY=${BENCH_ONLY:-sync mount latency rss journal}
+ONLY=${BENCH_ONLY:-sync mount latency rss journal fuse-floor}
 section() { [[ " $ONLY " == *" $1 "* ]]; }
 if [ "${BENCH_PEERS:-1}" = 0 ]; then AWS= RCLONE=; fi
 TOOLS=(s3sync)
@@ -425,6 +427,10 @@ if section journal; then
 	log "  $JOURNAL"
 fi
 
+# ---------------------------------------------------------------- FUSE floor
+. scripts/fuse-floor.sh
+section fuse-floor && floor_section
+
 # ---------------------------------------------------------------- report
 M() { median "${RES[$1]:-}"; }
 MC() { median "${CPU[$1]:-}"; }
@@ -504,6 +510,7 @@ label() {
 			echo "| $w | $(fmt_s "$s") | $(fmt_s "$bs") | $(ratio "$s" "$bs") |"
 		done
 	fi
+	section fuse-floor && floor_report
 } >"$OUT/results.md"
 say "results (also in bench/out/results.md)"
 cat "$OUT/results.md"
