@@ -3,7 +3,8 @@
 # through s3sync's mount and through the reference FUSE filesystems, to show
 # how much of an untar through s3sync is FUSE itself.
 #
-#   BENCH_TOOLS=D        where the peers are looked for (default /work/tools)
+#   BENCH_TOOLS=D        where the peers are looked for (default ../tools, next
+#                        to the repository, where README builds them)
 #   PASSTHROUGH_HP=BIN   libfuse's example/passthrough_hp (default
 #                        D/passthrough_hp, else D/libfuse-src/build/example/passthrough_hp)
 #   GOFUSE_LOOPBACK=BIN  go-fuse's example/loopback (default D/loopback)
@@ -14,7 +15,7 @@
 # FUSE-over-io_uring needs /sys/module/fuse/parameters/enable_uring (Linux
 # 6.14+); the section sets it to Y for its runs and puts the old value back.
 
-FLOOR_TOOLS=${BENCH_TOOLS:-/work/tools}
+FLOOR_TOOLS=${BENCH_TOOLS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools}
 FLOOR_NOTBUILT="skipped: not built (see README: FUSE floor)"
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 URING_OLD=
