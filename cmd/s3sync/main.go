@@ -18,6 +18,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT sets another:
+// under the 150 MiB peak RSS that every command keeps at a million files
+// (make bench-scale), with room for what is not heap.
+const memoryLimit = 100 << 20
+
 // Exit codes, as documented in the README.
 const (
 	exitOK      = 0
@@ -57,11 +62,24 @@ func run(ctx context.Context, args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	// S3SYNC_MEMPROFILE=file writes a heap profile at exit: what was live
+	// at the last collection, and every allocation made (pprof's
+	// -sample_index=alloc_space).
+	if path := os.Getenv("S3SYNC_MEMPROFILE"); path != "" {
+		defer writeHeapProfile(path)
+	}
 	// The heap is small (listings stream) and most garbage is per-request
 	// SDK plumbing: trading a little memory for fewer collections is a
 	// clear win for many small transfers. GOGC still overrides.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	// ... but not past memoryLimit: a million-file reconcile or mount must
+	// stay within it, and GOGC alone lets the heap grow to five times
+	// what is live. A soft limit: the heap may exceed it when that much is
+	// live, with the collector's CPU capped by the runtime.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -136,3 +154,15 @@ refused (--max-delete), or the command line was wrong.`,
 
 // extraCommands lets other files of this package add commands.
 var extraCommands []func(*globalFlags) *cobra.Command
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "s3sync: S3SYNC_MEMPROFILE:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "s3sync: S3SYNC_MEMPROFILE:", err)
+	}
+}
