@@ -15,6 +15,9 @@
 #   BENCH_SCALE_ONLY="sync mount"   the sections to run (default both)
 #   BENCH_SCALE_PEERS=0   s3sync alone
 #   BENCH_SCALE_AWS_MAX=N the aws CLI runs only up to N files (default 100000)
+#   BENCH_SCALE_PEER_FULL_MAX=N  above N files, rclone's initial upload and
+#                         clone are left out (its no-op and changed runs stay)
+#   BENCH_SCALE_NOOP_RUNS=N  no-op re-syncs per tool, interleaved (default 2; the median is reported)
 #
 # Prints the table and writes it to bench/out/scale.md (raw numbers in
 # bench/out/scale.tsv, CPU profiles of s3sync's commands and logs of failed
@@ -32,6 +35,8 @@ NCRASH=$((N < 100000 ? N / 10 : 10000))
 NSTATUS=$((N < 1000000 ? N / 10 : 100000))
 NLOOP=5000
 AWS_MAX=${BENCH_SCALE_AWS_MAX:-100000}
+PEER_FULL_MAX=${BENCH_SCALE_PEER_FULL_MAX:-$N}
+NOOP_RUNS=${BENCH_SCALE_NOOP_RUNS:-2}
 TMO=${BENCH_SCALE_TIMEOUT:-7200} # seconds any one measured command may take
 ONLY=${BENCH_SCALE_ONLY:-sync mount}
 section() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -146,37 +151,48 @@ TOOLS=(s3sync)
 [ -n "$AWS" ] && TOOLS+=(aws)
 
 # ---------------------------------------------------------------- sync
-# Each tool its own bucket, all from the one tree: the 1,000 changes are
-# new to every bucket.
+# Each tool uploads into a bucket of its own, dropped after; the other
+# workloads all run against s3sync's bucket, which rclone takes as in sync
+# (s3sync stores mtimes as rclone does), so a peer needs no upload of its
+# own at full size to be measured there. The 1,000 changed files are other
+# files for each tool: after one tool sent its 1,000, the next sees those as
+# in sync and sends its own.
+BUCKET=sync-s3sync
+peer_full() { [ "$1" = s3sync ] || [ "$N" -le "$PEER_FULL_MAX" ]; }
 if section sync; then
-	for tool in "${TOOLS[@]}"; do "$BT" mb "sync-$tool" || exit 1; done
-	src() { echo "$DATA"; }
 	say "initial upload"
 	for tool in "${TOOLS[@]}"; do
-		measure upload "$tool" "$(src "$tool")" "s3://sync-$tool/data"
+		peer_full "$tool" || { log "  $tool: skipped at $N files (BENCH_SCALE_PEER_FULL_MAX=$PEER_FULL_MAX)"; continue; }
+		"$BT" mb "sync-$tool" || exit 1
+		measure upload "$tool" "$DATA" "s3://sync-$tool/data"
 		n=$(objects "sync-$tool")
 		[ "$n" = "$N" ] || log "  WARNING $tool upload: the bucket holds $n objects, want $N"
+		[ "$tool" = s3sync ] || rm -rf "${GW:?}/sync-$tool"
 	done
-	say "no-op re-sync (twice each, interleaved)"
-	for r in 1 2; do
-		for tool in "${TOOLS[@]}"; do measure "noop$r" "$tool" "$(src "$tool")" "s3://sync-$tool/data"; done
+	say "no-op re-sync ($NOOP_RUNS× each, interleaved)"
+	for r in $(seq "$NOOP_RUNS"); do
+		for tool in "${TOOLS[@]}"; do measure "noop$r" "$tool" "$DATA" "s3://$BUCKET/data"; done
 	done
 	say "re-sync with $NCHANGED files changed"
-	sleep 1.2 # the changed files get an mtime clearly newer than the upload
-	"$BT" modify "$DATA" "$LIST" "$NCHANGED" || exit 1
-	for tool in "${TOOLS[@]}"; do measure changed "$tool" "$(src "$tool")" "s3://sync-$tool/data"; done
+	off=1
+	for tool in "${TOOLS[@]}"; do
+		sleep 1.2 # the changed files get an mtime clearly newer than the last upload
+		"$BT" modify "$DATA" "$LIST" "$NCHANGED" "$off" || exit 1
+		off=$((off + 1))
+		measure changed "$tool" "$DATA" "s3://$BUCKET/data"
+	done
 	if [ "$N" -le 100000 ]; then
-		"$BT" verify "$DATA" sync-s3sync data || log "  WARNING: s3sync's bucket does not match the tree"
+		"$BT" verify "$DATA" "$BUCKET" data || log "  WARNING: the bucket does not match the tree"
 	fi
 	say "clone into an empty directory"
 	for tool in "${TOOLS[@]}"; do
+		peer_full "$tool" || { log "  $tool: skipped at $N files (BENCH_SCALE_PEER_FULL_MAX=$PEER_FULL_MAX)"; continue; }
 		rm -rf "$WORK/clone"
 		mkdir "$WORK/clone"
-		measure clone "$tool" "s3://sync-$tool/data" "$WORK/clone"
+		measure clone "$tool" "s3://$BUCKET/data" "$WORK/clone"
 		n=$(find "$WORK/clone" -type f | wc -l)
 		[ "$n" = "$N" ] || log "  WARNING $tool clone: $n files, want $N"
 		rm -rf "$WORK/clone"
-		[ "$tool" = s3sync ] || rm -rf "${GW:?}/sync-$tool"
 	done
 fi
 
@@ -202,8 +218,22 @@ mount_up() {
 	T=$(calc "$EPOCHREALTIME - $t0")
 	PEAK_MB= SCPU=0
 	log "  $(printf '%-24s %9.2f s until the mountpoint serves' "$name" "$T")"
+	sample_anon "$MOUNT_PID" &
 }
-mount_rss() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$MOUNT_PID/status" 2>/dev/null; }
+# sample_anon PID: the process's peak anonymous RSS (its own memory, not
+# the state database's pages mapped from the page cache, which VmHWM also
+# counts), polled, into $WORK/anon.PID.
+sample_anon() {
+	local m=0 a
+	while a=$(awk '/RssAnon/ { print $2 }' "/proc/$1/status" 2>/dev/null) && [ -n "$a" ]; do
+		[ "$a" -gt "$m" ] && { m=$a; echo "$m" >"$WORK/anon.$1"; }
+		sleep 0.2
+	done
+}
+mount_rss() { # peak RSS (VmHWM), and in brackets the peak anonymous RSS
+	printf '%s (%s)' "$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$MOUNT_PID/status" 2>/dev/null)" \
+		"$(awk '{ printf "%.0f", $1 / 1024 }' "$WORK/anon.$MOUNT_PID" 2>/dev/null)"
+}
 mount_down() { # mount_down [KILL]
 	[ -n "$MOUNT_PID" ] || return 0
 	if [ "${1:-}" = KILL ]; then
@@ -270,18 +300,18 @@ if section mount; then
 	wait_drained
 	say "kill -9 with $NCRASH unsynced changes (server stopped), then start-up"
 	kill -STOP "$SERVER_PID"
-	"$BT" modify "$MNT" "$LIST" "$NCRASH" && wait_pending "$NCRASH"
+	"$BT" modify "$MNT" "$LIST" "$NCRASH" 0 && wait_pending "$NCRASH"
 	mount_down KILL
 	kill -CONT "$SERVER_PID"
 	mount_up mount-crash && rec mount-crash
 	wait_drained
 	say "status with $NSTATUS pending (server stopped)"
 	kill -STOP "$SERVER_PID"
-	"$BT" modify "$MNT" "$LIST" "$NSTATUS" && wait_pending "$NSTATUS"
+	"$BT" modify "$MNT" "$LIST" "$NSTATUS" 0 && wait_pending "$NSTATUS"
 	for r in 1 2 3; do timed "status$r" "$S3SYNC" status --state-dir "$ST" "$DATA" && rec "status$r"; done
 	say "a day offline: every file changed, $N records pending"
 	t0=$SECONDS
-	"$BT" modify "$MNT" "$LIST" "$N" && wait_pending "$N"
+	"$BT" modify "$MNT" "$LIST" "$N" 0 && wait_pending "$N"
 	log "  $N changes through the mount in $((SECONDS - t0)) s"
 	loop loop-full
 	timed status-full "$S3SYNC" status --state-dir "$ST" "$DATA" && rec status-full
@@ -303,8 +333,10 @@ med() { printf '%s\n' "$@" | awk '$1 != "n/a" { a[n++] = $1 } END { if (!n) { pr
 	for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	print (n % 2) ? a[(n - 1) / 2] : (a[n / 2 - 1] + a[n / 2]) / 2 }'; }
 for tool in "${TOOLS[@]}"; do
-	T_[noop|$tool]=$(med "$(v "noop1|$tool")" "$(v "noop2|$tool")")
-	RSS_[noop|$tool]=$(med "${RSS_[noop1|$tool]:-n/a}" "${RSS_[noop2|$tool]:-n/a}")
+	ts=() rs=()
+	for r in $(seq "$NOOP_RUNS"); do ts+=("$(v "noop$r|$tool")") rs+=("${RSS_[noop$r|$tool]:-n/a}"); done
+	T_[noop|$tool]=$(med "${ts[@]}")
+	RSS_[noop|$tool]=$(med "${rs[@]}")
 	[ "${RSS_[noop|$tool]}" = n/a ] && RSS_[noop|$tool]=
 done
 {
@@ -314,7 +346,7 @@ done
 		"s3sync $(git -C "$REPO" describe --always --dirty 2>/dev/null); Versity Gateway $(go version -m "$S3SYNC_VERSITYGW" 2>/dev/null | awk '$1 == "mod" { print $3 }') on loopback;" \
 		"$([ -n "$RCLONE" ] && "$RCLONE" version 2>/dev/null | head -1)$([ -n "$AWS" ] && echo "; $("$AWS" --version 2>&1 | cut -d' ' -f1)")." \
 		"$N files of 1 B–4 KiB at depths 1–6, $(awk -F/ 'NF == 4 && /^photos/' "$LIST" 2>/dev/null | wc -l) of them in flat directories of up to 50,000." \
-		"One run (no-op: median of 2); \`make bench-scale\` with BENCH_SCALE_FILES=$N took $((ELAPSED / 60)) min."
+		"One run (no-op: median of $NOOP_RUNS); \`make bench-scale\` with BENCH_SCALE_FILES=$N took $((ELAPSED / 60)) min."
 	echo
 	echo "| workload | s3sync | rclone | aws | s3sync/rclone | s3sync/aws | peak RSS s3sync | rclone | aws |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -335,7 +367,7 @@ done
 	echo "| \`status\` with $N pending, mounted / not mounted | $(fmt_s "$(v status-full)") / $(fmt_s "$(v status-unmounted)") |"
 	echo "| create+write+close of $NLOOP files, empty journal / $N pending | $(v loop-empty-create) / $(v loop-full-create) per s ($(ratio "$(v loop-full-create)" "$(v loop-empty-create)")) |"
 	echo "| stat of those files, empty journal / $N pending | $(v loop-empty-stat) / $(v loop-full-stat) per s ($(ratio "$(v loop-full-stat)" "$(v loop-empty-stat)")) |"
-	echo "| the mount's peak RSS: first mount / clean start-ups / with $N pending | $(v mount-first-rss) / $(v mount-rss) / $(v mount-full-rss) MiB |"
+	echo "| the mount's peak RSS (anonymous only): first mount / clean start-ups / with $N pending | $(v mount-first-rss) / $(v mount-rss) / $(v mount-full-rss) MiB |"
 	echo "| state dir (journal + cache) with $N pending | $(v state-mb) MiB |"
 	echo
 	echo "Targets: no-op ≤ 0.3× rclone; peak RSS ≤ 150 MiB for every s3sync command."

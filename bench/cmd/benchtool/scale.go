@@ -16,8 +16,8 @@ import (
 //
 //	benchtool gentree DIR N SEED LIST   N small files (1 B–4 KiB) in a tree of depths 1–6 with some
 //	                                    flat directories of up to 50,000 files; their paths go to LIST
-//	benchtool modify ROOT LIST N        append to N files of LIST (spread evenly), found under ROOT
-//	                                    (WORKDIR or a mountpoint), with 8 writers
+//	benchtool modify ROOT LIST N OFF    append to N files of LIST (spread evenly, starting at the
+//	                                    OFF-th), found under ROOT (WORKDIR or a mountpoint), with 8 writers
 //	benchtool fuseloop DIR N            create N 100-byte files in DIR, then stat each; print
 //	                                    "creates/s stats/s"
 func scaleCmd(name string, a []string) (bool, error) {
@@ -26,8 +26,8 @@ func scaleCmd(name string, a []string) (bool, error) {
 		need(a, 4)
 		return true, genTree(a[0], atoi(a[1]), uint64(atoi(a[2])), a[3])
 	case "modify":
-		need(a, 3)
-		return true, modify(a[0], a[1], atoi(a[2]))
+		need(a, 4)
+		return true, modify(a[0], a[1], atoi(a[2]), atoi(a[3]))
 	case "fuseloop":
 		need(a, 2)
 		return true, fuseLoop(a[0], atoi(a[1]))
@@ -109,7 +109,7 @@ func genTree(dir string, n int, seed uint64, listPath string) error {
 // modify appends a line to n files of the list, spread evenly, with 8
 // writers (through a mount, one writer would measure FUSE round trips, not
 // the state being built).
-func modify(root, listPath string, n int) error {
+func modify(root, listPath string, n, off int) error {
 	b, err := os.ReadFile(listPath)
 	if err != nil {
 		return err
@@ -121,7 +121,7 @@ func modify(root, listPath string, n int) error {
 	step := max(1, len(all)/n)
 	var pick []string
 	for i := 0; i < n && i*step < len(all); i++ {
-		pick = append(pick, all[i*step])
+		pick = append(pick, all[(i*step+off)%len(all)])
 	}
 	var next atomic.Int64
 	var first atomic.Pointer[error]
