@@ -11,9 +11,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -22,6 +24,38 @@ import (
 // under the 150 MiB peak RSS that every command keeps at a million files
 // (make bench-scale), with room for what is not heap.
 const memoryLimit = 100 << 20
+
+// boundHeap sets the heap's soft limit to memoryLimit and then follows the
+// live heap with heapLimit, until stop is called.
+func boundHeap() (stop func()) {
+	debug.SetMemoryLimit(memoryLimit)
+	done := make(chan struct{})
+	go func() {
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(live)
+			if live[0].Value.Kind() == metrics.KindUint64 {
+				debug.SetMemoryLimit(heapLimit(live[0].Value.Uint64()))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// heapLimit is memoryLimit, or twice the live heap when that is more: a
+// fixed limit under what is live (a mount whose kernel holds a node for
+// each of many files looked up: about 500 bytes each) would have the
+// collector run back to back; twice is GOGC=100 there.
+func heapLimit(live uint64) int64 {
+	return max(memoryLimit, 2*int64(live))
+}
 
 // Exit codes, as documented in the README.
 const (
@@ -74,12 +108,12 @@ func run(ctx context.Context, args []string) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	// ... but not past memoryLimit: a million-file reconcile or mount must
-	// stay within it, and GOGC alone lets the heap grow to five times
-	// what is live. A soft limit: the heap may exceed it when that much is
-	// live, with the collector's CPU capped by the runtime.
+	// ... but not past memoryLimit: a million-file reconcile must stay
+	// within it, and GOGC alone lets the heap grow to five times what is
+	// live.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
+		stop := boundHeap()
+		defer stop()
 	}
 	root := newRootCmd()
 	root.SetArgs(args)
