@@ -54,6 +54,8 @@ type statter struct {
 }
 
 type statJob struct {
+	dirfd int
+	dir   string
 	items []dirItem
 	done  *sync.WaitGroup
 }
@@ -70,7 +72,7 @@ func newStatter() *statter {
 		go func() {
 			defer s.wg.Done()
 			for j := range s.jobs {
-				statItems(j.items)
+				statItems(j.dirfd, j.dir, j.items)
 				j.done.Done()
 			}
 		}()
@@ -83,10 +85,10 @@ func (s *statter) close() {
 	s.wg.Wait()
 }
 
-func statItems(items []dirItem) {
+func statItems(dirfd int, dir string, items []dirItem) {
 	for i := range items {
 		if !items[i].entry.IsDir() {
-			items[i].info, items[i].err = items[i].entry.Info()
+			items[i].info, items[i].err = lstatAt(dirfd, dir, items[i].entry.Name())
 		}
 	}
 }
@@ -94,16 +96,16 @@ func statItems(items []dirItem) {
 // stat fills info and err of every item that is not a directory. Skipped
 // items are stat-ed too: skip is the caller's and runs on the walk's
 // goroutine only.
-func (s *statter) stat(items []dirItem) {
+func (s *statter) stat(dirfd int, dir string, items []dirItem) {
 	if len(items) <= statChunk {
-		statItems(items)
+		statItems(dirfd, dir, items)
 		return
 	}
 	var done sync.WaitGroup
 	for len(items) > 0 {
 		n := min(statChunk, len(items))
 		done.Add(1)
-		s.jobs <- statJob{items[:n], &done}
+		s.jobs <- statJob{dirfd, dir, items[:n], &done}
 		items = items[n:]
 	}
 	done.Wait()
@@ -111,7 +113,17 @@ func (s *statter) stat(items []dirItem) {
 
 func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileInfo) error, st *statter) error {
 	dir := filepath.Join(root, filepath.FromSlash(rel))
-	ents, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
+	var ents []fs.DirEntry
+	if err == nil {
+		ents, err = d.ReadDir(-1)
+		// The files are stat-ed relative to d (fstatat), then it is closed.
+		defer func() {
+			if d != nil {
+				d.Close()
+			}
+		}()
+	}
 	if err != nil {
 		if rel != "" && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
 			return nil // removed or replaced since its parent was listed
@@ -137,7 +149,9 @@ func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileIn
 		items[i] = dirItem{key: key, entry: ent}
 	}
 	slices.SortFunc(items, func(a, b dirItem) int { return strings.Compare(a.key, b.key) })
-	st.stat(items)
+	st.stat(int(d.Fd()), dir, items)
+	d.Close()
+	d = nil
 
 	for _, it := range items {
 		p := it.entry.Name()
