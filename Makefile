@@ -68,6 +68,13 @@ demo: build tools
 bench: build tools
 	./scripts/bench.sh
 
+# A million files (BENCH_SCALE_FILES=100000 for a quicker run): reconcile
+# against rclone, the mount's start-up, status and the journal at that size.
+# Not part of bench: see README, Performance, for how long it takes.
+.PHONY: bench-scale
+bench-scale: build tools
+	./scripts/bench-scale.sh
+
 lint:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 	$(GO) vet ./...

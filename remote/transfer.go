@@ -67,6 +67,13 @@ const smallBody = 1 << 20
 
 var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
 
+// Most files are far smaller than smallBody: their bodies come from
+// buffers of tinyBody, so DefaultConcurrency uploads of small files hold
+// 2 MiB rather than 32.
+const tinyBody = 64 << 10
+
+var tinyBufs = sync.Pool{New: func() any { b := make([]byte, tinyBody); return &b }}
+
 // Upload stores size bytes read from r at bucket/key, in one request below
 // the multipart threshold and in parallel parts above it.
 //
@@ -164,6 +171,9 @@ func readBody(ctx context.Context, r io.ReaderAt, off, length int64, md5Mode boo
 		return io.NewSectionReader(r, off, length), sum, func() {}, err
 	}
 	pool := &smallBufs
+	if length <= tinyBody {
+		pool = &tinyBufs
+	}
 	if length > smallBody {
 		select {
 		case bodySlots <- struct{}{}:

@@ -11,12 +11,51 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
+
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT sets another:
+// under the 150 MiB peak RSS that every command keeps at a million files
+// (make bench-scale), with room for what is not heap.
+const memoryLimit = 100 << 20
+
+// boundHeap sets the heap's soft limit to memoryLimit and then follows the
+// live heap with heapLimit, until stop is called.
+func boundHeap() (stop func()) {
+	debug.SetMemoryLimit(memoryLimit)
+	done := make(chan struct{})
+	go func() {
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(live)
+			if live[0].Value.Kind() == metrics.KindUint64 {
+				debug.SetMemoryLimit(heapLimit(live[0].Value.Uint64()))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// heapLimit is memoryLimit, or twice the live heap when that is more: a
+// fixed limit under what is live (a mount whose kernel holds a node for
+// each of many files looked up: about 500 bytes each) would have the
+// collector run back to back; twice is GOGC=100 there.
+func heapLimit(live uint64) int64 {
+	return max(memoryLimit, 2*int64(live))
+}
 
 // Exit codes, as documented in the README.
 const (
@@ -57,11 +96,24 @@ func run(ctx context.Context, args []string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	// S3SYNC_MEMPROFILE=file writes a heap profile at exit: what was live
+	// at the last collection, and every allocation made (pprof's
+	// -sample_index=alloc_space).
+	if path := os.Getenv("S3SYNC_MEMPROFILE"); path != "" {
+		defer writeHeapProfile(path)
+	}
 	// The heap is small (listings stream) and most garbage is per-request
 	// SDK plumbing: trading a little memory for fewer collections is a
 	// clear win for many small transfers. GOGC still overrides.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	// ... but not past memoryLimit: a million-file reconcile must stay
+	// within it, and GOGC alone lets the heap grow to five times what is
+	// live.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		stop := boundHeap()
+		defer stop()
 	}
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -136,3 +188,15 @@ refused (--max-delete), or the command line was wrong.`,
 
 // extraCommands lets other files of this package add commands.
 var extraCommands []func(*globalFlags) *cobra.Command
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "s3sync: S3SYNC_MEMPROFILE:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "s3sync: S3SYNC_MEMPROFILE:", err)
+	}
+}

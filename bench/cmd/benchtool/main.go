@@ -69,7 +69,10 @@ func main() {
 		need(a, 4)
 		err = latency(a[0], a[1], a[2], atoi(a[3]))
 	default:
-		usage()
+		var ok bool
+		if ok, err = scaleCmd(os.Args[1], a); !ok {
+			usage()
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchtool:", err)
