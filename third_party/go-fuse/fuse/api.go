@@ -387,6 +387,22 @@ type MountOptions struct {
 	// ExtraCapabilities is a bitmask of capabilities which
 	// must be enabled in addition to the defaults.
 	ExtraCapabilities uint64
+
+	// EnableIoUring serves requests over FUSE-over-io_uring
+	// (Linux 6.14+, with the fuse module's enable_uring parameter
+	// set) when the kernel offers it, instead of reading and
+	// writing /dev/fuse. FORGET, INTERRUPT and notifications
+	// still use /dev/fuse. When io_uring cannot be used the
+	// server silently serves over /dev/fuse; Server.IoUringErr
+	// says why.
+	EnableIoUring bool
+
+	// IoUringThreadsPerQueue is how many threads serve each of the
+	// kernel's per-CPU request queues when EnableIoUring is set.
+	// Each thread has its own ring and one request buffer, and
+	// runs the requests it gets inline, so a request that blocks
+	// holds up only its own thread. Zero means 2.
+	IoUringThreadsPerQueue int
 }
 
 // RawFileSystem is an interface close to the FUSE wire protocol.

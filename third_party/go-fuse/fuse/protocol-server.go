@@ -310,6 +310,12 @@ func copyToIov(dst [][]byte, src ...[]byte) int {
 //
 // EXPERIMENTAL: not subject to API stability.
 func (ps *ProtocolServer) HandleRequest(in [][]byte, out [][]byte) (int, Status) {
+	return ps.protocolServer.handleIov(in, out)
+}
+
+// handleIov is HandleRequest for any transport that hands over a
+// request as an iov and takes the reply in one (virtiofs, io_uring).
+func (ps *protocolServer) handleIov(in [][]byte, out [][]byte) (int, Status) {
 	req := &requestAlloc{
 		request: request{
 			cancel: make(chan struct{}),
@@ -374,7 +380,7 @@ func (ps *ProtocolServer) HandleRequest(in [][]byte, out [][]byte) (int, Status)
 		}
 	}
 
-	ps.protocolServer.handleRequest(h, &req.request)
+	ps.handleRequest(h, &req.request)
 	if req.suppressReply {
 		return 0, OK
 	}
@@ -425,7 +431,14 @@ func readIntoIov(rr ReadResult, dst [][]byte) (int, Status) {
 		}
 		return copyToIov(dst, slices...), OK
 	}
-	return 0, EIO
+	// Any other ReadResult (e.g. one that splices from an fd) can
+	// still give its bytes.
+	buf := make([]byte, iovLen(dst))
+	b, code := rr.Bytes(buf)
+	if !code.Ok() {
+		return 0, code
+	}
+	return copyToIov(dst, b), OK
 }
 
 func iovLens(in [][]byte) []int {

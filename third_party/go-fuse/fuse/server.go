@@ -69,6 +69,9 @@ type Server struct {
 
 	// for implementing single threaded processing.
 	requestProcessingMu sync.Mutex
+
+	// FUSE-over-io_uring rings, if asked for (uring_linux.go).
+	uring uringServer
 }
 
 // SetDebug is deprecated. Use MountOptions.Debug instead.
@@ -257,8 +260,10 @@ func NewServer(fs RawFileSystem, mountPoint string, opts *MountOptions) (*Server
 		}
 		mountPoint = filepath.Clean(filepath.Join(cwd, mountPoint))
 	}
+	ms.prepareIoUring()
 	fd, err := mount(mountPoint, &o, ms.ready)
 	if err != nil {
+		ms.closeIoUring()
 		return nil, err
 	}
 
@@ -270,10 +275,13 @@ func NewServer(fs RawFileSystem, mountPoint string, opts *MountOptions) (*Server
 	ms.protocolServer.writev = ms.fuseFD.writev
 
 	if code := ms.handleInit(); !code.Ok() {
+		ms.closeIoUring()
 		ms.fuseFD.close()
 		// TODO - unmount as well?
 		return nil, fmt.Errorf("init: %s", code)
 	}
+
+	ms.afterInitIoUring()
 
 	// This prepares for Serve being called somewhere, either
 	// synchronously or asynchronously.
@@ -375,9 +383,11 @@ func (ms *Server) Serve() {
 		log.Panic("Serve() must only be called once, you have called it a second time")
 	}
 
+	ms.startIoUring()
 	ms.loop()
 	ms.fuseFD.loops.Wait()
 
+	ms.closeIoUring()
 	ms.fuseFD.close()
 
 	// shutdown in-flight cache retrieves.
