@@ -401,7 +401,7 @@ type MountOptions struct {
 	// kernel's per-CPU request queues when EnableIoUring is set.
 	// Each thread has its own ring and one request buffer, and
 	// runs the requests it gets inline, so a request that blocks
-	// holds up only its own thread. Zero means 2.
+	// holds up only its own thread. Zero means 4.
 	IoUringThreadsPerQueue int
 }
 

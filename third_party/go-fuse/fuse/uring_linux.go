@@ -58,7 +58,7 @@ const (
 	fuseURingHeaderEntry  = 256
 	fuseURingHeaderSize   = 288
 	fuseMinReadBuffer     = 8192
-	defaultURingPerQueue  = 2
+	defaultURingPerQueue  = 4
 	uringRegisterAttempts = 1000
 )
 
