@@ -107,6 +107,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		adopt        bool
 		pull         time.Duration
 		obs          observeFlags
+		ioURing      ioURingMode
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -133,7 +134,10 @@ shows what is pending or failed.`,
 			if err := obs.validate(); err != nil {
 				return err
 			}
-			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
+			if err := ioURing.validate(); err != nil {
+				return err
+			}
+			m := &mounter{ioURing: ioURing, g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
 				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull, obs: obs}
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
@@ -146,6 +150,7 @@ shows what is pending or failed.`,
 	f.DurationVar(&drainTimeout, "drain-timeout", 5*time.Minute, "longest wait for --drain-on-exit")
 	f.BoolVar(&debugFUSE, "debug-fuse", false, "log every FUSE request")
 	f.BoolVar(&xattrs, "xattrs", false, "offer extended attributes through the mount (they are not synced; off by default because the kernel then checks them before every write)")
+	ioURing.register(f)
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
 	f.DurationVar(&pull, "pull", 0, "also bring changes other writers make in the bucket into WORKDIR, looking every INTERVAL (--pull alone: 30s); a file with unsent changes here is never overwritten (see README: Two machines, one bucket)")
 	f.Lookup("pull").NoOptDefVal = "30s"
@@ -167,6 +172,7 @@ type mounter struct {
 	adopt         bool
 	pull          time.Duration // 0: no pull
 	obs           observeFlags
+	ioURing       ioURingMode
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -327,7 +333,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// A file closed for good may be sent now (see DrainOptions.Writing).
 	var drainer atomic.Pointer[syncer.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
-		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
+		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs, IoUring: m.ioURing.enabled(),
 		OnWritersClosed: func() {
 			if d := drainer.Load(); d != nil {
 				d.Kick()
@@ -336,6 +342,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)
+	}
+	if err := m.ioURing.check(srv.IoUringErr(), log); err != nil {
+		unmountNow(srv.Server, mountpoint, log)
+		return err
 	}
 	log.Info("mounted", "workdir", workdir, "mountpoint", mountpoint, "remote", remoteURL, "state", m.stateDir)
 
