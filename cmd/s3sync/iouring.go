@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/pflag"
@@ -99,4 +101,27 @@ func unmountNow(srv *fuse.Server, mountpoint string, log *slog.Logger) {
 	unmounted := make(chan struct{})
 	go func() { srv.Wait(); close(unmounted) }()
 	unmount(srv, mountpoint, unmounted, log)
+}
+
+// statSettled stats a mount point the way clearStaleMount needs. When the
+// server of an io_uring mount dies, the kernel aborts the connection only
+// once it has torn down the server's rings, a moment after the process is
+// gone: until then a stat may be answered from the attribute cache, and
+// requests fail with ECANCELED, or ECONNABORTED when the abort ends them,
+// rather than with the ENOTCONN of a dead mount.
+// STATFS is never cached, so it waits that moment out.
+func statSettled(mountpoint string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var fs syscall.Statfs_t
+		err := syscall.Statfs(mountpoint, &fs)
+		if err == nil {
+			_, err = os.Stat(mountpoint)
+		}
+		going := errors.Is(err, syscall.ECANCELED) || errors.Is(err, syscall.ECONNABORTED)
+		if !going || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

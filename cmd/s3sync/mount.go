@@ -451,7 +451,7 @@ func unmount(srv *fuse.Server, mountpoint string, unmounted <-chan struct{}, log
 // clearStaleMount detaches a mount left by a killed s3sync, whose
 // mountpoint answers ENOTCONN.
 func clearStaleMount(mountpoint string, log *slog.Logger) {
-	_, err := os.Stat(mountpoint)
+	err := statSettled(mountpoint)
 	if !errors.Is(err, syscall.ENOTCONN) {
 		return
 	}
