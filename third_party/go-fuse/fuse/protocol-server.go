@@ -321,7 +321,12 @@ func (ps *protocolServer) handleIov(in [][]byte, out [][]byte) (int, Status) {
 			cancel: make(chan struct{}),
 		},
 	}
+	return ps.handleIovReq(req, in, out)
+}
 
+// handleIovReq is handleIov with a request struct of the caller's,
+// cleared, with an open cancel channel.
+func (ps *protocolServer) handleIovReq(req *requestAlloc, in [][]byte, out [][]byte) (int, Status) {
 	total := iovLen(in)
 	n := copyFromIov(req.smallInputBuf[:min(total, len(req.smallInputBuf))], in, 0)
 	if n < int(unsafe.Sizeof(InHeader{})) {

@@ -241,6 +241,7 @@ type uringEnt struct {
 	iov     [2]unix.Iovec
 	lastCmd uint32
 	dead    bool
+	req     requestAlloc // reused for every request, saving an allocation each
 }
 
 // uringThread serves one ring of one queue.
@@ -543,7 +544,15 @@ func (t *uringThread) serve(e *uringEnt) uint64 {
 		if t.srv.opts.SingleThreaded {
 			t.srv.requestProcessingMu.Lock()
 		}
-		n, code = t.srv.protocolServer.handleIov(iovIn[:], iovOut[:])
+		r := &e.req
+		if r.cancel == nil || r.interrupted {
+			// An interrupt closed the channel; the request has left
+			// the in-flight list, so nothing else can see it now.
+			r.cancel = make(chan struct{})
+			r.interrupted = false
+		}
+		r.clear()
+		n, code = t.srv.protocolServer.handleIovReq(r, iovIn[:], iovOut[:])
 		if t.srv.opts.SingleThreaded {
 			t.srv.requestProcessingMu.Unlock()
 		}
