@@ -420,8 +420,9 @@ func (t *uringThread) run(fuseFD int, registered *sync.WaitGroup) {
 	// The kernel completes a command with task work on the thread that
 	// submitted it, so the ring stays with one thread, and that thread
 	// should run where the queue's requests come from.
+	// The thread is never unlocked: pinned to one CPU, it must not go
+	// back to run other goroutines, so it ends with this one.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var cpus unix.CPUSet
 	cpus.Set(t.qid)
 	unix.SchedSetaffinity(0, &cpus) // fails harmlessly if the CPU is not ours
