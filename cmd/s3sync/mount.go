@@ -96,6 +96,7 @@ func stateDirName(workdir, remoteURL string) string {
 
 func newMountCmd(g *globalFlags) *cobra.Command {
 	var (
+		ioURing      ioURingMode
 		sf           syncFlags
 		settle       time.Duration
 		stateDir     string
@@ -107,7 +108,6 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		adopt        bool
 		pull         time.Duration
 		obs          observeFlags
-		ioURing      ioURingMode
 	)
 	c := &cobra.Command{
 		Use:   "mount [flags] WORKDIR MOUNTPOINT s3://BUCKET[/PREFIX]",
@@ -160,6 +160,7 @@ shows what is pending or failed.`,
 }
 
 type mounter struct {
+	ioURing       ioURingMode
 	g             *globalFlags
 	sf            syncFlags
 	settle        time.Duration
@@ -172,7 +173,6 @@ type mounter struct {
 	adopt         bool
 	pull          time.Duration // 0: no pull
 	obs           observeFlags
-	ioURing       ioURingMode
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -333,12 +333,13 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// A file closed for good may be sent now (see DrainOptions.Writing).
 	var drainer atomic.Pointer[syncer.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
-		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs, IoUring: m.ioURing.enabled(),
+		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
 		OnWritersClosed: func() {
 			if d := drainer.Load(); d != nil {
 				d.Kick()
 			}
 		},
+		IoUring: m.ioURing.enabled(),
 	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)
