@@ -41,6 +41,12 @@ tools: $(VERSITYGW)
 test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd third_party/go-fuse && $(GO) vet ./fuse/ && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./fuse/
+
+# The end-to-end tests with every mount served over FUSE-over-io_uring.
+.PHONY: test-io-uring
+test-io-uring: tools
+	S3SYNC_TEST_IO_URING=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./internal/e2e/
 
 # The chaos test (internal/e2e/chaos_test.go) over many seeds: a random
 # workload through the mount, faults between it and the server, kill -9s.

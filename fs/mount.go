@@ -71,6 +71,11 @@ type Options struct {
 	// writes are not seen one by one, so nothing else would record them.
 	// Zero means 5s; negative turns it off.
 	OpenWriterInterval time.Duration
+	// IoUring serves requests over FUSE-over-io_uring when the kernel
+	// offers it (Linux 6.14+, fuse module parameter enable_uring=Y),
+	// and over /dev/fuse otherwise; Mounted.IoUringErr says which and
+	// why.
+	IoUring bool
 }
 
 // Mounted is a running mount: the go-fuse server, and what the syncer may
@@ -146,6 +151,7 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		// an O_TRUNC rewrite is one change on one handle, recorded once.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | killPriv(opts.AllowOther),
 		DisableXAttrs:     opts.DisableXAttrs,
+		EnableIoUring:     opts.IoUring,
 	}
 	srv, err := gofs.Mount(mountpoint, rootNode, &gofs.Options{
 		MountOptions: mo,

@@ -96,6 +96,7 @@ func stateDirName(workdir, remoteURL string) string {
 
 func newMountCmd(g *globalFlags) *cobra.Command {
 	var (
+		ioURing      ioURingMode
 		sf           syncFlags
 		settle       time.Duration
 		stateDir     string
@@ -134,7 +135,10 @@ shows what is pending or failed.`,
 			if err := obs.validate(); err != nil {
 				return err
 			}
-			m := &mounter{g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
+			if err := ioURing.validate(); err != nil {
+				return err
+			}
+			m := &mounter{ioURing: ioURing, g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
 				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull, obs: obs}
 			m.allowOther = allowOther
 			return m.run(cmd.Context(), args[0], args[1], args[2])
@@ -148,6 +152,7 @@ shows what is pending or failed.`,
 	f.DurationVar(&drainTimeout, "drain-timeout", 5*time.Minute, "longest wait for --drain-on-exit")
 	f.BoolVar(&debugFUSE, "debug-fuse", false, "log every FUSE request")
 	f.BoolVar(&xattrs, "xattrs", false, "offer extended attributes through the mount (they are not synced; off by default because the kernel then checks them before every write)")
+	ioURing.register(f)
 	f.BoolVar(&noPass, "no-passthrough", false, "keep file I/O in s3sync even where the kernel could do it (FUSE passthrough)")
 	f.DurationVar(&pull, "pull", 0, "also bring changes other writers make in the bucket into WORKDIR, looking every INTERVAL (--pull alone: 30s); a file with unsent changes here is never overwritten (see README: Two machines, one bucket)")
 	f.Lookup("pull").NoOptDefVal = "30s"
@@ -158,6 +163,7 @@ shows what is pending or failed.`,
 }
 
 type mounter struct {
+	ioURing       ioURingMode
 	g             *globalFlags
 	sf            syncFlags
 	settle        time.Duration
@@ -346,9 +352,14 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 				d.Kick()
 			}
 		},
+		IoUring: m.ioURing.enabled(),
 	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)
+	}
+	if err := m.ioURing.check(srv.IoUringErr(), log); err != nil {
+		unmountNow(srv.Server, mountpoint, log)
+		return err
 	}
 	log.Info("mounted", "workdir", workdir, "mountpoint", mountpoint, "remote", remoteURL, "state", m.stateDir)
 
@@ -454,7 +465,7 @@ func unmount(srv *fuse.Server, mountpoint string, unmounted <-chan struct{}, log
 // clearStaleMount detaches a mount left by a killed s3sync, whose
 // mountpoint answers ENOTCONN.
 func clearStaleMount(mountpoint string, log *slog.Logger) {
-	_, err := os.Stat(mountpoint)
+	err := statSettled(mountpoint)
 	if !errors.Is(err, syscall.ENOTCONN) {
 		return
 	}

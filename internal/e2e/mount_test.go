@@ -71,7 +71,8 @@ func newMount(t *testing.T, bucket string, extra ...string) *mount {
 	}
 	os.Mkdir(m.workdir, 0o755)
 	os.Mkdir(m.mountpoint, 0o755)
-	m.args = append([]string{"mount", "--endpoint-url", m.srv.Endpoint, "--state-dir", m.stateDir, "--settle", "200ms"}, extra...)
+	m.args = append([]string{"mount", "--endpoint-url", m.srv.Endpoint, "--state-dir", m.stateDir, "--settle", "200ms"}, ioURingArgs(t)...)
+	m.args = append(m.args, extra...)
 	m.args = append(m.args, m.workdir, m.mountpoint, m.url)
 	t.Cleanup(func() {
 		m.stop()
