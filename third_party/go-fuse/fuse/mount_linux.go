@@ -46,7 +46,9 @@ func mountDirect(mountPoint string, opts *MountOptions, ready chan<- error) (fd 
 		return
 	}
 
-	fd, err = syscall.Open("/dev/fuse", os.O_RDWR, 0) // use syscall.Open since we want an int fd
+	// O_CLOEXEC: a program the server starts must not hold the connection
+	// open (s3sync: a dead server whose child lives would leave a hung mount).
+	fd, err = syscall.Open("/dev/fuse", os.O_RDWR|syscall.O_CLOEXEC, 0) // use syscall.Open since we want an int fd
 	if err != nil {
 		return
 	}
