@@ -79,6 +79,7 @@ func usageErr(format string, a ...any) error {
 }
 
 func main() {
+	runStatfsProbe() // the mount's watchdog probe (notify.go) exits here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Installed as /sbin/mount.s3sync, it is mount(8)'s helper (fstab.go).

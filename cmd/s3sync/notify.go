@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -80,7 +81,9 @@ func startWatchdog(mountpoint string) {
 	stop := make(chan struct{})
 	watchdogStop.Store(&stop)
 	go func() {
-		tick := time.NewTicker(time.Duration(usec) * time.Microsecond / 2)
+		interval := time.Duration(usec) * time.Microsecond / 2
+		var probing atomic.Bool
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
@@ -88,12 +91,53 @@ func startWatchdog(mountpoint string) {
 				return
 			case <-tick.C:
 			}
-			var st syscall.Statfs_t
-			if syscall.Statfs(mountpoint, &st) == nil {
+			if mountAnswers(mountpoint, interval, &probing) {
 				sdNotify("WATCHDOG=1")
 			}
 		}
 	}()
+}
+
+// statfsProbeEnv makes s3sync a watchdog probe: it statfs-es that path,
+// exits 0 if it answered, and does nothing else.
+const statfsProbeEnv = "S3SYNC_STATFS_PROBE"
+
+func runStatfsProbe() {
+	if path := os.Getenv(statfsProbeEnv); path != "" {
+		var st syscall.Statfs_t
+		if syscall.Statfs(path, &st) != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// mountAnswers reports whether the mountpoint answers statfs within
+// timeout. It asks from a child process, never from the server itself: a
+// thread of the server waiting on its own mount can, if the server is
+// killed while that request is being served, never return, and the
+// process never finish dying, with the mount hung. A child holds nothing
+// of the connection (/dev/fuse is close-on-exec), so it is freed once the
+// server is gone. While an earlier probe still hangs, no other starts.
+func mountAnswers(mountpoint string, timeout time.Duration, probing *atomic.Bool) bool {
+	if !probing.CompareAndSwap(false, true) {
+		return false
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"s3sync"} // not mount.s3sync, whatever this one is called
+	cmd.Env = append(os.Environ(), statfsProbeEnv+"="+mountpoint)
+	if err := cmd.Start(); err != nil {
+		probing.Store(false)
+		return false
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); probing.Store(false) }()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 func stopWatchdog() {
