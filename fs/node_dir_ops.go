@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"path/filepath"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -29,12 +28,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	p := n.m.abs(rel)
-	if errno := n.m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1, perm: mode, hasPerm: true}, &out.Attr); errno != 0 {
-		syscall.Rmdir(p)
+	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr, syscall.Rmdir); errno != 0 {
 		return nil, errno
 	}
-	n.m.rec.Changed(rel)
 	return ch, 0
 }
 
@@ -52,12 +48,9 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	if errno != 0 {
 		return nil, errno
 	}
-	p := n.m.abs(rel)
-	if errno := n.m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1, perm: mode, hasPerm: true}, &out.Attr); errno != 0 {
-		syscall.Unlink(p)
+	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr, syscall.Unlink); errno != 0 {
 		return nil, errno
 	}
-	n.m.rec.Changed(rel)
 	return ch, 0
 }
 
@@ -76,12 +69,9 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	p := n.m.abs(rel)
-	if errno := n.m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1}, &out.Attr); errno != 0 {
-		syscall.Unlink(p)
+	if errno := n.m.madeAt(ctx, rel, 0, false, &out.Attr, syscall.Unlink); errno != 0 {
 		return nil, errno
 	}
-	n.m.rec.Changed(rel)
 	return ch, 0
 }
 

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"path/filepath"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -111,4 +112,17 @@ func (n newNode) chmod(perm uint32) error {
 		return syscall.Fchmod(n.fd, perm)
 	}
 	return syscall.Chmod(n.path, perm)
+}
+
+// madeAt finishes a node just made by path at rel (Mkdir, Mknod, Symlink):
+// fixNew, then the record. If fixNew fails the node is removed with undo
+// and nothing is recorded, as if the syscall had failed.
+func (m *mountState) madeAt(ctx context.Context, rel string, perm uint32, hasPerm bool, out *fuse.Attr, undo func(string) error) syscall.Errno {
+	p := m.abs(rel)
+	if errno := m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1, perm: perm, hasPerm: hasPerm}, out); errno != 0 {
+		undo(p)
+		return errno
+	}
+	m.rec.Changed(rel)
+	return 0
 }

@@ -95,15 +95,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_server "$WORK" || exit 1
-GW=$WORK/gw
-log "Versity Gateway at $ENDPOINT (pid $SERVER_PID), root $GW"
-export RCLONE_CONFIG=$WORK/rclone.conf
-: >"$RCLONE_CONFIG"
-export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$ENDPOINT \
-	RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-	RCLONE_CONFIG_BENCH_REGION=us-east-1
-TICK=$(getconf CLK_TCK)
+start_bench_server || exit 1
 
 # ---------------------------------------------------------------- helpers
 declare -A RES CPU CCPU

@@ -48,3 +48,18 @@ stop_server() {
 	[ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
 	SERVER_PID=
 }
+
+# start_bench_server: the benchmarks' server in $WORK (GW its root), rclone's
+# remote "bench:" pointing at it, and TICK, the clock ticks per second of
+# /proc's CPU times. Needs log().
+start_bench_server() {
+	start_server "$WORK" || return 1
+	GW=$WORK/gw
+	log "Versity Gateway at $ENDPOINT (pid $SERVER_PID), root $GW"
+	export RCLONE_CONFIG=$WORK/rclone.conf
+	: >"$RCLONE_CONFIG"
+	export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$ENDPOINT \
+		RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+		RCLONE_CONFIG_BENCH_REGION=us-east-1
+	TICK=$(getconf CLK_TCK)
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/internal/s3test"
-	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 const enableURingParam = "/sys/module/fuse/parameters/enable_uring"
@@ -101,14 +99,7 @@ func (m *mount) servedOverIoURing() {
 // fsync) ends with the bucket holding exactly the folder.
 func TestIoUringMountScenario(t *testing.T) {
 	srv := s3test.Get(t)
-	src := t.TempDir()
-	for d := range 10 {
-		for f := range 30 {
-			testfs.WriteFile(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), strings.Repeat(fmt.Sprintf("%d/%d\n", d, f), 100*f))
-		}
-	}
-	tarball := filepath.Join(t.TempDir(), "tree.tar")
-	run(t, src, "tar", "cf", tarball, "tree")
+	tarball := treeTarball(t, 10, 30, func(d, f int) string { return strings.Repeat(fmt.Sprintf("%d/%d\n", d, f), 100*f) })
 
 	m := newIoURingMount(t, srv.NewBucket(t), "--delete")
 	m.start()
@@ -134,27 +125,12 @@ func TestIoUringMountScenario(t *testing.T) {
 // catches up.
 func TestIoUringMountKill9DuringUntar(t *testing.T) {
 	srv := s3test.Get(t)
-	src := t.TempDir()
-	for d := range 50 {
-		for f := range 40 {
-			testfs.WriteFile(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), fmt.Sprintf("%d/%d\n", d, f))
-		}
-	}
-	tarball := filepath.Join(t.TempDir(), "tree.tar")
-	run(t, src, "tar", "cf", tarball, "tree")
+	tarball := treeTarball(t, 50, 40, func(d, f int) string { return fmt.Sprintf("%d/%d\n", d, f) })
 
 	m := newIoURingMount(t, srv.NewBucket(t), "--delete")
 	m.start()
 	m.servedOverIoURing()
-	tar := exec.Command("tar", "xf", tarball)
-	tar.Dir = m.mountpoint
-	if err := tar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.waitFor("part of the tar to be extracted", 60*time.Second, func() bool {
-		ents, _ := os.ReadDir(m.workdir + "/tree")
-		return len(ents) >= 10
-	})
+	tar := m.startUntar(tarball, 10)
 	m.kill9()
 	// At once: the kernel tears the dead server's rings down a moment
 	// after the process is gone, and the new mount must wait that out.

@@ -322,26 +322,11 @@ func TestMountPicksUpOfflineEdits(t *testing.T) {
 // the bucket converges to exactly WORKDIR.
 func TestMountKill9DuringUntar(t *testing.T) {
 	srv := s3test.Get(t)
-	src := t.TempDir()
-	for d := range 100 {
-		for f := range 100 {
-			testfs.WriteFile(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), fmt.Sprintf("%d/%d\n", d, f))
-		}
-	}
-	tarball := filepath.Join(t.TempDir(), "tree.tar")
-	run(t, src, "tar", "cf", tarball, "tree")
+	tarball := treeTarball(t, 100, 100, func(d, f int) string { return fmt.Sprintf("%d/%d\n", d, f) })
 
 	m := newMount(t, srv.NewBucket(t), "--delete")
 	m.start()
-	tar := exec.Command("tar", "xf", tarball)
-	tar.Dir = m.mountpoint
-	if err := tar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.waitFor("part of the tar to be extracted", 60*time.Second, func() bool {
-		ents, _ := os.ReadDir(m.workdir + "/tree")
-		return len(ents) >= 20
-	})
+	tar := m.startUntar(tarball, 20)
 	m.kill9()
 	tar.Wait() // fails: the mount is gone
 	m.start()
@@ -580,4 +565,35 @@ func TestMountEmptyDirectoriesSurviveRestore(t *testing.T) {
 	if err != nil || len(out) != 0 {
 		t.Errorf("second restore: %v, output %q", err, out)
 	}
+}
+
+// treeTarball writes dirs × files files tree/dDD/fFF, body(d, f) each,
+// and returns a tarball of them.
+func treeTarball(t *testing.T, dirs, files int, body func(d, f int) string) string {
+	t.Helper()
+	src := t.TempDir()
+	for d := range dirs {
+		for f := range files {
+			testfs.WriteFile(t, fmt.Sprintf("%s/tree/d%02d/f%02d", src, d, f), body(d, f))
+		}
+	}
+	tarball := filepath.Join(t.TempDir(), "tree.tar")
+	run(t, src, "tar", "cf", tarball, "tree")
+	return tarball
+}
+
+// startUntar starts extracting tarball into the mount and returns once
+// WORKDIR holds at least dirs of its directories: an untar in full swing.
+func (m *mount) startUntar(tarball string, dirs int) *exec.Cmd {
+	m.t.Helper()
+	tar := exec.Command("tar", "xf", tarball)
+	tar.Dir = m.mountpoint
+	if err := tar.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.waitFor("part of the tar to be extracted", 60*time.Second, func() bool {
+		ents, _ := os.ReadDir(m.workdir + "/tree")
+		return len(ents) >= dirs
+	})
+	return tar
 }
