@@ -41,7 +41,8 @@ tools: $(VERSITYGW)
 test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	cd third_party/go-fuse && $(GO) vet ./fuse/ && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./fuse/
+	cd third_party/go-fuse && $(GO) vet ./fuse/ ./fs/ && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./fuse/ && \
+		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'TestOnKernelAdd|TestNotifyPrune|TestForget' ./fs/
 
 # The end-to-end tests with every mount served over FUSE-over-io_uring.
 .PHONY: test-io-uring

@@ -90,6 +90,7 @@ func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*file
 	}
 	n.m.handles.Add(1)
 	n.opened.Add(1)
+	n.used.Store(true)
 	n.m.track(h)
 	if h.mayChange {
 		n.writers.Add(1)

@@ -76,6 +76,15 @@ type Options struct {
 	// and over /dev/fuse otherwise; Mounted.IoUringErr says which and
 	// why.
 	IoUring bool
+	// MaxNodes bounds the files and directories the kernel may hold
+	// looked up (and this process a node for) before it is asked to forget
+	// those learnt longest ago and not opened since (see nodeLimit). Zero
+	// means DefaultMaxNodes; negative, no bound.
+	MaxNodes int
+
+	// entryOnly makes the node limit invalidate entries, as it does on
+	// kernels without FUSE_NOTIFY_PRUNE (for tests).
+	entryOnly bool
 }
 
 // Mounted is a running mount: the go-fuse server, and what the syncer may
@@ -133,6 +142,15 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 
 	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough, onWritersClosed: opts.OnWritersClosed}
 	m.asRoot = os.Geteuid() == 0
+	switch {
+	case opts.MaxNodes == 0:
+		m.nodes = newNodeLimit(DefaultMaxNodes)
+	case opts.MaxNodes > 0:
+		m.nodes = newNodeLimit(opts.MaxNodes)
+	}
+	if m.nodes != nil {
+		m.nodes.entryOnly = opts.entryOnly
+	}
 	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
@@ -173,6 +191,9 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		close(stop)
 		m.releaseAll()
 	}()
+	if m.nodes != nil {
+		go m.nodes.run(stop)
+	}
 	if every := openWriterInterval(opts.OpenWriterInterval); every > 0 {
 		go m.watchOpenWriters(every, stop)
 	}

@@ -51,6 +51,9 @@ type mountState struct {
 	// when the mount goes away) are closed, and reported, after unmount.
 	openMu sync.Mutex
 	open   map[releaser]struct{}
+
+	// nodes bounds the nodes the kernel holds (nil: no bound).
+	nodes *nodeLimit
 }
 
 // releaser is an open file or directory handle.
@@ -133,6 +136,10 @@ type Node struct {
 	// opened counts the handles open on this file, for reading or
 	// writing (see Mounted.IsOpen).
 	opened atomic.Int32
+	// used is set when the node is opened; lru places it among the nodes
+	// the kernel knows (see nodeLimit).
+	used atomic.Bool
+	lru  lruLinks
 }
 
 // WrapChild turns every node go-fuse's loopback creates (on lookup, create,

@@ -197,6 +197,7 @@ func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	n.used.Store(true)
 	ld, ok := fh.(loopbackDir)
 	if !ok {
 		// go-fuse changed its directory handle; fsync would not wait

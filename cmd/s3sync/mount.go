@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -108,6 +109,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 		adopt        bool
 		pull         time.Duration
 		obs          observeFlags
+		maxInodes    int
 		allowOther   bool
 	)
 	c := &cobra.Command{
@@ -138,9 +140,13 @@ shows what is pending or failed.`,
 			if err := ioURing.validate(); err != nil {
 				return err
 			}
+			if maxInodes < 0 {
+				return usageErr("--max-cached-inodes must not be negative (0 means no limit)")
+			}
 			m := &mounter{ioURing: ioURing, g: g, sf: sf, settle: settle, stateDir: stateDir, drainOnExit: drainOnExit,
 				drainTimeout: drainTimeout, debug: debugFUSE, noPassthrough: noPass, xattrs: xattrs, adopt: adopt, pull: pull, obs: obs}
 			m.allowOther = allowOther
+			m.maxInodes = maxInodes
 			return m.run(cmd.Context(), args[0], args[1], args[2])
 		},
 	}
@@ -158,6 +164,7 @@ shows what is pending or failed.`,
 	f.Lookup("pull").NoOptDefVal = "30s"
 	obs.register(f)
 	f.BoolVar(&allowOther, "allow-other", false, "let other users use the mount, with WORKDIR's modes and owners enforced by the kernel (default_permissions); what they create is theirs when s3sync runs as root; not as root, /etc/fuse.conf needs user_allow_other")
+	f.IntVar(&maxInodes, "max-cached-inodes", s3fs.DefaultMaxNodes, "how many files and directories the kernel may keep looked up through the mount (each costs s3sync about 600 bytes) before it is asked to forget those it learnt longest ago and has not opened since; they are looked up again when next used; 0: no limit")
 	f.BoolVar(&adopt, "adopt", false, "take this WORKDIR and remote as the state's own when they are not the ones it was made for (a folder moved or restored, another bucket): WORKDIR is compared with the bucket and nothing is deleted")
 	return c
 }
@@ -177,6 +184,7 @@ type mounter struct {
 	pull          time.Duration // 0: no pull
 	obs           observeFlags
 	allowOther    bool
+	maxInodes     int // 0: no limit
 }
 
 // minMountProcs is the GOMAXPROCS a mount runs with at least. Every FUSE
@@ -352,7 +360,8 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 				d.Kick()
 			}
 		},
-		IoUring: m.ioURing.enabled(),
+		IoUring:  m.ioURing.enabled(),
+		MaxNodes: cmp.Or(m.maxInodes, -1),
 	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)

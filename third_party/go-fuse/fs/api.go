@@ -480,6 +480,18 @@ type NodeOnForgetter interface {
 	OnForget()
 }
 
+// NodeOnKernelAdder is called when the kernel learns of the node: the
+// first time a LOOKUP, CREATE, MKDIR, MKNOD, SYMLINK, LINK or READDIRPLUS
+// answer carries it, and never for a node that lost a race with another
+// lookup of the same file (whose InodeEmbedder is then dropped unused,
+// though OnAdd was called on it). It is called outside the tree's locks.
+// With NodeOnForgetter, which is called when the kernel has forgotten the
+// node, it lets a file system count the nodes the kernel holds, and bound
+// them with Inode.NotifyPrune.
+type NodeOnKernelAdder interface {
+	OnKernelAdd()
+}
+
 // DirStream lists directory entries.
 type DirStream interface {
 	// HasNext indicates if there are further entries. HasNext

@@ -152,7 +152,7 @@ func (t *mapIdentityTable) findByAttr(id StableAttr) *Inode {
 // * winner == other node: racy lookup, retry call with the winner
 //
 // If `evicted` is returned, its bookkeeping must be updated must be under lock.
-func (t *mapIdentityTable) registerNew(id StableAttr, child *Inode, exclusive bool) (winner *Inode, e *nodeEntry, evicted *Inode) {
+func (t *mapIdentityTable) registerNew(id StableAttr, child *Inode, exclusive bool) (winner *Inode, e *nodeEntry, evicted *Inode, fresh bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
@@ -161,7 +161,7 @@ func (t *mapIdentityTable) registerNew(id StableAttr, child *Inode, exclusive bo
 			// Exact same identity found via a racing lookup (eg. two
 			// dirs linking to the same file, both losing to the same
 			// winner). We don't hold its lock, so we can't change it
-			return old, t.nodes[old.nodeId], nil
+			return old, t.nodes[old.nodeId], nil, false
 		}
 	}
 
@@ -173,6 +173,7 @@ func (t *mapIdentityTable) registerNew(id StableAttr, child *Inode, exclusive bo
 		e = &nodeEntry{}
 		e.inode.Store(child)
 		t.nodes[child.nodeId] = e
+		fresh = true
 		if len(t.nodes) > t.nodeCountHigh {
 			t.nodeCountHigh = len(t.nodes)
 		}
@@ -192,7 +193,7 @@ func (t *mapIdentityTable) registerNew(id StableAttr, child *Inode, exclusive bo
 	child.changeCounter++
 	e.lookupCount++
 
-	return child, e, evicted
+	return child, e, evicted, fresh
 }
 
 // decLookup applies a FORGET to nodeID, and reports whether that node ID
