@@ -76,7 +76,7 @@ func (c *Client) list(ctx context.Context, bucket, prefix, delim string, obj fun
 	}
 	p := s3.NewListObjectsV2Paginator(c.s3, in)
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx, fastListDecode)
 		if err != nil {
 			return wrap("list", bucket, prefix, err)
 		}

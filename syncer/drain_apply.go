@@ -388,6 +388,7 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 		return err
 	}
+	defer w.Close()
 	if err := d.syncMarker(ctx, rel+"/", immediate); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/s3sync/s3sync/internal/dirstat"
 )
 
 // LocalFile is one regular file found by the local walk, a symlink in a
@@ -63,6 +65,10 @@ type walkFrame struct {
 	id      fileID
 	entries []walkEntry
 	next    int
+	// f stays open while the frame is on the stack: entries are lstat-ed
+	// relative to it (fstatat), ahead of Next up to stated.
+	f      *os.File
+	stated int
 }
 
 type walkEntry struct {
@@ -70,8 +76,17 @@ type walkEntry struct {
 	key  string // name, or name+"/" for a directory
 	dir  bool
 	link bool // yielded as a link
+	// info is a followed symlink's target (os.Stat at listing time).
 	info os.FileInfo
+	// lst and lerr are the entry's own lstat, done by statAhead.
+	lst  os.FileInfo
+	lerr error
 }
+
+// statBatch bounds how far ahead of Next the walk lstat-s a directory's
+// files: far enough to keep dirstat's goroutines busy, near enough that a
+// file is still stat-ed moments before it is yielded, as one at a time.
+const statBatch = 512
 
 // newLocalWalk starts a walk at root. follow makes symlinks count as what
 // they point to (the AWS CLI's default); without it symlinks are skipped.
@@ -148,7 +163,6 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 		return false
 	}
 	dents, err := f.ReadDir(-1)
-	f.Close()
 	if err != nil {
 		w.warn(dir, err)
 		// Keep what was read: a partial listing still syncs those files.
@@ -192,8 +206,38 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 	}
 	id := idOf(fi)
 	w.seen[id] = true
-	w.stack = append(w.stack, &walkFrame{dir: dir, rel: rel, id: id, entries: entries})
+	w.stack = append(w.stack, &walkFrame{dir: dir, rel: rel, id: id, entries: entries, f: f})
 	return empty
+}
+
+// statAhead lstat-s, on a few goroutines, the entries from top.next on
+// that Next will lstat, up to the next directory (whose walk may take a
+// while) or statBatch of them.
+func (w *localWalk) statAhead(top *walkFrame) {
+	end := top.next
+	for end < len(top.entries) && end-top.next < statBatch && !top.entries[end].dir {
+		end++
+	}
+	if end == top.next {
+		end++ // a directory: lstat-ed alone, when Next reaches it
+	}
+	batch := top.entries[top.next:end]
+	dirfd := int(top.f.Fd())
+	dirstat.Each(len(batch), func(i int) {
+		if e := &batch[i]; e.info == nil {
+			e.lst, e.lerr = dirstat.LstatAt(dirfd, top.dir, e.name)
+		}
+	})
+	top.stated = end
+}
+
+// Close releases the directories the walk holds open; a walk run to its
+// end has released them already.
+func (w *localWalk) Close() {
+	for _, fr := range w.stack {
+		fr.f.Close()
+	}
+	w.stack = nil
 }
 
 // Next returns the next file or empty directory in key order; ok is false
@@ -203,8 +247,12 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 		top := w.stack[len(w.stack)-1]
 		if top.next >= len(top.entries) {
 			delete(w.seen, top.id)
+			top.f.Close()
 			w.stack = w.stack[:len(w.stack)-1]
 			continue
+		}
+		if top.next >= top.stated {
+			w.statAhead(top)
 		}
 		e := top.entries[top.next]
 		top.next++
@@ -219,10 +267,9 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 		}
 		info := e.info
 		if info == nil {
-			var err error
-			if info, err = os.Lstat(path); err != nil {
-				if !os.IsNotExist(err) { // vanished since the listing: nothing to sync
-					w.warn(path, err)
+			if info = e.lst; e.lerr != nil {
+				if !os.IsNotExist(e.lerr) { // vanished since the listing: nothing to sync
+					w.warn(path, e.lerr)
 				}
 				continue
 			}

@@ -218,6 +218,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		if err != nil {
 			return Summary{}, fmt.Errorf("source: %w", err)
 		}
+		defer w.Close()
 		srcS = &localStream{w}
 	} else {
 		s := newS3Stream(ctx, r, src.S3)
@@ -238,6 +239,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 			rc.realDst, err = filepath.EvalSymlinks(dst.Local)
 		}
 		if err == nil {
+			defer w.Close()
 			dstS = &localStream{w}
 		} else if opts.DryRun && os.IsNotExist(err) {
 			dstS = emptyStream{}

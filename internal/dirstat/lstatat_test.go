@@ -1,4 +1,4 @@
-package cache
+package dirstat
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The start-up scan's lstat relative to the directory sees every kind of
+// The lstat relative to the directory sees every kind of
 // entry as os.Lstat does: the same mode bits (type, setuid, setgid,
 // sticky), size, mtime to the nanosecond and owner.
 func TestLstatAtIsLstat(t *testing.T) {
@@ -49,7 +49,7 @@ func TestLstatAtIsLstat(t *testing.T) {
 	names, _ := d.Readdirnames(-1)
 	for _, name := range append(names, "missing") {
 		want, werr := os.Lstat(filepath.Join(dir, name))
-		got, gerr := lstatAt(int(d.Fd()), dir, name)
+		got, gerr := LstatAt(int(d.Fd()), dir, name)
 		if (werr == nil) != (gerr == nil) || werr != nil && (os.IsNotExist(werr) != os.IsNotExist(gerr) || werr.Error() != gerr.Error()) {
 			t.Errorf("%s: error %v, want %v", name, gerr, werr)
 			continue

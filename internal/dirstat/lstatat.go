@@ -1,4 +1,4 @@
-package cache
+package dirstat
 
 import (
 	"io/fs"
@@ -10,12 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lstatAt is os.Lstat(filepath.Join(dir, name)) for a name in the open
+// LstatAt is os.Lstat(filepath.Join(dir, name)) for a name in the open
 // directory dirfd: fstatat resolves one name instead of the whole path,
 // which at a million files deep in a tree was a good part of each lstat.
 // The FileInfo is what os.Lstat returns: the same mode bits, and a
 // *syscall.Stat_t from Sys().
-func lstatAt(dirfd int, dir, name string) (fs.FileInfo, error) {
+func LstatAt(dirfd int, dir, name string) (fs.FileInfo, error) {
 	var st syscall.Stat_t
 	for {
 		err := unix.Fstatat(dirfd, name, (*unix.Stat_t)(unsafe.Pointer(&st)), unix.AT_SYMLINK_NOFOLLOW)
