@@ -256,6 +256,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		return err
 	}
 	defer db.Close()
+	defer journal.LimitMapped(db, journal.DefaultMappedMax)()
 	// The start-up scan reads the whole cache: from a cold page cache,
 	// one sequential read now, alongside the bucket checks, beats the
 	// scan's random page faults by far.

@@ -264,6 +264,7 @@ func statusOf(ctx context.Context, dir string, retry bool) (report, error) {
 		return report{}, err
 	}
 	defer db.Close()
+	defer journal.LimitMapped(db, journal.DefaultMappedMax)()
 	j, err := journal.Open(db, journal.Options{})
 	if err != nil {
 		return report{}, err

@@ -1,0 +1,104 @@
+package journal
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// fillDB writes about size bytes of values and reopens the database, so
+// that nothing of it is mapped yet.
+func fillDB(t *testing.T, size int) (*bbolt.DB, string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := OpenDB(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := bytes.Repeat([]byte("v"), 1000)
+	for i := 0; i < size/len(val); i += 1000 {
+		err := db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("t"))
+			if err != nil {
+				return err
+			}
+			for j := i; j < i+1000; j++ {
+				if err := b.Put([]byte(fmt.Sprintf("%09d", j)), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if db, err = OpenDB(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, dir
+}
+
+// readAll touches every page of the table and checks the values.
+func readAll(t *testing.T, db *bbolt.DB) int {
+	t.Helper()
+	n := 0
+	err := db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("t")).ForEach(func(k, v []byte) error {
+			if len(v) != 1000 || v[0] != 'v' || v[999] != 'v' {
+				return fmt.Errorf("%s: value of %d bytes", k, len(v))
+			}
+			n++
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestReleaseMapped: after a scan of the whole file, its pages no longer
+// count in this process's memory, and the data reads the same after.
+func TestReleaseMapped(t *testing.T) {
+	const size = 48 << 20
+	db, _ := fillDB(t, size)
+	before := rssFile()
+	n := readAll(t, db)
+	scanned := rssFile()
+	if scanned-before < size/2 {
+		t.Fatalf("the scan mapped only %d MiB of a %d MiB file; the test measures nothing", (scanned-before)>>20, size>>20)
+	}
+	ReleaseMapped(db)
+	if after := rssFile(); after-before > size/8 {
+		t.Errorf("file-backed memory %d MiB before the scan, %d MiB after it, %d MiB after ReleaseMapped; want it back near the start",
+			before>>20, scanned>>20, after>>20)
+	}
+	if got := readAll(t, db); got != n {
+		t.Errorf("read %d values after release, %d before", got, n)
+	}
+}
+
+// TestLimitMapped: with LimitMapped running, a scan of a file larger than
+// its bound leaves at most about the bound mapped.
+func TestLimitMapped(t *testing.T) {
+	const size = 48 << 20
+	db, _ := fillDB(t, size)
+	base := rssFile()
+	stop := LimitMapped(db, base+8<<20)
+	defer stop()
+	readAll(t, db)
+	deadline := time.Now().Add(5 * time.Second)
+	for rssFile() > base+16<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("file-backed memory %d MiB, more than %d MiB over the %d MiB at the start, 5 s after the scan",
+				rssFile()>>20, 16, base>>20)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
