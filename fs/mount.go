@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,10 @@ type Mounted struct {
 	m *mountState
 }
 
+// KnownNodes is how many files and directories the kernel holds looked up
+// through the mount (and this process a node for), the root aside.
+func (mt *Mounted) KnownNodes() int { return mt.m.nodes.count() }
+
 // Writing reports whether the file at rel (slash-separated, relative to
 // WORKDIR) is open for writing through the mount. Under FUSE passthrough
 // its writes do not reach us, so until it is closed (or fsynced) a copy of
@@ -147,10 +152,10 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		m.nodes = newNodeLimit(DefaultMaxNodes)
 	case opts.MaxNodes > 0:
 		m.nodes = newNodeLimit(opts.MaxNodes)
+	default: // counted, never pruned
+		m.nodes = newNodeLimit(math.MaxInt)
 	}
-	if m.nodes != nil {
-		m.nodes.entryOnly = opts.entryOnly
-	}
+	m.nodes.entryOnly = opts.entryOnly
 	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
@@ -191,9 +196,7 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		close(stop)
 		m.releaseAll()
 	}()
-	if m.nodes != nil {
-		go m.nodes.run(stop)
-	}
+	go m.nodes.run(stop)
 	if every := openWriterInterval(opts.OpenWriterInterval); every > 0 {
 		go m.watchOpenWriters(every, stop)
 	}

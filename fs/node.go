@@ -52,7 +52,7 @@ type mountState struct {
 	openMu sync.Mutex
 	open   map[releaser]struct{}
 
-	// nodes bounds the nodes the kernel holds (nil: no bound).
+	// nodes counts, and bounds, the nodes the kernel holds.
 	nodes *nodeLimit
 }
 

@@ -225,15 +225,7 @@ func signal(c chan struct{}) {
 }
 
 // OnKernelAdd is called by go-fuse when the kernel learns of n.
-func (n *Node) OnKernelAdd() {
-	if l := n.m.nodes; l != nil {
-		l.add(n)
-	}
-}
+func (n *Node) OnKernelAdd() { n.m.nodes.add(n) }
 
 // OnForget is called by go-fuse when the kernel has forgotten n.
-func (n *Node) OnForget() {
-	if l := n.m.nodes; l != nil {
-		l.remove(n)
-	}
-}
+func (n *Node) OnForget() { n.m.nodes.remove(n) }

@@ -293,6 +293,7 @@ type statusCollector struct {
 	st                                                       *statusServer
 	pending, pendingBytes, oldest, inFlight, failed          *prometheus.Desc
 	conflicts, offline, paused, lastUpload, pendingBytesPart *prometheus.Desc
+	cachedInodes                                             *prometheus.Desc
 }
 
 func newStatusCollector(st *statusServer) *statusCollector {
@@ -307,12 +308,13 @@ func newStatusCollector(st *statusServer) *statusCollector {
 		conflicts:        d("s3sync_conflicts", "Paths another writer changed in the bucket, both versions kept (status: conflicts)."),
 		offline:          d("s3sync_offline", "1 while the endpoint is unreachable and changes wait (status: offline)."),
 		paused:           d("s3sync_paused", "1 while the whole drain waits: endpoint unreachable, credentials or clock refused, access denied everywhere (status: paused)."),
+		cachedInodes:     d("s3sync_cached_inodes", "Files and directories the kernel holds looked up through the mount, at most --max-cached-inodes (status: cached_inodes)."),
 		lastUpload:       d("s3sync_last_upload_timestamp_seconds", "Unix time of the last finished upload (status: last_upload); absent before the first."),
 	}
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.pendingBytes, c.pendingBytesPart, c.oldest, c.inFlight, c.failed, c.conflicts, c.offline, c.paused, c.lastUpload} {
+	for _, d := range []*prometheus.Desc{c.pending, c.pendingBytes, c.pendingBytesPart, c.oldest, c.inFlight, c.failed, c.conflicts, c.offline, c.paused, c.lastUpload, c.cachedInodes} {
 		ch <- d
 	}
 }
@@ -333,6 +335,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.conflicts, float64(len(rep.Conflicts)))
 	gauge(c.offline, boolGauge(rep.Offline))
 	gauge(c.paused, boolGauge(rep.Paused != ""))
+	gauge(c.cachedInodes, float64(rep.CachedInodes))
 	if rep.LastUpload != nil {
 		gauge(c.lastUpload, float64(rep.LastUpload.UnixNano())/1e9)
 	}

@@ -395,7 +395,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		close(pulled)
 	}
 
-	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir}
+	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir, fs: srv}
 	stopStatus := st.serve(log)
 	metrics.watch(st)
 	notifyReady(log, mountpoint, remoteURL)
@@ -498,6 +498,7 @@ type statusServer struct {
 	c        *cache.Cache
 	d        *syncer.Drainer
 	stateDir string
+	fs       *s3fs.Mounted
 }
 
 // report is what `s3sync status` and the metrics show of the mount.
@@ -505,6 +506,9 @@ func (s *statusServer) report() (report, error) {
 	rep, err := buildReport(s.info, s.j, true, s.d.State())
 	if err == nil {
 		err = addConflicts(&rep, s.c, s.j)
+	}
+	if s.fs != nil {
+		rep.CachedInodes = s.fs.KnownNodes()
 	}
 	return rep, err
 }

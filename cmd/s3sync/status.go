@@ -63,6 +63,9 @@ type report struct {
 	// conditional requests the store honours, as probed at mount start.
 	Conflicts  []conflictEntry    `json:"conflicts"`
 	Conditions *remote.Conditions `json:"conditional_requests,omitempty"`
+	// CachedInodes: files and directories the kernel holds looked up
+	// through the mount (see --max-cached-inodes); mounted only.
+	CachedInodes int `json:"cached_inodes,omitempty"`
 }
 
 type failedEntry struct {

@@ -149,7 +149,8 @@ type statusReport struct {
 		Path  string `json:"path"`
 		Error string `json:"error"`
 	} `json:"failed"`
-	LastUpload *time.Time `json:"last_upload"`
+	LastUpload   *time.Time `json:"last_upload"`
+	CachedInodes int        `json:"cached_inodes"`
 }
 
 func (m *mount) status() statusReport {
@@ -291,6 +292,34 @@ func TestMountRenameDirectoryOf1000Files(t *testing.T) {
 	for i := range 1000 {
 		testfs.WriteFile(t, fmt.Sprintf("%s/before/f%04d.txt", m.mountpoint, i), fmt.Sprintf("file %d\n", i))
 	}
+	m.waitDrained(120 * time.Second)
+	m.bucketMatchesWorkdir()
+	run(t, m.mountpoint, "mv", "before", "after")
+	m.waitDrained(120 * time.Second)
+	m.bucketMatchesWorkdir()
+}
+
+// Past --max-cached-inodes the kernel forgets files: the mount's count of
+// them stays under the limit, every file still reads back, and a directory
+// whose files were forgotten renames completely in the bucket.
+func TestMountMaxCachedInodes(t *testing.T) {
+	srv := s3test.Get(t)
+	m := newMount(t, srv.NewBucket(t), "--delete", "--max-cached-inodes", "200")
+	m.start()
+	for i := range 1000 {
+		testfs.WriteFile(t, fmt.Sprintf("%s/before/d%d/f%04d.txt", m.mountpoint, i%4, i), fmt.Sprintf("file %d\n", i))
+	}
+	for i := range 1000 {
+		p := fmt.Sprintf("%s/before/d%d/f%04d.txt", m.mountpoint, i%4, i)
+		if b, err := os.ReadFile(p); err != nil || string(b) != fmt.Sprintf("file %d\n", i) {
+			t.Fatalf("%s reads %q, %v", p, b, err)
+		}
+	}
+	var r statusReport
+	m.waitFor("at most 200 inodes cached", 30*time.Second, func() bool {
+		r = m.status()
+		return r.CachedInodes > 0 && r.CachedInodes <= 200
+	})
 	m.waitDrained(120 * time.Second)
 	m.bucketMatchesWorkdir()
 	run(t, m.mountpoint, "mv", "before", "after")
