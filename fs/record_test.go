@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -477,4 +478,35 @@ func TestMmapHelper(t *testing.T) {
 	must(t, unix.Msync(mem, unix.MS_SYNC))
 	must(t, unix.Munmap(mem))
 	must(t, f.Close())
+}
+
+// A file created write-only (as tar, cp and editors create theirs) holds one
+// descriptor in WORKDIR while open, not a second one reopened read-write for
+// passthrough: a mount serving many open files stays twice as far from the
+// descriptor limit, and an untar does not reopen every file through /proc.
+func TestCreateWriteOnlyHoldsOneFd(t *testing.T) {
+	for _, mode := range ioModes {
+		t.Run(mode.name, func(t *testing.T) {
+			tm := newMount(t, mode.opts)
+			f, err := os.OpenFile(tm.path("f"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+			must(t, err)
+			_, err = f.WriteString("written write-only")
+			must(t, err)
+			n := 0
+			for _, fd := range ourFds(t, tm) {
+				if strings.HasSuffix(fd, "="+tm.orig("f")) {
+					n++
+				}
+			}
+			must(t, f.Close())
+			if n != 1 {
+				t.Errorf("the mount held %d descriptors on a file created write-only, want 1", n)
+			}
+			wantContent(t, tm.orig("f"), "written write-only")
+			if st, err := os.Stat(tm.orig("f")); err != nil || st.Mode().Perm() != 0o444 {
+				t.Errorf("WORKDIR file: %v, %v; want mode 0444", st, err)
+			}
+			tm.quiesce(t)
+		})
+	}
 }
