@@ -242,6 +242,9 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		}
 		return 0
 	}
+	if f == nil {
+		return n.setattrByPath(ctx, in, out)
+	}
 	if errno := n.LoopbackNode.Setattr(ctx, f, in, out); errno != 0 {
 		return errno
 	}

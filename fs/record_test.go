@@ -207,6 +207,31 @@ func TestRecords(t *testing.T) {
 			}
 		},
 	}, {
+		// The kernel sends fchmod, fchown and futimens without the handle,
+		// like their path forms; each is recorded under the file's name at
+		// the time, also once it was renamed while open.
+		name: "tar: fchmod, fchown, futimens of the file it writes, renamed meanwhile",
+		act: func(t *testing.T, tm *testMount) {
+			f, err := os.OpenFile(tm.path("f"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			must(t, err)
+			_, err = f.WriteString("content")
+			must(t, err)
+			must(t, f.Chmod(0o640))
+			must(t, os.Rename(tm.path("f"), tm.path("g")))
+			must(t, f.Chown(os.Getuid(), os.Getgid()))
+			mt := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+			must(t, unix.Futimes(int(f.Fd()), []unix.Timeval{unix.NsecToTimeval(mt.UnixNano()), unix.NsecToTimeval(mt.UnixNano())}))
+			must(t, f.Close())
+		},
+		want: []call{changed("f"), renamed("f", "g", false), changed("g"), changed("g"), changed("g")},
+		check: func(t *testing.T, work string) {
+			fi, err := os.Stat(work + "/g")
+			must(t, err)
+			if fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)) {
+				t.Errorf("WORKDIR/g: mode %v mtime %v, want 0640 and 2020-01-02 03:04:05", fi.Mode(), fi.ModTime())
+			}
+		},
+	}, {
 		name:  "ftruncate through an open handle is reported at close",
 		setup: func(t *testing.T, work string) { write(t, work+"/f", "0123456789") },
 		act: func(t *testing.T, tm *testMount) {
