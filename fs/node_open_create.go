@@ -38,6 +38,13 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 // chmodded as if the caller had made it. That race answers EEXIST.
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	flags |= syscall.O_EXCL
+	if flags&syscall.O_ACCMODE == syscall.O_WRONLY && n.m.kernelPassthrough && !n.m.noPassthrough {
+		// Passthrough needs a read-write descriptor (see PassthroughFd).
+		// The creating open may have it whatever the new file's mode, so
+		// take it now rather than reopen every file created write-only
+		// (an untar's) through /proc, and hold one descriptor, not two.
+		flags = flags&^syscall.O_ACCMODE | syscall.O_RDWR
+	}
 	ch, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
 	if errno != 0 {
 		return nil, nil, 0, errno

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -61,7 +62,7 @@ type DrainOptions struct {
 	// mount's fs.Mounted.Writing). Such a file waits, up to MaxLag: under
 	// FUSE passthrough its writes are not seen, so the settle delay alone
 	// could send it half-written (dd's first record is at its dup2, before
-	// any data). Call Kick when a file is closed.
+	// any data). Call WriterClosed when a file is closed.
 	Writing func(path string) bool
 	// OpenFileLag bounds that wait (default 25s, at most MaxLag): with the
 	// mount recording open files that changed every 5s, a file kept open
@@ -134,8 +135,12 @@ type Drainer struct {
 	lastActivity time.Time
 	lastErr      string
 	wake         chan struct{}
-	workers      workerPool
-	cf           *conflictState
+	// heldForWriter: the last pass held a record back because its file
+	// was open for writing (set before asking, so a close racing the
+	// question still counts), so a close may be what it waits for.
+	heldForWriter atomic.Bool
+	workers       workerPool
+	cf            *conflictState
 }
 
 // NewDrainer wires a drain loop; Run starts it.
@@ -200,6 +205,23 @@ func (d *Drainer) poke() {
 
 // Kick makes the loop look at the journal again now (after RetryFailed).
 func (d *Drainer) Kick() { d.poke() }
+
+// WriterClosed says the last handle that could change some file was closed.
+// The loop looks again now only if its last pass held a record back for a
+// file open for writing: an untar closes thousands of files a second, and
+// waking the loop for each costs more CPU than serving the file's requests.
+func (d *Drainer) WriterClosed() {
+	if d.heldForWriter.Load() {
+		d.poke()
+	}
+}
+
+// writing is DrainOptions.Writing, noting first that a close may now be
+// worth a wake-up: a close racing the question then still wakes the loop.
+func (d *Drainer) writing(path string) bool {
+	d.heldForWriter.Store(true)
+	return d.opts.Writing(path)
+}
 
 // Run drains until ctx ends. Work in flight is finished (or cancelled with
 // ctx) before it returns.
@@ -268,6 +290,12 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 	reload := d.reload
 	d.reload = false
 	d.mu.Unlock()
+	held := false
+	defer func() {
+		if !held {
+			d.heldForWriter.Store(false)
+		}
+	}()
 	if cr, ok := d.r.(credentialReloader); ok && reload {
 		// Rotated keys, a refreshed session token, a fixed profile: the
 		// next attempt uses whatever the chain says now.
@@ -298,8 +326,9 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			later(nb)
 			return true
 		}
-		if d.opts.Writing != nil && r.Op != journal.OpRemoved && now.Before(r.First.Add(d.opts.OpenFileLag)) && d.opts.Writing(r.Path) {
-			// Kick brings us back when it is closed; look again anyway
+		if d.opts.Writing != nil && r.Op != journal.OpRemoved && now.Before(r.First.Add(d.opts.OpenFileLag)) && d.writing(r.Path) {
+			held = true
+			// WriterClosed brings us back when it is closed; look again anyway
 			// after a settle delay, and at OpenFileLag at the latest.
 			again := now.Add(max(d.opts.Settle, 100*time.Millisecond))
 			if lag := r.First.Add(d.opts.OpenFileLag); lag.Before(again) {

@@ -358,7 +358,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		AllowOther: m.allowOther,
 		OnWritersClosed: func() {
 			if d := drainer.Load(); d != nil {
-				d.Kick()
+				d.WriterClosed()
 			}
 		},
 		IoUring:  m.ioURing.enabled(),
