@@ -190,7 +190,21 @@ func (c *Cache) write(fn func(b *bbolt.Bucket) error) error {
 	return <-res
 }
 
-// Len returns the number of entries.
+// Empty reports whether the cache has no entries, without reading them.
+func (c *Cache) Empty() (bool, error) {
+	var empty bool
+	err := c.db.View(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket(bucketCache).Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("cache: %w", err)
+	}
+	return empty, nil
+}
+
+// Len returns the number of entries. It reads every page of the cache.
 func (c *Cache) Len() (int, error) {
 	var n int
 	err := c.db.View(func(tx *bbolt.Tx) error {
@@ -240,6 +254,7 @@ type iterator struct {
 	last   []byte
 	eof    bool
 	err    error
+	n      int // entries returned
 }
 
 func (c *Cache) iter(prefix string) *iterator {
@@ -258,6 +273,7 @@ func (it *iterator) next() (string, Entry, bool) {
 	}
 	kv := it.buf[it.i]
 	it.i++
+	it.n++
 	return kv.path, kv.e, true
 }
 

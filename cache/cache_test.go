@@ -366,13 +366,28 @@ func TestScanLarge(t *testing.T) {
 	})
 	os.Remove(filepath.Join(root, "d1/f1000"))
 	tree(t, root, map[string]string{"d2/f2000": "yy", "d0/new": "z"})
+	c.Put("d3/", Entry{Kind: KindDir}) // a marker counts as an entry too
 	var changed, removed []string
-	err := c.Scan(root, nil, func(p string) { changed = append(changed, p) }, func(p string) { removed = append(removed, p) })
+	n, err := c.ScanCount(root, nil, func(p string) { changed = append(changed, p) }, func(p string) { removed = append(removed, p) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(changed) != "[d0/new d2/f2000]" || fmt.Sprint(removed) != "[d1/f1000]" {
+	if fmt.Sprint(changed) != "[d0/new d2/f2000]" || fmt.Sprint(removed) != "[d1/f1000 d3/]" {
 		t.Errorf("changed %v, removed %v", changed, removed)
+	}
+	if l, _ := c.Len(); n != 3*walkChunk+1 || l != n {
+		t.Errorf("ScanCount counted %d entries, Len %d; want %d", n, l, 3*walkChunk+1)
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	c := openTest(t)
+	if empty, err := c.Empty(); err != nil || !empty {
+		t.Fatalf("new cache: Empty %v, %v", empty, err)
+	}
+	c.Put("a", Entry{Size: 1})
+	if empty, err := c.Empty(); err != nil || empty {
+		t.Fatalf("cache with one entry: Empty %v, %v", empty, err)
 	}
 }
 

@@ -29,7 +29,15 @@ import (
 // directory listing per level and the cache is read in short transactions;
 // the callbacks run outside any transaction and may record into the journal.
 func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(path string), removed func(path string)) error {
+	_, err := c.ScanCount(workdir, skip, changed, removed)
+	return err
+}
+
+// ScanCount is Scan, and also says how many entries the cache holds (Scan
+// reads them all; Len would read them all again, in one transaction).
+func (c *Cache) ScanCount(workdir string, skip func(path string) bool, changed func(path string), removed func(path string)) (entries int, err error) {
 	it := c.iter("")
+	defer func() { entries = it.n }()
 	key, e, ok := it.next()
 	// gone reports cache keys that sort before the walk's position.
 	gone := func(key string) {
@@ -44,7 +52,7 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 		}
 		removed(key)
 	}
-	err := WalkSorted(workdir, skip, func(p string, info os.FileInfo) error {
+	err = WalkSorted(workdir, skip, func(p string, info os.FileInfo) error {
 		if it.err != nil {
 			return it.err // the rest of the walk would all look new
 		}
@@ -64,15 +72,15 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 	})
 	if err != nil {
 		if err == it.err {
-			return err
+			return 0, err
 		}
-		return fmt.Errorf("cache: scan: %w", err)
+		return 0, fmt.Errorf("cache: scan: %w", err)
 	}
 	for ok {
 		gone(key)
 		key, _, ok = it.next()
 	}
-	return it.err
+	return 0, it.err
 }
 
 // kindOf is the Kind a walked path is stored as.

@@ -24,9 +24,11 @@ import (
 // memory (the binary's own text counts too, ~20 MiB).
 const DefaultMappedMax = 64 << 20
 
-// mappedEvery is how often LimitMapped looks: a scan maps a few hundred MiB
-// a second at most, so the bound is overshot by tens of MiB at most.
-const mappedEvery = 200 * time.Millisecond
+// mappedEvery is how often LimitMapped looks (a read of /proc/self/statm):
+// a scan maps at most a few hundred MiB a second, so the bound is overshot
+// by a few tens of MiB at most. What reads the whole file in one go (bbolt's
+// Bucket.Stats) would overshoot it: the mount's start-up avoids that.
+const mappedEvery = 100 * time.Millisecond
 
 // LimitMapped keeps db's mapped pages from holding more than max bytes of
 // this process's resident memory, until stop is called.

@@ -311,7 +311,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	recordVersioning(ctx, client, j, loc.Bucket, online, log)
 	conditions := recordConditions(ctx, client, j, loc, online, log)
 
-	if n, err := c.Len(); err == nil && n == 0 && online {
+	if empty, err := c.Empty(); err == nil && empty && online {
 		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)
 		if err != nil {
 			log.Warn("could not read the bucket listing; every file will be checked by upload", "err", err)
@@ -330,11 +330,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
 	var removed []string
-	cached, err := c.Len()
-	if err != nil {
-		return err
-	}
-	err = c.Scan(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { removed = append(removed, p) })
+	cached, err := c.ScanCount(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { removed = append(removed, p) })
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
