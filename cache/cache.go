@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
 
 	"github.com/s3sync/s3sync/internal/binenc"
@@ -255,6 +256,7 @@ type iterator struct {
 	eof    bool
 	err    error
 	n      int // entries returned
+	rel    boltmem.Counter
 }
 
 func (c *Cache) iter(prefix string) *iterator {
@@ -291,6 +293,7 @@ func (it *iterator) fill() {
 			}
 		}
 		for ; k != nil && len(it.buf) < walkChunk; k, v = cur.Next() {
+			it.rel.Step(tx)
 			if !hasPrefix(k, it.prefix) {
 				it.eof = true
 				return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
 )
 
@@ -24,6 +25,7 @@ const (
 func (j *Journal) Pending(fn func(Record) bool) error {
 	var after uint64
 	var recs []Record
+	var rel boltmem.Counter
 	chunk := pendingFirstChunk
 	for {
 		recs = recs[:0]
@@ -34,6 +36,7 @@ func (j *Journal) Pending(fn func(Record) bool) error {
 			n := 0
 			for k, v := c.Seek(seqKey(after + 1)); k != nil && n < chunk; k, v = c.Next() {
 				n++
+				rel.Step(tx)
 				last = seqFromKey(k)
 				data := b.pending.Get(v)
 				if data == nil {
@@ -248,10 +251,12 @@ type Stats struct {
 // output, not for a hot loop.
 func (j *Journal) Stats() (Stats, error) {
 	var s Stats
+	var rel boltmem.Counter
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		b := openBuckets(tx)
 		s.Failed = b.failed.Stats().KeyN
 		return b.pending.ForEach(func(k, v []byte) error {
+			rel.Step(tx)
 			r, err := unmarshalRecord(string(k), v)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package journal
 import (
 	"fmt"
 
+	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
 )
 
@@ -19,6 +20,7 @@ const eachChunk = 4096
 // changed during the walk may be seen as it was or as it is.
 func (j *Journal) EachPending(fn func(Record) bool) error {
 	var after []byte
+	var rel boltmem.Counter
 	recs := make([]Record, 0, eachChunk)
 	for {
 		recs = recs[:0]
@@ -31,6 +33,7 @@ func (j *Journal) EachPending(fn func(Record) bool) error {
 				k, v = c.Next()
 			}
 			for ; k != nil && len(recs) < eachChunk; k, v = c.Next() {
+				rel.Step(tx)
 				r, err := unmarshalRecord(string(k), v)
 				if err != nil {
 					return err

@@ -4,21 +4,15 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
 )
 
-// bbolt reads the state file through a shared read-only mapping, and every
-// page a scan touches stays mapped into this process: a mount's start-up
-// scan of a million files' cache entries, or status over a million pending
-// records, leaves the whole file (300–600 MiB) counted in the process's
-// resident memory for good, though it is only the page cache. LimitMapped
-// drops those pages from the mapping (madvise MADV_DONTNEED) whenever the
-// process's file-backed resident memory passes max. The page cache keeps
-// them: the next read of a page is a minor fault, not a disk read. Nothing
-// is written through the mapping, so nothing can be lost by dropping it.
+// The long reads of the journal and the cache drop the state file's mapped
+// pages as they go (boltmem.Counter); LimitMapped catches the rest: whenever
+// the process's file-backed resident memory passes max, it drops them all.
 
 // DefaultMappedMax is LimitMapped's usual bound on file-backed resident
 // memory (the binary's own text counts too, ~20 MiB).
@@ -57,15 +51,10 @@ func LimitMapped(db *bbolt.DB, max int64) (stop func()) {
 }
 
 // ReleaseMapped drops db's mapped pages from this process's resident
-// memory. It runs in a read transaction, during which bbolt cannot remap
-// the file, so the range is the mapping's own.
+// memory (see boltmem).
 func ReleaseMapped(db *bbolt.DB) {
 	_ = db.View(func(tx *bbolt.Tx) error {
-		addr, size := db.Info().Data, tx.Size()
-		if addr == 0 || size <= 0 {
-			return nil
-		}
-		syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(size), syscall.MADV_DONTNEED)
+		boltmem.Release(tx)
 		return nil
 	})
 }
