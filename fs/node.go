@@ -143,6 +143,8 @@ type Node struct {
 	// the kernel knows (see nodeLimit).
 	used atomic.Bool
 	lru  lruLinks
+	// pruneAsked: the kernel was asked to forget this node (nodeLimit.mu).
+	pruneAsked bool
 }
 
 // WrapChild turns every node go-fuse's loopback creates (on lookup, create,

@@ -42,15 +42,18 @@ type nodeLimit struct {
 	// order they were learnt or last found opened (oldest first).
 	head Node
 	n    int
+	// asked counts the nodes in the list the kernel was asked to forget
+	// (Node.pruneAsked) and has not yet: their FORGETs are on the way,
+	// and they count as gone when deciding how many more to ask for.
+	asked int
 
-	wake   chan struct{} // n went above max
-	forgot chan struct{} // a node was forgotten
+	wake chan struct{} // n went above max
 	// pruned counts the nodes asked to be forgotten (tests read it).
 	pruned int64
 }
 
 func newNodeLimit(max int) *nodeLimit {
-	l := &nodeLimit{max: max, wake: make(chan struct{}, 1), forgot: make(chan struct{}, 1)}
+	l := &nodeLimit{max: max, wake: make(chan struct{}, 1)}
 	l.head.lru = lruLinks{prev: &l.head, next: &l.head}
 	return l
 }
@@ -62,7 +65,7 @@ func (l *nodeLimit) add(n *Node) {
 		l.insertLast(n)
 		l.n++
 	}
-	over := l.n > l.max
+	over := l.n-l.asked > l.max
 	l.mu.Unlock()
 	if over {
 		signal(l.wake)
@@ -75,15 +78,25 @@ func (l *nodeLimit) remove(n *Node) {
 	if n.lru.next != nil {
 		l.unlink(n)
 		l.n--
+		if n.pruneAsked {
+			n.pruneAsked = false
+			l.asked--
+		}
 	}
 	l.mu.Unlock()
-	signal(l.forgot)
 }
 
 func (l *nodeLimit) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n
+}
+
+// notAsked is how many nodes the kernel holds and was not asked to forget.
+func (l *nodeLimit) notAsked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n - l.asked
 }
 
 func (l *nodeLimit) insertLast(n *Node) {
@@ -114,9 +127,19 @@ func (l *nodeLimit) pick(want, limit int) (batch []*Node, looked int) {
 		looked++
 		l.unlink(n)
 		l.insertLast(n)
+		if n.pruneAsked {
+			// Asked a whole round ago and still held: the kernel
+			// keeps it (a working directory, an open file). It may
+			// be asked again next round.
+			n.pruneAsked = false
+			l.asked--
+			continue
+		}
 		if n.used.Swap(false) || n.opened.Load() > 0 {
 			continue
 		}
+		n.pruneAsked = true
+		l.asked++
 		batch = append(batch, n)
 	}
 	return batch, looked
@@ -141,11 +164,11 @@ func (l *nodeLimit) shrink(stop <-chan struct{}) {
 	low := l.max - l.max/10
 	looked := 0
 	for {
-		n := l.count()
+		n := l.notAsked()
 		if n <= low {
 			return
 		}
-		if looked > n {
+		if looked > l.count() {
 			// A whole round asked for all it could; what is left is
 			// held by the kernel. Look again after a while.
 			select {
@@ -162,7 +185,6 @@ func (l *nodeLimit) shrink(stop <-chan struct{}) {
 			continue
 		}
 		l.forget(batch)
-		l.awaitForgets(n-len(batch), stop)
 	}
 }
 
@@ -196,23 +218,6 @@ func (l *nodeLimit) forget(batch []*Node) {
 		}
 		if errno := parent.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
 			slog.Debug("fs: entry notification", "name", name, "err", errno)
-		}
-	}
-}
-
-// awaitForgets waits, briefly, until the count is down to target: the
-// kernel queues the FORGETs as it drops the inodes, and they reach us a
-// moment after. Without waiting, the next round would ask for more than
-// needed.
-func (l *nodeLimit) awaitForgets(target int, stop <-chan struct{}) {
-	deadline := time.After(100 * time.Millisecond)
-	for l.count() > target {
-		select {
-		case <-stop:
-			return
-		case <-deadline:
-			return
-		case <-l.forgot:
 		}
 	}
 }
