@@ -1,9 +1,6 @@
 package journal
 
 import (
-	"bytes"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/s3sync/s3sync/internal/boltmem"
@@ -40,7 +37,7 @@ func LimitMapped(db *bbolt.DB, max int64) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if rssFile() > max {
+			if boltmem.FileRSS() > max {
 				ReleaseMapped(db)
 			}
 		}
@@ -58,22 +55,4 @@ func ReleaseMapped(db *bbolt.DB) {
 		boltmem.Release(tx)
 		return nil
 	})
-}
-
-// rssFile is this process's file-backed resident memory in bytes (shared
-// pages in /proc/self/statm), or 0 if it cannot be read.
-func rssFile() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := bytes.Fields(b)
-	if len(f) < 3 {
-		return 0
-	}
-	pages, err := strconv.ParseInt(string(f[2]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * int64(os.Getpagesize())
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
 )
 
@@ -68,14 +69,14 @@ func readAll(t *testing.T, db *bbolt.DB) int {
 func TestReleaseMapped(t *testing.T) {
 	const size = 48 << 20
 	db, _ := fillDB(t, size)
-	before := rssFile()
+	before := boltmem.FileRSS()
 	n := readAll(t, db)
-	scanned := rssFile()
+	scanned := boltmem.FileRSS()
 	if scanned-before < size/2 {
 		t.Fatalf("the scan mapped only %d MiB of a %d MiB file; the test measures nothing", (scanned-before)>>20, size>>20)
 	}
 	ReleaseMapped(db)
-	if after := rssFile(); after-before > size/8 {
+	if after := boltmem.FileRSS(); after-before > size/8 {
 		t.Errorf("file-backed memory %d MiB before the scan, %d MiB after it, %d MiB after ReleaseMapped; want it back near the start",
 			before>>20, scanned>>20, after>>20)
 	}
@@ -89,15 +90,15 @@ func TestReleaseMapped(t *testing.T) {
 func TestLimitMapped(t *testing.T) {
 	const size = 48 << 20
 	db, _ := fillDB(t, size)
-	base := rssFile()
+	base := boltmem.FileRSS()
 	stop := LimitMapped(db, base+8<<20)
 	defer stop()
 	readAll(t, db)
 	deadline := time.Now().Add(5 * time.Second)
-	for rssFile() > base+16<<20 {
+	for boltmem.FileRSS() > base+16<<20 {
 		if time.Now().After(deadline) {
 			t.Fatalf("file-backed memory %d MiB, more than %d MiB over the %d MiB at the start, 5 s after the scan",
-				rssFile()>>20, 16, base>>20)
+				boltmem.FileRSS()>>20, 16, base>>20)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

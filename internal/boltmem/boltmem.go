@@ -11,6 +11,9 @@
 package boltmem
 
 import (
+	"bytes"
+	"os"
+	"strconv"
 	"syscall"
 
 	"go.etcd.io/bbolt"
@@ -40,4 +43,22 @@ func (c *Counter) Step(tx *bbolt.Tx) {
 	if c.n++; c.n%Every == 0 {
 		Release(tx)
 	}
+}
+
+// FileRSS is this process's file-backed resident memory in bytes (shared
+// pages in /proc/self/statm), or 0 if it cannot be read.
+func FileRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 3 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(f[2]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }

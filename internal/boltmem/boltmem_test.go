@@ -3,26 +3,11 @@ package boltmem
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"go.etcd.io/bbolt"
 )
-
-// rssFile is this process's file-backed resident memory in bytes.
-func rssFile(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := strconv.ParseInt(string(bytes.Fields(b)[2]), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pages * int64(os.Getpagesize())
-}
 
 // TestCounterBoundsALongRead: one read transaction over a 48 MiB table,
 // stepping a Counter per record, ends with a few MiB of it mapped, not all
@@ -56,7 +41,7 @@ func TestCounterBoundsALongRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := rssFile(t)
+		base := FileRSS()
 		var c Counter
 		n := 0
 		must(t, db.View(func(tx *bbolt.Tx) error {
@@ -71,7 +56,7 @@ func TestCounterBoundsALongRead(t *testing.T) {
 				return nil
 			})
 		}))
-		grown := rssFile(t) - base
+		grown := FileRSS() - base
 		db.Close()
 		if n != records {
 			t.Fatalf("read %d records, want %d", n, records)
