@@ -52,8 +52,6 @@ type nodeLimit struct {
 	asked int
 
 	wake chan struct{} // n went above max
-	// pruned counts the nodes asked to be forgotten (tests read it).
-	pruned int64
 }
 
 func newNodeLimit(max int) *nodeLimit {
@@ -194,9 +192,6 @@ func (l *nodeLimit) shrink(stop <-chan struct{}) {
 
 // forget asks the kernel to forget batch.
 func (l *nodeLimit) forget(batch []*Node) {
-	l.mu.Lock()
-	l.pruned += int64(len(batch))
-	l.mu.Unlock()
 	if !l.entryOnly {
 		ins := make([]*gofs.Inode, len(batch))
 		for i, n := range batch {
