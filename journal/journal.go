@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
 )
 
@@ -41,6 +42,11 @@ type Options struct {
 	// transaction, its fsyncs included) and its error, for metrics. It
 	// runs on the committer and must not block.
 	OnCommit func(d time.Duration, err error)
+	// MappedMax, if set, bounds the state file's pages mapped into the
+	// process as LimitMapped does, checked at every commit: a burst of
+	// records (a day offline written at once) maps the B+tree's leaves faster
+	// than LimitMapped looks.
+	MappedMax int64
 }
 
 // Journal is safe for concurrent use.
@@ -408,6 +414,9 @@ func (j *Journal) commit(batch []op) (records int, err error) {
 	opErrs := make(map[int]error)
 	err = j.db.Update(func(tx *bbolt.Tx) error {
 		clear(opErrs)
+		if j.opts.MappedMax > 0 && boltmem.FileRSS() > j.opts.MappedMax {
+			boltmem.Release(tx)
+		}
 		b := openBuckets(tx)
 		for i, o := range batch {
 			if o.fn != nil {

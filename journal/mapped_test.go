@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -101,5 +102,47 @@ func TestLimitMapped(t *testing.T) {
 				boltmem.FileRSS()>>20, 16, base>>20)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMappedMaxInCommits: with MappedMax, commits drop the mapping as they
+// go (even inside the write transaction), and every record is still there,
+// intact, afterwards.
+func TestMappedMaxInCommits(t *testing.T) {
+	db, err := OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j, err := Open(db, Options{MappedMax: 1}) // release at every commit
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	const n = 60000
+	for i := range n {
+		j.Changed(fmt.Sprintf("dir%03d/file-with-a-longish-name-%06d", i%500, i))
+		if i%5000 == 4999 {
+			if err := j.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	if err := j.EachPending(func(r Record) bool {
+		var d, f int
+		if _, err := fmt.Sscanf(r.Path, "dir%03d/file-with-a-longish-name-%06d", &d, &f); err != nil || f%500 != d {
+			t.Errorf("record %q", r.Path)
+		}
+		seen++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != n {
+		t.Fatalf("%d records pending, want %d", seen, n)
 	}
 }

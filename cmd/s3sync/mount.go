@@ -265,7 +265,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			log.Debug("could not read the state ahead", "err", err)
 		}
 	}()
-	j, err := journal.Open(db, journal.Options{OnCommit: metrics.observeCommit()})
+	j, err := journal.Open(db, journal.Options{OnCommit: metrics.observeCommit(), MappedMax: journal.DefaultMappedMax})
 	if err != nil {
 		return err
 	}
