@@ -133,15 +133,7 @@ func decodeListV2(b []byte) (*s3.ListObjectsV2Output, error) {
 		case eqFold(n, "KeyCount"):
 			return d.int32(t, &out.KeyCount)
 		case eqFold(n, "IsTruncated"):
-			v, ok, err := d.value(t)
-			if err != nil || !ok {
-				return err
-			}
-			x, err := strconv.ParseBool(string(v))
-			if err != nil {
-				return err
-			}
-			out.IsTruncated = &x
+			return scalar(d, t, strconv.ParseBool, &out.IsTruncated)
 		default:
 			return d.skip(t)
 		}
@@ -163,25 +155,9 @@ func (d *xmlScan) object(o *types.Object, t xmlTag) error {
 	case eqFold(n, "ETag"):
 		return d.str(t, &o.ETag)
 	case eqFold(n, "Size"):
-		v, ok, err := d.value(t)
-		if err != nil || !ok {
-			return err
-		}
-		x, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil {
-			return err
-		}
-		o.Size = &x
+		return scalar(d, t, func(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) }, &o.Size)
 	case eqFold(n, "LastModified"):
-		v, ok, err := d.value(t)
-		if err != nil || !ok {
-			return err
-		}
-		x, err := smithytime.ParseDateTime(string(v))
-		if err != nil {
-			return err
-		}
-		o.LastModified = &x
+		return scalar(d, t, smithytime.ParseDateTime, &o.LastModified)
 	case eqFold(n, "StorageClass"):
 		v, ok, err := d.value(t)
 		if ok {
@@ -203,7 +179,6 @@ func (d *xmlScan) object(o *types.Object, t xmlTag) error {
 	default:
 		return d.skip(t)
 	}
-	return nil
 }
 
 // intern spares an allocation for the few values every object repeats.
@@ -404,16 +379,24 @@ func (d *xmlScan) str(t xmlTag, dst **string) error {
 }
 
 func (d *xmlScan) int32(t xmlTag, dst **int32) error {
+	return scalar(d, t, func(v string) (int32, error) {
+		x, err := strconv.ParseInt(v, 10, 64)
+		return int32(x), err // as the SDK
+	}, dst)
+}
+
+// scalar decodes t's text with parse into *dst; an empty element leaves
+// *dst nil, as the SDK does.
+func scalar[T any](d *xmlScan, t xmlTag, parse func(string) (T, error), dst **T) error {
 	v, ok, err := d.value(t)
 	if err != nil || !ok {
 		return err
 	}
-	x, err := strconv.ParseInt(string(v), 10, 64)
+	x, err := parse(string(v))
 	if err != nil {
 		return err
 	}
-	x32 := int32(x) // as the SDK
-	*dst = &x32
+	*dst = &x
 	return nil
 }
 
