@@ -538,3 +538,49 @@ func TestDirectoryRemovedAndMadeAgain(t *testing.T) {
 		t.Errorf("no marker for the empty directory a/d: %v", d.srv.Objects(t, d.bucket, "w/"))
 	}
 }
+
+// A directory renamed, its files' copies landing while the answers were
+// lost, then a crash; while unmounted a file in it is deleted. Nothing
+// records that file (the cache never learnt of its new name), so only the
+// rename's record, in doubt after the restart, can find its object: it
+// must ask the bucket what is under the new name. Chaos seed 2 found it.
+func TestRenamedTreeInDoubtAcrossRestart(t *testing.T) {
+	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	os.Mkdir(d.workdir+"/x", 0o755)
+	testfs.WriteFile(t, d.workdir+"/x/f", "f")
+	testfs.WriteFile(t, d.workdir+"/x/g", "g")
+	d.j.Changed("x")
+	d.j.Changed("x/f")
+	d.j.Changed("x/g")
+	d.waitIdle(t)
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
+	os.Rename(d.workdir+"/x", d.workdir+"/d")
+	d.j.Renamed("x", "d", true)
+	d.waitState(t, "the tree's copy to fail", func(s syncer.State) bool { return s.LastError != "" })
+	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/f"]; !ok {
+		t.Fatal("the store did not keep the copy of d/f; the test proves nothing")
+	}
+	// The crash, and d/f deleted while unmounted.
+	d.cancel()
+	<-d.done
+	os.Remove(d.workdir + "/d/f")
+	proxy.SetRules()
+	d.restart(t)
+	err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.waitIdle(t)
+	objs := d.srv.Objects(t, d.bucket, "w/")
+	if _, ok := objs["w/d/f"]; ok {
+		t.Errorf("d/f, deleted while unmounted, is still in the bucket: %v", objs)
+	}
+	if got, _ := d.srv.Get(t, d.bucket, "w/d/g"); got != "g" {
+		t.Errorf("d/g holds %q, want g (objects %v)", got, objs)
+	}
+	for _, k := range []string{"w/x/f", "w/x/g"} {
+		if _, ok := objs[k]; ok {
+			t.Errorf("%s, renamed away, is still in the bucket: %v", k, objs)
+		}
+	}
+}

@@ -21,12 +21,17 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 	if r.Op == journal.OpRemoved && r.IsDir {
 		return d.removeTree(ctx, r.Path, st.doubt)
 	}
-	if r.Op == journal.OpRenamed {
+	if r.Op == journal.OpRenamed || (r.IsDir && st.doubt) {
 		// A directory removed (or renamed away) here before the rename
 		// coalesced into it: what it held must go, as after a change
 		// (which the journal keeps a removal; a rename must keep its
 		// source for the copy). mv build build.old; mv build.new build.
-		if err := d.removeGone(ctx, r.Path, false); err != nil {
+		//
+		// In doubt (an earlier process tried this record, or an answer
+		// was lost), a directory's files may have objects the cache never
+		// learnt of: ask the bucket, or a file deleted since (say while
+		// unmounted, where nothing records it) keeps its object for good.
+		if err := d.removeGone(ctx, r.Path, r.IsDir && st.doubt); err != nil {
 			return err
 		}
 	}
