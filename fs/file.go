@@ -66,7 +66,9 @@ type stamp struct {
 	mtime unix.Timespec
 }
 
-func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*fileHandle, syscall.Errno) {
+// newFileHandle wraps fh; attr, if not nil, holds the file's attributes as
+// of now (a create's), which saves a stat.
+func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool, attr *fuse.Attr) (*fileHandle, syscall.Errno) {
 	lf, ok := fh.(*gofs.LoopbackFile)
 	if !ok {
 		releaseRaw(context.Background(), fh)
@@ -95,7 +97,11 @@ func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool) (*file
 	if h.mayChange {
 		n.writers.Add(1)
 		h.dirty.Store(dirty)
-		h.last, _ = h.stat()
+		if attr != nil {
+			h.last = stamp{size: int64(attr.Size), mtime: unix.Timespec{Sec: int64(attr.Mtime), Nsec: int64(attr.Mtimensec)}}
+		} else {
+			h.last, _ = h.stat()
+		}
 	}
 	return h, 0
 }
