@@ -156,7 +156,9 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		m.nodes = newNodeLimit(math.MaxInt)
 	}
 	m.nodes.entryOnly = opts.entryOnly
-	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev)}
+	// fixNew sets the owner of what is made through the mount: go-fuse's
+	// own chown to the caller would only be a second one.
+	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev), KeepOwner: true}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
 	m.root = rootNode

@@ -40,6 +40,9 @@ type mountState struct {
 	// reads and writes count the READ and WRITE requests that reached
 	// us; with passthrough active they stay at zero (tests use this).
 	reads, writes atomic.Int64
+	// flushes counts the FLUSH requests that reached us (tests: the
+	// first is answered ENOSYS, and the kernel sends no more).
+	flushes atomic.Int64
 	// handles counts open file handles (tests wait for zero: RELEASE
 	// reaches us after close(2) returns).
 	handles atomic.Int64

@@ -20,7 +20,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	h, errno := newFileHandle(n, fh, flags, flags&syscall.O_TRUNC != 0)
+	h, errno := newFileHandle(n, fh, flags, flags&syscall.O_TRUNC != 0, nil)
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -57,7 +57,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno := n.fixCreated(ctx, name, fh, mode, out); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	h, errno := newFileHandle(child, fh, flags, true)
+	h, errno := newFileHandle(child, fh, flags, true, &out.Attr)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -82,7 +82,7 @@ func (n *Node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	if errno := n.fixCreated(ctx, "", fh, mode, out); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	h, errno := newFileHandle(child, fh, flags, false)
+	h, errno := newFileHandle(child, fh, flags, false, &out.Attr)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}

@@ -20,9 +20,10 @@ import (
 // user ever sees it with the wrong owner, and a failure removes it: a node
 // that cannot be given to its creator must not stay behind as root's.
 //
-// go-fuse's loopback already chowns to the caller's uid and gid when root,
-// but ignores failures and the directory's setgid bit; and chown clears
-// setuid/setgid on files, which the requested mode then no longer has.
+// go-fuse's loopback would chown to the caller's uid and gid when root, but
+// ignores failures and the directory's setgid bit (and chown clears
+// setuid/setgid on files, which the requested mode then no longer has), so
+// the mount sets its KeepOwner and this is the only chown.
 
 // newNode says what was just made and what was asked for.
 type newNode struct {
@@ -42,28 +43,41 @@ type newNode struct {
 // it would have had, had the caller in ctx made it on a local disk, and
 // refreshes out. As root: owner and group (see above). Always: the
 // permission bits, since this process's umask was applied on top of the
-// caller's. On failure the caller must remove the node.
+// caller's. out must hold the node's attributes as made. On failure the
+// caller must remove the node.
 func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) syscall.Errno {
+	// out is the node as WORKDIR's filesystem made it (go-fuse's loopback
+	// stats it, and with KeepOwner does not chown it): owned by this
+	// process, in this process's group or a setgid directory's.
+	uid, gid, mode := out.Uid, out.Gid, out.Mode
 	var st syscall.Stat_t
-	if err := n.stat(&st); err != nil {
-		return gofs.ToErrno(err)
+	restat := func() error {
+		if err := n.stat(&st); err != nil {
+			return err
+		}
+		uid, gid, mode = st.Uid, st.Gid, st.Mode
+		out.FromStat(&st)
+		return nil
 	}
 	if m.asRoot {
-		if caller, ok := fuse.FromContext(ctx); ok {
-			uid, gid := caller.Uid, caller.Gid
+		if caller, ok := fuse.FromContext(ctx); ok && (uid != caller.Uid || gid != caller.Gid) {
+			// When the caller is this process's user and group (root
+			// untarring as root) the filesystem already did what it
+			// would have done for the caller: nothing to look up.
+			want := caller.Gid
 			var dir syscall.Stat_t
 			if err := syscall.Lstat(n.dir, &dir); err != nil {
 				return gofs.ToErrno(err)
 			}
 			if dir.Mode&syscall.S_ISGID != 0 {
-				gid = dir.Gid
+				want = dir.Gid
 			}
-			if st.Uid != uid || st.Gid != gid {
-				if err := n.chown(int(uid), int(gid)); err != nil {
+			if uid != caller.Uid || gid != want {
+				if err := n.chown(int(caller.Uid), int(want)); err != nil {
 					return gofs.ToErrno(err)
 				}
 				// chown clears setuid/setgid on files: read back what is left.
-				if err := n.stat(&st); err != nil {
+				if err := restat(); err != nil {
 					return gofs.ToErrno(err)
 				}
 			}
@@ -71,22 +85,21 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 	}
 	if n.hasPerm {
 		want := n.perm & 0o7777
-		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		if mode&syscall.S_IFMT == syscall.S_IFDIR {
 			// A directory inherits setgid from a setgid parent
 			// (WORKDIR's filesystem did that, as it would for the
 			// caller); the mode sent does not carry it.
-			want = want&^syscall.S_ISGID | st.Mode&syscall.S_ISGID
+			want = want&^syscall.S_ISGID | mode&syscall.S_ISGID
 		}
-		if st.Mode&0o7777 != want {
+		if mode&0o7777 != want {
 			if err := n.chmod(want); err != nil {
 				return gofs.ToErrno(err)
 			}
-			if err := n.stat(&st); err != nil {
+			if err := restat(); err != nil {
 				return gofs.ToErrno(err)
 			}
 		}
 	}
-	out.FromStat(&st)
 	return 0
 }
 

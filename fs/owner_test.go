@@ -53,6 +53,11 @@ func TestOthersOwnWhatTheyCreate(t *testing.T) {
 			); errno != 0 {
 				t.Fatalf("nobody creating through the mount: %v", errno)
 			}
+			// Root, the mount's own user, gets the setgid directory's
+			// group too (WORKDIR's filesystem gives it, nothing chowns).
+			must(t, os.WriteFile(tm.path("team/rootf"), nil, 0o644))
+			must(t, os.Mkdir(tm.path("team/rootd"), 0o755))
+			must(t, os.Symlink("rootf", tm.path("team/rootl")))
 			for _, c := range []struct {
 				rel       string
 				uid, gid  uint32
@@ -67,6 +72,9 @@ func TestOthersOwnWhatTheyCreate(t *testing.T) {
 				{"team/f", 65534, team, 0o664, syscall.S_IFREG},
 				{"team/sgid", 65534, team, 0o775, syscall.S_IFREG},
 				{"team/d", 65534, team, 0o2775, syscall.S_IFDIR},
+				{"team/rootf", 0, team, 0o644, syscall.S_IFREG},
+				{"team/rootd", 0, team, 0o2755, syscall.S_IFDIR},
+				{"team/rootl", 0, team, 0, syscall.S_IFLNK},
 			} {
 				for _, where := range []string{tm.orig(c.rel), tm.path(c.rel)} {
 					var st syscall.Stat_t

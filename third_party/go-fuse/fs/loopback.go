@@ -38,6 +38,14 @@ type LoopbackRoot struct {
 	// the Loopback file system is not the root of the FUSE
 	// mount. It is set automatically by NewLoopbackRoot.
 	RootNode InodeEmbedder
+
+	// KeepOwner leaves the nodes Create, Mkdir, Mknod and Symlink make
+	// as the underlying filesystem made them (this process's uid, the
+	// group by that filesystem's rules, a setgid directory's included)
+	// instead of chowning them to the caller when running as root: for
+	// filesystems that set owners themselves, which saves a chown by
+	// path on every new node.
+	KeepOwner bool
 }
 
 func (r *LoopbackRoot) newNode(parent *Inode, name string, st *syscall.Stat_t) InodeEmbedder {
@@ -151,7 +159,7 @@ func (n *LoopbackNode) Lookup(ctx context.Context, name string, out *fuse.EntryO
 // preserveOwner sets uid and gid of `path` according to the caller information
 // in `ctx`.
 func (n *LoopbackNode) preserveOwner(ctx context.Context, path string) error {
-	if os.Getuid() != 0 {
+	if n.RootData.KeepOwner || os.Getuid() != 0 {
 		return nil
 	}
 	caller, ok := fuse.FromContext(ctx)
