@@ -500,7 +500,34 @@ func (b buckets) put(path string, kind Op, from string, isDir bool, first, last 
 			return err
 		}
 	}
-	return b.add(r)
+	if err := b.add(r); err != nil {
+		return err
+	}
+	if kind == OpChanged && r.From != "" {
+		// The rename's record went to the back: its source's removal
+		// goes behind it again, or the syncer would remove the source
+		// (and forget what the bucket holds there) before the rename
+		// could copy from it, and upload instead.
+		return b.requeueRemoval(r.From)
+	}
+	return nil
+}
+
+// requeueRemoval moves path's pending removal, if it has one, to the back of
+// the queue.
+func (b buckets) requeueRemoval(path string) error {
+	v := b.pending.Get([]byte(path))
+	if v == nil {
+		return nil
+	}
+	prev, err := unmarshalRecord(path, v)
+	if err != nil || prev.Op != OpRemoved {
+		return nil
+	}
+	if err := b.order.Delete(seqKey(prev.Seq)); err != nil {
+		return err
+	}
+	return b.add(prev)
 }
 
 // add stores r as pending under a new Seq at the back of the queue.

@@ -150,6 +150,6 @@ func TestDrainRenameCarriesMode(t *testing.T) {
 		t.Errorf("renamed object's mode %q, want 100700", meta["mode"])
 	}
 	if n := sr.count("put start w/b"); n != 0 {
-		t.Errorf("the renamed file was uploaded %d times, want a copy", n)
+		t.Errorf("the renamed file was uploaded %d times, want a copy; requests: %v", n, sr.log)
 	}
 }
