@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -82,6 +83,7 @@ func (m ioURingMode) check(err error, log *slog.Logger) error {
 		return nil
 	case err == nil:
 		log.Info("serving the mount over io_uring")
+		roomForRingThreads()
 		return nil
 	case m == ioURingOn:
 		return fmt.Errorf("--io-uring=on: the mount could not be served over io_uring: %v", err)
@@ -124,4 +126,20 @@ func statSettled(mountpoint string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// roomForRingThreads gives the Go scheduler a processor per CPU more than
+// it has CPUs (unless GOMAXPROCS is set). Each CPU's request queue has a
+// thread that waits in io_uring_enter without holding a processor; when a
+// request comes it must take one back before it can serve it, and with one
+// per CPU they are often all busy (the journal's commits, the drain, the
+// collector), so the request waits for the Go scheduler as well as for the
+// kernel's. The spare processors let it run at once, the kernel sharing
+// the CPUs. Untars over io_uring took 3-13% less time with it, in three
+// interleaved runs on a loaded 2-CPU machine.
+func roomForRingThreads() {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + runtime.NumCPU())
 }

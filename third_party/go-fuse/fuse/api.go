@@ -399,10 +399,22 @@ type MountOptions struct {
 
 	// IoUringThreadsPerQueue is how many threads serve each of the
 	// kernel's per-CPU request queues when EnableIoUring is set.
-	// Each thread has its own ring and one request buffer, and
-	// runs the requests it gets inline, so a request that blocks
-	// holds up only its own thread. Zero means 4.
+	// Each thread has its own ring and IoUringQueueDepth request
+	// buffers. A thread serves the requests it gets inline, except
+	// those that may wait in the filesystem (READ, WRITE, FSYNC,
+	// FSYNCDIR, FLUSH, the lock requests, IOCTL, POLL, FALLOCATE,
+	// LSEEK, COPY_FILE_RANGE), which it hands to a goroutine of their
+	// own and answers when they are done. Zero means 1: one thread
+	// that always finds its ring warm. A filesystem whose other
+	// requests can block for long (a network filesystem's LOOKUP)
+	// should ask for more threads, each with one buffer, so that a
+	// blocked request holds up only its own thread.
 	IoUringThreadsPerQueue int
+
+	// IoUringQueueDepth is the number of request buffers of each
+	// serving thread. Zero means 8 with one thread per queue, and 1
+	// with more.
+	IoUringQueueDepth int
 }
 
 // RawFileSystem is an interface close to the FUSE wire protocol.

@@ -58,7 +58,10 @@ const (
 	fuseURingHeaderEntry  = 256
 	fuseURingHeaderSize   = 288
 	fuseMinReadBuffer     = 8192
-	defaultURingPerQueue  = 4
+	defaultURingPerQueue  = 1
+	defaultURingDepth     = 8
+	ioringOpRead          = 22
+	eventfdTag            = 1 << 32 // user data of the eventfd read
 	uringRegisterAttempts = 1000
 )
 
@@ -251,6 +254,21 @@ type uringThread struct {
 	ring *ioRing
 	mem  []byte
 	ents []uringEnt
+
+	// A request that may wait (see mayWait) is served on its own
+	// goroutine, which leaves its answer in ready and writes efd; the
+	// ring holds a read of efd, so the thread wakes and commits it.
+	efd    int
+	efdBuf [8]byte
+	mu     sync.Mutex
+	ready  []handedOff
+	spare  []handedOff
+}
+
+// handedOff is a request answered on its own goroutine.
+type handedOff struct {
+	ent      int
+	commitID uint64
 }
 
 // uringServer is the io_uring side of a Server.
@@ -320,6 +338,13 @@ func (ms *Server) prepareIoUring() {
 	if perQueue <= 0 {
 		perQueue = defaultURingPerQueue
 	}
+	depth := ms.opts.IoUringQueueDepth
+	if depth <= 0 {
+		depth = 1
+		if perQueue == 1 {
+			depth = defaultURingDepth
+		}
+	}
 	page := os.Getpagesize()
 	// The kernel wants room for max(FUSE_MIN_READ_BUFFER, max_write,
 	// max_pages pages) in every buffer.
@@ -327,7 +352,7 @@ func (ms *Server) prepareIoUring() {
 	nq := possibleCPUs()
 	for qid := 0; qid < nq; qid++ {
 		for i := 0; i < perQueue; i++ {
-			t, err := newURingThread(ms, qid, 1, page, payload)
+			t, err := newURingThread(ms, qid, depth, page, payload)
 			if err != nil {
 				ms.closeIoUring()
 				ms.uring.err = err
@@ -340,17 +365,24 @@ func (ms *Server) prepareIoUring() {
 }
 
 func newURingThread(ms *Server, qid, depth, page, payload int) (*uringThread, error) {
-	ring, err := newIoRing(uint32(depth))
+	// One SQE per buffer and one for the eventfd read.
+	ring, err := newIoRing(uint32(depth + 1))
 	if err != nil {
 		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		ring.close()
+		return nil, fmt.Errorf("io_uring eventfd: %w", err)
 	}
 	per := page + payload
 	mem, err := unix.Mmap(-1, 0, depth*per, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		ring.close()
+		unix.Close(efd)
 		return nil, fmt.Errorf("io_uring buffers: %w", err)
 	}
-	t := &uringThread{srv: ms, qid: qid, ring: ring, mem: mem, ents: make([]uringEnt, depth)}
+	t := &uringThread{srv: ms, qid: qid, ring: ring, mem: mem, ents: make([]uringEnt, depth), efd: efd}
 	for i := range t.ents {
 		e := &t.ents[i]
 		e.header = mem[i*per : i*per+fuseURingHeaderSize]
@@ -411,6 +443,10 @@ func (ms *Server) closeIoUring() {
 			unix.Munmap(t.mem)
 			t.mem = nil
 		}
+		if t.efd >= 0 {
+			unix.Close(t.efd)
+			t.efd = -1
+		}
 	}
 	ms.uring.threads = nil
 }
@@ -445,6 +481,7 @@ func (t *uringThread) run(fuseFD int, registered *sync.WaitGroup) {
 		return
 	}
 
+	t.armEventfd()
 	for t.live() > 0 {
 		errno := t.ring.enter(1)
 		switch errno {
@@ -470,11 +507,22 @@ func (t *uringThread) live() int {
 // reap serves every completed command and queues its answer.
 func (t *uringThread) reap(fuseFD int, fixed bool) {
 	t.ring.completions(func(userData uint64, res int32) {
+		if userData == eventfdTag {
+			t.commitHandedOff(fuseFD, fixed)
+			if res >= 0 || res == -int32(syscall.EINTR) || res == -int32(syscall.EAGAIN) {
+				t.armEventfd()
+			}
+			return
+		}
 		i := int(userData)
 		e := &t.ents[i]
 		switch {
 		case res == 0:
 			t.srv.uring.served.Add(1)
+			if mayWait((*InHeader)(unsafe.Pointer(&e.header[0])).Opcode) {
+				go t.serveHandedOff(i)
+				return
+			}
 			commitID := t.serve(e)
 			t.queue(i, fuseURingCmdCommit, commitID, fuseFD, fixed)
 		case res == -int32(syscall.EAGAIN) || res == -int32(syscall.EINTR):
@@ -493,6 +541,59 @@ func (t *uringThread) reap(fuseFD int, fixed bool) {
 			t.srv.opts.Logger.Print(err)
 		}
 	})
+}
+
+// mayWait says whether a request may take long in the filesystem (disk
+// I/O, fsync, locks): it is then served on its own goroutine, so that it
+// does not hold up the other requests from its CPU, which one thread
+// serves. The rest are served inline, on the thread that will commit the
+// answer: no hand-off between threads, the cheapest round trip.
+func mayWait(op uint32) bool {
+	switch op {
+	case _OP_READ, _OP_WRITE, _OP_FSYNC, _OP_FSYNCDIR, _OP_FLUSH,
+		_OP_GETLK, _OP_SETLK, _OP_SETLKW, _OP_IOCTL, _OP_POLL,
+		_OP_FALLOCATE, _OP_LSEEK, _OP_COPY_FILE_RANGE, _OP_COPY_FILE_RANGE_64:
+		return true
+	}
+	return false
+}
+
+// serveHandedOff serves ent i's request and hands the answer back to the
+// ring's thread.
+func (t *uringThread) serveHandedOff(i int) {
+	commitID := t.serve(&t.ents[i])
+	t.mu.Lock()
+	t.ready = append(t.ready, handedOff{ent: i, commitID: commitID})
+	t.mu.Unlock()
+	one := [8]byte{1}
+	// An eventfd write fails only when the counter would overflow.
+	unix.Write(t.efd, one[:])
+}
+
+// commitHandedOff queues the commits of the answers served on their own
+// goroutines.
+func (t *uringThread) commitHandedOff(fuseFD int, fixed bool) {
+	t.mu.Lock()
+	ready := t.ready
+	t.ready = t.spare[:0]
+	t.mu.Unlock()
+	for _, h := range ready {
+		t.queue(h.ent, fuseURingCmdCommit, h.commitID, fuseFD, fixed)
+	}
+	t.spare = ready
+}
+
+// armEventfd queues a read of the eventfd: it completes when a request
+// served on its own goroutine has its answer ready.
+func (t *uringThread) armEventfd() {
+	sqe := t.ring.nextSQE()
+	sqe.opcode = ioringOpRead
+	sqe.fd = int32(t.efd)
+	sqe.cmdOp, sqe.pad1 = ^uint32(0), ^uint32(0) // offset -1: the file's position
+	sqe.addr = uint64(uintptr(unsafe.Pointer(&t.efdBuf[0])))
+	sqe.len = uint32(len(t.efdBuf))
+	sqe.userData = eventfdTag
+	t.ring.push()
 }
 
 func (t *uringThread) queue(i int, cmd uint32, commitID uint64, fuseFD int, fixed bool) {

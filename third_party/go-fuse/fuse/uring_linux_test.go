@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -312,29 +313,75 @@ func concurrentLoad(t *testing.T, mnt string, workers, files int) {
 }
 
 // TestIoUringFewCPUs serves every queue from one CPU with one Go
-// processor and four threads per queue, in a child process started
+// processor, with one thread per queue (the default: reads and writes
+// handed to goroutines) and with four, in a child process started
 // under taskset.
 func TestIoUringFewCPUs(t *testing.T) {
-	if os.Getenv("FUSE_URING_FEW_CPUS") != "" {
+	if n := os.Getenv("FUSE_URING_FEW_CPUS"); n != "" {
 		runtime.GOMAXPROCS(1)
+		threads, _ := strconv.Atoi(n)
 		root, _ := loopback(t)
 		_, mnt := mountURing(t, root, fuse.MountOptions{
 			DisabledCapabilities:   fuse.CAP_PASSTHROUGH,
-			IoUringThreadsPerQueue: 4,
+			IoUringThreadsPerQueue: threads,
 		})
 		concurrentLoad(t, mnt, 8, 20)
 		return
 	}
 	needURing(t)
+	taskset := needTaskset(t)
+	for _, threads := range []string{"1", "4"} {
+		cmd := exec.Command(taskset, "-c", "0", os.Args[0], "-test.run=^TestIoUringFewCPUs$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "FUSE_URING_FEW_CPUS="+threads)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("PASS")) {
+			t.Fatalf("child on one CPU, %s threads per queue: %v\n%s", threads, err, out)
+		}
+	}
+}
+
+func needTaskset(t *testing.T) string {
 	taskset, err := exec.LookPath("taskset")
 	if err != nil {
 		t.Fatal("taskset (util-linux) is needed: ", err)
 	}
-	cmd := exec.Command(taskset, "-c", "0", os.Args[0], "-test.run=^TestIoUringFewCPUs$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FUSE_URING_FEW_CPUS=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("PASS")) {
-		t.Fatalf("child on one CPU: %v\n%s", err, out)
+	return taskset
+}
+
+// TestIoUringWaitingReadHoldsNoOneUp: with one thread per queue (the
+// default), a READ waiting in the filesystem does not hold up the other
+// requests from its CPU: it is served on a goroutine of its own.
+func TestIoUringWaitingReadHoldsNoOneUp(t *testing.T) {
+	r := newBlockingRoot()
+	_, mnt := mountURing(t, r, fuse.MountOptions{})
+	taskset := needTaskset(t)
+	dd := exec.Command(taskset, "-c", "0", "dd", "if="+filepath.Join(mnt, "block"), "of=/dev/null", "bs=4096", "count=1")
+	if err := dd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.reading:
+	case <-time.After(30 * time.Second):
+		dd.Process.Kill()
+		t.Fatal("READ never arrived")
+	}
+	defer func() {
+		dd.Process.Signal(syscall.SIGTERM)
+		<-r.readErr
+		dd.Wait()
+	}()
+	// From the same CPU, while the READ waits: LOOKUPs answered (ENOENT).
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, taskset, "-c", "0", "stat", filepath.Join(mnt, fmt.Sprintf("absent-%d", i))).CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("stat from the READ's CPU got no answer while the READ waited: %s", out)
+		}
+		if err == nil || !bytes.Contains(out, []byte("No such file")) {
+			t.Fatalf("stat of an absent name: %v, %s; want ENOENT", err, out)
+		}
 	}
 }
 
