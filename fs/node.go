@@ -163,7 +163,8 @@ func (n *Node) WrapChild(ctx context.Context, ops gofs.InodeEmbedder) gofs.Inode
 // O_TMPFILE).
 func (m *mountState) relPath(in *gofs.Inode) (string, bool) {
 	root := m.root.EmbeddedInode()
-	var segs []string
+	var buf [16]string // most paths are shallower: no allocation but Join's
+	segs := buf[:0]
 	for p := in; p != root; {
 		name, parent := p.Parent()
 		if parent == nil {
