@@ -337,38 +337,44 @@ const burstRecords = 32
 // returns how many records it committed.
 func (j *Journal) commitAll() (int, error) {
 	total := 0
+	// batch is what of whole is not committed yet: a transaction that
+	// reaches commitNodes leaves the rest of its batch to the next one,
+	// which goes before anything queued since, so batches stay prefixes of
+	// the queue.
+	var whole, batch []op
 	for {
 		j.mu.Lock()
-		if len(j.queue) == 0 {
-			j.mu.Unlock()
-			return total, nil
+		if len(batch) == 0 {
+			if len(j.queue) == 0 {
+				j.mu.Unlock()
+				return total, nil
+			}
+			if len(j.queue) <= j.opts.MaxBatch {
+				whole, j.queue = j.queue, j.spare[:0]
+			} else {
+				whole = append(j.spare[:0], j.queue[:j.opts.MaxBatch]...)
+				n := copy(j.queue, j.queue[j.opts.MaxBatch:])
+				clear(j.queue[n:])
+				j.queue = j.queue[:n]
+			}
+			j.spare = nil
+			batch = whole
 		}
-		var batch []op
-		if len(j.queue) <= j.opts.MaxBatch {
-			batch, j.queue = j.queue, j.spare[:0]
-		} else {
-			batch = append(j.spare[:0], j.queue[:j.opts.MaxBatch]...)
-			n := copy(j.queue, j.queue[j.opts.MaxBatch:])
-			clear(j.queue[n:])
-			j.queue = j.queue[:n]
-		}
-		j.spare = nil
 		j.inCommit = batch
 		j.mu.Unlock()
 
 		start := time.Now()
-		records, err := j.commit(batch)
+		records, applied, err := j.commit(batch)
 		if j.opts.OnCommit != nil {
 			j.opts.OnCommit(time.Since(start), err)
 		}
 
 		j.mu.Lock()
-		j.inCommit = nil
 		if err != nil {
 			// Keep the records, in order, ahead of anything queued since:
 			// an acknowledged change must never be dropped. Control ops fail
 			// now; their callers retry at their own pace.
-			kept := make([]op, 0, records+len(j.queue))
+			kept := make([]op, 0, len(batch)+len(j.queue))
 			for _, o := range batch {
 				if o.fn == nil {
 					kept = append(kept, o)
@@ -378,16 +384,23 @@ func (j *Journal) commitAll() (int, error) {
 			}
 			j.queue = append(kept, j.queue...)
 			j.commitErr = err
+			j.inCommit, whole, batch = nil, nil, nil
 		} else {
 			j.durable += uint64(records)
 			j.commitErr = nil
-			for _, o := range batch {
+			done := batch[:applied]
+			for _, o := range done {
 				if o.res != nil {
 					o.res <- nil // replaced below when fn failed
 				}
 			}
-			clear(batch)
-			j.spare = batch[:0]
+			clear(done)
+			batch = batch[applied:]
+			j.inCommit = batch // still to commit, for Has
+			if len(batch) == 0 {
+				j.inCommit = nil
+				j.spare = whole[:0]
+			}
 		}
 		close(j.committed)
 		j.committed = make(chan struct{})
@@ -406,19 +419,38 @@ func (j *Journal) commitAll() (int, error) {
 	}
 }
 
-// commit applies batch in one transaction and returns how many record ops it
-// held. A control op's own error goes to its caller and does not fail the
-// batch; control ops validate before they write, so a failing one has
-// changed nothing.
-func (j *Journal) commit(batch []op) (records int, err error) {
+// commitNodes bounds the B+tree nodes one transaction may load to change
+// (bbolt's TxStats.NodeCount). Each costs the heap a copy of its page's
+// entries and, at the commit, a page to write, and its page is mapped into
+// the process: about 10 KiB in all. Records of paths that are neighbours in
+// key order (an untar, a build) share nodes and commit MaxBatch at a time;
+// records scattered over a large journal (every file of a big tree edited
+// in no particular order) load a leaf or two each, and a batch of 4096 of
+// them held 40 MiB of heap and mapped as much of the state file.
+const commitNodes = 1024
+
+// commit applies a prefix of batch in one transaction, stopping once the
+// transaction has loaded commitNodes nodes (at least one op goes in), and
+// returns how many record ops and how many ops in all it applied. A control
+// op's own error goes to its caller and does not fail the batch; control ops
+// validate before they write, so a failing one has changed nothing.
+func (j *Journal) commit(batch []op) (records, applied int, err error) {
 	opErrs := make(map[int]error)
 	err = j.db.Update(func(tx *bbolt.Tx) error {
 		clear(opErrs)
+		records, applied = 0, 0
+		// Once per transaction: the commit reads every node it changed
+		// again as it writes them out, so a release half-way would only
+		// have their pages mapped again.
 		if j.opts.MappedMax > 0 && boltmem.FileRSS() > j.opts.MappedMax {
 			boltmem.Release(tx)
 		}
 		b := openBuckets(tx)
 		for i, o := range batch {
+			if st := tx.Stats(); i > 0 && st.GetNodeCount() >= commitNodes {
+				break
+			}
+			applied = i + 1
 			if o.fn != nil {
 				if err := o.fn(tx); err != nil {
 					opErrs[i] = err
@@ -442,7 +474,7 @@ func (j *Journal) commit(batch []op) (records int, err error) {
 		return nil
 	})
 	if err != nil {
-		return records, fmt.Errorf("journal: commit: %w", err)
+		return records, applied, fmt.Errorf("journal: commit: %w", err)
 	}
 	// Deliver control-op errors before commitAll sends nil to the rest: res
 	// is buffered(1), so the first send wins and commitAll's is dropped.
@@ -450,7 +482,7 @@ func (j *Journal) commit(batch []op) (records int, err error) {
 		batch[i].res <- e
 		batch[i].res = nil
 	}
-	return records, nil
+	return records, applied, nil
 }
 
 type buckets struct {

@@ -13,8 +13,9 @@ import (
 
 // DefaultMappedMax is LimitMapped's usual bound on file-backed resident
 // memory (the binary's own text counts too, ~20 MiB): with the heap's
-// 100 MiB soft limit, under the 150 MiB a command may peak at.
-const DefaultMappedMax = 40 << 20
+// 100 MiB soft limit, under the 150 MiB a command may peak at. Long reads
+// keep to the same bound (boltmem.Counter).
+const DefaultMappedMax = boltmem.Max
 
 // mappedEvery is how often LimitMapped looks (a read of /proc/self/statm):
 // a scan maps at most a few hundred MiB a second, so the bound is overshot

@@ -99,9 +99,10 @@ func run(ctx context.Context, args []string) int {
 	}
 	// S3SYNC_MEMPROFILE=file writes a heap profile at exit: what was live
 	// at the last collection, and every allocation made (pprof's
-	// -sample_index=alloc_space).
+	// -sample_index=alloc_space); SIGUSR1 writes one at that moment.
 	if path := os.Getenv("S3SYNC_MEMPROFILE"); path != "" {
 		defer writeHeapProfile(path)
+		defer heapProfileOnSignal(path)()
 	}
 	// The heap is small (listings stream) and most garbage is per-request
 	// SDK plumbing: trading a little memory for fewer collections is a

@@ -31,16 +31,36 @@ func Release(tx *bbolt.Tx) {
 	syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(size), syscall.MADV_DONTNEED)
 }
 
-// Every is how many records a long read goes between releases: a few MiB of
-// pages at most.
-const Every = 16384
+// Max is the file-backed resident memory above which a Counter drops the
+// mapping: the binary's own text counts too (~20 MiB), so a long read keeps
+// less than 10 MiB of the state file mapped; the commit of a burst of
+// changes maps up to a few tens of MiB more for a moment (journal).
+const Max = 28 << 20
 
-// Counter releases the mapping once every Every steps of a long read.
-type Counter struct{ n int }
+// checkEvery is how many records a long read goes between looks at
+// FileRSS. The kernel maps 16 pages around each page a read faults in
+// (fault-around), and a large page-cache folio whole (up to 64 pages seen),
+// so 64 records read in no particular order can map a few MiB.
+const checkEvery = 64
 
-// Step counts one record read in tx, releasing the mapping every Every.
+// Counter drops the mapping during a long read whenever the process's
+// file-backed resident memory passes Max (or its own Max, if set).
+type Counter struct {
+	Max int64
+	n   int
+}
+
+// Step counts one record read in tx; every checkEvery it looks at FileRSS
+// and releases the mapping if it is over the bound.
 func (c *Counter) Step(tx *bbolt.Tx) {
-	if c.n++; c.n%Every == 0 {
+	if c.n++; c.n%checkEvery != 0 {
+		return
+	}
+	bound := c.Max
+	if bound <= 0 {
+		bound = Max
+	}
+	if FileRSS() > bound {
 		Release(tx)
 	}
 }

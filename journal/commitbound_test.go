@@ -1,0 +1,84 @@
+package journal
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCommitBoundedWhenScattered: a burst of changes scattered over a large
+// journal (a day offline, every file of a big tree edited in no particular
+// order) commits in transactions that each load about commitNodes B+tree
+// nodes at most, instead of one leaf or two per record for MaxBatch records
+// (thousands of nodes: tens of MiB of heap, as much of the state file
+// mapped). Every change is still committed, in the order it was made, and
+// an operation queued behind the burst still runs.
+func TestCommitBoundedWhenScattered(t *testing.T) {
+	const files, changes = 50000, 8192
+	db, err := OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Commits come only when Sync asks, so the burst is queued whole, as
+	// when the committer falls behind.
+	var mu sync.Mutex
+	var last, most int64
+	j, err := Open(db, Options{CommitInterval: time.Hour, BurstInterval: time.Hour, OnCommit: func(_ time.Duration, err error) {
+		if err != nil {
+			t.Errorf("commit: %v", err)
+		}
+		st := db.Stats().TxStats
+		n := st.GetNodeCount()
+		mu.Lock()
+		most, last = max(most, n-last), n
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	path := func(i int) string { return fmt.Sprintf("dir%03d/a-file-with-a-longish-name-%06d.txt", i%700, i) }
+	for i := range files {
+		j.Changed(path(i))
+	}
+	syncT(t, j)
+
+	mu.Lock()
+	most = 0
+	mu.Unlock()
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := rng.Perm(files)[:changes]
+	for _, i := range order {
+		j.Changed(path(i))
+	}
+	meta := make(chan error, 1)
+	go func() { meta <- j.SetMeta("after-the-burst", []byte("yes")) }()
+	syncT(t, j)
+	if err := <-meta; err != nil {
+		t.Fatalf("SetMeta queued behind the burst: %v", err)
+	}
+
+	mu.Lock()
+	got := most
+	mu.Unlock()
+	// The op that crosses the bound loads a few nodes of its own: a leaf
+	// and the branches above it in each bucket it touches.
+	if bound := int64(commitNodes + 32); got > bound {
+		t.Errorf("a commit of the scattered burst loaded %d B+tree nodes, want at most %d", got, bound)
+	}
+	recs := pending(t, j)
+	if len(recs) != files {
+		t.Fatalf("%d records pending, want %d", len(recs), files)
+	}
+	for k, i := range order {
+		if r := recs[files-changes+k]; r.Path != path(i) {
+			t.Fatalf("pending record %d is %q, want %q: the changes are out of the order they were made in", files-changes+k, r.Path, path(i))
+		}
+	}
+	if v, err := j.Meta("after-the-burst"); err != nil || string(v) != "yes" {
+		t.Errorf("meta after the burst = %q, %v", v, err)
+	}
+}
