@@ -308,9 +308,15 @@ if section mount; then
 	loop loop-full
 	timed status-full "$S3SYNC" status --state-dir "$ST" "$DATA" && rec status-full
 	T_[mount-full-rss]=$(mount_rss)
-	mount_down
+	mount_down KILL
 	kill -CONT "$SERVER_PID"
 	timed status-unmounted "$S3SYNC" status --state-dir "$ST" "$DATA" && rec status-unmounted
+	say "start-up after kill -9 with $N records pending (the scan finds every file changed again)"
+	if mount_up mount-offline; then
+		rec mount-offline
+		T_[mount-offline-rss]=$(mount_rss)
+		mount_down
+	fi
 	du -sk "$ST" | awk '{ printf "  state dir with the records pending: %.0f MiB\n", $1 / 1024 }' >&2
 	T_[state-mb]=$(du -sk "$ST" | awk '{ printf "%.0f", $1 / 1024 }')
 fi
@@ -359,7 +365,8 @@ done
 	echo "| \`status\` with $N pending, mounted / not mounted | $(fmt_s "$(v status-full)") / $(fmt_s "$(v status-unmounted)") |"
 	echo "| create+write+close of $NLOOP files, empty journal / $N pending | $(v loop-empty-create) / $(v loop-full-create) per s ($(ratio "$(v loop-full-create)" "$(v loop-empty-create)")) |"
 	echo "| stat of those files, empty journal / $N pending | $(v loop-empty-stat) / $(v loop-full-stat) per s ($(ratio "$(v loop-full-stat)" "$(v loop-empty-stat)")) |"
-	echo "| the mount's peak RSS (anonymous only): first mount / clean start-ups / with $N pending | $(v mount-first-rss) / $(v mount-rss) / $(v mount-full-rss) MiB |"
+	echo "| start-up after kill -9 with $N pending (every file found changed again) | $(fmt_s "$(v mount-offline)") |"
+	echo "| the mount's peak RSS (anonymous only): first mount / clean start-ups / with $N pending / that start-up | $(v mount-first-rss) / $(v mount-rss) / $(v mount-full-rss) / $(v mount-offline-rss) MiB |"
 	echo "| state dir (journal + cache) with $N pending | $(v state-mb) MiB |"
 	echo
 	echo "Targets: no-op ≤ 0.3× rclone; peak RSS ≤ 150 MiB for every s3sync command."

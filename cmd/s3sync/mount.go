@@ -194,6 +194,10 @@ type mounter struct {
 // 40 µs with 2, 30 µs with 8), and an untar makes six round trips per file.
 const minMountProcs = 8
 
+// scanSyncEvery is how many changes the start-up scan records between
+// waits for the journal to commit them (a few MiB of queue at most).
+const scanSyncEvery = 16384
+
 func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) (err error) {
 	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minMountProcs {
 		runtime.GOMAXPROCS(minMountProcs)
@@ -330,7 +334,16 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
 	var removed []string
-	cached, err := c.ScanCount(workdir, nil, func(p string) { rescanned++; j.Changed(p) }, func(p string) { removed = append(removed, p) })
+	cached, err := c.ScanCount(workdir, nil, func(p string) {
+		rescanned++
+		j.Changed(p)
+		if rescanned%scanSyncEvery == 0 {
+			// The scan finds changes far faster than the journal
+			// commits them: without waiting now and then, a day of
+			// changes made while unmounted queues in memory whole.
+			j.Sync(ctx)
+		}
+	}, func(p string) { removed = append(removed, p) })
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
