@@ -14,7 +14,6 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -307,15 +306,7 @@ func TestSeedCacheKnowsMarkers(t *testing.T) {
 	mkdirs(t, src, "empty", "gone")
 	e.sync(src, "s3://"+e.bucket, nil)
 	os.Remove(src + "/gone")
-	db, err := journal.OpenDB(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openCache(t)
 	loc, _ := remote.ParseURL("s3://" + e.bucket)
 	if _, err := syncer.SeedCache(context.Background(), e.client, c, src, loc); err != nil {
 		t.Fatal(err)

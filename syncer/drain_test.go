@@ -77,6 +77,33 @@ func newDrainBehindFaults(t *testing.T, opts syncer.DrainOptions) (*drainEnv, *f
 	return d, proxy
 }
 
+// openState opens a new state file, closed when the test ends: its journal
+// and its cache, as a mount has them.
+func openState(t *testing.T) (*journal.Journal, *cache.Cache) {
+	t.Helper()
+	db, err := journal.OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	j, err := journal.Open(db, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, c
+}
+
+// openCache is openState's cache alone.
+func openCache(t *testing.T) *cache.Cache {
+	t.Helper()
+	_, c := openState(t)
+	return c
+}
+
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
 // prefix is another machine mirroring the same folder.
 func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
@@ -89,18 +116,7 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := journal.OpenDB(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, c := openState(t)
 	d := &drainEnv{env: e, p: p, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	if opts.WriterID == "" {
 		// As a mount has: its own writes are told by it (cmd/s3sync writerID).
@@ -120,8 +136,7 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	t.Cleanup(func() {
 		d.cancel()
 		<-d.done
-		j.Close()
-		db.Close()
+		j.Close() // before openState's db.Close: cleanups run last first
 	})
 	return d
 }

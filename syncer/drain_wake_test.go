@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
@@ -33,18 +32,7 @@ func (c *countingJournal) Pending(fn func(journal.Record) bool) error {
 // held back while open is still sent once it is closed.
 func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
 	e := newEnv(t)
-	db, err := journal.OpenDB(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, c := openState(t)
 	cj := &countingJournal{Journal: j}
 	workdir := t.TempDir()
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -181,7 +180,7 @@ func TestSeedCacheLinks(t *testing.T) {
 	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
 	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, w+"/changed", ts, unix.AT_SYMLINK_NOFOLLOW))
 
-	c := linkCache(t)
+	c := openCache(t)
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
 	n, err := syncer.SeedCache(context.Background(), e.client, c, w, loc)
 	if err != nil {
@@ -335,18 +334,4 @@ func TestDownloadNeverThroughLinkOutside(t *testing.T) {
 			}
 		})
 	}
-}
-
-func linkCache(t *testing.T) *cache.Cache {
-	t.Helper()
-	db, err := journal.OpenDB(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -32,15 +30,7 @@ func TestSeedCacheManyFiles(t *testing.T) {
 		}
 	}
 	e.sync(src, "s3://"+e.bucket+"/w", nil)
-	db, err := journal.OpenDB(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openCache(t)
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
 	seeded, err := syncer.SeedCache(context.Background(), e.client, c, src, loc)
 	if err != nil {
