@@ -442,7 +442,7 @@ func (j *Journal) commit(batch []op) (records, applied int, err error) {
 		// Once per transaction: the commit reads every node it changed
 		// again as it writes them out, so a release half-way would only
 		// have their pages mapped again.
-		if j.opts.MappedMax > 0 && boltmem.FileRSS() > j.opts.MappedMax {
+		if j.opts.MappedMax > 0 && boltmem.Over(j.opts.MappedMax) {
 			boltmem.Release(tx)
 		}
 		b := openBuckets(tx)

@@ -38,7 +38,7 @@ func LimitMapped(db *bbolt.DB, max int64) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if boltmem.FileRSS() > max {
+			if boltmem.Over(max) {
 				ReleaseMapped(db)
 			}
 		}

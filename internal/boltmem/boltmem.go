@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"go.etcd.io/bbolt"
@@ -29,6 +30,36 @@ func Release(tx *bbolt.Tx) {
 		return
 	}
 	syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(size), syscall.MADV_DONTNEED)
+	releases.Add(1)
+	afterRelease.Store(FileRSS())
+}
+
+// afterRelease is FileRSS just after the last Release: what the process has
+// mapped besides the state file, its own binary above all. It can only be
+// stale upwards (the kernel reclaimed some of the binary's pages since),
+// which keeps the process's file-backed memory at most what it was allowed
+// then.
+var afterRelease atomic.Int64
+
+// releases counts Release calls (tests).
+var releases atomic.Int64
+
+// headroom is how much of the state file a bound leaves mapped at least,
+// over what the process maps besides it.
+const headroom = Max - 20<<20
+
+// Over reports whether the process's file-backed resident memory is over
+// limit, or over what it was after the last Release plus headroom when that
+// is more: a binary whose own mapped text is larger than Max's allowance
+// (another build, more code run) would otherwise have every check release
+// the mapping, and every read fault its pages in again.
+func Over(limit int64) bool {
+	return FileRSS() > Bound(limit)
+}
+
+// Bound is the bound Over applies for limit.
+func Bound(limit int64) int64 {
+	return max(limit, afterRelease.Load()+headroom)
 }
 
 // Max is the file-backed resident memory above which a Counter drops the
@@ -44,7 +75,7 @@ const Max = 28 << 20
 const checkEvery = 64
 
 // Counter drops the mapping during a long read whenever the process's
-// file-backed resident memory passes Max (or its own Max, if set).
+// file-backed resident memory passes Max (or its own Max, if set; see Over).
 type Counter struct {
 	Max int64
 	n   int
@@ -60,7 +91,7 @@ func (c *Counter) Step(tx *bbolt.Tx) {
 	if bound <= 0 {
 		bound = Max
 	}
-	if FileRSS() > bound {
+	if Over(bound) {
 		Release(tx)
 	}
 }

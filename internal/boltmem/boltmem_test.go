@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"go.etcd.io/bbolt"
@@ -58,6 +60,7 @@ func TestCounterBoundsALongRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
+			afterRelease.Store(0) // another test's floor (a file it mapped) is not this one's
 			base := FileRSS()
 			c := Counter{Max: base + 4<<20}
 			var most int64
@@ -108,4 +111,86 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCounterAboveMaxWithoutTheFile: when the process maps more than Max
+// besides the state file (here another file, as a larger binary's own text
+// would be), a long read still keeps the state file's pages to about
+// headroom, and releases only when those grow past it: not at every check,
+// which would fault every page in again after each release.
+func TestCounterAboveMaxWithoutTheFile(t *testing.T) {
+	const records, size = 48 << 10, 1000
+	dir := t.TempDir()
+	other := bytes.Repeat([]byte("o"), Max+8<<20)
+	must(t, os.WriteFile(filepath.Join(dir, "other"), other, 0o600))
+	f, err := os.Open(filepath.Join(dir, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(other), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	var sum byte
+	for i := 0; i < len(m); i += 4096 {
+		sum += m[i]
+	}
+	if FileRSS() <= Max {
+		t.Fatalf("file-backed RSS %d MiB with the other file mapped, want over Max (%d MiB): the test measures nothing", FileRSS()>>20, Max>>20)
+	}
+
+	db, err := bbolt.Open(filepath.Join(dir, "db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	val := bytes.Repeat([]byte("v"), size)
+	for i := 0; i < records; i += 4096 {
+		must(t, db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("t"))
+			if err != nil {
+				return err
+			}
+			for j := i; j < i+4096; j++ {
+				if err := b.Put(key(j), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	// Whatever an earlier test left: this process's own floor now.
+	releaseAll(db)
+	base := FileRSS()
+	before := releases.Load()
+	var c Counter
+	var most int64
+	n := 0
+	must(t, db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("t")).ForEach(func(k, v []byte) error {
+			c.Step(tx)
+			if n++; n%64 == 0 {
+				most = max(most, FileRSS()-base)
+			}
+			return nil
+		})
+	}))
+	got := releases.Load() - before
+	if checks := int64(records / checkEvery); got > checks/10 {
+		t.Errorf("%d releases in %d checks: the read released at nearly every check", got, checks)
+	}
+	if most > headroom+12<<20 {
+		t.Errorf("the read kept up to %d MiB of the state file mapped, want about %d", most>>20, headroom>>20)
+	}
+	sink = sum
+}
+
+// sink keeps the touches of the other file from being optimised away.
+var sink byte
+
+// releaseAll drops db's mapping in a transaction of its own.
+func releaseAll(db *bbolt.DB) {
+	_ = db.View(func(tx *bbolt.Tx) error { Release(tx); return nil })
 }
