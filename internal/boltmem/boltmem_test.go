@@ -28,20 +28,7 @@ func TestCounterBoundsALongRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	val := bytes.Repeat([]byte("v"), size)
-	for i := 0; i < records; i += 4096 {
-		must(t, db.Update(func(tx *bbolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte("t"))
-			if err != nil {
-				return err
-			}
-			for j := i; j < i+4096; j++ {
-				if err := b.Put(key(j), val); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-	}
+	fillTable(t, db, records, val)
 	must(t, db.Close())
 	scattered := rand.New(rand.NewPCG(1, 2)).Perm(records)
 	for _, tc := range []struct {
@@ -104,6 +91,26 @@ func TestCounterBoundsALongRead(t *testing.T) {
 	}
 }
 
+// fillTable puts records values val under key(0..records-1) in table "t",
+// 4096 to a transaction.
+func fillTable(t *testing.T, db *bbolt.DB, records int, val []byte) {
+	t.Helper()
+	for i := 0; i < records; i += 4096 {
+		must(t, db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("t"))
+			if err != nil {
+				return err
+			}
+			for j := i; j < i+4096; j++ {
+				if err := b.Put(key(j), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+}
+
 func key(i int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
 
 func must(t *testing.T, err error) {
@@ -147,20 +154,7 @@ func TestCounterAboveMaxWithoutTheFile(t *testing.T) {
 	}
 	defer db.Close()
 	val := bytes.Repeat([]byte("v"), size)
-	for i := 0; i < records; i += 4096 {
-		must(t, db.Update(func(tx *bbolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte("t"))
-			if err != nil {
-				return err
-			}
-			for j := i; j < i+4096; j++ {
-				if err := b.Put(key(j), val); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-	}
+	fillTable(t, db, records, val)
 	// Whatever an earlier test left: this process's own floor now.
 	releaseAll(db)
 	base := FileRSS()
