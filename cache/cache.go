@@ -102,12 +102,16 @@ func (c *Cache) Get(path string) (Entry, bool, error) {
 
 // Put records that the remote holds e for path. It returns once the entry
 // is durable; concurrent Puts and Deletes share a transaction and its fsync.
+// Put and Delete settle path's intent (see PutIntent).
 func (c *Cache) Put(path string, e Entry) error {
 	if err := checkKey(path); err != nil {
 		return fmt.Errorf("cache: put %q: %w", path, err)
 	}
 	data := e.marshal()
 	err := c.write(func(b *bbolt.Bucket) error {
+		if err := settleIntent(b.Tx(), path); err != nil {
+			return err
+		}
 		return b.Put([]byte(path), data)
 	})
 	if err != nil {
@@ -122,6 +126,9 @@ func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
 	if err := checkKey(path); err != nil {
 		return fmt.Errorf("cache: put %q: %w", path, err)
 	}
+	if err := settleIntent(tx, path); err != nil {
+		return fmt.Errorf("cache: put %q: %w", path, err)
+	}
 	if err := tx.Bucket(bucketCache).Put([]byte(path), e.marshal()); err != nil {
 		return fmt.Errorf("cache: put %q: %w", path, err)
 	}
@@ -130,6 +137,9 @@ func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
 
 // DeleteTx is Delete inside the caller's transaction.
 func (c *Cache) DeleteTx(tx *bbolt.Tx, path string) error {
+	if err := settleIntent(tx, path); err != nil {
+		return fmt.Errorf("cache: delete %q: %w", path, err)
+	}
 	if err := tx.Bucket(bucketCache).Delete([]byte(path)); err != nil {
 		return fmt.Errorf("cache: delete %q: %w", path, err)
 	}
@@ -139,6 +149,9 @@ func (c *Cache) DeleteTx(tx *bbolt.Tx, path string) error {
 // Delete forgets path; deleting an absent path is not an error.
 func (c *Cache) Delete(path string) error {
 	err := c.write(func(b *bbolt.Bucket) error {
+		if err := settleIntent(b.Tx(), path); err != nil {
+			return err
+		}
 		return b.Delete([]byte(path))
 	})
 	if err != nil {

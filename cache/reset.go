@@ -6,7 +6,7 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Reset forgets every entry and every open conflict (not the multipart
+// Reset forgets every entry, open conflict and intent (not the multipart
 // uploads in progress) and returns how many entries there were: for a state dir adopted by another working
 // directory or remote, whose entries describe what the bucket held for a
 // folder that is not there. An empty cache makes the next mount compare
@@ -29,9 +29,14 @@ func (c *Cache) Reset() (int, error) {
 				return err
 			}
 		}
-		// Conflicts were with what the old folder or remote held.
-		if tx.Bucket(bucketConflicts) != nil {
-			return tx.DeleteBucket(bucketConflicts)
+		// Conflicts and intents were of what the old folder or remote
+		// held.
+		for _, name := range [][]byte{bucketConflicts, bucketIntents} {
+			if tx.Bucket(name) != nil {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

@@ -43,6 +43,16 @@ type Cache interface {
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
 	Uploads
 	Conflicts
+	Intents
+}
+
+// Intents are the PUTs of markers that may land before the cache knows of
+// them (cache.Cache.PutIntent).
+type Intents interface {
+	PutIntent(path string) error
+	HasIntent(path string) (bool, error)
+	DeleteIntent(path string) error
+	Intents(fn func(path string) error) error
 }
 
 // DrainOptions are the mount's sync flags.

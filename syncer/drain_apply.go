@@ -59,6 +59,12 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 	}
 	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
 	info, err := lstatBeneath(d.workdir, rel)
+	if notExist(err) || err == nil && !info.IsDir() {
+		// Not a directory (now): a marker put for it before a crash goes.
+		if err := d.settleMarker(ctx, rel); err != nil {
+			return err
+		}
+	}
 	if notExist(err) {
 		if err := d.removeFile(ctx, rel, st); err != nil {
 			return err
@@ -300,6 +306,19 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 		doubt = doubt || under(p, rel)
 	}
 	d.mu.Unlock()
+	// Markers below (or of) rel whose PUT may have landed unrecorded
+	// before a crash (see ensureMarker).
+	var intents []string
+	err = d.c.Intents(func(p string) error {
+		if p == rel+"/" || under(p, rel) {
+			intents = append(intents, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	doubt = doubt || len(intents) > 0
 	for _, p := range gone {
 		d.synced(p) // gone here: a conflict on it is over
 	}
@@ -353,6 +372,13 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 	for _, p := range gone {
 		if err := d.c.Delete(p); err != nil {
 			return err
+		}
+	}
+	for _, p := range intents {
+		if isGone(p) {
+			if err := d.c.DeleteIntent(p); err != nil {
+				return err
+			}
 		}
 	}
 	if d.opts.Delete {

@@ -151,7 +151,7 @@ func (d *drainEnv) waitIdle(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			s, _ := d.j.Stats()
-			t.Fatalf("journal did not drain: %+v", s)
+			t.Fatalf("journal did not drain: %+v state %+v", s, d.dr.State())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -329,6 +329,9 @@ func (d *Drainer) dropLink(ctx context.Context, rel string) error {
 // the link's, unless rel+".rclonelink" is a file here with its own object.
 func (d *Drainer) doubtKeys(rel string) []string {
 	keys := []string{d.key(rel)}
+	if isMarker(rel) {
+		return keys
+	}
 	if _, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel)) + LinkSuffix); errors.Is(err, fs.ErrNotExist) {
 		keys = append(keys, d.key(rel+LinkSuffix))
 	}

@@ -347,6 +347,16 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
+	// A marker PUT cut off by the crash is looked at again whatever its
+	// directory became (see cache.Cache.PutIntent).
+	err = c.Intents(func(p string) error {
+		rescanned++
+		j.Changed(p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	recorded, refusal := scanRemovals(j, removed, cached, m.sf, log)
 	rescanned += recorded
 	recordScanRefusal(j, refusal, log)
