@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/syncer"
@@ -167,6 +168,13 @@ func TestReconcileMaxDeleteFileBecomesFolder(t *testing.T) {
 		dst := t.TempDir()
 		testfs.WriteFile(t, dst+"/x", "a file where the bucket has a folder")
 		testfs.WriteFile(t, dst+"/z", "zed")
+		// Older than the object, as a download leaves it: z is in sync
+		// whichever second the object and this file were written in (a
+		// local file newer than its object is downloaded again).
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(dst+"/z", old, old); err != nil {
+			t.Fatal(err)
+		}
 		s, _ := syncer.ParseEndpoint(url)
 		d, _ := syncer.ParseEndpoint(dst)
 		l := &log{}
