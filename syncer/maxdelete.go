@@ -66,6 +66,11 @@ func (m MaxDelete) Allows(n, total int64) bool {
 	return n <= m.Count
 }
 
+// Unlimited reports whether the user lifted the limit (-1, or 100%).
+func (m MaxDelete) Unlimited() bool {
+	return m.Set && (m.IsPercent && m.Percent >= 100 || !m.IsPercent && m.Count < 0)
+}
+
 // String names the limit for a message.
 func (m MaxDelete) String() string {
 	switch {

@@ -1,63 +1,102 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
+	"io"
+	"log/slog"
 	"testing"
 
-	"github.com/s3sync/s3sync/internal/s3test"
-	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/syncer"
 )
 
-// A folder that lost most of its files (an emptied disk, a wrong path)
-// synced with --delete: reconcile uploads what is new, deletes nothing,
-// says so in one line with the flag that allows it, and exits 2; --dryrun
-// says the same; the flag then deletes.
-func TestCLIReconcileMaxDelete(t *testing.T) {
-	srv := s3test.Get(t)
-	ep := "--endpoint-url=" + srv.Endpoint
-	b := srv.NewBucket(t)
-	url := "s3://" + b + "/pfx/"
-	dir := t.TempDir()
-	for i := range 40 {
-		testfs.WriteFile(t, filepath.Join(dir, fmt.Sprintf("f%02d", i)), "x")
+// More removals than a removalScan holds: they are counted as found, and
+// once allowed recorded by a second scan, up to the number allowed; over
+// the limit nothing is recorded. Removals the journal already holds (made
+// through the mount) do not count against the limit.
+func TestRemovalScanBeyondWhatItHolds(t *testing.T) {
+	defer func(k int) { keepRemovals = k }(keepRemovals)
+	keepRemovals = 3
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	names := func(prefix string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("%s%02d", prefix, i))
+		}
+		return out
 	}
-	wantCode(t, s3sync(t, "reconcile", ep, dir, url), 0)
-	for i := range 30 {
-		os.Remove(filepath.Join(dir, fmt.Sprintf("f%02d", i)))
-	}
-	testfs.WriteFile(t, filepath.Join(dir, "new"), "new")
-
-	for _, c := range []struct {
-		args []string
-		code int
-		want string // on stderr's last line
-		held int    // objects in the bucket afterwards
+	for _, tc := range []struct {
+		what      string
+		limit     string
+		delete    bool
+		found     []string // the first scan's removals
+		again     []string // the second scan's
+		journaled []string // removals already recorded through the mount
+		recorded  int
+		refused   int // fresh removals refused, 0 for none
+		rescanned bool
 	}{
-		{[]string{"--dryrun"}, 2, "would refuse to delete 30 of 40 objects at " + url + " (75%), over --max-delete's default of 50%; nothing was deleted. To delete them, run again with --max-delete 30 (or 100%)", 40},
-		{nil, 2, "s3sync: refusing to delete 30 of 40 objects at " + url + " (75%), over --max-delete's default of 50%; nothing was deleted. To delete them, run again with --max-delete 30 (or 100%)", 41},
-		{[]string{"--max-delete", "29"}, 2, "over --max-delete 29;", 41},
-		{[]string{"--max-delete", "30", "--dryrun"}, 0, "dry run: 30 operations planned", 41},
-		{[]string{"--max-delete", "30"}, 0, "deleted 30", 11},
+		{what: "allowed: recorded by a second scan", limit: "10", delete: true, found: names("f", 8), again: names("f", 8), recorded: 8, rescanned: true},
+		{what: "one more gone by the second scan: only what was counted", limit: "10", delete: true, found: names("f", 8), again: names("f", 9), recorded: 8, rescanned: true},
+		{what: "over the limit: none", limit: "5", delete: true, found: names("f", 8), refused: 8},
+		{what: "those the journal holds do not count", limit: "5", delete: true, found: names("f", 8), again: names("f", 8), journaled: names("f", 4), recorded: 8, rescanned: true},
+		{what: "few: no second scan", limit: "5", delete: true, found: names("f", 3), recorded: 3},
+		{what: "no limit: recorded as found", limit: "-1", delete: true, found: names("f", 8), recorded: 8},
+		{what: "without --delete: recorded as found", limit: "5", found: names("f", 8), recorded: 8},
 	} {
-		args := append([]string{"reconcile", ep, "--delete"}, c.args...)
-		r := s3sync(t, append(args, dir, url)...)
-		wantCode(t, r, c.code)
-		lines := r.errLines()
-		if len(lines) == 0 || !strings.Contains(lines[len(lines)-1], c.want) {
-			t.Errorf("stderr's last line lacks %q\n%s", c.want, r)
-		}
-		if c.code == 2 && (len(lines) != 2 || strings.Contains(r.stdout, "delete:")) {
-			t.Errorf("want the summary and the refusal, no deletes\n%s", r)
-		}
-		if got := len(srv.Objects(t, b, "pfx/")); got != c.held {
-			t.Errorf("bucket holds %d objects, want %d\n%s", got, c.held, r)
-		}
+		t.Run(tc.what, func(t *testing.T) {
+			db, err := journal.OpenDB(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			j, err := journal.Open(db, journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			for _, p := range tc.journaled {
+				j.Removed(p, false)
+			}
+			if err := j.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			md, err := syncer.ParseMaxDelete(tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newRemovalScan(context.Background(), j, syncFlags{delete: tc.delete, maxDelete: md})
+			for _, p := range tc.found {
+				s.add(p)
+			}
+			rescanned := false
+			n, refusal, err := s.finish(100, func(fn func(string)) error {
+				rescanned = true
+				for _, p := range tc.again {
+					fn(p)
+				}
+				return nil
+			}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			st, _ := j.Stats()
+			if n != tc.recorded || rescanned != tc.rescanned {
+				t.Errorf("recorded %d (second scan %v), want %d (%v)", n, rescanned, tc.recorded, tc.rescanned)
+			}
+			if want := max(tc.recorded, len(tc.journaled)); st.Pending != want {
+				t.Errorf("journal holds %d, want %d", st.Pending, want)
+			}
+			switch {
+			case tc.refused == 0 && refusal != nil:
+				t.Errorf("refused %+v", *refusal)
+			case tc.refused > 0 && (refusal == nil || refusal.Files != tc.refused):
+				t.Errorf("refusal %+v, want %d files", refusal, tc.refused)
+			}
+		})
 	}
-
-	r := s3sync(t, "reconcile", ep, "--delete", "--max-delete", "lots", dir, url)
-	wantCode(t, r, 2)
-	wantOneErrLine(t, r, `--max-delete "lots"`, "-1 for no limit")
 }

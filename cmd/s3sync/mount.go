@@ -333,7 +333,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// Whatever changed while nothing was journaling (unmounted, crashed)
 	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
-	var removed []string
+	removals := newRemovalScan(ctx, j, m.sf)
 	cached, err := c.ScanCount(workdir, nil, func(p string) {
 		rescanned++
 		j.Changed(p)
@@ -343,7 +343,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			// changes made while unmounted queues in memory whole.
 			j.Sync(ctx)
 		}
-	}, func(p string) { removed = append(removed, p) })
+	}, removals.add)
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
@@ -357,7 +357,12 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return err
 	}
-	recorded, refusal := scanRemovals(j, removed, cached, m.sf, log)
+	recorded, refusal, err := removals.finish(cached, func(removed func(string)) error {
+		return c.Scan(workdir, nil, func(string) {}, removed)
+	}, log)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", workdir, err)
+	}
 	rescanned += recorded
 	recordScanRefusal(j, refusal, log)
 	if n, err := j.RetryFailed(); err == nil && n > 0 {
