@@ -553,16 +553,7 @@ func TestRenamedTreeInDoubtAcrossRestart(t *testing.T) {
 		t.Fatal("the store did not keep the copy of d/f; the test proves nothing")
 	}
 	// The crash, and d/f deleted while unmounted.
-	d.cancel()
-	<-d.done
-	os.Remove(d.workdir + "/d/f")
-	proxy.SetRules()
-	d.restart(t)
-	err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.waitIdle(t)
+	d.crashAndRestart(t, proxy, func() { os.Remove(d.workdir + "/d/f") })
 	objs := d.srv.Objects(t, d.bucket, "w/")
 	if _, ok := objs["w/d/f"]; ok {
 		t.Errorf("d/f, deleted while unmounted, is still in the bucket: %v", objs)
@@ -643,16 +634,7 @@ func TestMarkerInDoubtDirectoryGoneAcrossRestart(t *testing.T) {
 				t.Fatalf("the store did not keep %s; the test proves nothing", marker)
 			}
 			// The crash, and the change made while unmounted.
-			d.cancel()
-			<-d.done
-			tc.offline(d)
-			proxy.SetRules()
-			d.restart(t)
-			err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.waitIdle(t)
+			d.crashAndRestart(t, proxy, func() { tc.offline(d) })
 			objs := d.srv.Objects(t, d.bucket, "w/")
 			if _, ok := objs[marker]; ok {
 				t.Errorf("%s, whose directory is gone, is still in the bucket: %v", marker, objs)

@@ -49,6 +49,23 @@ func (d *drainEnv) restart(t *testing.T) {
 	go func() { dr.Run(ctx); close(done) }()
 }
 
+// crashAndRestart is a kill -9 of a mount behind faults: the drain stops,
+// offline changes WORKDIR while nothing runs, the faults end, and a new
+// drain starts after the start-up scan (as cmd/s3sync's), run until idle.
+func (d *drainEnv) crashAndRestart(t *testing.T, proxy *faultproxy.Proxy, offline func()) {
+	t.Helper()
+	d.cancel()
+	<-d.done
+	offline()
+	proxy.SetRules()
+	d.restart(t)
+	err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.waitIdle(t)
+}
+
 func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
 	return newDrainEnvWith(t, opts, nil, nil)
 }
