@@ -109,7 +109,7 @@ func (c *Cache) Put(path string, e Entry) error {
 	}
 	data := e.marshal()
 	err := c.write(func(b *bbolt.Bucket) error {
-		if err := settleIntent(b.Tx(), path); err != nil {
+		if err := settleIntent(b.Tx(), path, e.Kind); err != nil {
 			return err
 		}
 		return b.Put([]byte(path), data)
@@ -126,7 +126,7 @@ func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
 	if err := checkKey(path); err != nil {
 		return fmt.Errorf("cache: put %q: %w", path, err)
 	}
-	if err := settleIntent(tx, path); err != nil {
+	if err := settleIntent(tx, path, e.Kind); err != nil {
 		return fmt.Errorf("cache: put %q: %w", path, err)
 	}
 	if err := tx.Bucket(bucketCache).Put([]byte(path), e.marshal()); err != nil {
@@ -137,7 +137,7 @@ func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
 
 // DeleteTx is Delete inside the caller's transaction.
 func (c *Cache) DeleteTx(tx *bbolt.Tx, path string) error {
-	if err := settleIntent(tx, path); err != nil {
+	if err := settleDeleted(tx, path); err != nil {
 		return fmt.Errorf("cache: delete %q: %w", path, err)
 	}
 	if err := tx.Bucket(bucketCache).Delete([]byte(path)); err != nil {
@@ -149,7 +149,7 @@ func (c *Cache) DeleteTx(tx *bbolt.Tx, path string) error {
 // Delete forgets path; deleting an absent path is not an error.
 func (c *Cache) Delete(path string) error {
 	err := c.write(func(b *bbolt.Bucket) error {
-		if err := settleIntent(b.Tx(), path); err != nil {
+		if err := settleDeleted(b.Tx(), path); err != nil {
 			return err
 		}
 		return b.Delete([]byte(path))

@@ -8,12 +8,31 @@ import (
 )
 
 // Intents: keys whose PUT is about to be sent for a path the cache holds no
-// entry for, kept durably until the cache learns the outcome. A directory's
-// marker is the case: its key ("dir/") is not the key of the record that
-// makes it ("dir"), so if the PUT lands and the process dies before the
-// cache entry commits, and the directory is then replaced by a file, nothing
-// else would remember that the bucket holds "dir/". Put and Delete of the
-// path (the outcome, either way) settle its intent in the same transaction.
+// entry of that kind for, kept durably until the cache learns the outcome.
+// A directory's marker ("dir/") and a symlink's object ("l.rclonelink")
+// are the cases: their keys are not the path of the record that makes them,
+// so if the PUT lands and the process dies before the cache entry commits,
+// and the path is then replaced by something else, nothing else would
+// remember that the bucket holds that key. An intent is named by its key
+// (relative to the prefix); writing the entry it was for (a marker's or a
+// link's, see ObjectRel) settles it in the same transaction, as does
+// deleting a marker's entry.
+
+// LinkSuffix is what a symlink's key adds to its path (rclone's --links).
+const LinkSuffix = ".rclonelink"
+
+// ObjectRel is the key, relative to the prefix, that holds path's entry
+// of kind k.
+func ObjectRel(path string, k Kind) string {
+	switch k {
+	case KindLink:
+		return path + LinkSuffix
+	case KindDir:
+		// A marker's cache key ("a/b/") already ends in "/".
+		return strings.TrimSuffix(path, "/") + "/"
+	}
+	return path
+}
 
 var bucketIntents = []byte("intents")
 
@@ -35,11 +54,14 @@ func (c *Cache) HasIntent(path string) (bool, error) {
 	return data != nil, nil
 }
 
-// DeleteIntent settles path's intent without a cache entry: its key was
-// found to hold nothing of this side's, or was deleted.
+// DeleteIntent settles the intent of key path without a cache entry: the
+// key was found to hold nothing of this side's, or was deleted.
 func (c *Cache) DeleteIntent(path string) error {
 	err := c.db.Update(func(tx *bbolt.Tx) error {
-		return settleIntent(tx, path)
+		if b := tx.Bucket(bucketIntents); b != nil {
+			return b.Delete([]byte(path))
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("cache: delete intent %q: %w", path, err)
@@ -72,14 +94,24 @@ func (c *Cache) Intents(fn func(path string) error) error {
 	return nil
 }
 
-// settleIntent drops path's intent inside a write transaction. Only
-// markers have intents, so other paths cost no lookup.
-func settleIntent(tx *bbolt.Tx, path string) error {
-	if !strings.HasSuffix(path, "/") {
+// settleIntent drops, inside a write transaction, the intent an entry
+// of kind k written for path settles: a marker's or a link's (files have
+// none, and cost no lookup).
+func settleIntent(tx *bbolt.Tx, path string, k Kind) error {
+	if strings.HasSuffix(path, "/") {
+		k = KindDir // a marker's path, whatever an old entry says
+	}
+	if k == KindFile {
 		return nil
 	}
 	if b := tx.Bucket(bucketIntents); b != nil {
-		return b.Delete([]byte(path))
+		return b.Delete([]byte(ObjectRel(path, k)))
 	}
 	return nil
+}
+
+// settleDeleted is settleIntent for a deleted entry, whose kind is not
+// read: a marker's path says it is one.
+func settleDeleted(tx *bbolt.Tx, path string) error {
+	return settleIntent(tx, path, KindFile)
 }

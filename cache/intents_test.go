@@ -58,6 +58,18 @@ func TestIntentSettledByItsEntry(t *testing.T) {
 		t.Error("DeleteIntent left the intent")
 	}
 
+	// A link's intent is its key; only a link's entry settles it.
+	must(c.PutIntent("l" + LinkSuffix))
+	must(c.Put("l", Entry{Size: 1, ETag: "file"}))
+	must(c.Delete("l"))
+	if !has("l" + LinkSuffix) {
+		t.Error("a file's entry (or its deletion) settled the link's intent")
+	}
+	must(c.Put("l", Entry{Kind: KindLink, ETag: "link"}))
+	if has("l" + LinkSuffix) {
+		t.Error("the link's entry left its intent")
+	}
+
 	must(c.PutIntent("f/"))
 	if _, err := c.Reset(); err != nil {
 		t.Fatal(err)

@@ -101,7 +101,7 @@ func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error
 	if err != nil && !notExist(err) {
 		return err
 	}
-	if err := d.settleMarker(ctx, dir); err != nil {
+	if err := d.settleKey(ctx, dir, cache.KindDir); err != nil {
 		return err
 	}
 	if err := d.removeFile(ctx, marker, st); err != nil {
@@ -147,7 +147,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	} else if err := d.c.PutIntent(marker); err != nil {
 		// Durable before the PUT: if it lands and this process dies
 		// before the entry below commits, the next one still knows the
-		// bucket may hold the marker (see settleMarker).
+		// bucket may hold the marker (see settleKey).
 		return err
 	}
 	etag, err := d.putMarkerIf(ctx, key, info.ModTime(), p, seen)
@@ -199,38 +199,6 @@ func (d *Drainer) adoptMarker(ctx context.Context, marker string, st *step) erro
 	return d.cachePut(st, marker, cache.Entry{Kind: cache.KindDir, ETag: etag, StorageClass: d.opts.StorageClass, Synced: time.Now()})
 }
 
-// settleMarker runs once dir is known not to be a directory (a file, a
-// link, or gone): a marker PUT for it that may have landed unrecorded (an
-// intent left by a crash or a lost answer, see ensureMarker) is deleted if
-// it is this side's own and removals are on. Without an intent it is a
-// local lookup and no request.
-func (d *Drainer) settleMarker(ctx context.Context, dir string) error {
-	marker := objectRel(dir, cache.KindDir)
-	if intent, err := d.c.HasIntent(marker); err != nil || !intent {
-		return err
-	}
-	if _, ok, err := d.c.Get(marker); err != nil || ok {
-		if ok {
-			// Known: its removal goes by the entry, as any file's.
-			return d.c.DeleteIntent(marker)
-		}
-		return err
-	}
-	if d.opts.Delete && !excludedRel(d.opts.Filters, marker) {
-		etag, own, err := d.ownObject(ctx, marker, d.key(marker))
-		if err != nil {
-			return err
-		}
-		if own {
-			if err := d.deleteItems(ctx, []string{marker}, []remote.DeleteItem{{Key: d.key(marker), ETag: etag}}); err != nil {
-				return err
-			}
-		}
-	}
-	d.setDoubt(marker, false)
-	return d.c.DeleteIntent(marker)
-}
-
 // putMarkerIf puts a marker conditional on what this side last saw of it
 // (seen, "" for nothing). A marker the cache does not know of goes only
 // where the key is free: one already there (another machine's empty
@@ -274,7 +242,7 @@ func (d *Drainer) markEmptyParent(ctx context.Context, rel string, st *step) err
 	if err != nil || !info.IsDir() {
 		// Gone too: its own removal record comes. A marker put for it
 		// before a crash is settled now all the same.
-		return d.settleMarker(ctx, parent)
+		return d.settleKey(ctx, parent, cache.KindDir)
 	}
 	return d.ensureMarker(ctx, parent, full, info, st)
 }

@@ -59,10 +59,18 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 	}
 	full := filepath.Join(d.workdir, filepath.FromSlash(rel))
 	info, err := lstatBeneath(d.workdir, rel)
-	if notExist(err) || err == nil && !info.IsDir() {
-		// Not a directory (now): a marker put for it before a crash goes.
-		if err := d.settleMarker(ctx, rel); err != nil {
-			return err
+	if err == nil || notExist(err) {
+		// A marker or a link put for what rel was before a crash goes,
+		// if rel is no longer that.
+		if notExist(err) || !info.IsDir() {
+			if err := d.settleKey(ctx, rel, cache.KindDir); err != nil {
+				return err
+			}
+		}
+		if notExist(err) || info.Mode()&fs.ModeSymlink == 0 {
+			if err := d.settleKey(ctx, rel, cache.KindLink); err != nil {
+				return err
+			}
 		}
 	}
 	if notExist(err) {
@@ -375,7 +383,7 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 		}
 	}
 	for _, p := range intents {
-		if isGone(p) {
+		if d.intentGone(p) {
 			if err := d.c.DeleteIntent(p); err != nil {
 				return err
 			}
@@ -477,4 +485,60 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	// Objects under the old name are the old name's removal record's
 	// business.
 	return firstErr
+}
+
+// settleKey runs once rel is known not to be of kind k (a directory, for
+// its marker; a symlink, for its .rclonelink object) any more: a PUT of that
+// key which may have landed unrecorded (an intent left by a crash or a lost
+// answer, see ensureMarker and syncLink) is deleted if it is this side's
+// own and removals are on. Without an intent it is one local lookup and no
+// request.
+func (d *Drainer) settleKey(ctx context.Context, rel string, k cache.Kind) error {
+	key := objectRel(rel, k)
+	if intent, err := d.c.HasIntent(key); err != nil || !intent {
+		return err
+	}
+	entry := rel
+	if k == cache.KindDir {
+		entry = key // a marker's entry is named by its key
+	}
+	if e, ok, err := d.c.Get(entry); err != nil {
+		return err
+	} else if ok && e.Kind == k {
+		// Known: its removal goes by the entry, as any file's.
+		return d.c.DeleteIntent(key)
+	}
+	if err := d.deleteUnrecorded(ctx, entry, key); err != nil {
+		return err
+	}
+	d.setDoubt(entry, false)
+	return d.c.DeleteIntent(key)
+}
+
+// deleteUnrecorded deletes key (relative to the prefix), which the cache
+// does not know of, if removals are on and it holds this side's own write
+// (rel is its path in WORKDIR, for conflicts): one HEAD, and a DELETE if so.
+func (d *Drainer) deleteUnrecorded(ctx context.Context, rel, key string) error {
+	if !d.opts.Delete || excludedRel(d.opts.Filters, key) {
+		return nil
+	}
+	etag, own, err := d.ownObject(ctx, rel, d.key(key))
+	if err != nil || !own {
+		return err
+	}
+	return d.deleteItems(ctx, []string{rel}, []remote.DeleteItem{{Key: d.key(key), ETag: etag}})
+}
+
+// intentGone reports, for removeGone, whether the path of an intent's key
+// (see cache.Cache.PutIntent) is no longer what the key was put for.
+func (d *Drainer) intentGone(key string) bool {
+	if isMarker(key) {
+		return d.markerGone(key)
+	}
+	if rel, ok := strings.CutSuffix(key, LinkSuffix); ok {
+		info, err := lstatBeneath(d.workdir, rel)
+		return notExist(err) || err == nil && info.Mode()&fs.ModeSymlink == 0
+	}
+	_, err := lstatBeneath(d.workdir, key)
+	return notExist(err)
 }

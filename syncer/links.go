@@ -231,11 +231,25 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 			return err
 		}
 		ok = false
+	} else if !ok && st.doubt {
+		// A file's upload may have landed unrecorded before the path
+		// became this link (a crash, a lost answer): its key would
+		// stay for good.
+		if err := d.deleteUnrecorded(ctx, rel, rel); err != nil {
+			return err
+		}
+	}
+	if !ok {
+		// Durable before the PUT, as a marker's (see settleKey).
+		if err := d.c.PutIntent(objectRel(rel, cache.KindLink)); err != nil {
+			return err
+		}
 	}
 	res, err := d.uploadLinkChecked(ctx, rel, full, key, expect(e, ok))
 	if errors.Is(err, errKeptBoth) {
+		// The key holds another writer's link, ours went beside it.
 		st.release()
-		return nil
+		return d.c.DeleteIntent(objectRel(rel, cache.KindLink))
 	}
 	if res.ETag != "" {
 		t := time.Now()

@@ -347,16 +347,6 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
-	// A marker PUT cut off by the crash is looked at again whatever its
-	// directory became (see cache.Cache.PutIntent).
-	err = c.Intents(func(p string) error {
-		rescanned++
-		j.Changed(p)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
 	recorded, refusal, err := removals.finish(cached, func(removed func(string)) error {
 		return c.Scan(workdir, nil, func(string) {}, removed)
 	}, log)
