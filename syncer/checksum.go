@@ -84,6 +84,11 @@ func (h *hasher) sumOnce(ctx context.Context, path, rel string) (d cache.Digest,
 		return d, st, false, ctx.Err()
 	}
 	defer func() { <-h.sem }()
+	// A write begun before the stamp would tear the digest unseen (see
+	// waitForWriters), and the cache would keep it under the stamp.
+	if err := waitForWriters(f); err != nil {
+		return d, st, false, err
+	}
 	start := time.Now()
 	if d, err = digest(ctx, f); err != nil {
 		return d, st, false, fmt.Errorf("read %s: %w", path, err)

@@ -38,7 +38,7 @@ func reflinkDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Truncate(256 << 20)
+	f.Truncate(1 << 30) // sparse: room for the writer's new extents while clones pin old ones
 	f.Close()
 	for _, cmd := range [][]string{{"mkfs.btrfs", "-q", img}, {"mount", "-o", "loop", img, mnt}} {
 		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
@@ -51,7 +51,10 @@ func reflinkDir(t *testing.T) string {
 
 // busyWriter rewrites path, whole, with one pwrite per version until stop:
 // each version is a single byte repeated, so a torn object would mix two.
-func busyWriter(t *testing.T, path string, size int, stop <-chan struct{}) *sync.WaitGroup {
+// A pwrite that fails half-way (ENOSPC on the small btrfs while clones
+// pin old extents) tears the file itself; *failed then says so, and the
+// writer stops.
+func busyWriter(t *testing.T, path string, size int, stop <-chan struct{}, failed *error) *sync.WaitGroup {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,10 @@ func busyWriter(t *testing.T, path string, size int, stop <-chan struct{}) *sync
 			for i := range buf {
 				buf[i] = v
 			}
-			f.WriteAt(buf, 0)
+			if _, err := f.WriteAt(buf, 0); err != nil {
+				*failed = err
+				return
+			}
 		}
 	}()
 	return &wg
@@ -100,11 +106,15 @@ func TestUploadFileThatNeverStopsChanging(t *testing.T) {
 			for _, size := range []int{1 << 20, 12 << 20} {
 				path := filepath.Join(tc.dir, "vm.img")
 				stop := make(chan struct{})
-				wg := busyWriter(t, path, size, stop)
+				var writeErr error
+				wg := busyWriter(t, path, size, stop, &writeErr)
 				res, err := UploadFile(context.Background(), c, path, bucket, tc.name, "")
 				close(stop)
 				wg.Wait()
 				os.Remove(path)
+				if writeErr != nil {
+					t.Fatalf("%d bytes: the writer failed, the file itself may be torn: %v", size, writeErr)
+				}
 				if tc.name == "plain" {
 					if !errors.Is(err, ErrKeepsChanging) {
 						t.Errorf("%d bytes: err = %v, want ErrKeepsChanging", size, err)

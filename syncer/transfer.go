@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -133,6 +134,9 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 	if err != nil {
 		return UploadResult{}, false, err
 	}
+	if err := waitForWriters(f); err != nil {
+		return UploadResult{}, false, err
+	}
 	check := func() error {
 		now, err := statOf(f)
 		if err != nil {
@@ -169,6 +173,24 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 	// file had when it was hashed, but that is no longer the file.
 	changed := check() != nil
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag, Posix: before.posix()}, changed, nil
+}
+
+// waitForWriters returns once every write(2) to f that began before it was
+// called has finished. A write moves mtime and ctime when it begins, then
+// copies its bytes: one that began before the state an upload compares
+// against was taken (and is still copying, say with its thread preempted)
+// would tear what the upload reads, and the state after would not show it.
+// The writer holds the inode's lock for the whole write, and
+// lseek(SEEK_DATA) takes that lock shared on ext4, btrfs and tmpfs, so it
+// waits for such a write (XFS takes another lock there: no wait). The
+// offset is put back to 0, where the upload reads from.
+func waitForWriters(f *os.File) error {
+	fd := int(f.Fd())
+	if _, err := unix.Seek(fd, 0, unix.SEEK_DATA); err != nil && err != unix.ENXIO && err != unix.EINVAL {
+		return &fs.PathError{Op: "lseek", Path: f.Name(), Err: err}
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
 }
 
 // mayHaveLanded reports whether a failed write (upload or copy) may have
