@@ -84,8 +84,15 @@ func (h *hasher) sumOnce(ctx context.Context, path, rel string) (d cache.Digest,
 		return d, st, false, ctx.Err()
 	}
 	defer func() { <-h.sem }()
-	// A write begun before the stamp would tear the digest unseen (see
+	// A write in the stamp's clock tick, or begun before the stamp and
+	// still copying, would tear the digest unseen (see settledState and
 	// waitForWriters), and the cache would keep it under the stamp.
+	for deadline := time.Now().Add(maxTickWait); !time.Unix(0, st.Ctime).Before(coarseNow()) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		if st, err = stampOf(f); err != nil {
+			return d, st, false, err
+		}
+	}
 	if err := waitForWriters(f); err != nil {
 		return d, st, false, err
 	}

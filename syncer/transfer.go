@@ -130,7 +130,7 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 	if !info.Mode().IsRegular() {
 		return UploadResult{}, false, fmt.Errorf("%s is not a regular file", kindOf(info.Mode()))
 	}
-	before, err := statOf(f)
+	before, err := settledState(f)
 	if err != nil {
 		return UploadResult{}, false, err
 	}
@@ -173,6 +173,37 @@ func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass s
 	// file had when it was hashed, but that is no longer the file.
 	changed := check() != nil
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag, Posix: before.posix()}, changed, nil
+}
+
+// settledState is statOf once f's ctime is older than the clock's current
+// tick. Before Linux 6.13 (multigrain timestamps) a write stamps the file
+// with the coarse clock, which moves once a tick (1–10 ms): a write in the
+// same tick as the state an upload compares against would leave ctime and
+// mtime as they were, and a read it tore would pass the check after. Once
+// the tick is over every later write moves ctime. A file changed in the
+// current tick waits for the next; one whose ctime stays ahead (the clock
+// was set back) is taken as it is after maxTickWait.
+func settledState(f *os.File) (fileState, error) {
+	deadline := time.Now().Add(maxTickWait)
+	for {
+		st, err := statOf(f)
+		if err != nil || st.ctime.Before(coarseNow()) || time.Now().After(deadline) {
+			return st, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// maxTickWait bounds settledState's wait: ten ticks at the slowest clock.
+const maxTickWait = 100 * time.Millisecond
+
+// coarseNow is the clock a filesystem stamps writes with (a var for tests).
+var coarseNow = func() time.Time {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &ts) != nil {
+		return time.Now()
+	}
+	return time.Unix(ts.Unix())
 }
 
 // waitForWriters returns once every write(2) to f that began before it was

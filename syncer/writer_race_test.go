@@ -133,3 +133,46 @@ func TestUploadWaitsForAWriteInProgress(t *testing.T) {
 		t.Errorf("the object is not the file as written: %q… %q…", body[:4], body[page:page+4])
 	}
 }
+
+// Where writes are stamped with the coarse clock (before Linux 6.13), one
+// in the same tick as the upload's first look would not move ctime: the
+// upload looks again once the file's ctime is behind the clock. Here the
+// clock is held on the file's ctime for a few looks.
+func TestUploadLooksAfterTheWritesTick(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := statOf(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(c func() time.Time) { coarseNow = c }(coarseNow)
+	looks := 0
+	coarseNow = func() time.Time {
+		if looks++; looks <= 3 {
+			return st.ctime // still the tick the file was written in
+		}
+		return st.ctime.Add(4 * time.Millisecond)
+	}
+	if _, err := settledState(f); err != nil {
+		t.Fatal(err)
+	}
+	if looks != 4 {
+		t.Errorf("looked at the clock %d times, want 4 (three in the write's tick, then past it)", looks)
+	}
+	// A ctime that stays ahead of the clock (set back) is taken as it is.
+	coarseNow = func() time.Time { return st.ctime.Add(-time.Hour) }
+	start := time.Now()
+	if _, err := settledState(f); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < maxTickWait || waited > 10*maxTickWait {
+		t.Errorf("with the clock behind the file's ctime, waited %v, want about %v", waited, maxTickWait)
+	}
+}
