@@ -213,7 +213,8 @@ var coarseNow = func() time.Time {
 // would tear what the upload reads, and the state after would not show it.
 // The writer holds the inode's lock for the whole write, and
 // lseek(SEEK_DATA) takes that lock shared on ext4, btrfs and tmpfs, so it
-// waits for such a write (XFS takes another lock there: no wait). The
+// waits for such a write (XFS's takes another lock, but XFS's reads take
+// that one shared: a read there never sees half a write anyway). The
 // offset is put back to 0, where the upload reads from.
 func waitForWriters(f *os.File) error {
 	fd := int(f.Fd())
