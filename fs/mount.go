@@ -17,9 +17,9 @@ import (
 
 // Recorder receives every state change made through the mount. Paths are
 // slash-separated, relative to WORKDIR, no leading slash. Implementations must
-// be safe for concurrent use, fast, and must not block on I/O (the journal
-// queues in memory and group-commits): they are called from inside FUSE
-// operations.
+// be safe for concurrent use; Changed, Removed and Renamed must be fast and
+// must not block (the journal queues in memory and group-commits): they are
+// called from inside FUSE operations, some holding the namespace lock.
 type Recorder interface {
 	// Changed reports that path's content or metadata changed, or that it
 	// was created: create and write (once, at flush/release of a handle that
@@ -37,6 +37,13 @@ type Recorder interface {
 	// Sync returns once every change reported so far is durable. fsync(2)
 	// and fdatasync(2) on a file or directory call it after the real fsync.
 	Sync(ctx context.Context) error
+	// Throttle may wait, when changes are reported faster than they are
+	// made durable, until the recorder has caught up some. Operations
+	// that change something call it first, holding no lock: the writer
+	// then waits there, not in RELEASE, which the kernel sends after
+	// close(2) has returned, so a wait there would hold the file's
+	// descriptor while the writer opens more.
+	Throttle()
 }
 
 // Options tunes the mount. The zero value is ready to use.

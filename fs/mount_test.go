@@ -58,6 +58,7 @@ func (r *fakeRecorder) add(c call) {
 func (r *fakeRecorder) Changed(path string)             { r.add(changed(path)) }
 func (r *fakeRecorder) Removed(path string, isDir bool) { r.add(removed(path, isDir)) }
 func (r *fakeRecorder) Renamed(from, to string, d bool) { r.add(renamed(from, to, d)) }
+func (r *fakeRecorder) Throttle()                       {}
 func (r *fakeRecorder) Sync(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -241,6 +241,7 @@ func (m *mountState) recordChanged(n *gofs.Inode) {
 // reported once at flush/release like any other write. Safe: the Recorder is
 // called only after the change succeeded in WORKDIR.
 func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.m.rec.Throttle()
 	if fh, ok := f.(*fileHandle); ok {
 		f = fh.LoopbackFile
 		if errno := n.LoopbackNode.Setattr(ctx, f, in, out); errno != 0 {
@@ -269,6 +270,7 @@ func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 // not keep xattrs, but the change is a change; the syncer decides). Safe: it
 // records only after the real setxattr succeeded.
 func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	n.m.rec.Throttle()
 	if errno := n.LoopbackNode.Setxattr(ctx, attr, data, flags); errno != 0 {
 		return errno
 	}
@@ -279,6 +281,7 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 // Removexattr removes an extended attribute and reports the node Changed,
 // as Setxattr does.
 func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n.m.rec.Throttle()
 	if errno := n.LoopbackNode.Removexattr(ctx, attr); errno != 0 {
 		return errno
 	}

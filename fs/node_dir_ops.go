@@ -18,6 +18,7 @@ import (
 // Mkdir creates a directory in WORKDIR (go-fuse's loopback), makes it the
 // caller's with the mode asked for (fixNew) and reports it Changed.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
 	rel, ok := n.m.childPath(n, name)
@@ -38,6 +39,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 // file, makes it the caller's with the mode asked for (fixNew) and reports
 // it Changed; what to do with special files is the syncer's business.
 func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
 	rel, ok := n.m.childPath(n, name)
@@ -59,6 +61,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 // target is stored as given, never resolved, so it cannot reach outside
 // WORKDIR through us.
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
 	rel, ok := n.m.childPath(n, name)
@@ -78,6 +81,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 // Link makes a hard link and reports the new name Changed (the old name did
 // not change). go-fuse's loopback refuses targets outside this mount (EXDEV).
 func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
 	rel, ok := n.m.childPath(n, name)
@@ -95,6 +99,7 @@ func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 // it keep working (the kernel holds the inode); their later writes are not
 // reported, the file having no name.
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
 	rel, ok := n.m.childPath(n, name)
@@ -110,6 +115,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 
 // Rmdir removes an empty directory from WORKDIR and reports it Removed.
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
 	defer n.m.nsMu.Unlock()
 	rel, ok := n.m.childPath(n, name)
@@ -135,6 +141,7 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 // expresses a swap). RENAME_WHITEOUT (overlayfs) is a rename plus a new
 // special file at the old name, reported Changed.
 func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	n.m.rec.Throttle()
 	np, ok := newParent.(*Node)
 	if !ok || np.m != n.m {
 		return syscall.EXDEV

@@ -16,6 +16,9 @@ import (
 // if nothing is written. We never set FOPEN_DIRECT_IO, so shared writable
 // mmap works.
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
+		n.m.rec.Throttle()
+	}
 	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
 	if errno != 0 {
 		return nil, 0, errno
@@ -37,6 +40,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 // WORKDIR in between (made from outside the mount) must not be chowned or
 // chmodded as if the caller had made it. That race answers EEXIST.
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	n.m.rec.Throttle()
 	flags |= syscall.O_EXCL
 	if flags&syscall.O_ACCMODE == syscall.O_WRONLY && n.m.kernelPassthrough && !n.m.noPassthrough {
 		// Passthrough needs a read-write descriptor (see PassthroughFd).

@@ -20,8 +20,12 @@ import (
 // kernel forgets only what nothing holds: open files, working directories
 // and directories with cached children stay, and are tried again later.
 
-// DefaultMaxNodes is Options.MaxNodes' default: about 30 MiB of nodes, which
-// keeps a mount's heap within the 100 MiB soft limit every command runs with.
+// DefaultMaxNodes is Options.MaxNodes' default: about 30 MiB of nodes, most
+// of a mount's live heap, whose soft limit is twice what is live or more
+// (cmd/s3sync). Fewer would cost more than memory: a tree a little larger
+// than the limit, listed again and again through the mount (find, git
+// status), would have every node made anew at each listing, where READDIRPLUS
+// refreshes the nodes kept.
 // Keeping more saves little: with the 1 s entry and attribute timeouts the
 // kernel looks up again anything unused for a second anyway, and a node
 // forgotten since costs the same LOOKUP plus one allocation.

@@ -82,3 +82,45 @@ func TestCommitBoundedWhenScattered(t *testing.T) {
 		t.Errorf("meta after the burst = %q, %v", v, err)
 	}
 }
+
+// TestQueueBounded: a writer that makes changes faster than the committer
+// commits them (a day offline written at once) and calls Throttle before
+// each waits once maxQueued ops are queued, instead of queueing without
+// bound; every record still commits, in the order it was made.
+func TestQueueBounded(t *testing.T) {
+	db, err := OpenDB(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Without a waiter the committer lets records gather for an hour: it
+	// is as far behind as it can be.
+	j, err := Open(db, Options{CommitInterval: time.Hour, BurstInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	const n = 3 * maxQueued
+	path := func(i int) string { return fmt.Sprintf("d%02d/f%06d", i%13, i) }
+	most := 0
+	for i := range n {
+		j.Throttle()
+		j.Changed(path(i))
+		j.mu.Lock()
+		most = max(most, len(j.queue))
+		j.mu.Unlock()
+	}
+	if most > maxQueued+1 {
+		t.Errorf("%d ops queued at most, want at most %d", most, maxQueued+1)
+	}
+	syncT(t, j)
+	recs := pending(t, j)
+	if len(recs) != n {
+		t.Fatalf("%d records pending, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if r.Path != path(i) {
+			t.Fatalf("pending record %d is %q, want %q", i, r.Path, path(i))
+		}
+	}
+}

@@ -213,6 +213,31 @@ func (j *Journal) record(o op) {
 	}
 }
 
+// Throttle returns at once unless more than maxQueued ops wait for the
+// committer; then it asks for a commit and waits for that attempt. Whoever
+// makes changes faster than they commit calls it before making more (the
+// FUSE layer before each operation that changes something), so the queue
+// stays bounded; recording itself never waits.
+func (j *Journal) Throttle() {
+	j.mu.Lock()
+	if j.closed || len(j.queue) <= maxQueued {
+		j.mu.Unlock()
+		return
+	}
+	ch := j.committed
+	j.mu.Unlock()
+	j.hurry()
+	<-ch
+}
+
+// maxQueued is how many ops may wait for the committer before Throttle
+// waits (a few MiB). Changes come faster than scattered records commit (a
+// day offline written at once by 8 writers: ~10,000 a second on this
+// project's 2-core machine), and the queue held them all: 19 MiB of heap at
+// the peak of a million. Bursts of neighbours (an untar) commit MaxBatch at
+// a time and stay under it.
+const maxQueued = 8192
+
 // Sync returns once every record made before the call is durable. It
 // returns the commit's error if the disk refuses the records (they stay
 // queued and are retried), ctx's error, or ErrClosed.
@@ -338,7 +363,7 @@ const burstRecords = 32
 func (j *Journal) commitAll() (int, error) {
 	total := 0
 	// batch is what of whole is not committed yet: a transaction that
-	// reaches commitNodes leaves the rest of its batch to the next one,
+	// reaches its bound (see commit) leaves the rest of its batch to the next one,
 	// which goes before anything queued since, so batches stay prefixes of
 	// the queue.
 	var whole, batch []op
@@ -421,19 +446,34 @@ func (j *Journal) commitAll() (int, error) {
 
 // commitNodes bounds the B+tree nodes one transaction may load to change
 // (bbolt's TxStats.NodeCount). Each costs the heap a copy of its page's
-// entries and, at the commit, a page to write, and its page is mapped into
-// the process: about 10 KiB in all. Records of paths that are neighbours in
-// key order (an untar, a build) share nodes and commit MaxBatch at a time;
-// records scattered over a large journal (every file of a big tree edited
-// in no particular order) load a leaf or two each, and a batch of 4096 of
-// them held 40 MiB of heap and mapped as much of the state file.
+// entries and, at the commit, a page to write. Records of paths that are
+// neighbours in key order (an untar, a build) share nodes and commit
+// MaxBatch at a time; records scattered over a large journal (every file of
+// a big tree edited in no particular order) load a leaf or two each, and a
+// batch of 4096 of them held 40 MiB of heap.
 const commitNodes = 1024
 
+// commitMapped bounds, with Options.MappedMax, how much of the state file
+// one transaction may map: the kernel maps 64 KiB around each page a read
+// touches, so 1024 nodes scattered over a state file of hundreds of MiB
+// mapped 64 MiB, counted in the process's resident memory until the next
+// release, on top of what a concurrent read maps. Nodes close together in the file share those windows, and a
+// small state file has few: the bound then cuts nothing.
+var commitMapped int64 = 8 << 20
+
+// commitMappedEvery is how many ops a transaction applies between looks at the
+// process's file-backed memory (a read of /proc/self/statm): a scattered
+// record maps a few windows, so a transaction overshoots commitMapped by a
+// few MiB at most.
+const commitMappedEvery = 16
+
 // commit applies a prefix of batch in one transaction, stopping once the
-// transaction has loaded commitNodes nodes (at least one op goes in), and
-// returns how many record ops and how many ops in all it applied. A control
-// op's own error goes to its caller and does not fail the batch; control ops
-// validate before they write, so a failing one has changed nothing.
+// transaction has loaded commitNodes nodes or, with Options.MappedMax,
+// mapped commitMapped bytes of the state file (at least one op goes in),
+// and returns how many record ops and how many ops in all it applied. A
+// control op's own error goes to its caller and does not fail the batch;
+// control ops validate before they write, so a failing one has changed
+// nothing.
 func (j *Journal) commit(batch []op) (records, applied int, err error) {
 	opErrs := make(map[int]error)
 	err = j.db.Update(func(tx *bbolt.Tx) error {
@@ -442,12 +482,19 @@ func (j *Journal) commit(batch []op) (records, applied int, err error) {
 		// Once per transaction: the commit reads every node it changed
 		// again as it writes them out, so a release half-way would only
 		// have their pages mapped again.
-		if j.opts.MappedMax > 0 && boltmem.Over(j.opts.MappedMax) {
-			boltmem.Release(tx)
+		var mappedStop int64
+		if j.opts.MappedMax > 0 {
+			if boltmem.Over(j.opts.MappedMax) {
+				boltmem.Release(tx)
+			}
+			mappedStop = boltmem.FileRSS() + commitMapped
 		}
 		b := openBuckets(tx)
 		for i, o := range batch {
 			if st := tx.Stats(); i > 0 && st.GetNodeCount() >= commitNodes {
+				break
+			}
+			if mappedStop > 0 && i > 0 && i%commitMappedEvery == 0 && boltmem.FileRSS() > mappedStop {
 				break
 			}
 			applied = i + 1

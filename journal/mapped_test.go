@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,5 +148,70 @@ func TestMappedMaxInCommits(t *testing.T) {
 	}
 	if seen != n {
 		t.Fatalf("%d records pending, want %d", seen, n)
+	}
+}
+
+// TestCommitMappedBounded: with MappedMax, a burst of changes scattered over
+// a large journal commits in transactions that each map at most about
+// commitMapped of the state file, instead of a 64 KiB window for each of up
+// to commitNodes nodes; every change is still committed, in order.
+func TestCommitMappedBounded(t *testing.T) {
+	defer func(v int64) { commitMapped = v }(commitMapped)
+	commitMapped = 1 << 20
+	const files, changes = 100000, 8192
+	dir := t.TempDir()
+	db, err := OpenDB(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mu sync.Mutex
+	var base, most int64
+	// Each commit starts with nothing of the file mapped: what is mapped
+	// after it is its own.
+	j, err := Open(db, Options{MappedMax: 1, OnCommit: func(time.Duration, error) {
+		mu.Lock()
+		most = max(most, boltmem.FileRSS()-base)
+		mu.Unlock()
+		ReleaseMapped(db)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	path := func(i int) string { return fmt.Sprintf("dir%03d/a-file-with-a-longish-name-%06d.txt", i%700, i) }
+	for i := range files {
+		j.Changed(path(i))
+	}
+	syncT(t, j)
+	if st, err := os.Stat(filepath.Join(dir, DBName)); err != nil || st.Size() < 16<<20 {
+		t.Fatalf("state file of %v bytes (%v): too small to measure anything", st.Size(), err)
+	}
+	ReleaseMapped(db)
+	mu.Lock()
+	base, most = boltmem.FileRSS(), 0
+	mu.Unlock()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := rng.Perm(files)[:changes]
+	for _, i := range order {
+		j.Changed(path(i))
+	}
+	syncT(t, j)
+	mu.Lock()
+	got := most
+	mu.Unlock()
+	if bound := commitMapped + 6<<20; got > bound {
+		t.Errorf("a commit of the scattered burst mapped %d KiB of the state file, want at most %d KiB", got>>10, bound>>10)
+	}
+	t.Logf("at most %d KiB mapped by a commit", got>>10)
+	recs := pending(t, j)
+	if len(recs) != files {
+		t.Fatalf("%d records pending, want %d", len(recs), files)
+	}
+	for k, i := range order {
+		if r := recs[files-changes+k]; r.Path != path(i) {
+			t.Fatalf("pending record %d is %q, want %q", files-changes+k, r.Path, path(i))
+		}
 	}
 }

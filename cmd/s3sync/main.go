@@ -14,6 +14,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,13 +26,24 @@ import (
 // (make bench-scale), with room for what is not heap.
 const memoryLimit = 100 << 20
 
+// mountMemoryLimit is the mount's instead: its resident memory also counts
+// the pages of the state file its journal's commits map (with its own
+// binary's, up to about 50 MiB in a day offline at a million files), and its
+// live heap is mostly go-fuse's nodes (--max-cached-inodes), which the 2x
+// rule of heapLimit covers.
+const mountMemoryLimit = 72 << 20
+
+// heapFloor is the soft limit while little is live: memoryLimit, or what
+// the command set (lowerHeapLimit); zero when GOMEMLIMIT rules.
+var heapFloor atomic.Int64
+
 // boundHeap sets the heap's soft limit to memoryLimit and then follows the
 // live heap with heapLimit, until stop is called.
 func boundHeap() (stop func()) {
+	heapFloor.Store(memoryLimit)
 	debug.SetMemoryLimit(memoryLimit)
 	done := make(chan struct{})
 	go func() {
-		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		for {
@@ -40,21 +52,38 @@ func boundHeap() (stop func()) {
 				return
 			case <-t.C:
 			}
-			metrics.Read(live)
-			if live[0].Value.Kind() == metrics.KindUint64 {
-				debug.SetMemoryLimit(heapLimit(live[0].Value.Uint64()))
-			}
+			debug.SetMemoryLimit(heapLimit(heapFloor.Load(), liveHeap()))
 		}
 	}()
 	return func() { close(done) }
 }
 
-// heapLimit is memoryLimit, or twice the live heap when that is more: a
-// fixed limit under what is live (a mount whose kernel holds a node for
-// each of many files looked up: about 500 bytes each) would have the
-// collector run back to back; twice is GOGC=100 there.
-func heapLimit(live uint64) int64 {
-	return max(memoryLimit, 2*int64(live))
+// lowerHeapLimit makes floor the heap's soft limit instead of memoryLimit,
+// unless GOMEMLIMIT set one.
+func lowerHeapLimit(floor int64) {
+	if heapFloor.Load() == 0 {
+		return
+	}
+	heapFloor.Store(floor)
+	debug.SetMemoryLimit(heapLimit(floor, liveHeap()))
+}
+
+// liveHeap is the heap live at the last collection.
+func liveHeap() uint64 {
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	if live[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return live[0].Value.Uint64()
+}
+
+// heapLimit is floor, or twice the live heap when that is more: a fixed
+// limit under what is live (a mount whose kernel holds a node for each of
+// many files looked up: about 500 bytes each) would have the collector run
+// back to back; twice is GOGC=100 there.
+func heapLimit(floor int64, live uint64) int64 {
+	return max(floor, 2*int64(live))
 }
 
 // Exit codes, as documented in the README.

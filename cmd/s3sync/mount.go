@@ -199,6 +199,7 @@ const minMountProcs = 8
 const scanSyncEvery = 16384
 
 func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) (err error) {
+	lowerHeapLimit(mountMemoryLimit)
 	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minMountProcs {
 		runtime.GOMAXPROCS(minMountProcs)
 	}

@@ -53,22 +53,26 @@ func TestReconcilePeakRSS(t *testing.T) {
 	t.Logf("peak RSS %d MiB", peak)
 }
 
-// The heap's soft limit is memoryLimit while little is live, and twice the
-// live heap above half of it: a limit under the live heap would make the
-// collector run without pause (a mount after a find over a million
-// files holds a go-fuse node for each).
+// The heap's soft limit is its floor (memoryLimit, the mount's
+// mountMemoryLimit) while little is live, and twice the live heap above half
+// of it: a limit under the live heap would make the collector run without
+// pause (a mount after a find over a million files holds a go-fuse node for
+// each).
 func TestHeapLimit(t *testing.T) {
 	for _, tc := range []struct {
-		live uint64
-		want int64
+		floor int64
+		live  uint64
+		want  int64
 	}{
-		{0, memoryLimit},
-		{30 << 20, memoryLimit},
-		{memoryLimit / 2, memoryLimit},
-		{170 << 20, 340 << 20},
+		{memoryLimit, 0, memoryLimit},
+		{memoryLimit, 30 << 20, memoryLimit},
+		{memoryLimit, memoryLimit / 2, memoryLimit},
+		{memoryLimit, 170 << 20, 340 << 20},
+		{mountMemoryLimit, 20 << 20, mountMemoryLimit},
+		{mountMemoryLimit, 50 << 20, 100 << 20},
 	} {
-		if got := heapLimit(tc.live); got != tc.want {
-			t.Errorf("heapLimit(%d MiB) = %d MiB, want %d MiB", tc.live>>20, got>>20, tc.want>>20)
+		if got := heapLimit(tc.floor, tc.live); got != tc.want {
+			t.Errorf("heapLimit(%d MiB, %d MiB) = %d MiB, want %d MiB", tc.floor>>20, tc.live>>20, got>>20, tc.want>>20)
 		}
 	}
 }
