@@ -40,20 +40,11 @@ func TestCommitBoundedWhenScattered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	path := func(i int) string { return fmt.Sprintf("dir%03d/a-file-with-a-longish-name-%06d.txt", i%700, i) }
-	for i := range files {
-		j.Changed(path(i))
-	}
-	syncT(t, j)
-
-	mu.Lock()
-	most = 0
-	mu.Unlock()
-	rng := rand.New(rand.NewPCG(1, 2))
-	order := rng.Perm(files)[:changes]
-	for _, i := range order {
-		j.Changed(path(i))
-	}
+	order := fillThenScatter(t, j, files, changes, func() {
+		mu.Lock()
+		most = 0
+		mu.Unlock()
+	})
 	meta := make(chan error, 1)
 	go func() { meta <- j.SetMeta("after-the-burst", []byte("yes")) }()
 	syncT(t, j)
@@ -69,15 +60,7 @@ func TestCommitBoundedWhenScattered(t *testing.T) {
 	if bound := int64(commitNodes + 32); got > bound {
 		t.Errorf("a commit of the scattered burst loaded %d B+tree nodes, want at most %d", got, bound)
 	}
-	recs := pending(t, j)
-	if len(recs) != files {
-		t.Fatalf("%d records pending, want %d", len(recs), files)
-	}
-	for k, i := range order {
-		if r := recs[files-changes+k]; r.Path != path(i) {
-			t.Fatalf("pending record %d is %q, want %q: the changes are out of the order they were made in", files-changes+k, r.Path, path(i))
-		}
-	}
+	checkScatteredOrder(t, j, files, order)
 	if v, err := j.Meta("after-the-burst"); err != nil || string(v) != "yes" {
 		t.Errorf("meta after the burst = %q, %v", v, err)
 	}
@@ -121,6 +104,44 @@ func TestQueueBounded(t *testing.T) {
 	for i, r := range recs {
 		if r.Path != path(i) {
 			t.Fatalf("pending record %d is %q, want %q", i, r.Path, path(i))
+		}
+	}
+}
+
+// scatteredPath is file i of a tree of 700 directories: records of
+// consecutive i are far apart in the journal's key order.
+func scatteredPath(i int) string {
+	return fmt.Sprintf("dir%03d/a-file-with-a-longish-name-%06d.txt", i%700, i)
+}
+
+// fillThenScatter records and commits files changes in key order, calls
+// between, then records changes of the same paths again in a random order
+// (the burst, left for the caller to commit) and returns that order.
+func fillThenScatter(t *testing.T, j *Journal, files, changes int, between func()) []int {
+	t.Helper()
+	for i := range files {
+		j.Changed(scatteredPath(i))
+	}
+	syncT(t, j)
+	between()
+	order := rand.New(rand.NewPCG(1, 2)).Perm(files)[:changes]
+	for _, i := range order {
+		j.Changed(scatteredPath(i))
+	}
+	return order
+}
+
+// checkScatteredOrder: every path is pending once, the burst's last, in the
+// order its changes were made.
+func checkScatteredOrder(t *testing.T, j *Journal, files int, order []int) {
+	t.Helper()
+	recs := pending(t, j)
+	if len(recs) != files {
+		t.Fatalf("%d records pending, want %d", len(recs), files)
+	}
+	for k, i := range order {
+		if r := recs[files-len(order)+k]; r.Path != scatteredPath(i) {
+			t.Fatalf("pending record %d is %q, want %q: the changes are out of the order they were made in", files-len(order)+k, r.Path, scatteredPath(i))
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -179,24 +178,15 @@ func TestCommitMappedBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	path := func(i int) string { return fmt.Sprintf("dir%03d/a-file-with-a-longish-name-%06d.txt", i%700, i) }
-	for i := range files {
-		j.Changed(path(i))
-	}
-	syncT(t, j)
-	if st, err := os.Stat(filepath.Join(dir, DBName)); err != nil || st.Size() < 16<<20 {
-		t.Fatalf("state file of %v bytes (%v): too small to measure anything", st.Size(), err)
-	}
-	ReleaseMapped(db)
-	mu.Lock()
-	base, most = boltmem.FileRSS(), 0
-	mu.Unlock()
-
-	rng := rand.New(rand.NewPCG(1, 2))
-	order := rng.Perm(files)[:changes]
-	for _, i := range order {
-		j.Changed(path(i))
-	}
+	order := fillThenScatter(t, j, files, changes, func() {
+		if st, err := os.Stat(filepath.Join(dir, DBName)); err != nil || st.Size() < 16<<20 {
+			t.Fatalf("state file of %v bytes (%v): too small to measure anything", st.Size(), err)
+		}
+		ReleaseMapped(db)
+		mu.Lock()
+		base, most = boltmem.FileRSS(), 0
+		mu.Unlock()
+	})
 	syncT(t, j)
 	mu.Lock()
 	got := most
@@ -205,13 +195,5 @@ func TestCommitMappedBounded(t *testing.T) {
 		t.Errorf("a commit of the scattered burst mapped %d KiB of the state file, want at most %d KiB", got>>10, bound>>10)
 	}
 	t.Logf("at most %d KiB mapped by a commit", got>>10)
-	recs := pending(t, j)
-	if len(recs) != files {
-		t.Fatalf("%d records pending, want %d", len(recs), files)
-	}
-	for k, i := range order {
-		if r := recs[files-changes+k]; r.Path != path(i) {
-			t.Fatalf("pending record %d is %q, want %q", files-changes+k, r.Path, path(i))
-		}
-	}
+	checkScatteredOrder(t, j, files, order)
 }
