@@ -95,6 +95,7 @@ func newFileHandle(n *Node, fh gofs.FileHandle, flags uint32, dirty bool, attr *
 	n.used.Store(true)
 	n.m.track(h)
 	if h.mayChange {
+		n.m.writing.Add(1)
 		n.writers.Add(1)
 		h.dirty.Store(dirty)
 		if attr != nil {
@@ -242,8 +243,11 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	h.m.handles.Add(-1)
 	h.node.opened.Add(-1)
 	errno := h.LoopbackFile.Release(ctx)
-	if h.mayChange && h.node.writers.Add(-1) == 0 && h.m.onWritersClosed != nil {
-		h.m.onWritersClosed()
+	if h.mayChange {
+		h.m.writing.Add(-1)
+		if h.node.writers.Add(-1) == 0 && h.m.onWritersClosed != nil {
+			h.m.onWritersClosed()
+		}
 	}
 	return errno
 }

@@ -122,6 +122,12 @@ func (mt *Mounted) Writing(rel string) bool {
 	return ok && n.writers.Load() > 0
 }
 
+// OpenForWriting is how many handles that may change their file are open
+// through the mount. close(2) returns before the kernel sends RELEASE,
+// where a handle's change is recorded: a stop right after a close waits for
+// this to fall before it looks at what is pending.
+func (mt *Mounted) OpenForWriting() int64 { return mt.m.writing.Load() }
+
 // Mount serves workdir at mountpoint and reports changes to rec. The returned
 // server is already serving (WaitMount done). Unmount with srv.Unmount().
 //

@@ -46,6 +46,9 @@ type mountState struct {
 	// handles counts open file handles (tests wait for zero: RELEASE
 	// reaches us after close(2) returns).
 	handles atomic.Int64
+	// writing counts the handles open that may change their file; a
+	// handle's change is recorded before it leaves the count.
+	writing atomic.Int64
 	// onWritersClosed is Options.OnWritersClosed.
 	onWritersClosed func()
 

@@ -425,7 +425,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 	notifyStopping(log)
 	if m.drainOnExit {
-		m.waitDrained(j, log)
+		m.waitDrained(j, srv.OpenForWriting, log)
 	}
 	unmount(srv.Server, mountpoint, unmounted, log)
 	stopDrain()
@@ -445,8 +445,15 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	return nil
 }
 
-func (m *mounter) waitDrained(j *journal.Journal, log *slog.Logger) {
+func (m *mounter) waitDrained(j *journal.Journal, openForWriting func() int64, log *slog.Logger) {
 	deadline := time.Now().Add(m.drainTimeout)
+	// A file closed just before the stop is recorded when the kernel's
+	// RELEASE arrives, after close(2) returned: wait for those a moment
+	// (not for a file a program keeps open: its change is recorded when
+	// it is closed, and a later mount's scan finds it if it never is).
+	for grace := time.Now().Add(min(releaseGrace, m.drainTimeout)); openForWriting() > 0 && time.Now().Before(grace); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	// What was recorded a moment ago may still be queued for commit.
 	if err := j.Sync(context.Background()); err != nil {
 		log.Error("journal", "err", err)
@@ -463,6 +470,10 @@ func (m *mounter) waitDrained(j *journal.Journal, log *slog.Logger) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// releaseGrace is how long --drain-on-exit waits for files closed just
+// before the stop to be recorded.
+const releaseGrace = 2 * time.Second
 
 // unmount retries while files are still open, then detaches lazily so the
 // process can exit.
