@@ -535,10 +535,7 @@ func (d *Drainer) intentGone(key string) bool {
 	if isMarker(key) {
 		return d.markerGone(key)
 	}
-	if rel, ok := strings.CutSuffix(key, LinkSuffix); ok {
-		info, err := lstatBeneath(d.workdir, rel)
-		return notExist(err) || err == nil && info.Mode()&fs.ModeSymlink == 0
-	}
-	_, err := lstatBeneath(d.workdir, key)
-	return notExist(err)
+	// The only other intents are links' (syncLink).
+	info, err := lstatBeneath(d.workdir, strings.TrimSuffix(key, LinkSuffix))
+	return notExist(err) || err == nil && info.Mode()&fs.ModeSymlink == 0
 }

@@ -141,21 +141,6 @@ func (s *removalScan) finish(cached int, rescan func(removed func(string)) error
 	return s.found, nil, err
 }
 
-// scanRemovals is a removalScan of removals already found, for tests.
-func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) (int, *scanRefusal) {
-	s := newRemovalScan(context.Background(), j, sf)
-	for _, p := range removed {
-		s.add(p)
-	}
-	n, refusal, _ := s.finish(cached, func(fn func(string)) error {
-		for _, p := range removed {
-			fn(p)
-		}
-		return nil
-	}, log)
-	return n, refusal
-}
-
 // deleteCounter counts the objects the mount deletes, for the log: a
 // deletion is the one change a person cannot take back from the bucket.
 type deleteCounter struct {

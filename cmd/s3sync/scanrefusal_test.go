@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -103,4 +104,19 @@ func TestStatusShowsRefusedScanDeletions(t *testing.T) {
 			t.Errorf("%s: --json refused_deletions = %+v, want 25 of 30, --max-delete 25\n%s", s.what, rep.Refused, r.stdout)
 		}
 	}
+}
+
+// scanRemovals is a removalScan of removals already found, for tests.
+func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) (int, *scanRefusal) {
+	s := newRemovalScan(context.Background(), j, sf)
+	for _, p := range removed {
+		s.add(p)
+	}
+	n, refusal, _ := s.finish(cached, func(fn func(string)) error {
+		for _, p := range removed {
+			fn(p)
+		}
+		return nil
+	}, log)
+	return n, refusal
 }
