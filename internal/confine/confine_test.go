@@ -62,7 +62,11 @@ func TestNothingThroughLinks(t *testing.T) {
 	tmp, _ := f()
 	defer tmp.Close()
 	ops := map[string]func(p string) error{
-		"create":   func(p string) error { f, err := r.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); f.Close(); return err },
+		"create": func(p string) error {
+			f, err := r.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			f.Close()
+			return err
+		},
 		"mkdir":    func(p string) error { return r.Mkdir(p, 0o777) },
 		"mkdirall": func(p string) error { return r.MkdirAll(p+"/a/b", 0o777) },
 		"symlink":  func(p string) error { return r.Symlink("/etc", p) },
@@ -72,7 +76,11 @@ func TestNothingThroughLinks(t *testing.T) {
 		"lchown":   func(p string) error { return r.Lchown(p, 65534, 65534) },
 		"rename":   func(p string) error { return r.Rename("x", p, 0) },
 		"link":     func(p string) error { return r.Link(tmp, p) },
-		"temp":     func(p string) error { f, _, err := r.CreateTemp(p, 0o644, func() string { return "t" }); f.Close(); return err },
+		"temp": func(p string) error {
+			f, _, err := r.CreateTemp(p, 0o644, func() string { return "t" })
+			f.Close()
+			return err
+		},
 	}
 	for name, op := range ops {
 		for _, p := range []string{"out/secret", "out/new", "up/secret", "inlink/new"} {
