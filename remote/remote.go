@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -312,7 +313,22 @@ func FormatMtime(t time.Time) string {
 
 // ParseMtime reads x-amz-meta-mtime as rclone and s3sync write it (also
 // accepts a plain integer, and more than nine fractional digits, truncated).
+// A time outside what a timespec in nanoseconds holds (1678 to 2262) is
+// refused: it would wrap (INT64_MAX seconds gave 1969).
 func ParseMtime(s string) (time.Time, bool) {
+	t, ok := parseMtime(s)
+	if !ok || t.Before(minMtime) || t.After(maxMtime) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+var (
+	minMtime = time.Unix(0, math.MinInt64)
+	maxMtime = time.Unix(0, math.MaxInt64)
+)
+
+func parseMtime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, false

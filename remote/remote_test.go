@@ -53,7 +53,8 @@ func TestMtimeFormat(t *testing.T) {
 			t.Errorf("ParseMtime(%q) = %v, %v; want %v", got, back, ok, c.t)
 		}
 	}
-	for _, bad := range []string{"", "abc", "1.x"} {
+	// Out of what a file can have: INT64_MAX seconds wrapped to 1969.
+	for _, bad := range []string{"", "abc", "1.x", "9223372036854775807", "-9223372036854775808", "99999999999"} {
 		if _, ok := remote.ParseMtime(bad); ok {
 			t.Errorf("ParseMtime(%q) accepted", bad)
 		}

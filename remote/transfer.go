@@ -477,8 +477,13 @@ func newInfo(key string, size int64, lastModified *time.Time, etag *string, clas
 		},
 		Metadata: meta,
 	}
-	info.Mtime, _ = ParseMtime(meta[metaMtime])
+	var ok bool
 	info.Posix, info.PosixErr = ParsePosix(meta)
+	if v := meta[metaMtime]; v != "" {
+		if info.Mtime, ok = ParseMtime(v); !ok {
+			info.PosixErr = errors.Join(info.PosixErr, fmt.Errorf("x-amz-meta-mtime %q is not a time a file can have; the object's LastModified is used", v))
+		}
+	}
 	return info
 }
 

@@ -178,7 +178,7 @@ func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c co
 			// for it.
 			d.cf.noteSent(rel, res.Size, res.Mtime)
 		}
-		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindFile, func(info remote.Info) bool { return d.holdsFile(ctx, full, info) })
+		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindFile, func(info remote.Info) bool { return d.holdsFile(ctx, rel, info) })
 		if err != nil {
 			return UploadResult{}, err
 		}
@@ -221,20 +221,26 @@ func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kin
 // holdsFile reports whether the object info describes holds exactly what
 // the file at full holds now: by the store's CRC64NVME or single-part MD5
 // where there is one, else by size and x-amz-meta-mtime.
-func (d *Drainer) holdsFile(ctx context.Context, full string, info remote.Info) bool {
-	st, err := os.Stat(full)
-	if err != nil || st.Size() != info.Size {
+func (d *Drainer) holdsFile(ctx context.Context, rel string, info remote.Info) bool {
+	root, err := d.root()
+	if err != nil {
+		return false
+	}
+	// Opened without following anything: a link here is no file that
+	// holds the object, wherever it points.
+	f, err := root.Open(rel)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() != info.Size {
 		return false
 	}
 	obj := objectContent(info.ETag).withHead(info)
 	if obj.crc == "" && obj.md5 == "" {
 		return info.Mtime.Equal(st.ModTime())
 	}
-	f, err := os.Open(full)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
 	dg, err := digest(ctx, f)
 	if err != nil {
 		return false

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"io"
 	"io/fs"
 	"os"
@@ -51,6 +52,21 @@ func emptyDir(p string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
+	return emptyOpenDir(f)
+}
+
+// emptyDirIn is emptyDir of the directory rel below root.
+func emptyDirIn(root *confine.Root, rel string) (bool, error) {
+	fd, err := root.OpenDir(rel, false)
+	if err != nil {
+		return false, err
+	}
+	f := os.NewFile(uintptr(fd), root.Join(rel))
+	defer f.Close()
+	return emptyOpenDir(f)
+}
+
+func emptyOpenDir(f *os.File) (bool, error) {
 	for {
 		names, err := f.Readdirnames(16)
 		for _, n := range names {
@@ -254,6 +270,13 @@ func (d *Drainer) markerGone(marker string) bool {
 	return err == nil && !info.IsDir() || notExist(err)
 }
 
+// parentLinked: a path could not be reached below the root because a
+// folder on the way is a symlink (ELOOP; EXDEV: one leading outside) or a
+// file (ENOTDIR).
+func parentLinked(err error) bool {
+	return errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.ENOTDIR)
+}
+
 // notExist: the path is gone, or a parent is no longer a directory.
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
@@ -353,7 +376,11 @@ func (rc *run) uploadMarker(s entry) {
 // entries is left alone, silently, so a re-run prints nothing.
 func (rc *run) downloadMarker(s entry) {
 	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
-	p, err := LocalPath(rc.dst.Local, markerDir(s.rel))
+	rel := markerDir(s.rel)
+	p, err := LocalPath(rc.dst.Local, rel)
+	if err == nil {
+		err = CheckKeyName(rel)
+	}
 	if err != nil {
 		rc.skip(srcShown, err)
 		return
@@ -363,7 +390,7 @@ func (rc *run) downloadMarker(s entry) {
 		return
 	}
 	info, err := os.Lstat(p)
-	if err == nil && info.IsDir() || err == nil && info.Mode()&fs.ModeSymlink != 0 && isLocalDir(p) {
+	if err == nil && info.IsDir() || err == nil && info.Mode()&fs.ModeSymlink != 0 && !rc.opts.Links && isLocalDir(p) {
 		return
 	}
 	if err == nil && !rc.opts.DryRun {
@@ -384,9 +411,9 @@ func (rc *run) downloadMarker(s entry) {
 	}
 	// Made here, in key order, as local deletes are: the folder exists
 	// before any key below it is looked at.
-	if err := os.MkdirAll(p, 0o755); err != nil {
+	if err := rc.root.MkdirAll(rel, 0o755); err != nil {
 		rc.c.failed.Add(1)
-		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
+		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: parentErr(rc.root, rel, err)})
 		return
 	}
 	rc.pool.submit(rc.ctx, func() {
@@ -401,25 +428,26 @@ func (rc *run) downloadMarker(s entry) {
 			restore.Warn = func(err error) {
 				rc.opts.Report(Event{Kind: EventWarning, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
 			}
-			if err := restoreDir(p, info, restore); err != nil {
+			if err := restoreDir(rc.root, rel, info, restore); err != nil {
 				rc.c.failed.Add(1)
 				rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
 				return
 			}
 		}
-		os.Chtimes(p, mt, mt)
+		rc.root.Chtimes(rel, mt, mt)
 		rc.c.downloaded.Add(1)
 		rc.opts.Report(Event{Kind: EventDone, Op: "download", Src: srcShown, Dst: dstShown})
 	})
 }
 
-// restoreDir gives the directory p the mode and owner of its marker's
-// metadata (info), as o allows, as a download does a file's.
-func restoreDir(p string, info remote.Info, o Restore) error {
-	f, err := os.Open(p)
+// restoreDir gives the directory rel below root the mode and owner of its
+// marker's metadata (info), as o allows, as a download does a file's.
+func restoreDir(root *confine.Root, rel string, info remote.Info, o Restore) error {
+	fd, err := root.OpenDir(rel, false)
 	if err != nil {
 		return err
 	}
+	f := os.NewFile(uintptr(fd), root.Join(rel))
 	defer f.Close()
 	return o.applyAs(f, info, syscall.S_IFDIR)
 }
@@ -461,8 +489,7 @@ func (rc *run) emptyParents(marker string) int {
 // directory, stopping at the first that is not empty.
 func (rc *run) removeEmptyParents(marker string, up int) {
 	for dir := path.Dir(markerDir(marker)); up > 0 && dir != "." && dir != "/"; dir, up = path.Dir(dir), up-1 {
-		p, err := LocalPath(rc.dst.Local, dir)
-		if err != nil || removeEmptyDir(p) != nil {
+		if removeEmptyDir(rc.root, dir) != nil {
 			return
 		}
 		rc.c.deleted.Add(1)
@@ -475,15 +502,12 @@ var errNotEmpty = errors.New("directory not empty")
 
 // removeEmptyDir deletes an empty local directory for --delete; one that
 // got entries since the walk is left alone (errNotEmpty).
-func removeEmptyDir(p string) error {
-	err := syscall.Rmdir(p)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+func removeEmptyDir(root *confine.Root, rel string) error {
+	err := root.RemoveDir(rel)
+	if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 		return errNotEmpty
 	}
-	return &fs.PathError{Op: "rmdir", Path: p, Err: err}
+	return err
 }
 
 // quickMarker settles a verify pair that involves a marker: a marker and a

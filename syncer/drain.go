@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,6 +153,23 @@ type Drainer struct {
 	heldForWriter atomic.Bool
 	workers       workerPool
 	cf            *conflictState
+
+	// rootOnce opens WORKDIR as a confine.Root the first time the drain
+	// or the pull touches it.
+	rootOnce sync.Once
+	rootFS   *confine.Root
+	rootErr  error
+}
+
+// root is WORKDIR as a confine.Root: every pull write goes through it.
+func (d *Drainer) root() (*confine.Root, error) {
+	d.rootOnce.Do(func() {
+		d.rootFS, d.rootErr = confine.Open(d.workdir)
+		if d.rootErr == nil {
+			runtime.AddCleanup(d, func(r *confine.Root) { r.Close() }, d.rootFS)
+		}
+	})
+	return d.rootFS, d.rootErr
 }
 
 // NewDrainer wires a drain loop; Run starts it.

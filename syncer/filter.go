@@ -7,6 +7,8 @@ import "strings"
 // again, so the last match wins; "*" matches across "/".
 type Filters struct {
 	rules []rule
+	// never holds folders excluded whatever the rules say (Never).
+	never []string
 }
 
 type rule struct {
@@ -19,14 +21,25 @@ func (f *Filters) Add(include bool, pattern string) {
 	f.rules = append(f.rules, rule{include, pattern})
 }
 
+// Never excludes the folder dir (slash-separated, relative) and everything
+// below it, whatever the rules say: s3sync's own state inside WORKDIR.
+func (f *Filters) Never(dir string) {
+	f.never = append(f.never, strings.Trim(dir, "/"))
+}
+
 // Empty reports whether there are no rules.
-func (f *Filters) Empty() bool { return f == nil || len(f.rules) == 0 }
+func (f *Filters) Empty() bool { return f == nil || len(f.rules) == 0 && len(f.never) == 0 }
 
 // Excluded reports whether the relative path (slash-separated, as the key
 // below the source or destination root) is filtered out.
 func (f *Filters) Excluded(rel string) bool {
 	if f == nil {
 		return false
+	}
+	for _, d := range f.never {
+		if rel == d || strings.HasPrefix(rel, d) && len(rel) > len(d) && rel[len(d)] == '/' {
+			return true
+		}
 	}
 	excluded := false
 	for _, r := range f.rules {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -100,51 +101,49 @@ func (b *linkBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
-// downloadLink makes path a symlink whose target is the body of bucket/key.
-// The link is made under a temporary name and renamed into place, so a
-// file or link already there is replaced at once and never written
-// through. Its mtime is restored from x-amz-meta-mtime, else set to the
-// object's LastModified.
-func downloadLink(ctx context.Context, r Remote, bucket, key, etag, path string) (remote.Info, error) {
-	return downloadLinkTo(ctx, r, bucket, key, etag, path, os.Rename)
+// downloadLink makes rel below root a symlink whose target is the body of
+// bucket/key. The link is made under a temporary name and renamed into
+// place, so a file or link already there is replaced at once and never
+// written through. Its mtime is restored from x-amz-meta-mtime, else set
+// to the object's LastModified.
+func downloadLink(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string) (remote.Info, error) {
+	return downloadLinkTo(ctx, r, bucket, key, etag, root, rel, func(tmp string) error { return root.Rename(tmp, rel, 0) })
 }
 
 // downloadLinkTo is downloadLink with place renaming the finished link
-// (tmp) to path (see downloadFileTo).
-func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag, path string, place func(tmp, path string) error) (remote.Info, error) {
+// (tmp, below root) to rel (see downloadFileTo).
+func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, place func(tmp string) error) (remote.Info, error) {
 	var buf linkBuffer
 	info, err := r.Download(ctx, bucket, key, etag, &buf)
 	if err != nil {
 		return remote.Info{}, err
 	}
 	target := buf.String()
-	if target == "" || strings.ContainsRune(target, 0) {
-		return remote.Info{}, fmt.Errorf("%s is not a symlink target (empty, or holds a NUL byte)", key)
+	if err := confine.CheckLinkTarget(target); err != nil {
+		return remote.Info{}, fmt.Errorf("%s is not a symlink target: %w", key, err)
 	}
-	dir := filepath.Dir(path)
-	if err := mkdirAll(dir); err != nil {
-		return remote.Info{}, err
+	if err := mkdirAll(root, parentRel(rel)); err != nil {
+		return remote.Info{}, parentErr(root, rel, err)
 	}
-	tmp := tempName(dir)
-	if err := os.Symlink(target, tmp); err != nil {
-		return remote.Info{}, err
+	tmp := tempName(rel)
+	if err := root.Symlink(target, tmp); err != nil {
+		return remote.Info{}, parentErr(root, rel, err)
 	}
 	mt := info.Mtime
 	if mt.IsZero() {
 		mt = info.LastModified
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
-	err = unix.UtimesNanoAt(unix.AT_FDCWD, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+	err = root.Chtimes(tmp, mt, mt)
 	if err == nil {
-		if st, serr := os.Lstat(path); serr == nil && st.IsDir() {
-			err = fmt.Errorf("%s is a directory here, but the bucket holds a symlink of that name", path)
+		if st, serr := root.Lstat(rel); serr == nil && st.IsDir() {
+			err = fmt.Errorf("%s is a directory here, but the bucket holds a symlink of that name", root.Join(rel))
 		}
 	}
 	if err == nil {
-		err = place(tmp, path)
+		err = place(tmp)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		root.Remove(tmp)
 		return remote.Info{}, err
 	}
 	return info, nil

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -76,6 +76,11 @@ type Puller struct {
 	// only when it is not seen with that ETag: a file removed here (without
 	// --delete its object stays) is not brought back while the mount runs.
 	seen map[string]string
+	// refused holds, per key below the prefix, the ETag of an object the
+	// pull will not bring in (it would pass through a link, clashes with
+	// another key, or is no plain path): it is warned of once, not every
+	// round, until it changes.
+	refused map[string]string
 }
 
 // PullOptions tune a Puller.
@@ -90,7 +95,7 @@ type PullOptions struct {
 
 // NewPuller makes a Puller for d's bucket, state and WORKDIR.
 func NewPuller(d *Drainer, j PullJournal, o PullOptions) *Puller {
-	return &Puller{d: d, j: j, mount: o.Mount, opts: o, seen: map[string]string{}}
+	return &Puller{d: d, j: j, mount: o.Mount, opts: o, seen: map[string]string{}, refused: map[string]string{}}
 }
 
 // PullStats counts what a round did.
@@ -101,6 +106,7 @@ type PullStats struct {
 	Conflicts  int // bucket versions put beside a file with unsent edits
 	Deferred   int // left for a later round (open, in flight, not yet sent)
 	Failed     int
+	Refused    int // keys never brought in (see Puller.refused), warned of once
 }
 
 // Run pulls every interval until ctx ends, the first round at once.
@@ -148,6 +154,10 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 	listed := map[string]bool{}
 	dirs := map[string]bool{} // every directory holding a listed key
 	seen := map[string]string{}
+	refused := map[string]string{}
+	if _, err := d.root(); err != nil {
+		return st, fmt.Errorf("pull: %w", err)
+	}
 	err := d.r.List(ctx, d.loc.Bucket, d.loc.Prefix, func(o remote.Object) error {
 		rel := o.Key[len(d.loc.Prefix):]
 		st.Listed++
@@ -158,8 +168,14 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 		if p.skip(rel) {
 			return nil
 		}
+		if err := refusal(rel, listed); err != nil {
+			p.refuse(rel, o.ETag, err, refused, &st)
+			return nil
+		}
 		handled, err := p.object(ctx, rel, o, &st)
 		switch {
+		case err != nil && errors.Is(err, errThroughLink):
+			p.refuse(rel, o.ETag, err, refused, &st)
 		case err != nil && ctx.Err() == nil:
 			st.Failed++
 			d.opts.Log.Warn("pull: cannot bring this change in; trying again at the next round", "path", rel, "err", err)
@@ -178,6 +194,7 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 		return st, fmt.Errorf("pull: list %s: %w", d.loc, err)
 	}
 	p.seen = seen
+	p.refused = refused
 	var gone []string
 	var total int64
 	err = d.c.Walk("", func(rel string, e cache.Entry) error {
@@ -212,9 +229,55 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 	return st, nil
 }
 
+// refusal says why the key rel (below the prefix) is never brought into
+// WORKDIR, or nil: not a plain relative path, a control character in its
+// name, or a clash with a key listed before it (listed) that this side
+// keeps: "x" and "x.rclonelink" (the file wins), or a key below a file or
+// a link ("x/y" after "x" or "x.rclonelink"). Listings are in key order,
+// and "x" < "x.rclonelink" < "x/", so the same key wins on every machine
+// and every round.
+func refusal(rel string, listed map[string]bool) error {
+	name := strings.TrimSuffix(rel, "/")
+	if err := CheckKeyName(name); err != nil {
+		return err
+	}
+	if l, ok := strings.CutSuffix(name, LinkSuffix); ok && listed[l] {
+		return fmt.Errorf("%w: the bucket holds both %q and the symlink %q; the file is kept, the link is not made", errClash, l, rel)
+	}
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if listed[dir] {
+			return fmt.Errorf("%w: the bucket also holds %q as a file, and a file cannot also be a folder", errClash, dir)
+		}
+		if listed[dir+LinkSuffix] {
+			return fmt.Errorf("%w: the bucket also holds %q as a symlink; nothing is written through a link", errClash, dir)
+		}
+	}
+	if isMarker(rel) && (listed[name] || listed[name+LinkSuffix]) {
+		return fmt.Errorf("%w: the bucket also holds %q as a file or a link", errClash, name)
+	}
+	return nil
+}
+
+// errClash: two keys of the bucket want the same local name.
+var errClash = errors.New("clashing keys")
+
+// refuse skips the object rel for this round and warns of it once per
+// ETag.
+func (p *Puller) refuse(rel, etag string, err error, refused map[string]string, st *PullStats) {
+	st.Refused++
+	refused[rel] = etag
+	if prev, ok := p.refused[rel]; ok && prev == etag {
+		return
+	}
+	p.d.opts.Log.Warn("pull: a key of the bucket is not brought in (warned once)", "key", p.d.loc.Prefix+rel, "err", err)
+}
+
 // skip says whether rel is none of the pull's business: s3sync's own
 // probe and temporary names, excluded paths.
 func (p *Puller) skip(rel string) bool {
+	if rel == "" {
+		return true // the prefix's own marker: WORKDIR itself
+	}
 	base := path.Base(strings.TrimSuffix(rel, "/"))
 	return strings.HasPrefix(base, remote.ProbePrefix) || strings.HasPrefix(base, TempPrefix) ||
 		p.d.opts.Filters.Excluded(strings.TrimSuffix(rel, LinkSuffix))
@@ -281,7 +344,11 @@ func (p *Puller) unchanged(rel string, e cache.Entry, info os.FileInfo) (bool, e
 // stillUnchanged is unchanged at the last moment before a replace or
 // remove; an error says why not.
 func (p *Puller) stillUnchanged(rel, full string, e cache.Entry) error {
-	info, err := os.Lstat(full)
+	root, err := p.d.root()
+	if err != nil {
+		return err
+	}
+	info, err := root.Lstat(full)
 	if err != nil {
 		return err
 	}
@@ -318,10 +385,11 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	case strings.HasSuffix(rel, LinkSuffix):
 		lrel, kind = strings.TrimSuffix(rel, LinkSuffix), cache.KindLink
 	}
-	full, err := LocalPath(d.workdir, strings.TrimSuffix(lrel, "/"))
+	root, err := d.root()
 	if err != nil {
-		return true, nil // never written here; reconcile reports such keys
+		return false, err
 	}
+	full := strings.TrimSuffix(lrel, "/") // below root
 	e, ok, err := d.c.Get(lrel)
 	if err != nil {
 		return false, err
@@ -349,7 +417,10 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	if kind == cache.KindDir {
 		return p.marker(ctx, lrel, full, o, st)
 	}
-	info, err := os.Lstat(full)
+	info, err := root.Lstat(full)
+	if err != nil && parentLinked(err) {
+		return false, parentErr(root, full, err)
+	}
 	if err != nil && !notExist(err) {
 		return false, err
 	}
@@ -431,11 +502,7 @@ func (p *Puller) took(rel string, e cache.Entry, st *PullStats) error {
 func (p *Puller) keepLocal(ctx context.Context, rel, full string, o remote.Object, kind cache.Kind, e cache.Entry, known bool, st *PullStats) (bool, error) {
 	d := p.d
 	copyRel := ConflictName(rel, pullHost, d.cf.now())
-	copyFull, err := LocalPath(d.workdir, copyRel)
-	if err != nil {
-		return false, err
-	}
-	if _, err := p.fetch(ctx, o, kind, copyFull, nil); err != nil {
+	if _, err := p.fetch(ctx, o, kind, copyRel, nil); err != nil {
 		if later(err) {
 			return false, nil
 		}
@@ -489,9 +556,20 @@ func (p *Puller) sameAsLocal(ctx context.Context, o remote.Object, kind cache.Ki
 		return false, err
 	}
 	if kind == cache.KindLink {
-		lc, size, _, err := linkContent(ctx, full)
-		same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
-		return err == nil && size == info.Size && known && same, nil
+		root, err := p.d.root()
+		if err != nil {
+			return false, err
+		}
+		target, err := root.Readlink(full)
+		if err != nil {
+			return false, nil
+		}
+		d, err := digest(ctx, strings.NewReader(target))
+		if err != nil {
+			return false, err
+		}
+		same, known := sameContent(localContent(d), objectContent(info.ETag).withHead(info))
+		return int64(len(target)) == info.Size && known && same, nil
 	}
 	return p.d.holdsFile(ctx, full, info), nil
 }
@@ -511,26 +589,31 @@ func entryOf(kind cache.Kind, info os.FileInfo, etag string) cache.Entry {
 	return e
 }
 
-// fetch downloads o as kind to full and returns the cache entry for what
-// it placed there. With ready nil, full must not exist (errLocalExists
-// otherwise); else ready is called just before full is replaced.
+// fetch downloads o as kind to full (below WORKDIR's root) and returns the
+// cache entry for what it placed there. With ready nil, full must not
+// exist (errLocalExists otherwise); else ready is called just before full
+// is replaced.
 func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, full string, ready func() error) (cache.Entry, error) {
 	d := p.d
+	root, err := d.root()
+	if err != nil {
+		return cache.Entry{}, err
+	}
 	var placed os.FileInfo
 	if kind == cache.KindLink {
-		_, err := downloadLinkTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, full, func(tmp, path string) error {
-			info, err := os.Lstat(tmp)
+		_, err := downloadLinkTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, func(tmp string) error {
+			info, err := root.Lstat(tmp)
 			if err != nil {
 				return err
 			}
 			placed = info
 			if ready == nil {
-				return renameNew(tmp, path)
+				return renameNew(root, tmp, full)
 			}
 			if err := ready(); err != nil {
 				return err
 			}
-			return os.Rename(tmp, path)
+			return root.Rename(tmp, full, 0)
 		})
 		if err != nil {
 			return cache.Entry{}, err
@@ -538,7 +621,7 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 		return entryOf(kind, placed, o.ETag), nil
 	}
 	restore := Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
-	_, err := downloadFileTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, full, restore, func(f *os.File, tmp, path string) error {
+	_, err = downloadFileTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, restore, func(root *confine.Root, f *os.File, tmp, rel string) error {
 		info, err := f.Stat()
 		if err != nil {
 			return err
@@ -547,12 +630,12 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 		// mount a moment later must not count as synced.
 		placed = info
 		if ready == nil {
-			return publishNew(f, tmp, path)
+			return publishNew(root, f, tmp, rel)
 		}
 		if err := ready(); err != nil {
 			return err
 		}
-		return publish(f, tmp, path)
+		return publish(root, f, tmp, rel)
 	})
 	if err != nil {
 		return cache.Entry{}, err
@@ -560,20 +643,20 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 	return entryOf(kind, placed, o.ETag), nil
 }
 
-// publishNew gives the finished file its name path only if nothing has it.
-func publishNew(f *os.File, tmp, path string) error {
+// publishNew gives the finished file its name rel only if nothing has it.
+func publishNew(root *confine.Root, f *os.File, tmp, rel string) error {
 	if tmp != "" {
-		return renameNew(tmp, path)
+		return renameNew(root, tmp, rel)
 	}
-	err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	err := root.Link(f, rel)
 	if errors.Is(err, unix.EEXIST) {
 		return errLocalExists
 	}
 	return err
 }
 
-func renameNew(tmp, path string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+func renameNew(root *confine.Root, tmp, rel string) error {
+	err := root.Rename(tmp, rel, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EEXIST) {
 		return errLocalExists
 	}
@@ -584,7 +667,14 @@ func renameNew(tmp, path string) error {
 // made when it is not here and no removal of it is pending.
 func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, st *PullStats) (bool, error) {
 	d := p.d
-	info, err := os.Lstat(full)
+	root, err := d.root()
+	if err != nil {
+		return false, err
+	}
+	info, err := root.Lstat(full)
+	if err != nil && parentLinked(err) {
+		return false, parentErr(root, full, err)
+	}
 	if err == nil {
 		if !info.IsDir() {
 			return true, nil // a file here: its own upload decides
@@ -597,16 +687,17 @@ func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, 
 	if has, err := p.pending(rel); has || err != nil {
 		return false, err
 	}
-	if err := os.MkdirAll(full, 0o755); err != nil {
-		return false, err
+	if err := root.MkdirAll(full, 0o755); err != nil {
+		return false, parentErr(root, full, err)
 	}
 	if hi, err := d.r.Head(ctx, d.loc.Bucket, o.Key); err == nil {
-		restoreDir(full, hi, Restore{})
+		restore := Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
+		restoreDir(root, full, hi, restore)
 		if !hi.Mtime.IsZero() {
-			os.Chtimes(full, hi.Mtime, hi.Mtime)
+			root.Chtimes(full, hi.Mtime, hi.Mtime)
 		}
 	}
-	info, err = os.Lstat(full)
+	info, err = root.Lstat(full)
 	if err != nil {
 		return false, err
 	}
@@ -630,12 +721,16 @@ func (p *Puller) removed(ctx context.Context, rel string, start time.Time, dirs 
 	if _, err := d.r.Head(ctx, d.loc.Bucket, d.key(objectRel(rel, e.Kind))); !errors.Is(err, remote.ErrNotFound) {
 		return err
 	}
-	full := filepath.Join(d.workdir, filepath.FromSlash(strings.TrimSuffix(rel, "/")))
+	root, err := d.root()
+	if err != nil {
+		return err
+	}
+	full := strings.TrimSuffix(rel, "/")
 	if p.isOpen(rel) {
 		st.Deferred++
 		return nil
 	}
-	info, err := os.Lstat(full)
+	info, err := root.Lstat(full)
 	if notExist(err) {
 		if has, err := p.pending(rel); has || err != nil {
 			return err // the drain is on it
@@ -661,7 +756,7 @@ func (p *Puller) removed(ctx context.Context, rel string, start time.Time, dirs 
 		return nil
 	}
 	if e.Kind == cache.KindDir {
-		if empty, _ := emptyDir(full); !empty || dirs[markerDir(rel)] {
+		if empty, _ := emptyDirIn(root, full); !empty || dirs[markerDir(rel)] {
 			return d.c.Delete(rel) // files hold it now
 		}
 	}
@@ -672,7 +767,7 @@ func (p *Puller) removed(ctx context.Context, rel string, start time.Time, dirs 
 		}
 		return err
 	}
-	if err := os.Remove(full); err != nil {
+	if err := root.Remove(full); err != nil {
 		return err
 	}
 	if err := d.c.Delete(rel); err != nil {
@@ -696,7 +791,7 @@ func (p *Puller) removeEmptyParents(rel string, dirs map[string]bool) string {
 		if has, err := p.pending(dir); has || err != nil || p.isOpen(dir) {
 			break
 		}
-		if os.Remove(filepath.Join(p.d.workdir, filepath.FromSlash(dir))) != nil {
+		if root, err := p.d.root(); err != nil || root.RemoveDir(dir) != nil {
 			break // not empty
 		}
 		top = dir

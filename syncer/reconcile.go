@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -239,6 +240,19 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 			rc.realDst, err = filepath.EvalSymlinks(dst.Local)
 		}
 		if err == nil {
+			// Every write below DST goes through one root: with --links
+			// nothing is written through a symlink; without, a link is
+			// followed only while it stays inside DST.
+			var root *confine.Root
+			if root, err = confine.Open(dst.Local); err == nil {
+				defer root.Close()
+				rc.root = root
+				if !opts.Links {
+					rc.root = root.FollowInside()
+				}
+			}
+		}
+		if err == nil {
 			defer w.Close()
 			dstS = &localStream{w}
 		} else if opts.DryRun && os.IsNotExist(err) {
@@ -343,6 +357,9 @@ type run struct {
 	// below it known to have no symlink on the way (see parentLink).
 	realDst string
 	safeDir string
+	// root is a download's destination, which every local write and
+	// delete goes through.
+	root *confine.Root
 	// prevSrc and nextSrc are the source keys either side of the one
 	// onlyDst is at: whether the source holds keys below a directory.
 	prevSrc, nextSrc string
@@ -559,9 +576,9 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 				rc.opts.Report(Event{Kind: EventWarning, Op: op, Src: srcShown, Dst: dstShown, Err: err})
 			}
 			if s.link {
-				_, err = downloadLink(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath)
+				_, err = downloadLink(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, rc.root, strings.TrimSuffix(s.rel, LinkSuffix))
 			} else {
-				_, err = DownloadFileWith(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, localPath, restore)
+				_, err = DownloadFile(rc.ctx, rc.r, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, s.etag, rc.root, s.rel, restore)
 			}
 			if err == nil {
 				rc.c.downloaded.Add(1)
@@ -608,6 +625,9 @@ func (rc *run) target(s entry) (localPath string, ok bool) {
 		rel = strings.TrimSuffix(rel, LinkSuffix)
 	}
 	p, err := LocalPath(rc.dst.Local, rel)
+	if err == nil {
+		err = CheckKeyName(rel)
+	}
 	if err != nil {
 		rc.skip(rc.src.Show(s.rel), err)
 		return "", false

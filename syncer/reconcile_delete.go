@@ -143,15 +143,21 @@ func (rc *run) finishDeletes(complete bool) {
 // empty directory and then the parents del.up allows, if empty.
 func (rc *run) deleteLocal(del deletion) {
 	shown := rc.show(rc.dst, del.e)
-	path := del.e.path
-	if path == "" {
-		path = filepath.Join(rc.dst.Local, filepath.FromSlash(del.e.rel))
+	rel := strings.TrimSuffix(del.e.rel, "/")
+	if del.e.path != "" {
+		r, err := filepath.Rel(rc.dst.Local, del.e.path)
+		if err != nil {
+			rc.c.failed.Add(1)
+			rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
+			return
+		}
+		rel = filepath.ToSlash(r)
 	}
-	remove := os.Remove
+	remove := rc.root.Remove
 	if isMarker(del.e.rel) {
-		remove = removeEmptyDir
+		remove = func(rel string) error { return removeEmptyDir(rc.root, rel) }
 	}
-	if err := remove(path); errors.Is(err, errNotEmpty) {
+	if err := remove(rel); errors.Is(err, errNotEmpty) {
 		return // got entries since the walk: not ours to delete
 	} else if err != nil && !os.IsNotExist(err) {
 		rc.c.failed.Add(1)

@@ -51,6 +51,11 @@ func (o Restore) applyAs(f *os.File, info remote.Info, typ uint32) error {
 		warn(fmt.Errorf("x-amz-meta-mode %o is not %s mode; ignored", p.Mode, what))
 		p.HasMode = false
 	}
+	if p.HasMode && !o.Special && p.Mode&0o7000 != 0 {
+		// Whoever can write the bucket could otherwise make a setuid
+		// file here; rclone restores these bits only when asked, too.
+		warn(fmt.Errorf("x-amz-meta-mode %o asks for setuid, setgid or sticky bits; only %o is restored (--metadata restores them)", p.Mode, p.Mode&0o777))
+	}
 	if !p.HasMode && !(o.Owner && (p.HasUID || p.HasGID)) {
 		return nil
 	}

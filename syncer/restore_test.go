@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"github.com/s3sync/s3sync/internal/confine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,7 +52,7 @@ func TestDownloadRestoresMode(t *testing.T) {
 		{name: "script", meta: map[string]string{"mode": "100755", "uid": "1234", "gid": "5678"}, mode: 0o755},
 		{name: "private", meta: map[string]string{"mode": "100600"}, mode: 0o600},
 		{name: "no metadata", mode: def},
-		{name: "setuid stripped", meta: map[string]string{"mode": "104755"}, mode: 0o755},
+		{name: "setuid stripped", meta: map[string]string{"mode": "104755"}, mode: 0o755, warnings: 1},
 		{name: "setuid restored", meta: map[string]string{"mode": "106755"}, restore: syncer.Restore{Special: true}, mode: 0o6755},
 		{name: "sticky restored", meta: map[string]string{"mode": "1777"}, restore: syncer.Restore{Special: true}, mode: 0o1777},
 		{name: "owner restored", meta: map[string]string{"mode": "104750", "uid": "1234", "gid": "5678"}, restore: syncer.Restore{Special: true, Owner: true},
@@ -61,6 +62,11 @@ func TestDownloadRestoresMode(t *testing.T) {
 		{name: "bad ids", meta: map[string]string{"mode": "100700", "uid": "alice", "gid": "-5"}, restore: syncer.Restore{Owner: true}, mode: 0o700, warnings: 1},
 	}
 	dir := t.TempDir()
+	droot, err := confine.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer droot.Close()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.onlyAsRoot && !root {
@@ -71,7 +77,7 @@ func TestDownloadRestoresMode(t *testing.T) {
 			var warnings []error
 			c.restore.Warn = func(err error) { warnings = append(warnings, err) }
 			path := filepath.Join(dir, key)
-			if _, err := syncer.DownloadFileWith(ctx, e.client, e.bucket, key, "", path, c.restore); err != nil {
+			if _, err := syncer.DownloadFile(ctx, e.client, e.bucket, key, "", droot, key, c.restore); err != nil {
 				t.Fatal(err)
 			}
 			mode, uid, gid := statMode(t, path)

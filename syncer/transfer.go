@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -239,63 +240,65 @@ var errUnsafeKey = errors.New("key would land outside the destination directory;
 
 // LocalPath maps a key suffix to a path below root, or fails with a reason
 // when the key is not a plain relative path: "..", ".", empty components
-// ("a//b"), absolute keys and NUL bytes are never written.
+// ("a//b"), absolute keys and NUL bytes are never written. The path is for
+// messages: writes go through a confine.Root.
 func LocalPath(root, rel string) (string, error) {
-	if rel == "" || strings.HasPrefix(rel, "/") || strings.ContainsRune(rel, 0) {
+	if confine.Check(rel) != nil {
 		return "", errUnsafeKey
 	}
-	for part := range strings.SplitSeq(rel, "/") {
-		if part == "" || part == "." || part == ".." {
-			return "", errUnsafeKey
-		}
-	}
-	p := filepath.Join(root, filepath.FromSlash(rel))
-	// Belt and braces: Join cleans, so whatever passed must still be inside.
-	if r, err := filepath.Rel(root, p); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-		return "", errUnsafeKey
-	}
-	return p, nil
+	return filepath.Join(root, filepath.FromSlash(rel)), nil
 }
 
-// DownloadFile writes bucket/key to path so that an interruption never
-// leaves a truncated file under the real name: the content goes to an
-// unnamed file (O_TMPFILE) that is linked into place once complete, or,
+// errControlKey marks keys with control characters: a name no local tool
+// shows honestly, and one that could forge a line of output.
+var errControlKey = errors.New("key holds a control character; not written")
+
+// CheckKeyName says why rel (a key below the prefix, a marker's without
+// its "/") is not written to a local folder, or nil.
+func CheckKeyName(rel string) error {
+	if confine.Check(rel) != nil {
+		return errUnsafeKey
+	}
+	for i := 0; i < len(rel); i++ {
+		if rel[i] < 0x20 || rel[i] == 0x7f {
+			return errControlKey
+		}
+	}
+	return nil
+}
+
+// DownloadFile writes bucket/key to rel below root so that an interruption
+// never leaves a truncated file under the real name: the content goes to
+// an unnamed file (O_TMPFILE) that is linked into place once complete, or,
 // where the filesystem lacks O_TMPFILE or the name is taken, to a
 // temporary name in the same directory that is renamed over it. The file's
 // mtime is restored from x-amz-meta-mtime, else set to the object's
 // LastModified as the AWS CLI does, and its permission bits from
 // x-amz-meta-mode (see Restore). etag, when set, must still match (the
-// listing's).
-func DownloadFile(ctx context.Context, r Remote, bucket, key, etag, path string) (remote.Info, error) {
-	return DownloadFileWith(ctx, r, bucket, key, etag, path, Restore{})
+// listing's). Nothing is resolved through a symlink on the way (see
+// confine).
+func DownloadFile(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, o Restore) (remote.Info, error) {
+	return downloadFileTo(ctx, r, bucket, key, etag, root, rel, o, publish)
 }
 
-// DownloadFileWith is DownloadFile, restoring what o asks for.
-func DownloadFileWith(ctx context.Context, r Remote, bucket, key, etag, path string, o Restore) (remote.Info, error) {
-	return downloadFileTo(ctx, r, bucket, key, etag, path, o, publish)
-}
-
-// downloadFileTo is DownloadFileWith with place giving the finished file
-// (f, named tmp unless "") its name path: the mount's pull checks there,
-// at the last moment, that it replaces nothing unsent.
-func downloadFileTo(ctx context.Context, r Remote, bucket, key, etag, path string, o Restore, place func(f *os.File, tmp, path string) error) (remote.Info, error) {
-	dir := filepath.Dir(path)
-	if err := mkdirAll(dir); err != nil {
-		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
-			return remote.Info{}, fmt.Errorf("a parent of %s is a file, so it cannot be a folder too (the bucket holds both a key and keys below it)", path)
-		}
-		return remote.Info{}, err
+// downloadFileTo is DownloadFile with place giving the finished file (f,
+// named tmp unless "") its name rel: the mount's pull checks there, at the
+// last moment, that it replaces nothing unsent.
+func downloadFileTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, o Restore, place func(root *confine.Root, f *os.File, tmp, rel string) error) (remote.Info, error) {
+	dir := parentRel(rel)
+	if err := mkdirAll(root, dir); err != nil {
+		return remote.Info{}, parentErr(root, rel, err)
 	}
-	f, tmp, err := createTemp(dir)
+	f, tmp, err := createTemp(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The directory went away since we made it: make it again.
-		madeDirs.Delete(dir)
-		if err = mkdirAll(dir); err == nil {
-			f, tmp, err = createTemp(dir)
+		madeDirs.Delete(root.Join(dir))
+		if err = mkdirAll(root, dir); err == nil {
+			f, tmp, err = createTemp(root, dir)
 		}
 	}
 	if err != nil {
-		return remote.Info{}, err
+		return remote.Info{}, parentErr(root, rel, err)
 	}
 	info, err := r.Download(ctx, bucket, key, etag, f)
 	if err == nil {
@@ -307,90 +310,105 @@ func downloadFileTo(ctx context.Context, r Remote, bucket, key, etag, path strin
 		if mt.IsZero() {
 			mt = info.LastModified
 		}
-		err = setMtime(f, tmp, mt)
+		err = setMtime(f, mt)
 	}
 	if err == nil {
-		err = place(f, tmp, path)
+		err = place(root, f, tmp, rel)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		if tmp != "" {
-			os.Remove(tmp)
+			root.Remove(tmp)
 		}
-		if st, serr := os.Lstat(path); serr == nil && st.IsDir() {
-			return remote.Info{}, fmt.Errorf("%s is a directory here, but the bucket holds a file of that name", path)
+		if st, serr := root.Lstat(rel); serr == nil && st.IsDir() {
+			return remote.Info{}, fmt.Errorf("%s is a directory here, but the bucket holds a file of that name", root.Join(rel))
 		}
 		return remote.Info{}, err
 	}
 	return info, nil
 }
 
+// parentRel is the directory of rel below the root ("" for the root).
+func parentRel(rel string) string {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return ""
+	}
+	return dir
+}
+
+// parentErr says why nothing could be written at rel when a folder above
+// it could not be made or opened.
+func parentErr(root *confine.Root, rel string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EXDEV):
+		return fmt.Errorf("%w: a folder above %s is a symlink here (or leads outside the destination); not written through it", errThroughLink, root.Join(rel))
+	case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST):
+		return fmt.Errorf("%w: a parent of %s is a file or a symlink here, so it cannot be a folder too (the bucket holds both a key and keys below it); not written", errThroughLink, root.Join(rel))
+	}
+	return err
+}
+
 // madeDirs remembers directories known to exist, so a clone of many files
-// does not stat the same parent for each.
+// does not make the same parent for each. A directory swapped for a link
+// since is still caught: createTemp resolves it again.
 var madeDirs sync.Map
 
-func mkdirAll(dir string) error {
-	if _, ok := madeDirs.Load(dir); ok {
+func mkdirAll(root *confine.Root, dir string) error {
+	key := root.Join(dir)
+	if _, ok := madeDirs.Load(key); ok {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := root.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	madeDirs.Store(dir, true)
+	madeDirs.Store(key, true)
 	return nil
 }
 
 // createTemp opens an unnamed file in dir, or a named temporary one (then
 // its name is returned) where O_TMPFILE is not supported.
-func createTemp(dir string) (*os.File, string, error) {
-	fd, err := unix.Open(dir, unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o644)
-	if err == nil {
-		return os.NewFile(uintptr(fd), dir), "", nil
-	}
-	tmp := tempName(dir)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, "", err
-	}
-	return f, tmp, nil
+func createTemp(root *confine.Root, dir string) (*os.File, string, error) {
+	return root.CreateTemp(dir, 0o644, tempBase)
 }
 
-// tempName is a fresh name for a temporary file in dir, one the walks skip.
-func tempName(dir string) string {
+// tempBase is a fresh name for a temporary file, one the walks skip.
+func tempBase() string {
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	return filepath.Join(dir, TempPrefix+hex.EncodeToString(rnd[:]))
+	return TempPrefix + hex.EncodeToString(rnd[:])
 }
+
+// tempName is a fresh temporary name in the directory of rel.
+func tempName(rel string) string { return path.Join(parentRel(rel), tempBase()) }
 
 func procPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
 
-func setMtime(f *os.File, tmp string, mt time.Time) error {
-	if tmp != "" {
-		return os.Chtimes(tmp, mt, mt)
-	}
+// setMtime sets the open file's mtime (through its fd: no path).
+func setMtime(f *os.File, mt time.Time) error {
 	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, procPath(f), ts, 0)
 }
 
 // publish gives the finished file its real name.
-func publish(f *os.File, tmp, path string) error {
+func publish(root *confine.Root, f *os.File, tmp, rel string) error {
 	if tmp != "" {
-		return os.Rename(tmp, path)
+		return root.Rename(tmp, rel, 0)
 	}
-	err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	err := root.Link(f, rel)
 	if !errors.Is(err, unix.EEXIST) {
 		return err
 	}
 	// The name is taken: link under a temporary name and rename over it,
 	// which replaces atomically.
-	named := tempName(filepath.Dir(path))
-	if err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, named, unix.AT_SYMLINK_FOLLOW); err != nil {
+	named := tempName(rel)
+	if err := root.Link(f, named); err != nil {
 		return err
 	}
-	if err := os.Rename(named, path); err != nil {
-		os.Remove(named)
+	if err := root.Rename(named, rel, 0); err != nil {
+		root.Remove(named)
 		return err
 	}
 	return nil

@@ -50,6 +50,16 @@ const (
 	socketFile = "status.sock"
 )
 
+// inside reports whether dir is below workdir (both real paths), and its
+// path relative to it.
+func inside(workdir, dir string) (string, bool) {
+	rel, err := filepath.Rel(workdir, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
 // stateRoot is $XDG_STATE_HOME/s3sync (default ~/.local/state/s3sync).
 func stateRoot() string {
 	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
@@ -252,6 +262,14 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 	if err := checkPrivate(m.stateDir); err != nil {
 		return err
+	}
+	// WORKDIR = $HOME with the default state dir is the common case: the
+	// state is then never mirrored, and a pull never writes there.
+	for _, dir := range []string{stateRoot(), m.stateDir} {
+		if rel, ok := inside(workdir, realPath(dir)); ok {
+			m.sf.filters.Never(rel)
+			log.Info("the state dir is inside WORKDIR; it is never mirrored nor pulled into", "dir", rel)
+		}
 	}
 	db, err := journal.OpenDB(m.stateDir)
 	if errors.Is(err, journal.ErrLocked) {

@@ -50,8 +50,12 @@ const resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_N
 
 // Root is an open directory that operations are confined to.
 type Root struct {
-	fd   int
-	path string
+	fd      int
+	path    string
+	resolve uint64
+	// follow: links that stay inside the root are followed on the way
+	// (FollowInside).
+	follow bool
 }
 
 // Open opens dir (a path the trusted user gave) as a root.
@@ -64,7 +68,7 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: abs, Err: err}
 	}
-	r := &Root{fd: fd, path: abs}
+	r := &Root{fd: fd, path: abs, resolve: resolve}
 	// One probe: a kernel without openat2 answers ENOSYS.
 	probe, err := r.openat2(".", unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
@@ -76,6 +80,18 @@ func Open(dir string) (*Root, error) {
 	}
 	unix.Close(probe)
 	return r, nil
+}
+
+// FollowInside is a view of r that follows symlinks on the way as long as
+// they stay inside the root (RESOLVE_BENEATH without NO_SYMLINKS): a link
+// that leads outside, absolute or by "..", fails with EXDEV. It is for
+// `reconcile` without --links, which follows a destination's own links as
+// the AWS CLI does. Close the original, not the view.
+func (r *Root) FollowInside() *Root {
+	v := *r
+	v.resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS
+	v.follow = true
+	return &v
 }
 
 // Close closes the root's fd.
@@ -143,14 +159,22 @@ func CheckLinkTarget(target string) error {
 }
 
 func (r *Root) openat2(rel string, flags int, mode uint32) (int, error) {
-	return openat2(r.fd, rel, flags, mode)
+	return openat2(r.fd, rel, flags, mode, r.resolve)
 }
 
-func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) {
+// dirFlags open a directory on the way for *at calls.
+func (r *Root) dirFlags() int {
+	if r.follow {
+		return unix.O_PATH | unix.O_DIRECTORY
+	}
+	return unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW
+}
+
+func openat2(dirfd int, rel string, flags int, mode uint32, res uint64) (int, error) {
 	if rel == "" {
 		rel = "."
 	}
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: resolve}
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: res}
 	for {
 		fd, err := unix.Openat2(dirfd, rel, &how)
 		if err == unix.EINTR || err == unix.EAGAIN {
@@ -204,7 +228,7 @@ func (r *Root) parent(rel string) (fd int, name string, done func(), err error) 
 	if dir == "" {
 		return r.fd, name, func() {}, nil
 	}
-	fd, err = r.openat2(strings.TrimSuffix(dir, "/"), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	fd, err = r.openat2(strings.TrimSuffix(dir, "/"), r.dirFlags(), 0)
 	if err != nil {
 		return -1, "", nil, r.pathErr("open", strings.TrimSuffix(dir, "/"), err)
 	}
@@ -240,8 +264,9 @@ func (r *Root) Mkdir(rel string, perm uint32) error {
 }
 
 // MkdirAll makes rel and the directories above it, one component at a
-// time, each opened without following links: a component that is a link
-// or a file fails with ENOTDIR, whatever it points to.
+// time, each resolved from the root again: a component that is a link (one
+// leading outside, in a FollowInside view) or a file fails with ENOTDIR,
+// whatever it points to.
 func (r *Root) MkdirAll(rel string, perm uint32) error {
 	if rel == "" {
 		return nil
@@ -250,36 +275,42 @@ func (r *Root) MkdirAll(rel string, perm uint32) error {
 		return r.pathErr("mkdir", rel, err)
 	}
 	// Fast path: the directory is there.
-	if fd, err := r.openat2(rel, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0); err == nil {
+	if fd, err := r.openat2(rel, r.dirFlags(), 0); err == nil {
 		unix.Close(fd)
 		return nil
 	}
-	cur := r.fd
-	defer func() {
-		if cur != r.fd {
-			unix.Close(cur)
+	for i := 0; i <= len(rel); i++ {
+		if i < len(rel) && rel[i] != '/' {
+			continue
 		}
-	}()
-	done := ""
-	for part := range strings.SplitSeq(rel, "/") {
-		done = path.Join(done, part)
-		err := unix.Mkdirat(cur, part, perm)
+		done := rel[:i]
+		fd, name, closeParent, err := r.parent(done)
+		if err != nil {
+			return r.pathErr("mkdir", done, notDir(err))
+		}
+		err = unix.Mkdirat(fd, name, perm)
+		closeParent()
 		if err != nil && err != unix.EEXIST {
 			return r.pathErr("mkdir", done, err)
 		}
-		next, err := openat2(cur, part, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			if err == unix.ELOOP {
-				err = unix.ENOTDIR
+		if err == unix.EEXIST {
+			next, err := r.openat2(done, r.dirFlags(), 0)
+			if err != nil {
+				return r.pathErr("mkdir", done, notDir(err))
 			}
-			return r.pathErr("mkdir", done, err)
+			unix.Close(next)
 		}
-		if cur != r.fd {
-			unix.Close(cur)
-		}
-		cur = next
 	}
 	return nil
+}
+
+// notDir maps "a link on the way" to ENOTDIR: a folder cannot be made
+// there.
+func notDir(err error) error {
+	if errors.Is(err, unix.ELOOP) {
+		return unix.ENOTDIR
+	}
+	return err
 }
 
 // Symlink makes rel a symlink to target.
