@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
@@ -134,9 +136,9 @@ func (p *printer) event(e syncer.Event) {
 		}
 		p.clearLocked()
 		if e.Dst == "" {
-			fmt.Fprintf(p.out, "%s%s: %s\n", dry, e.Op, e.Src)
+			fmt.Fprintf(p.out, "%s%s: %s\n", dry, e.Op, shown(e.Src))
 		} else {
-			fmt.Fprintf(p.out, "%s%s: %s to %s\n", dry, e.Op, e.Src, e.Dst)
+			fmt.Fprintf(p.out, "%s%s: %s to %s\n", dry, e.Op, shown(e.Src), shown(e.Dst))
 		}
 	case syncer.EventFailed:
 		p.doneFiles++
@@ -145,27 +147,53 @@ func (p *printer) event(e syncer.Event) {
 		}
 		p.clearLocked()
 		if e.Dst == "" {
-			fmt.Fprintf(p.err, "%s failed: %s: %v\n", e.Op, e.Src, e.Err)
+			fmt.Fprintf(p.err, "%s failed: %s: %s\n", e.Op, shown(e.Src), oneLine(e.Err))
 		} else {
-			fmt.Fprintf(p.err, "%s failed: %s to %s: %v\n", e.Op, e.Src, e.Dst, e.Err)
+			fmt.Fprintf(p.err, "%s failed: %s to %s: %s\n", e.Op, shown(e.Src), shown(e.Dst), oneLine(e.Err))
 		}
 	case syncer.EventSkipped:
 		if p.flags.quiet {
 			return
 		}
 		p.clearLocked()
-		fmt.Fprintf(p.err, "warning: skipping %s: %v\n", e.Src, oneLine(e.Err))
+		fmt.Fprintf(p.err, "warning: skipping %s: %s\n", shown(e.Src), oneLine(e.Err))
 	case syncer.EventWarning:
 		if p.flags.quiet {
 			return
 		}
 		p.clearLocked()
-		fmt.Fprintf(p.err, "warning: %s: %v\n", e.Src, oneLine(e.Err))
+		fmt.Fprintf(p.err, "warning: %s: %s\n", shown(e.Src), oneLine(e.Err))
 	}
 }
 
+// oneLine is err's text on one line, with any other control character
+// escaped: an error may quote a key, and no key may forge a line.
 func oneLine(err error) string {
-	return strings.ReplaceAll(fmt.Sprint(err), "\n", " ")
+	return escapeControl(strings.ReplaceAll(fmt.Sprint(err), "\n", " "))
+}
+
+// shown is a path or URL as an output line shows it: as is, the AWS CLI's
+// way, unless it holds a control character or is not UTF-8; then quoted
+// as Go's %q does (ls -b's idea), so that a key like "a\ndownload: s3://b/x
+// to /etc/passwd" cannot forge a line.
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, isControl) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == '\u2028' || r == '\u2029'
+}
+
+// escapeControl escapes the control characters in s, leaving the rest.
+func escapeControl(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // finish stops the progress line and prints the summary.
