@@ -31,7 +31,7 @@ func (c *Cache) Reset() (int, error) {
 		}
 		// Conflicts and intents were of what the old folder or remote
 		// held.
-		for _, name := range [][]byte{bucketConflicts, bucketIntents} {
+		for _, name := range [][]byte{bucketConflicts, bucketIntents, bucketSkipped} {
 			if tx.Bucket(name) != nil {
 				if err := tx.DeleteBucket(name); err != nil {
 					return err

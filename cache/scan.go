@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Scan compares the working directory with the cache, so changes made while
@@ -36,6 +37,13 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 // ScanCount is Scan, and also says how many entries the cache holds (Scan
 // reads them all; Len would read them all again, in one transaction).
 func (c *Cache) ScanCount(workdir string, skip func(path string) bool, changed func(path string), removed func(path string)) (entries int, err error) {
+	return c.ScanLinked(workdir, skip, changed, removed, nil)
+}
+
+// ScanLinked is ScanCount that also calls linked, before changed, for every
+// file or symlink with more than one name (hard links), with its device
+// and inode: a change made through one name is a change of all of them.
+func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed func(path string), removed func(path string), linked func(path string, dev, ino uint64)) (entries int, err error) {
 	it := c.iter("")
 	defer func() { entries = it.n }()
 	key, e, ok := it.next()
@@ -59,6 +67,11 @@ func (c *Cache) ScanCount(workdir string, skip func(path string) bool, changed f
 		for ok && key < p {
 			gone(key)
 			key, e, ok = it.next()
+		}
+		if linked != nil && !info.IsDir() {
+			if st, isSt := info.Sys().(*syscall.Stat_t); isSt && st.Nlink > 1 {
+				linked(p, uint64(st.Dev), st.Ino)
+			}
 		}
 		if ok && key == p {
 			if !info.IsDir() && (e.Size != info.Size() || !e.Mtime.Equal(info.ModTime()) || e.Kind != kindOf(info)) || e.MetaDiffers(info) {

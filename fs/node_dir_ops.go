@@ -88,9 +88,15 @@ func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if !ok {
 		return nil, syscall.ENOENT
 	}
+	// The name linked to, before the new one becomes the inode's newest
+	// parent: reporting it too tells the syncer both names of the file.
+	old, oldOK := n.m.relPath(target.EmbeddedInode())
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
 	if errno == 0 {
 		n.m.rec.Changed(rel)
+		if oldOK {
+			n.m.rec.Changed(old)
+		}
 	}
 	return ch, errno
 }

@@ -169,7 +169,7 @@ var errKeptBoth = errors.New("conflict: both versions kept")
 func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
 	c.writer = d.opts.WriterID
 	for range 3 {
-		res, err := uploadFileIf(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel}, c)
+		res, err := uploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel}, c)
 		if !c.refused(err) {
 			return res, err
 		}
@@ -184,7 +184,7 @@ func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c co
 		}
 		if theirs != nil {
 			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c cond) (UploadResult, error) {
-				return uploadFileIf(ctx, d.r, full, d.loc.Bucket, copyKey, d.opts.StorageClass, nil, c)
+				return uploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, nil, c)
 			}, "")
 		}
 		c = next

@@ -29,6 +29,9 @@ type Journal interface {
 	Retry(r journal.Record, err error) error
 	Fail(r journal.Record, err error) error
 	SetMeta(key string, v []byte) error
+	// Changed records that path changed (another name of a file the
+	// drain syncs: see Hardlinks).
+	Changed(path string)
 }
 
 // MetaLastUpload is the journal meta key holding the last upload's time
@@ -46,6 +49,15 @@ type Cache interface {
 	Uploads
 	Conflicts
 	Intents
+	Skips
+}
+
+// Skips are the paths not stored because S3 cannot hold what they are
+// (cache.Cache.Skip).
+type Skips interface {
+	Skip(path, kind string) (bool, error)
+	Unskip(path string) error
+	Skipped(fn func(path, kind string) error) error
 }
 
 // Intents are the PUTs of markers that may land before the cache knows of
@@ -90,6 +102,9 @@ type DrainOptions struct {
 	// answer was lost, even before a crash, is not taken for another
 	// writer's. "" stores none.
 	WriterID string
+	// Hardlinks is what the start-up scan learnt of WORKDIR's hard links
+	// (nil: nothing yet; the drain learns them as it goes).
+	Hardlinks *Hardlinks
 }
 
 // Drainer sends the journal's pending changes to the bucket in the
@@ -159,6 +174,8 @@ type Drainer struct {
 	rootOnce sync.Once
 	rootFS   *confine.Root
 	rootErr  error
+
+	links *Hardlinks
 }
 
 // root is WORKDIR as a confine.Root: every pull write goes through it.
@@ -190,7 +207,10 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Drainer{
+	if opts.Hardlinks == nil {
+		opts.Hardlinks = NewHardlinks()
+	}
+	return &Drainer{links: opts.Hardlinks, 
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
 		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, denials: map[string]int{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(), cf: newConflictState(),
@@ -255,6 +275,9 @@ func (d *Drainer) writing(path string) bool {
 // Run drains until ctx ends. Work in flight is finished (or cancelled with
 // ctx) before it returns.
 func (d *Drainer) Run(ctx context.Context) error {
+	if err := d.pruneSkipped(); err != nil {
+		d.opts.Log.Warn("could not check the skipped files", "err", err)
+	}
 	sem := make(chan struct{}, d.opts.Concurrency)
 	var wg sync.WaitGroup
 	timer := time.NewTimer(0)

@@ -77,11 +77,25 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		if err := d.removeFile(ctx, rel, st); err != nil {
 			return err
 		}
+		if err := d.c.Unskip(rel); err != nil {
+			return err
+		}
 		return d.markEmptyParent(ctx, rel, st)
 	}
 	if err != nil {
 		return err
 	}
+	if !info.IsDir() && info.Mode()&fs.ModeSymlink == 0 && !info.Mode().IsRegular() {
+		// What was stored under the name goes (the file it was is gone).
+		if err := d.removeFile(ctx, rel, st); err != nil {
+			return err
+		}
+		return d.skipSpecial(rel, info.Mode())
+	}
+	if err := d.c.Unskip(rel); err != nil {
+		return err
+	}
+	d.followLinks(rel, info)
 	if info.IsDir() {
 		// mkdir, chmod of a directory, or a file replaced by one: S3 has
 		// no directories, and every file that enters this one through the
@@ -97,9 +111,6 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 	if info.Mode()&fs.ModeSymlink != 0 {
 		return d.syncLink(ctx, rel, full, st)
 	}
-	if !info.Mode().IsRegular() {
-		return permanent("%s is a %s; only regular files can be stored in S3", rel, kindOf(info.Mode()))
-	}
 	if err := d.sharedKey(rel, full); err != nil {
 		return err
 	}
@@ -107,6 +118,43 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		return err
 	}
 	return d.syncFile(ctx, rel, full, info, from, st)
+}
+
+// skipSpecial records that rel, a FIFO, socket or device node, is not
+// stored: S3 holds files, links and folders. `aws s3 sync` and rclone skip
+// such files with a notice too. It is told once (per path and kind) and
+// listed by status as skipped, never as failed: nothing would make it
+// succeed, and a failed list full of them would hide real failures.
+func (d *Drainer) skipSpecial(rel string, m fs.FileMode) error {
+	return d.skipKind(rel, kindOf(m))
+}
+
+// pruneSkipped forgets the skipped paths that are no longer FIFOs,
+// sockets or devices (renamed or removed with their folder, or changed
+// while unmounted, which no record tells).
+func (d *Drainer) pruneSkipped() error {
+	var gone []string
+	err := d.c.Skipped(func(rel, _ string) error {
+		info, err := lstatBeneath(d.workdir, rel)
+		if err != nil || info.Mode().IsRegular() || info.IsDir() || info.Mode()&fs.ModeSymlink != 0 {
+			gone = append(gone, rel)
+		}
+		return nil
+	})
+	for _, rel := range gone {
+		if err == nil {
+			err = d.c.Unskip(rel)
+		}
+	}
+	return err
+}
+
+func (d *Drainer) skipKind(rel, kind string) error {
+	news, err := d.c.Skip(rel, kind)
+	if news {
+		d.opts.Log.Warn("not stored: S3 holds regular files, symlinks and folders only; status lists it as skipped", "path", rel, "kind", kind)
+	}
+	return err
 }
 
 // syncFile calls st.release once the remote holds the file, before the
@@ -262,6 +310,9 @@ func (d *Drainer) removeTree(ctx context.Context, rel string, doubt bool) error 
 	if err := d.removeGone(ctx, rel, doubt); err != nil {
 		return err
 	}
+	if err := d.pruneSkipped(); err != nil {
+		return err
+	}
 	// What is at rel now: the removal may have coalesced with what
 	// followed it, or with what came before.
 	info, statErr := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel)))
@@ -413,6 +464,16 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	}
 	var firstErr error
 	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {
+		var nr *notRegularError
+		if errors.As(err, &nr) {
+			// Skipped, not failed: it must not hold up the rest of the tree.
+			if sub, rerr := filepath.Rel(root, path); rerr == nil {
+				if serr := d.skipKind(rel+"/"+filepath.ToSlash(sub), nr.kind); serr != nil && firstErr == nil {
+					firstErr = serr
+				}
+			}
+			return
+		}
 		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
 			firstErr = permanent("%s: %w", path, err)
 		}
@@ -461,12 +522,18 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 		var err error
 		if f.Link {
+			if info, serr := os.Lstat(f.Path); serr == nil {
+				d.followLinks(sub, info)
+			}
 			err = d.syncLink(ctx, sub, f.Path, immediate)
 		} else if info, serr := os.Lstat(f.Path); serr != nil || !info.Mode().IsRegular() {
 			continue // gone or replaced since the walk: its own record handles it
-		} else if err = d.sharedKey(sub, f.Path); err == nil {
-			if err = d.dropLink(ctx, sub); err == nil {
-				err = d.syncFile(ctx, sub, f.Path, info, hint, immediate)
+		} else {
+			d.followLinks(sub, info)
+			if err = d.sharedKey(sub, f.Path); err == nil {
+				if err = d.dropLink(ctx, sub); err == nil {
+					err = d.syncFile(ctx, sub, f.Path, info, hint, immediate)
+				}
 			}
 		}
 		if err != nil {

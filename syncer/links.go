@@ -33,15 +33,15 @@ type linkState struct {
 	target string
 }
 
-func lstatLink(path string) (linkState, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return linkState{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
+func lstatLink(path local) (linkState, error) {
+	st, err := path.lstat()
+	if err != nil {
+		return linkState{}, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 		return linkState{}, fmt.Errorf("%s is no longer a symlink", path)
 	}
-	target, err := os.Readlink(path)
+	target, err := path.readlink()
 	if err != nil {
 		return linkState{}, err
 	}
@@ -59,12 +59,12 @@ func lstatLink(path string) (linkState, error) {
 // uploadLink stores the symlink at path as key (a .rclonelink key), its
 // body the target as os.Readlink gives it, its x-amz-meta-mtime the link's
 // own mtime. A link replaced while it is sent is not stored.
-func uploadLink(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
+func uploadLink(ctx context.Context, r Remote, path local, bucket, key, storageClass string) (UploadResult, error) {
 	return uploadLinkIf(ctx, r, path, bucket, key, storageClass, cond{})
 }
 
 // uploadLinkIf is uploadLink on condition c.
-func uploadLinkIf(ctx context.Context, r Remote, path, bucket, key, storageClass string, c cond) (UploadResult, error) {
+func uploadLinkIf(ctx context.Context, r Remote, path local, bucket, key, storageClass string, c cond) (UploadResult, error) {
 	before, err := lstatLink(path)
 	if err != nil {
 		return UploadResult{}, err
@@ -151,7 +151,7 @@ func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, roo
 
 // linkContent is a symlink's content as the checksums of its .rclonelink
 // object's body.
-func linkContent(ctx context.Context, path string) (content, int64, time.Time, error) {
+func linkContent(ctx context.Context, path local) (content, int64, time.Time, error) {
 	st, err := lstatLink(path)
 	if err != nil {
 		return content{}, 0, time.Time{}, err
@@ -211,7 +211,7 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 	if st, err := os.Lstat(full + LinkSuffix); err == nil && st.Mode()&fs.ModeSymlink == 0 {
 		return permanent("symlink %s not stored: %s%s is a file here, and both would be the object %s; rename one", rel, rel, LinkSuffix, key)
 	}
-	now, err := lstatLink(full)
+	now, err := lstatLink(d.local(rel, full))
 	if errors.Is(err, fs.ErrNotExist) {
 		return d.removeFile(ctx, rel, st)
 	}
@@ -276,7 +276,7 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
 	for range 3 {
 		c.writer = d.opts.WriterID
-		res, err := uploadLinkIf(ctx, d.r, full, d.loc.Bucket, key, d.opts.StorageClass, c)
+		res, err := uploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, c)
 		if !c.refused(err) {
 			return res, err
 		}
@@ -284,7 +284,7 @@ func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, 
 			d.cf.noteSent(rel, res.Size, res.Mtime)
 		}
 		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindLink, func(info remote.Info) bool {
-			lc, size, _, err := linkContent(ctx, full)
+			lc, size, _, err := linkContent(ctx, d.local(rel, full))
 			same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
 			return err == nil && size == info.Size && known && same
 		})
@@ -293,7 +293,7 @@ func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, 
 		}
 		if theirs != nil {
 			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c cond) (UploadResult, error) {
-				return uploadLinkIf(ctx, d.r, full, d.loc.Bucket, copyKey, d.opts.StorageClass, c)
+				return uploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, c)
 			}, LinkSuffix)
 		}
 		c = next
@@ -349,16 +349,6 @@ func (d *Drainer) doubtKeys(rel string) []string {
 		keys = append(keys, d.key(rel+LinkSuffix))
 	}
 	return keys
-}
-
-// openUpload opens a file to send. The mount's drain (the one caller with
-// a resumer) never follows a symlink: a file replaced by a link since it
-// was looked at fails with ELOOP, and is then retried as the link it is.
-func openUpload(path string, noFollow bool) (*os.File, error) {
-	if !noFollow {
-		return os.Open(path)
-	}
-	return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 }
 
 // errThroughLink: a download or delete would go through a symlink
@@ -450,7 +440,7 @@ func (rc *run) linkDiffers(s, d entry) bool {
 	if !local.link || !obj.link && rc.dir == Download || s.size != d.size {
 		return false
 	}
-	c, _, _, err := linkContent(rc.ctx, local.path)
+	c, _, _, err := linkContent(rc.ctx, byPath(local.path))
 	if err != nil {
 		return false // the transfer, if any, reports why
 	}

@@ -297,13 +297,19 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 			continue // a file when listed, replaced since: its own change will tell
 		}
 		if !info.Mode().IsRegular() {
-			w.warn(path, fmt.Errorf("%s is not a regular file", kindOf(info.Mode())))
+			w.warn(path, &notRegularError{kindOf(info.Mode())})
 			continue
 		}
 		return LocalFile{Rel: rel, Path: path, Size: info.Size(), Mtime: info.ModTime()}, true
 	}
 	return LocalFile{}, false
 }
+
+// notRegularError: a walk found a FIFO, socket or device, which S3
+// cannot hold.
+type notRegularError struct{ kind string }
+
+func (e *notRegularError) Error() string { return e.kind + " is not a regular file" }
 
 func kindOf(m fs.FileMode) string {
 	switch {

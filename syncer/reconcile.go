@@ -452,7 +452,7 @@ func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
 		return objectContent(en.etag), nil
 	}
 	if en.link {
-		c, size, _, err := linkContent(rc.ctx, en.path)
+		c, size, _, err := linkContent(rc.ctx, byPath(en.path))
 		if err == nil && size != en.size {
 			err = errChangedSinceWalk
 		}
@@ -549,9 +549,9 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 			var res UploadResult
 			c := rc.listed(d, exists)
 			if s.link {
-				res, err = uploadLinkIf(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
+				res, err = uploadLinkIf(rc.ctx, rc.r, byPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
 			} else {
-				res, err = uploadFileIf(rc.ctx, rc.r, s.path, rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
+				res, err = uploadFileIf(rc.ctx, rc.r, byPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
 			}
 			err = rc.conflicted(err, c)
 			if err == nil {

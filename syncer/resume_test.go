@@ -119,7 +119,7 @@ func TestUploadResumes(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, err := uploadFile(ctx, c, path, bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"})
+			_, err := uploadFile(ctx, c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"})
 			done <- err
 		}()
 		deadline := time.Now().Add(10 * time.Second)
@@ -145,7 +145,7 @@ func TestUploadResumes(t *testing.T) {
 	}
 
 	interrupted()
-	if _, err := uploadFile(context.Background(), c, path, bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
+	if _, err := uploadFile(context.Background(), c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := pc.count(); n != 2 {
@@ -163,7 +163,7 @@ func TestUploadResumes(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := uploadFile(context.Background(), c, path, bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
+	if _, err := uploadFile(context.Background(), c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := pc.count(); n != 4 {

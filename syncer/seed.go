@@ -114,7 +114,7 @@ func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) 
 	if err != nil {
 		return "", cache.Entry{}, false
 	}
-	st, err := lstatLink(p)
+	st, err := lstatLink(byPath(p))
 	if err != nil {
 		return "", cache.Entry{}, false
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -21,8 +20,8 @@ var errNoSnapshot = errors.New("filesystem cannot reflink")
 // source's before the clone: its mtime is not newer than the clone's
 // content, so a cache entry made from it can only make the next comparison
 // send the file again, never skip a change.
-func snapshot(path string) (*os.File, fileState, error) {
-	src, err := os.Open(path)
+func snapshot(path local) (*os.File, fileState, error) {
+	src, err := path.open(false)
 	if err != nil {
 		return nil, fileState{}, err
 	}
@@ -31,12 +30,11 @@ func snapshot(path string) (*os.File, fileState, error) {
 	if err != nil {
 		return nil, fileState{}, err
 	}
-	fd, err := unix.Open(filepath.Dir(path), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	clone, err := path.tmpfile()
 	if err != nil {
 		return nil, fileState{}, errNoSnapshot
 	}
-	clone := os.NewFile(uintptr(fd), path+" (snapshot)")
-	if err := unix.IoctlFileClone(fd, int(src.Fd())); err != nil {
+	if err := unix.IoctlFileClone(int(clone.Fd()), int(src.Fd())); err != nil {
 		clone.Close()
 		return nil, fileState{}, errNoSnapshot
 	}
@@ -46,7 +44,7 @@ func snapshot(path string) (*os.File, fileState, error) {
 // uploadSnapshot sends a reflink snapshot of path: for a file that never
 // stops changing (a VM image, a database) that the usual upload cannot
 // catch unchanged.
-func uploadSnapshot(ctx context.Context, r Remote, path, bucket, key, storageClass string, c cond) (UploadResult, error) {
+func uploadSnapshot(ctx context.Context, r Remote, path local, bucket, key, storageClass string, c cond) (UploadResult, error) {
 	clone, before, err := snapshot(path)
 	if err != nil {
 		return UploadResult{}, err

@@ -47,7 +47,7 @@ type UploadResult struct {
 // is tried again, up to three times, and then sent from a reflink snapshot
 // where its filesystem can make one; otherwise ErrKeepsChanging.
 func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
-	return uploadFile(ctx, r, path, bucket, key, storageClass, nil)
+	return uploadFile(ctx, r, byPath(path), bucket, key, storageClass, nil)
 }
 
 // uploadFile is UploadFile; with rs, a multipart upload is kept there so a
@@ -56,13 +56,13 @@ func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 // When it fails, the result still says what landed: the last whole version
 // the store accepted (ETag set), and whether a failed request may have
 // stored something nonetheless (InDoubt).
-func uploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer) (UploadResult, error) {
+func uploadFile(ctx context.Context, r Remote, path local, bucket, key, storageClass string, rs *resumer) (UploadResult, error) {
 	return uploadFileIf(ctx, r, path, bucket, key, storageClass, rs, cond{})
 }
 
 // uploadFileIf is uploadFile with the object conditional on c (see cond);
 // a version it lands itself becomes the condition of its next attempt.
-func uploadFileIf(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, error) {
+func uploadFileIf(ctx context.Context, r Remote, path local, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, error) {
 	var landed UploadResult
 	for range 3 {
 		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass, rs, c)
@@ -118,8 +118,8 @@ func statOf(f *os.File) (fileState, error) {
 	}, nil
 }
 
-func uploadOnce(ctx context.Context, r Remote, path, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, bool, error) {
-	f, err := openUpload(path, rs != nil)
+func uploadOnce(ctx context.Context, r Remote, path local, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, bool, error) {
+	f, err := path.open(rs != nil)
 	if err != nil {
 		return UploadResult{}, false, err
 	}

@@ -106,7 +106,18 @@ type conflictEntry struct {
 // support from the state.
 func addConflicts(rep *report, c *cache.Cache, j *journal.Journal) error {
 	rep.Conflicts = []conflictEntry{}
+	rep.Skipped = []skippedEntry{}
 	rep.Conditions = storedConditions(j)
+	err := c.Skipped(func(p, kind string) error {
+		rep.SkippedCount++
+		if len(rep.Skipped) < 100 {
+			rep.Skipped = append(rep.Skipped, skippedEntry{Path: p, Kind: kind})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return c.Conflicts(func(p string, cf cache.Conflict) error {
 		kind := "changed"
 		if cf.Kind == cache.ConflictDeleted {

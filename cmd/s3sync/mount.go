@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/s3sync/s3sync/internal/confine"
 	"log/slog"
 	"net"
 	"net/http"
@@ -263,6 +264,19 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err := checkPrivate(m.stateDir); err != nil {
 		return err
 	}
+	if m.pull > 0 {
+		// The pull writes what the bucket holds into WORKDIR, only
+		// through a root that no link can lead out of.
+		r, err := confine.Open(workdir)
+		if errors.Is(err, confine.ErrUnsupported) {
+			return usageErr("--pull needs openat2 (Linux 5.6 or later) to write into WORKDIR safely; mount without --pull on this kernel")
+		}
+		if err != nil {
+			return err
+		}
+		r.Close()
+	}
+	// WORKDIR = $HOME with the default state dir is the common case: the
 	// WORKDIR = $HOME with the default state dir is the common case: the
 	// state is then never mirrored, and a pull never writes there.
 	for _, dir := range []string{stateRoot(), m.stateDir} {
@@ -353,8 +367,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
 	removals := newRemovalScan(ctx, j, m.sf)
-	cached, err := c.ScanCount(workdir, nil, func(p string) {
+	links := syncer.NewHardlinks()
+	cached, err := c.ScanLinked(workdir, nil, func(p string) {
 		rescanned++
+		links.Changed(p)
 		j.Changed(p)
 		if rescanned%scanSyncEvery == 0 {
 			// The scan finds changes far faster than the journal
@@ -362,10 +378,12 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			// changes made while unmounted queues in memory whole.
 			j.Sync(ctx)
 		}
-	}, removals.add)
+	}, removals.add, links.Note)
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
+	// A file changed through one of its names changed under all of them.
+	links.ChangedNames(j.Changed)
 	recorded, refusal, err := removals.finish(cached, func(removed func(string)) error {
 		return c.Scan(workdir, nil, func(string) {}, removed)
 	}, log)
@@ -414,6 +432,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
 		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),
+		Hardlinks: links,
 	})
 	drainer.Store(d)
 	drainCtx, stopDrain := context.WithCancel(context.Background())

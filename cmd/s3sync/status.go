@@ -61,11 +61,21 @@ type report struct {
 	// Conflicts: paths another writer changed in the bucket since this
 	// side last saw them (see conflicts.go); Conditions: which
 	// conditional requests the store honours, as probed at mount start.
-	Conflicts  []conflictEntry    `json:"conflicts"`
-	Conditions *remote.Conditions `json:"conditional_requests,omitempty"`
+	Conflicts []conflictEntry `json:"conflicts"`
+	// Skipped: FIFOs, sockets and device nodes in WORKDIR, which S3
+	// cannot hold: not stored, and not failures (the first 100, and how
+	// many there are).
+	Skipped      []skippedEntry     `json:"skipped"`
+	SkippedCount int                `json:"skipped_count"`
+	Conditions   *remote.Conditions `json:"conditional_requests,omitempty"`
 	// CachedInodes: files and directories the kernel holds looked up
 	// through the mount (see --max-cached-inodes); mounted only.
 	CachedInodes int `json:"cached_inodes,omitempty"`
+}
+
+type skippedEntry struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"`
 }
 
 type failedEntry struct {
@@ -339,6 +349,16 @@ func printReport(r report) {
 				break
 			}
 			fmt.Printf("    %s: not in the bucket as it is now for %s\n", f.Path, time.Since(f.Since).Round(time.Second))
+		}
+	}
+	if r.SkippedCount > 0 {
+		fmt.Printf("  skipped:     %d (FIFOs, sockets, devices: S3 holds files, links and folders only)\n", r.SkippedCount)
+		for i, s := range r.Skipped {
+			if i == 5 {
+				fmt.Printf("    …\n")
+				break
+			}
+			fmt.Printf("    %s: %s\n", s.Path, s.Kind)
 		}
 	}
 	if len(r.Failed) == 0 {

@@ -426,26 +426,34 @@ func TestMountFailedListIsVisible(t *testing.T) {
 	srv := s3test.Get(t)
 	m := newMount(t, srv.NewBucket(t))
 	m.start()
-	if err := syscall.Mkfifo(m.mountpoint+"/pipe", 0o644); err != nil {
+	// Four folders of 250 bytes hold their markers (1,009-byte keys);
+	// the file's key below them is over S3's 1,024.
+	dir := m.mountpoint
+	for _, c := range "abcd" {
+		dir = filepath.Join(dir, strings.Repeat(string(c), 250))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	long := strings.Repeat("l", 40)
+	testfs.WriteFile(t, filepath.Join(dir, long), "too deep")
 	testfs.WriteFile(t, m.mountpoint+"/fine.txt", "ok")
 	var r statusReport
-	m.waitFor("the FIFO in the failed list", 60*time.Second, func() bool {
+	m.waitFor("the long key in the failed list", 60*time.Second, func() bool {
 		r = m.status()
 		return len(r.Failed) == 1 && r.Pending == 0
 	})
-	if r.Failed[0].Path != "pipe" || !strings.Contains(r.Failed[0].Error, "FIFO") {
+	if !strings.HasSuffix(r.Failed[0].Path, "/"+long) || !strings.Contains(r.Failed[0].Error, "1024") {
 		t.Errorf("failed entry: %+v", r.Failed[0])
 	}
 	out, err := exec.Command(bin, "status", "--state-dir", m.stateDir, m.workdir).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "pipe") {
+	if err != nil || !strings.Contains(string(out), long) {
 		t.Errorf("human status does not show the failure: %v\n%s", err, out)
 	}
 	m.stop()
 	// Still visible while unmounted.
 	out, _ = exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
-	if !bytes.Contains(out, []byte(`"pipe"`)) || !bytes.Contains(out, []byte(`"mounted": false`)) {
+	if !bytes.Contains(out, []byte(long)) || !bytes.Contains(out, []byte(`"mounted": false`)) {
 		t.Errorf("unmounted status lost the failure: %s", out)
 	}
 }

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testfs"
+)
+
+// Hard links: S3 has none, so every name of a file is its own object, and
+// a change made through any name reaches all of them, through the mount,
+// after a restart (names the kernel never looked up), and for hard links
+// of symlinks.
+func TestMountHardLinks(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	m := newMount(t, bucket, "--settle=50ms", "--delete")
+	m.start()
+	mnt := m.mountpoint
+	body := func(key string) string {
+		got, _ := srv.Get(t, bucket, "data/"+key)
+		return got
+	}
+	objectsAre := func(what string, want map[string]string) {
+		t.Helper()
+		m.waitFor(what, 60*time.Second, func() bool {
+			objs := srv.Objects(t, bucket, "data/")
+			for k, v := range want {
+				if _, ok := objs["data/"+k]; !ok || body(k) != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	// echo one > a; ln a b; echo two >> b
+	testfs.WriteFile(t, mnt+"/a", "one\n")
+	must(t, os.Link(mnt+"/a", mnt+"/b"))
+	appendTo(t, mnt+"/b", "two\n")
+	m.waitDrained(60 * time.Second)
+	objectsAre("a and b to hold one two", map[string]string{"a": "one\ntwo\n", "b": "one\ntwo\n"})
+	// A third name in a folder, written through the first.
+	must(t, os.Mkdir(mnt+"/d", 0o755))
+	must(t, os.Link(mnt+"/a", mnt+"/d/c"))
+	m.waitDrained(60 * time.Second)
+	appendTo(t, mnt+"/a", "three\n")
+	m.waitDrained(60 * time.Second)
+	all := "one\ntwo\nthree\n"
+	objectsAre("every name to hold three", map[string]string{"a": all, "b": all, "d/c": all})
+	m.bucketMatchesWorkdir()
+
+	// Hard links of a symlink: both names are links in the bucket.
+	must(t, os.Symlink("a", mnt+"/s"))
+	must(t, os.Link(mnt+"/s", mnt+"/t"))
+	m.waitDrained(60 * time.Second)
+	objectsAre("both link names", map[string]string{"s.rclonelink": "a", "t.rclonelink": "a"})
+
+	// After a restart the kernel knows none of the names: written through
+	// b only, a and d/c follow (the start-up scan noted them).
+	m.stop()
+	m.start()
+	appendTo(t, mnt+"/b", "four\n")
+	m.waitDrained(60 * time.Second)
+	all += "four\n"
+	objectsAre("every name to hold four after a restart", map[string]string{"a": all, "b": all, "d/c": all})
+	// A chmod through one name is every name's.
+	must(t, os.Chmod(mnt+"/d/c", 0o600))
+	m.waitDrained(60 * time.Second)
+	m.waitFor("a's object to say 0600", 60*time.Second, func() bool {
+		_, meta := srv.Get(t, bucket, "data/a")
+		return meta["mode"] == "100600"
+	})
+	m.bucketMatchesWorkdir()
+	m.stop()
+	// Changed while unmounted, through one name: all go at the next mount.
+	appendTo(t, filepath.Join(m.workdir, "d/c"), "five\n")
+	m.start()
+	m.waitDrained(60 * time.Second)
+	all += "five\n"
+	objectsAre("every name to hold five after an offline change", map[string]string{"a": all, "b": all, "d/c": all})
+	m.bucketMatchesWorkdir()
+	m.stop()
+}
+
+func appendTo(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

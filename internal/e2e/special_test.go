@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testfs"
+)
+
+// FIFOs, sockets and device nodes are skipped with one notice and listed by
+// status as skipped, never failed; a directory renamed with one inside
+// still reaches the bucket whole, and so does the rest.
+func TestMountSpecialFilesSkipped(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	m := newMount(t, bucket)
+	m.start()
+	mnt := m.mountpoint
+	must(t, os.MkdirAll(mnt+"/tree/sub", 0o755))
+	testfs.WriteFile(t, mnt+"/tree/sub/a.txt", "a")
+	testfs.WriteFile(t, mnt+"/tree/b.txt", "b")
+	must(t, syscall.Mkfifo(mnt+"/tree/sub/pipe", 0o644))
+	must(t, syscall.Mkfifo(mnt+"/pipe", 0o644))
+	wantKinds := map[string]string{"pipe": "FIFO", "tree2/sub/pipe": "FIFO"}
+	if os.Geteuid() == 0 {
+		must(t, syscall.Mknod(mnt+"/null", syscall.S_IFCHR|0o666, 1<<8|3))
+		wantKinds["null"] = "character device"
+	} else if os.Getenv("CI") != "" {
+		t.Fatal("device nodes need root; CI runs as root")
+	}
+	m.waitDrained(60 * time.Second)
+	// The tree arrives by a directory rename, whose record holds the FIFO.
+	must(t, os.Rename(mnt+"/tree", mnt+"/tree2"))
+	testfs.WriteFile(t, mnt+"/after.txt", "after")
+	r := m.waitDrained(60 * time.Second)
+	if len(r.Failed) != 0 {
+		t.Errorf("failed list: %+v, want none", r.Failed)
+	}
+	m.waitFor("the renamed tree in the bucket", 60*time.Second, func() bool {
+		objs := srv.Objects(t, bucket, "data/")
+		_, a := objs["data/tree2/sub/a.txt"]
+		_, b := objs["data/tree2/b.txt"]
+		_, af := objs["data/after.txt"]
+		return a && b && af
+	})
+	for k := range srv.Objects(t, bucket, "data/") {
+		if strings.Contains(k, "pipe") || strings.Contains(k, "null") {
+			t.Errorf("special file stored: %s", k)
+		}
+	}
+	out, err := exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Skipped []struct{ Path, Kind string } `json:"skipped"`
+		Count   int                           `json:"skipped_count"`
+		Failed  []any                         `json:"failed"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range st.Skipped {
+		got[s.Path] = s.Kind
+	}
+	for p, kind := range wantKinds {
+		if !strings.Contains(got[p], kind) {
+			t.Errorf("status skipped %v, want %s as %s", got, p, kind)
+		}
+	}
+	if st.Count != len(wantKinds) || len(st.Failed) != 0 {
+		t.Errorf("status: %d skipped (want %d), failed %v:\n%s", st.Count, len(wantKinds), st.Failed, out)
+	}
+	human, _ := exec.Command(bin, "status", "--state-dir", m.stateDir, m.workdir).Output()
+	if !strings.Contains(string(human), "skipped:") || !strings.Contains(string(human), "failed:      none") {
+		t.Errorf("human status:\n%s", human)
+	}
+	// One notice per path, however often it is looked at: touch it again.
+	must(t, os.Chmod(mnt+"/pipe", 0o600))
+	m.waitDrained(60 * time.Second)
+	if n := strings.Count(m.log.String(), "path=pipe"); n != 1 {
+		t.Errorf("pipe noticed %d times, want once:\n%s", n, firstLines(m.log.String(), 30))
+	}
+	// Replaced by a file: no longer skipped, and stored.
+	must(t, os.Remove(mnt+"/pipe"))
+	testfs.WriteFile(t, mnt+"/pipe", "now a file")
+	m.waitDrained(60 * time.Second)
+	m.waitFor("pipe stored as a file", 30*time.Second, func() bool {
+		_, ok := srv.Objects(t, bucket, "data/")["data/pipe"]
+		return ok
+	})
+	out, _ = exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
+	json.Unmarshal(out, &st)
+	for _, s := range st.Skipped {
+		if s.Path == "pipe" {
+			t.Errorf("pipe still listed as skipped after it became a file")
+		}
+	}
+	m.stop()
+}
