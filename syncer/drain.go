@@ -210,7 +210,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 	if opts.Hardlinks == nil {
 		opts.Hardlinks = NewHardlinks()
 	}
-	return &Drainer{links: opts.Hardlinks, 
+	return &Drainer{links: opts.Hardlinks,
 		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
 		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, denials: map[string]int{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(), cf: newConflictState(),
