@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"context"
-	"os"
 	"strings"
 
 	"github.com/s3sync/s3sync/cache"
@@ -74,11 +73,12 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 			}
 			return nil
 		}
-		p, err := LocalPath(workdir, rel)
-		if err != nil {
+		if _, err := LocalPath(workdir, rel); err != nil {
 			return nil
 		}
-		info, err := os.Lstat(p)
+		// Nothing through a link: a file that is not in WORKDIR proper
+		// is never taken as already in the bucket.
+		info, err := lstatBeneath(workdir, rel)
 		if err != nil && strings.HasSuffix(rel, LinkSuffix) {
 			if lrel, e, ok := seedLink(workdir, rel, o); ok {
 				return add(lrel, e)
@@ -114,6 +114,9 @@ func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) 
 	if err != nil {
 		return "", cache.Entry{}, false
 	}
+	if _, err := lstatBeneath(workdir, lrel); err != nil {
+		return "", cache.Entry{}, false
+	}
 	st, err := lstatLink(byPath(p))
 	if err != nil {
 		return "", cache.Entry{}, false
@@ -131,11 +134,10 @@ func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) 
 // seedMarker is the cache entry for the marker object o ("dir/") when
 // WORKDIR has that directory.
 func seedMarker(workdir, rel string, o remote.Object) (cache.Entry, bool) {
-	p, err := LocalPath(workdir, markerDir(rel))
-	if err != nil {
+	if _, err := LocalPath(workdir, markerDir(rel)); err != nil {
 		return cache.Entry{}, false
 	}
-	info, err := os.Lstat(p)
+	info, err := lstatBeneath(workdir, markerDir(rel))
 	if err != nil || !info.IsDir() {
 		return cache.Entry{}, false
 	}
