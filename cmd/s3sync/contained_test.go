@@ -346,3 +346,59 @@ func waitObject(t *testing.T, srv *s3test.Server, bucket, key string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The benchmark profiles' paths come from the environment; what is planted
+// there is refused as at --log-file, and the command still runs.
+func TestProfilePathsRefuseSymlinks(t *testing.T) {
+	for _, env := range []string{"S3SYNC_CPUPROFILE", "S3SYNC_MEMPROFILE"} {
+		t.Run(env, func(t *testing.T) {
+			dir := t.TempDir()
+			target := filepath.Join(t.TempDir(), "precious")
+			testfs.WriteFile(t, target, "precious\n")
+			link := filepath.Join(dir, "profile")
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			r := s3syncEnv(t, []string{env + "=" + link}, "status", dir)
+			wantCode(t, r, exitFailed) // never mounted, as without the variable
+			if !strings.Contains(r.stderr, env+": "+link+" is a symbolic link") {
+				t.Errorf("no line about the refused profile path\n%s", r)
+			}
+			if got := readFile(t, target); got != "precious\n" {
+				t.Errorf("the link's target was written: %q", got)
+			}
+		})
+	}
+}
+
+// After logrotate moved the file away, a symlink planted at the path
+// before SIGHUP is not followed: the lines keep going to the file open
+// before.
+func TestLogFileReopenRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s3sync.log")
+	l, _, err := openLogFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.f.Close()
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "precious")
+	testfs.WriteFile(t, target, "precious\n")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	var refused *fileRefusedError
+	if _, err := l.reopen(); !errors.As(err, &refused) {
+		t.Fatalf("reopen through a planted symlink: %v, want a refusal", err)
+	}
+	fmt.Fprintln(l, "after the refused reopen")
+	if got := readFile(t, target); got != "precious\n" {
+		t.Errorf("the link's target was written: %q", got)
+	}
+	if got := readFile(t, path+".1"); got != "after the refused reopen\n" {
+		t.Errorf("the file open before got %q", got)
+	}
+}
