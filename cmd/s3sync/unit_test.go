@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -265,4 +267,155 @@ func waitMounted(t *testing.T, mnt string, exited chan error, log *bytes.Buffer)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Under the unit's SystemCallFilter= and RestrictAddressFamilies= a call
+// outside them fails with EPERM. Without systemd to apply them here, a
+// mount's session (mount, --pull, the watchdog's probes, writes, renames,
+// chmod, a link, another user's file and FIFO, SIGHUP, SIGTERM) runs under
+// strace, and every system call it makes, in every process, must be one
+// the filter allows, every socket one of the allowed families.
+func TestServiceUnitAllowsWhatTheMountCalls(t *testing.T) {
+	requireRootFUSE(t)
+	for _, bin := range []string{"strace", "systemd-analyze", "setpriv"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("no %s", bin)
+		}
+	}
+	set := unitSettings(t)
+	allowed := syscallGroups(t, strings.Fields(strings.Join(set["SystemCallFilter"], " "))...)
+	families := strings.Fields(strings.Join(set["RestrictAddressFamilies"], " "))
+
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	work, mnt, state := filepath.Join(dir, "work"), filepath.Join(dir, "mnt"), filepath.Join(dir, "state")
+	os.Mkdir(work, 0o755)
+	os.Mkdir(mnt, 0o755)
+	os.Mkdir(work+"/shared", 0o777)
+	os.Chmod(work+"/shared", 0o1777)
+	// A notify socket, so the watchdog runs its probe.
+	notify := filepath.Join(dir, "notify.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := ln.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	trace := filepath.Join(dir, "trace")
+	cmd := exec.Command("strace", "-f", "-qq", "-o", trace, s3syncBin, "mount", "--allow-other", "--settle=100ms", "--pull=1s",
+		"--metrics-addr", "127.0.0.1:0", "--endpoint-url", srv.Endpoint, "--state-dir", state, "--log-file", filepath.Join(dir, "log"),
+		work, mnt, "s3://"+bucket+"/data")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=400000")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitMounted(t, mnt, exited, &log)
+	pid := infoPID(t, state) // the mount, below strace
+	for _, sh := range []string{
+		"echo hi > a.txt && mkdir d && mv a.txt d/b.txt && chmod 600 d/b.txt && ln -s d/b.txt l && truncate -s 100 d/b.txt && cat d/b.txt >/dev/null && ls -la >/dev/null",
+		"setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x > shared/u.txt && mkfifo shared/ff && rm shared/ff'",
+	} {
+		c := exec.Command("sh", "-c", sh)
+		c.Dir = mnt
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", sh, err, out)
+		}
+	}
+	waitObject(t, srv, bucket, "data/shared/u.txt")
+	time.Sleep(1500 * time.Millisecond) // a pull and a few probes
+	syscall.Kill(pid, syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the mount under strace: %v\n%s", err, log.String())
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("the mount under strace did not stop")
+	}
+
+	calls := map[string]int{}
+	probes := 0
+	name := regexp.MustCompile(`^\d+\s+([a-z0-9_]+)\(`)
+	family := regexp.MustCompile(`\bsocket\((AF_[A-Z0-9]+)`)
+	b, _ := os.ReadFile(trace)
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := name.FindStringSubmatch(line); m != nil {
+			calls[m[1]]++
+		}
+		if m := family.FindStringSubmatch(line); m != nil && !slices.Contains(families, m[1]) {
+			t.Errorf("a socket of family %s, not in RestrictAddressFamilies: %s", m[1], line)
+		}
+		if strings.Contains(line, `execve("/proc/self/exe", ["`+statfsProbeName) {
+			probes++
+		}
+	}
+	if calls["mount"] == 0 || calls["umount2"] == 0 || probes == 0 {
+		t.Fatalf("the trace lacks the mount, the unmount or a probe (%d); strace saw: %v", probes, calls)
+	}
+	for c := range calls {
+		if !allowed[c] {
+			t.Errorf("%s is called (%d times) but not in SystemCallFilter=%s", c, calls[c], strings.Join(set["SystemCallFilter"], " "))
+		}
+	}
+}
+
+// syscallGroups is the system calls of systemd's named groups, nested
+// groups expanded.
+func syscallGroups(t *testing.T, names ...string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("systemd-analyze", "syscall-filter", "--no-pager").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "@"):
+			cur = strings.Fields(line)[0]
+		case cur != "" && f != "" && !strings.HasPrefix(f, "#"):
+			groups[cur] = append(groups[cur], f)
+		}
+	}
+	set := map[string]bool{}
+	seen := map[string]bool{}
+	var add func(string)
+	add = func(n string) {
+		if !strings.HasPrefix(n, "@") {
+			set[n] = true
+			return
+		}
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		if _, ok := groups[n]; !ok {
+			t.Fatalf("systemd-analyze knows no group %s", n)
+		}
+		for _, m := range groups[n] {
+			add(m)
+		}
+	}
+	for _, n := range names {
+		add(n)
+	}
+	return set
 }
