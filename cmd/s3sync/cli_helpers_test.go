@@ -29,7 +29,7 @@ var s3syncBin string
 // stdout, stderr and exit code out. s3test.Main sets the AWS_* environment
 // (test keys, AWS_CONFIG_FILE=/dev/null), which every child inherits.
 func TestMain(m *testing.M) {
-	runStatfsProbe() // this test binary is the watchdog's probe in TestWatchdogProbe
+	runStatfsProbe(os.Args) // this test binary is the watchdog's probe in TestWatchdogProbe
 	// s3test.Main ends with os.Exit, so no cleanup can follow it: the
 	// binary outlives the run, named by the test process's id in one
 	// directory per user, and the next run removes those whose process

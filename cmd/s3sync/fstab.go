@@ -73,7 +73,8 @@ type helperCall struct {
 	workdir      string
 	stateDir     string // from state-dir=, else ""
 	readyTimeout time.Duration
-	flags        []string // `s3sync mount` flags, --name[=value]
+	flags        []string // `s3sync mount` flags, --name[=value]; a key is fd://N here
+	keys         [][]byte // the keys given in the options: keys[i] is the mount's fd 3+i
 	warnings     []string
 	fake         bool // -f: check everything, mount nothing
 	verbose      bool
@@ -180,6 +181,13 @@ func parseHelperArgs(args []string) (*helperCall, error) {
 			if err != nil {
 				return nil, err
 			}
+			if long := strings.ReplaceAll(name, "_", "-"); secretFlags[long] && hasValue && !isKeyReference(value) {
+				// The mount gets the key through a pipe (start), never on
+				// its command line, which every user can read.
+				hc.keys = append(hc.keys, []byte(value))
+				flag = fmt.Sprintf("--%s=fd://%d", long, 2+len(hc.keys))
+				hc.warnings = append(hc.warnings, fmt.Sprintf("%s is in the mount options, which /etc/fstab and mount's command line show to every user: keep the key in a file only you can read and give %s=fileb:///PATH", name, name))
+			}
 			hc.flags = append(hc.flags, flag)
 			if name == "state-dir" || name == "state_dir" {
 				hc.stateDir = value
@@ -285,6 +293,17 @@ func (hc *helperCall) start(ctx context.Context) error {
 	cmd.Args[0] = "s3sync" // not mount.s3sync, whatever the file is called
 	cmd.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"), "NOTIFY_SOCKET="+addr)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Each key goes through a pipe of its own, read by the mount at start
+	// (--sse-c-key=fd://3): a pipe's content is nowhere another user can
+	// read, unlike argv, and gone once read, unlike the environment.
+	for _, key := range hc.keys {
+		r, err := keyPipe(key)
+		if err != nil {
+			return fmt.Errorf("pass the key to s3sync mount: %v", err)
+		}
+		defer r.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, r)
+	}
 	// A daemon's working directory would keep mount(8)'s busy for good.
 	cmd.Dir = "/"
 	// Its own session: mount(8)'s terminal and process group may go away.
@@ -324,6 +343,24 @@ func (hc *helperCall) start(ctx context.Context) error {
 	}
 }
 
+// keyPipe returns the read end of a pipe holding key, whose write end is
+// closed: the reader gets the key, then EOF.
+func keyPipe(key []byte) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = w.Write(key) // a pipe holds 64 KiB: a key never blocks
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
 // loginEnvironment gives the mount what a login shell would: mount(8)
 // drops HOME and PATH from a helper's environment, and without HOME the
 // default state dir and ~/.aws would not be the ones `s3sync` finds when
@@ -346,10 +383,10 @@ func openHelperLog(stateDir string) (*os.File, string, error) {
 		return nil, "", fmt.Errorf("state dir for the mount's log: %v", err)
 	}
 	path := filepath.Join(stateDir, helperLogName)
-	if st, err := os.Stat(path); err == nil && st.Size() > helperLogMax {
+	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && st.Size() > helperLogMax {
 		os.Rename(path, path+".1")
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, _, err := openPrivate(path, os.O_WRONLY|os.O_APPEND, false)
 	if err != nil {
 		return nil, "", fmt.Errorf("the mount's log: %v", err)
 	}

@@ -55,6 +55,25 @@ func TestParseHelperArgs(t *testing.T) {
 					t.Errorf("warnings %q", hc.warnings)
 				}
 			}},
+		{name: "a key file's path stays on the command line",
+			args:  []string{dev, mp, "-o", "workdir=/w,sse-c=AES256,sse-c-key=fileb:///etc/k"},
+			flags: []string{"--sse-c=AES256", "--sse-c-key=fileb:///etc/k"},
+			check: func(t *testing.T, hc *helperCall) {
+				if len(hc.keys) != 0 || len(hc.warnings) != 0 {
+					t.Errorf("keys %q, warnings %q", hc.keys, hc.warnings)
+				}
+			}},
+		{name: "a key goes through a pipe",
+			args:  []string{dev, mp, "-o", "workdir=/w,sse-c=AES256,sse_c_key=0123456789abcdef0123456789abcdef"},
+			flags: []string{"--sse-c=AES256", "--sse-c-key=fd://3"},
+			check: func(t *testing.T, hc *helperCall) {
+				if len(hc.keys) != 1 || string(hc.keys[0]) != "0123456789abcdef0123456789abcdef" {
+					t.Errorf("keys %q", hc.keys)
+				}
+				if len(hc.warnings) != 1 || !strings.Contains(hc.warnings[0], "sse_c_key is in the mount options") || strings.Contains(hc.warnings[0], "0123") {
+					t.Errorf("warnings %q", hc.warnings)
+				}
+			}},
 		{name: "unknown option", args: []string{dev, mp, "-o", "workdir=/w,bogus=1"}, wantErr: "unknown option bogus"},
 		{name: "ro", args: []string{dev, mp, "-o", "ro,workdir=/w"}, wantErr: "read-write"},
 		{name: "suid", args: []string{dev, mp, "-o", "workdir=/w,suid"}, wantErr: "nosuid"},

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,7 +30,7 @@ type logFlags struct {
 func (l *logFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&l.level, "log-level", "info", "least important log lines written: debug, info, warn or error")
 	f.StringVar(&l.format, "log-format", "text", "log line format: text (key=value) or json (one object per line)")
-	f.StringVar(&l.file, "log-file", "", "append log lines to this file instead of stderr (created 0600); reopened on SIGHUP, for logrotate")
+	f.StringVar(&l.file, "log-file", "", "append log lines to this file instead of stderr (created 0600; a symlink or another user's file there is refused); reopened on SIGHUP, for logrotate")
 }
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -55,14 +57,22 @@ func (l *logFlags) open() (log *slog.Logger, close func(error), err error) {
 	opts := &slog.HandlerOptions{Level: logLevels[strings.ToLower(l.level)]}
 	json := strings.EqualFold(l.format, "json")
 	var h slog.Handler
+	var warn func(*slog.Logger) // what to log once the logger exists
 	close = func(error) {}
 	switch {
 	case l.file != "":
-		f, err := openLogFile(l.file)
-		if err != nil {
+		f, loosened, err := openLogFile(l.file)
+		var refused *fileRefusedError
+		switch {
+		case errors.As(err, &refused):
+			return nil, nil, usageErr("--log-file: %v", err)
+		case err != nil:
 			return nil, nil, usageErr("--log-file: %v; give a file in an existing directory this user can write", err)
 		}
 		h = newHandler(f, json, opts)
+		if loosened != 0 {
+			warn = func(log *slog.Logger) { f.warnLoosened(log, loosened) }
+		}
 		stop := f.reopenOnHUP()
 		close = func(err error) {
 			if err != nil {
@@ -77,6 +87,9 @@ func (l *logFlags) open() (log *slog.Logger, close func(error), err error) {
 	}
 	log = slog.New(h)
 	slog.SetDefault(log)
+	if warn != nil {
+		warn(log)
+	}
 	return log, close, nil
 }
 
@@ -204,12 +217,19 @@ type logFile struct {
 	f    *os.File
 }
 
-func openLogFile(path string) (*logFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// openLogFile opens the log file as openPrivate does: a symlink or
+// another user's file at path is refused; loosened is the mode it had
+// when others could read it (it is 0600 now).
+func openLogFile(path string) (l *logFile, loosened fs.FileMode, err error) {
+	f, loosened, err := openPrivate(path, os.O_WRONLY|os.O_APPEND, false)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &logFile{path: path, f: f}, nil
+	return &logFile{path: path, f: f}, loosened, nil
+}
+
+func (l *logFile) warnLoosened(log *slog.Logger, was fs.FileMode) {
+	log.Warn("the log file was open to other users; it is 0600 now", "file", l.path, "was", fmt.Sprintf("%04o", uint32(was)))
 }
 
 func (l *logFile) Write(p []byte) (int, error) {
@@ -220,16 +240,16 @@ func (l *logFile) Write(p []byte) (int, error) {
 
 // reopen switches to a file opened afresh at the path. When that fails the
 // lines keep going to the old file, which is better than losing them.
-func (l *logFile) reopen() error {
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+func (l *logFile) reopen() (loosened fs.FileMode, err error) {
+	f, loosened, err := openPrivate(l.path, os.O_WRONLY|os.O_APPEND, false)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	l.mu.Lock()
 	old := l.f
 	l.f = f
 	l.mu.Unlock()
-	return old.Close()
+	return loosened, old.Close()
 }
 
 // reopenOnHUP reopens the file on every SIGHUP until the returned function
@@ -244,10 +264,14 @@ func (l *logFile) reopenOnHUP() func() {
 		for {
 			select {
 			case <-hup:
-				if err := l.reopen(); err != nil {
+				loosened, err := l.reopen()
+				if err != nil {
 					slog.Error("could not reopen the log file after SIGHUP; still writing to the one open before", "file", l.path, "err", err)
-				} else {
-					slog.Info("log file reopened (SIGHUP)", "file", l.path)
+					continue
+				}
+				slog.Info("log file reopened (SIGHUP)", "file", l.path)
+				if loosened != 0 {
+					l.warnLoosened(slog.Default(), loosened)
 				}
 			case <-stop:
 				return

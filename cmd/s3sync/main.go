@@ -108,20 +108,29 @@ func usageErr(format string, a ...any) error {
 }
 
 func main() {
-	runStatfsProbe() // the mount's watchdog probe (notify.go) exits here
+	// A key on the command line leaves /proc/PID/cmdline first
+	// (argvsecrets.go); only the copy is used.
+	args := hideSecretArgs(os.Args)
+	runStatfsProbe(args) // the mount's watchdog probe (notify.go) exits here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Installed as /sbin/mount.s3sync, it is mount(8)'s helper (fstab.go).
-	if filepath.Base(os.Args[0]) == mountHelperName {
-		os.Exit(runMountHelper(ctx, os.Args[1:]))
+	if filepath.Base(args[0]) == mountHelperName {
+		os.Exit(runMountHelper(ctx, args[1:]))
 	}
-	os.Exit(run(ctx, os.Args[1:]))
+	os.Exit(run(ctx, args[1:]))
 }
 
 func run(ctx context.Context, args []string) int {
 	// S3SYNC_CPUPROFILE=file writes a CPU profile, for `make bench` work.
+	// Both profiles' files are opened as the log file is (openPrivate): a
+	// symlink or another user's file at the path is refused, not followed
+	// or overwritten.
 	if path := os.Getenv("S3SYNC_CPUPROFILE"); path != "" {
-		if f, err := os.Create(path); err == nil {
+		f, _, err := openPrivate(path, os.O_WRONLY, true)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "s3sync: S3SYNC_CPUPROFILE:", err)
+		} else {
 			pprof.StartCPUProfile(f)
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
@@ -221,7 +230,7 @@ refused (--max-delete), or the command line was wrong.`,
 var extraCommands []func(*globalFlags) *cobra.Command
 
 func writeHeapProfile(path string) {
-	f, err := os.Create(path)
+	f, _, err := openPrivate(path, os.O_WRONLY, true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "s3sync: S3SYNC_MEMPROFILE:", err)
 		return

@@ -98,18 +98,25 @@ func startWatchdog(mountpoint string) {
 	}()
 }
 
-// statfsProbeEnv makes s3sync a watchdog probe: it statfs-es that path,
-// exits 0 if it answered, and does nothing else.
-const statfsProbeEnv = "S3SYNC_STATFS_PROBE"
+// statfsProbeName is the argv[0] the watchdog gives its probe
+// (mountAnswers): s3sync started so statfs-es its one argument, exits 0 if
+// it answered, and does nothing else. Only an argv[0] chosen at exec says
+// so, never something a process inherits (an environment variable would
+// turn every s3sync command run below a mount into a silent exit 0), and
+// the probe can do no harm to whoever asks for it by that name.
+const statfsProbeName = "s3sync-statfs-probe"
 
-func runStatfsProbe() {
-	if path := os.Getenv(statfsProbeEnv); path != "" {
-		var st syscall.Statfs_t
-		if syscall.Statfs(path, &st) != nil {
-			os.Exit(1)
-		}
-		os.Exit(0)
+// runStatfsProbe exits, as the probe, when args is a probe's command
+// line; otherwise it returns and s3sync runs as called.
+func runStatfsProbe(args []string) {
+	if len(args) != 2 || args[0] != statfsProbeName {
+		return
 	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(args[1], &st) != nil {
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // mountAnswers reports whether the mountpoint answers statfs within
@@ -124,8 +131,8 @@ func mountAnswers(mountpoint string, timeout time.Duration, probing *atomic.Bool
 		return false
 	}
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"s3sync"} // not mount.s3sync, whatever this one is called
-	cmd.Env = append(os.Environ(), statfsProbeEnv+"="+mountpoint)
+	cmd.Args = []string{statfsProbeName, mountpoint}
+	cmd.Env = []string{} // it needs none
 	if err := cmd.Start(); err != nil {
 		probing.Store(false)
 		return false

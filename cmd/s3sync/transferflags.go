@@ -37,14 +37,14 @@ func (x *transferFlags) register(f *pflag.FlagSet) {
 // registerCustomerKey adds the flags a reader of SSE-C objects needs.
 func (x *transferFlags) registerCustomerKey(f *pflag.FlagSet) {
 	f.StringVar(&x.sseC, "sse-c", "", "encrypt uploads and copies with your own key (SSE-C): AES256, with --sse-c-key; downloads and reads need the same")
-	f.StringVar(&x.sseCKey, "sse-c-key", "", "the 32-byte SSE-C key: the raw key, or fileb://PATH of a file holding it (keeps it out of ps and shell history)")
+	f.StringVar(&x.sseCKey, "sse-c-key", "", "the 32-byte SSE-C key: the raw key, fileb://PATH of a file holding it, or fd://N to read it from file descriptor N (both keep it out of shell history)")
 }
 
 // registerCopySource adds the flags for copies from SSE-C objects
 // (reconcile s3://… s3://…).
 func (x *transferFlags) registerCopySource(f *pflag.FlagSet) {
 	f.StringVar(&x.sseCCopySource, "sse-c-copy-source", "", "copies: the source objects are SSE-C encrypted: AES256, with --sse-c-copy-source-key")
-	f.StringVar(&x.sseCCopySourceKey, "sse-c-copy-source-key", "", "copies: the 32-byte SSE-C key of the source objects, raw or fileb://PATH")
+	f.StringVar(&x.sseCCopySourceKey, "sse-c-copy-source-key", "", "copies: the 32-byte SSE-C key of the source objects, raw, fileb://PATH or fd://N")
 }
 
 // validate checks the flags and parses them into limiter and enc.
@@ -99,6 +99,13 @@ func customerKey(algFlag, alg, keyFlag, key string) ([]byte, error) {
 		return nil, usageErr("%s %q: the only algorithm is AES256", algFlag, alg)
 	}
 	k := []byte(key)
+	if fd, ok := strings.CutPrefix(key, "fd://"); ok {
+		b, err := readKeyFD(fd)
+		if err != nil {
+			return nil, usageErr("%s: %v", keyFlag, err)
+		}
+		k = b
+	}
 	for _, scheme := range []string{"fileb://", "file://"} {
 		if path, ok := strings.CutPrefix(key, scheme); ok {
 			b, err := os.ReadFile(path)
