@@ -55,14 +55,14 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 				if !recursive {
 					name = strings.TrimPrefix(o.Key, prefix[:strings.LastIndex(prefix, "/")+1])
 				}
-				fmt.Printf("%s %10s %s\n", o.LastModified.Local().Format("2006-01-02 15:04:05"), size(o.Size), name)
+				fmt.Printf("%s %10s %s\n", o.LastModified.Local().Format("2006-01-02 15:04:05"), size(o.Size), shown(name))
 				return nil
 			}
 			if recursive {
 				err = client.List(ctx, bucket, prefix, obj)
 			} else {
 				err = client.ListDir(ctx, bucket, prefix, obj, func(p string) error {
-					fmt.Printf("%30s %s\n", "PRE", strings.TrimPrefix(p, prefix[:strings.LastIndex(prefix, "/")+1]))
+					fmt.Printf("%30s %s\n", "PRE", shown(strings.TrimPrefix(p, prefix[:strings.LastIndex(prefix, "/")+1])))
 					return nil
 				})
 			}

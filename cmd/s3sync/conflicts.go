@@ -141,10 +141,10 @@ func printConflicts(r report) {
 	fmt.Printf("  conflicts:   %d (another writer changed these in the bucket; both versions kept)\n", len(r.Conflicts))
 	for _, cf := range r.Conflicts {
 		if cf.Kind == "deleted" {
-			fmt.Printf("    %s: deleted here, changed there; the bucket keeps the other version\n", cf.Path)
+			fmt.Printf("    %s: deleted here, changed there; the bucket keeps the other version\n", shown(cf.Path))
 			continue
 		}
-		fmt.Printf("    %s: changed here and there; this side's version is %s\n", cf.Path, cf.Copy)
+		fmt.Printf("    %s: changed here and there; this side's version is %s\n", shown(cf.Path), shown(cf.Copy))
 	}
 }
 

@@ -338,7 +338,7 @@ func printReport(r report) {
 				fmt.Printf("    …\n")
 				break
 			}
-			fmt.Printf("    %s: %s (%d attempts)\n", f.Path, f.Error, f.Attempts)
+			fmt.Printf("    %s: %s (%d attempts)\n", shown(f.Path), escapeControl(f.Error), f.Attempts)
 		}
 	}
 	if len(r.KeepsChanging) > 0 {
@@ -348,7 +348,7 @@ func printReport(r report) {
 				fmt.Printf("    …\n")
 				break
 			}
-			fmt.Printf("    %s: not in the bucket as it is now for %s\n", f.Path, time.Since(f.Since).Round(time.Second))
+			fmt.Printf("    %s: not in the bucket as it is now for %s\n", shown(f.Path), time.Since(f.Since).Round(time.Second))
 		}
 	}
 	if r.SkippedCount > 0 {
@@ -358,7 +358,7 @@ func printReport(r report) {
 				fmt.Printf("    …\n")
 				break
 			}
-			fmt.Printf("    %s: %s\n", s.Path, s.Kind)
+			fmt.Printf("    %s: %s\n", shown(s.Path), s.Kind)
 		}
 	}
 	if len(r.Failed) == 0 {
@@ -367,6 +367,6 @@ func printReport(r report) {
 	}
 	fmt.Printf("  failed:      %d (retried at the next mount, or now with `s3sync status --retry`)\n", len(r.Failed))
 	for _, f := range r.Failed {
-		fmt.Printf("    %s: %s\n", f.Path, f.Error)
+		fmt.Printf("    %s: %s\n", shown(f.Path), escapeControl(f.Error))
 	}
 }

@@ -230,19 +230,19 @@ func (p *verifyPrinter) finding(f syncer.Finding) {
 	}
 	switch f.Kind {
 	case syncer.FindDiffers:
-		fmt.Fprintf(p.out, "differs: %s %s: %s\n", f.Src, f.Dst, strings.Join(f.Reasons, "; "))
+		fmt.Fprintf(p.out, "differs: %s %s: %s\n", shown(f.Src), shown(f.Dst), strings.Join(f.Reasons, "; "))
 	case syncer.FindMetaDiffers:
-		fmt.Fprintf(p.out, "metadata differs: %s %s: %s\n", f.Src, f.Dst, strings.Join(f.Reasons, "; "))
+		fmt.Fprintf(p.out, "metadata differs: %s %s: %s\n", shown(f.Src), shown(f.Dst), strings.Join(f.Reasons, "; "))
 	case syncer.FindOnlySrc:
-		fmt.Fprintf(p.out, "only in SRC: %s\n", f.Src)
+		fmt.Fprintf(p.out, "only in SRC: %s\n", shown(f.Src))
 	case syncer.FindOnlyDst:
-		fmt.Fprintf(p.out, "only in DST: %s\n", f.Dst)
+		fmt.Fprintf(p.out, "only in DST: %s\n", shown(f.Dst))
 	case syncer.FindNotCheckable:
-		fmt.Fprintf(p.out, "not checkable: %s %s: %s\n", f.Src, f.Dst, strings.Join(f.Reasons, "; "))
+		fmt.Fprintf(p.out, "not checkable: %s %s: %s\n", shown(f.Src), shown(f.Dst), strings.Join(f.Reasons, "; "))
 	case syncer.FindError:
-		fmt.Fprintf(p.err, "error: %s %s: %s\n", f.Src, f.Dst, oneLine(f.Err))
+		fmt.Fprintf(p.err, "error: %s %s: %s\n", shown(f.Src), shown(f.Dst), oneLine(f.Err))
 	case syncer.FindSkipped:
-		fmt.Fprintf(p.err, "warning: skipping %s: %s\n", f.Src+f.Dst, oneLine(f.Err))
+		fmt.Fprintf(p.err, "warning: skipping %s: %s\n", shown(f.Src+f.Dst), oneLine(f.Err))
 	}
 }
 
