@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/s3sync/s3sync/internal/testenv"
 )
 
 // call is one Recorder call, as the fake records it.
@@ -96,10 +98,7 @@ func requireFuse(t *testing.T) {
 	if why == "" {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE tests must run in CI, but cannot mount: %s", why)
-	}
-	t.Skipf("cannot mount FUSE: %s", why)
+	testenv.CannotRun(t, "cannot mount FUSE: %s", why)
 }
 
 // newMount mounts a fresh WORKDIR at a fresh mountpoint. Cleanup unmounts

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testenv"
 	"github.com/s3sync/s3sync/internal/testfs"
 )
 
@@ -33,12 +34,7 @@ const (
 func installHelper(t *testing.T) (prefix string) {
 	t.Helper()
 	requireFUSE(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mount -t s3sync tests must run in CI, as root")
-		}
-		t.Skip("mount -t s3sync and /sbin/mount.s3sync need root")
-	}
+	testenv.NeedRoot(t, "mount -t s3sync and /sbin/mount.s3sync")
 	os.MkdirAll(filepath.Dir(helperLock), 0o755)
 	lock, err := os.OpenFile(helperLock, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {

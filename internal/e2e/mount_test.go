@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testenv"
 	"github.com/s3sync/s3sync/internal/testfs"
 )
 
@@ -39,10 +40,7 @@ func TestMain(m *testing.M) {
 func requireFUSE(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("FUSE tests must run in CI: %v", err)
-		}
-		t.Skipf("no /dev/fuse: %v", err)
+		testenv.CannotRun(t, "no /dev/fuse: %v", err)
 	}
 }
 
