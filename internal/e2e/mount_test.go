@@ -532,40 +532,45 @@ func TestMountDrainOnExitWaitsForClose(t *testing.T) {
 	}
 }
 
-// TestMountSlowWriterNotSentHalfWritten: a program that creates a file,
-// dup2s it (a close: the file is recorded, empty) and then writes for
-// longer than the settle delay, as dd does, must not have its file copied
-// to the bucket half-written; once it closes, the whole file goes, once.
+// TestMountSlowWriterNotSentHalfWritten: a file that has a record pending
+// (written and closed once) and is open for writing again, written for
+// longer than the settle delay, must not be copied to the bucket
+// half-written: the drain holds a record back while its file is open for
+// writing (under passthrough the writes themselves are not seen, so
+// nothing else would keep the record from settling). Once the writer
+// closes, the whole file goes.
 func TestMountSlowWriterNotSentHalfWritten(t *testing.T) {
 	srv := s3test.Get(t)
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket)
 	m.start()
-	f, err := os.Create(m.mountpoint + "/slow.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dup, err := syscall.Dup(int(f.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Close(dup) // FLUSH: recorded now, with nothing in it yet
 	chunk := strings.Repeat("x", 4096)
-	for range 8 { // 8 × 100 ms, four settle delays
+	testfs.WriteFile(t, m.mountpoint+"/slow.bin", chunk) // RELEASE records it
+	f, err := os.OpenFile(m.mountpoint+"/slow.bin", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 writes 250 ms apart: the record settles (200 ms) long before the
+	// last one, and the drain uploads within a few ms of that unless the
+	// open writer holds it back. The hold lasts until the close or
+	// OpenFileLag (25 s), so 2.5 s is well inside it, however slow the
+	// machine.
+	for range 10 {
+		time.Sleep(250 * time.Millisecond)
+		if objs := srv.Objects(t, bucket, "data/"); len(objs) > 0 {
+			f.Close()
+			t.Fatalf("sent while still being written: %v", objs)
+		}
 		if _, err := f.WriteString(chunk); err != nil {
 			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		if objs := srv.Objects(t, bucket, "data/"); len(objs) > 0 {
-			t.Fatalf("sent while still being written: %v", objs)
 		}
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	m.waitDrained(60 * time.Second)
-	if got, _ := srv.Get(t, bucket, "data/slow.bin"); len(got) != 8*4096 {
-		t.Errorf("slow.bin in the bucket has %d bytes, want %d", len(got), 8*4096)
+	if got, _ := srv.Get(t, bucket, "data/slow.bin"); len(got) != 11*4096 {
+		t.Errorf("slow.bin in the bucket has %d bytes, want %d", len(got), 11*4096)
 	}
 }
 
