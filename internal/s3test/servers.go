@@ -190,3 +190,4 @@ func startMinIO() (*Server, error) {
 	os.RemoveAll(root)
 	return nil, fmt.Errorf("start minio: %w", lastErr)
 }
+
