@@ -159,7 +159,7 @@ func TestMountHelperFstab(t *testing.T) {
 	adoptOrphans(t)
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket)
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	opts := fmt.Sprintf("workdir=%s,state-dir=%s,endpoint-url=%s,delete,allow_other,settle=200ms", m.workdir, m.stateDir, srv.Endpoint)
 	fstab := filepath.Join(t.TempDir(), "fstab")
 	testfs.WriteFile(t, fstab, fmt.Sprintf("# s3sync\n%s %s s3sync %s,_netdev,nofail,x-systemd.requires-mounts-for=%s 0 0\n", m.url, m.mountpoint, opts, m.workdir))
@@ -298,7 +298,7 @@ func TestMountNotifiesServiceManager(t *testing.T) {
 		return ""
 	}
 
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	m.cmd = exec.Command(bin, m.args...)
 	m.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,8 +55,33 @@ type mount struct {
 	url        string
 	args       []string
 	cmd        *exec.Cmd
-	log        *bytes.Buffer
+	log        *logBuffer
 	done       chan struct{}
+}
+
+// logBuffer is a mount's output, read by the test while the mount still
+// writes it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
 }
 
 func newMount(t *testing.T, bucket string, extra ...string) *mount {
@@ -81,7 +107,7 @@ func newMount(t *testing.T, bucket string, extra ...string) *mount {
 
 func (m *mount) start() {
 	m.t.Helper()
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	m.cmd = exec.Command(bin, m.args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -522,7 +548,7 @@ func TestMountDrainOnExitWaitsForClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	m.waitFor("the stop to begin", 60*time.Second, func() bool { return strings.Contains(m.log.String(), "msg=stopping") })
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
