@@ -186,6 +186,12 @@ func TestMountHelperFstab(t *testing.T) {
 		pid := m.daemonPID()
 		name := fmt.Sprintf("through-mount-%d.txt", i)
 		testfs.WriteFile(t, m.mountpoint+"/"+name, "written through "+mountCmd[1])
+		// The file is recorded at the kernel's RELEASE, after close(2)
+		// returned: nothing pending can mean not recorded yet.
+		m.waitFor(name+" in the bucket", 60*time.Second, func() bool {
+			_, ok := srv.Objects(t, bucket, "data/")["data/"+name]
+			return ok
+		})
 		if r := m.waitDrained(60 * time.Second); !r.Mounted {
 			t.Errorf("status while mounted: %+v", r)
 		}
