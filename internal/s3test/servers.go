@@ -101,9 +101,7 @@ func server(t *testing.T, k Kind) *Server {
 	if current != nil && current.Kind == k {
 		return current
 	}
-	switch k {
-	case MinIO:
-	default:
+	if k != MinIO {
 		t.Fatalf("S3SYNC_TEST_SERVERS: unknown server %q (versity, minio)", k)
 	}
 	if s := others[k]; s != nil {
