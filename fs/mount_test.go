@@ -157,7 +157,7 @@ func newMount(t *testing.T, opts Options) *testMount {
 // asynchronously after close returns) and returns the calls recorded.
 func (tm *testMount) quiesce(t *testing.T) []call {
 	t.Helper()
-	poll(t, 5*time.Second, "all file handles released", func() bool {
+	poll(t, 60*time.Second, "all file handles released", func() bool {
 		return tm.m.handles.Load() == 0
 	})
 	return tm.rec.take()
@@ -166,6 +166,9 @@ func (tm *testMount) quiesce(t *testing.T) []call {
 func (tm *testMount) path(rel string) string { return tm.mnt + "/" + rel }
 func (tm *testMount) orig(rel string) string { return tm.work + "/" + rel }
 
+// poll waits until cond holds, failing t after d. The callers give 60 s: a
+// poll ends as soon as cond holds, so only a failure waits that long, and
+// a loaded 2-core machine can hold a release back for seconds.
 func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -320,7 +323,7 @@ func TestWriting(t *testing.T) {
 			}
 			must(t, w1.Close())
 			must(t, w2.Close())
-			poll(t, 5*time.Second, "the writable handles released", func() bool { return !mt.Writing("d/f") })
+			poll(t, 60*time.Second, "the writable handles released", func() bool { return !mt.Writing("d/f") })
 			if n := closed.Load(); n != 1 {
 				t.Errorf("OnWritersClosed called %d times, want once", n)
 			}
@@ -349,7 +352,7 @@ func TestOpenWriterRecorded(t *testing.T) {
 			for round := range 2 {
 				_, err = f.WriteString("a line\n")
 				must(t, err)
-				poll(t, 5*time.Second, "a record of the open file", func() bool {
+				poll(t, 60*time.Second, "a record of the open file", func() bool {
 					for _, c := range tm.rec.take() {
 						if c == changed("app.log") {
 							return true
