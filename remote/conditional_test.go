@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -87,7 +89,8 @@ var honoured = map[s3test.Kind]remote.Conditions{
 // TestProbeConditions checks that the probe finds the same), the other
 // writer's version is deleted. Neither Versity 1.8 nor MinIO honours the
 // batch's per-object ETags, so no server here tests that the batch keeps
-// it.
+// it; what is checked on every server is that each item's condition is
+// sent (If-Match, or an ETag per object in DeleteObjects).
 func TestDeleteIf(t *testing.T) {
 	s3test.Each(t, func(t *testing.T) {
 		srv := s3test.Get(t)
@@ -111,6 +114,8 @@ func TestDeleteIf(t *testing.T) {
 				srv.Put(t, bucket, name+"/mine", "mine", nil)
 				srv.Put(t, bucket, name+"/theirs", "theirs", nil)
 				mine, _ := c.Head(ctx, bucket, name+"/mine")
+				rec := newRecorder(t, srv.Endpoint)
+				c := newClient(t, func(cfg *remote.Config) { cfg.EndpointURL = rec.url })
 				failed, err := c.DeleteIf(ctx, bucket, []remote.DeleteItem{
 					{Key: name + "/mine", ETag: mine.ETag},
 					{Key: name + "/theirs", ETag: mine.ETag}, // the ETag this side saw, not theirs
@@ -122,6 +127,29 @@ func TestDeleteIf(t *testing.T) {
 				objs := srv.Objects(t, bucket, name+"/")
 				if _, ok := objs[name+"/mine"]; ok {
 					t.Errorf("the object with the expected ETag was not deleted")
+				}
+				// Whether or not the store honours it, every item's
+				// condition was sent.
+				sent := 0
+				for _, r := range rec.requests() {
+					switch {
+					case single && r.Method == http.MethodDelete:
+						if r.Header.Get("If-Match") != mine.ETag {
+							t.Errorf("DeleteObject %s sent If-Match %q, want %q", r.Path, r.Header.Get("If-Match"), mine.ETag)
+						}
+						sent++
+					case !single && r.Method == http.MethodPost && r.Query.Has("delete"):
+						objects := regexp.MustCompile(`(?s)<Object>.*?</Object>`).FindAllString(string(r.Body), -1)
+						for _, o := range objects {
+							if !strings.Contains(o, "<ETag>") || !strings.Contains(o, strings.Trim(mine.ETag, `"`)) {
+								t.Errorf("DeleteObjects sent %s without the ETag %s", o, mine.ETag)
+							}
+						}
+						sent += len(objects)
+					}
+				}
+				if sent != 3 {
+					t.Errorf("%d conditional deletes sent, want 3", sent)
 				}
 				if !supported {
 					if _, ok := objs[name+"/theirs"]; ok || len(failed) != 0 {
