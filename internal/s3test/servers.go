@@ -188,4 +188,3 @@ func startMinIO() (*Server, error) {
 	os.RemoveAll(root)
 	return nil, fmt.Errorf("start minio: %w", lastErr)
 }
-
