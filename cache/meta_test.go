@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/s3sync/s3sync/internal/testenv"
 )
 
 // A chmod or chown made while nothing was journaling (unmounted) is found
@@ -28,8 +30,8 @@ func TestScanModeAndOwner(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.root && os.Geteuid() != 0 {
-				t.Skip("chown needs root")
+			if tt.root {
+				testenv.NeedRoot(t, "chown")
 			}
 			c := openTest(t)
 			root := t.TempDir()

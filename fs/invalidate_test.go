@@ -24,7 +24,7 @@ func TestIsOpen(t *testing.T) {
 		t.Errorf("IsOpen: d/f %v, d %v, none/f %v; want only d/f", mt.IsOpen("d/f"), mt.IsOpen("d"), mt.IsOpen("none/f"))
 	}
 	must(t, r.Close())
-	poll(t, 5*time.Second, "the read-only handle released", func() bool { return !mt.IsOpen("d/f") })
+	poll(t, 60*time.Second, "the read-only handle released", func() bool { return !mt.IsOpen("d/f") })
 }
 
 // Invalidate: after a file was replaced, removed or made in WORKDIR behind

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/s3sync/s3sync/internal/testenv"
 )
 
 // call is one Recorder call, as the fake records it.
@@ -96,10 +98,7 @@ func requireFuse(t *testing.T) {
 	if why == "" {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE tests must run in CI, but cannot mount: %s", why)
-	}
-	t.Skipf("cannot mount FUSE: %s", why)
+	testenv.CannotRun(t, "cannot mount FUSE: %s", why)
 }
 
 // newMount mounts a fresh WORKDIR at a fresh mountpoint. Cleanup unmounts
@@ -158,7 +157,7 @@ func newMount(t *testing.T, opts Options) *testMount {
 // asynchronously after close returns) and returns the calls recorded.
 func (tm *testMount) quiesce(t *testing.T) []call {
 	t.Helper()
-	poll(t, 5*time.Second, "all file handles released", func() bool {
+	poll(t, 60*time.Second, "all file handles released", func() bool {
 		return tm.m.handles.Load() == 0
 	})
 	return tm.rec.take()
@@ -167,6 +166,9 @@ func (tm *testMount) quiesce(t *testing.T) []call {
 func (tm *testMount) path(rel string) string { return tm.mnt + "/" + rel }
 func (tm *testMount) orig(rel string) string { return tm.work + "/" + rel }
 
+// poll waits until cond holds, failing t after d. The callers give 60 s: a
+// poll ends as soon as cond holds, so only a failure waits that long, and
+// a loaded 2-core machine can hold a release back for seconds.
 func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -321,7 +323,7 @@ func TestWriting(t *testing.T) {
 			}
 			must(t, w1.Close())
 			must(t, w2.Close())
-			poll(t, 5*time.Second, "the writable handles released", func() bool { return !mt.Writing("d/f") })
+			poll(t, 60*time.Second, "the writable handles released", func() bool { return !mt.Writing("d/f") })
 			if n := closed.Load(); n != 1 {
 				t.Errorf("OnWritersClosed called %d times, want once", n)
 			}
@@ -350,7 +352,7 @@ func TestOpenWriterRecorded(t *testing.T) {
 			for round := range 2 {
 				_, err = f.WriteString("a line\n")
 				must(t, err)
-				poll(t, 5*time.Second, "a record of the open file", func() bool {
+				poll(t, 60*time.Second, "a record of the open file", func() bool {
 					for _, c := range tm.rec.take() {
 						if c == changed("app.log") {
 							return true

@@ -56,7 +56,7 @@ func TestNodeLimit(t *testing.T) {
 				open = append(open, fh)
 				t.Cleanup(func() { fh.Close() })
 			}
-			poll(t, 5*time.Second, "only the files kept open still open", func() bool {
+			poll(t, 60*time.Second, "only the files kept open still open", func() bool {
 				return tm.m.handles.Load() == int64(len(open))
 			})
 			tm.rec.take()
@@ -70,7 +70,7 @@ func TestNodeLimit(t *testing.T) {
 					}
 				}
 			}
-			poll(t, 20*time.Second, fmt.Sprintf("at most %d nodes held", max), func() bool {
+			poll(t, 60*time.Second, fmt.Sprintf("at most %d nodes held", max), func() bool {
 				return treeSize(root) <= max
 			})
 			if got := tm.m.nodes.count(); got > max {
@@ -79,7 +79,7 @@ func TestNodeLimit(t *testing.T) {
 			for rel := range inos {
 				wantContent(t, tm.path(rel), rel)
 			}
-			poll(t, 20*time.Second, fmt.Sprintf("at most %d nodes held after reading all", max), func() bool {
+			poll(t, 60*time.Second, fmt.Sprintf("at most %d nodes held after reading all", max), func() bool {
 				return treeSize(root) <= max
 			})
 			for i, fh := range open {

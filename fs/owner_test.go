@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/s3sync/s3sync/internal/testenv"
 )
 
 // openToOthers lets other users reach the mountpoint (t.TempDir's parent
@@ -22,9 +24,7 @@ func openToOthers(t *testing.T, tm *testMount) {
 // outside the group); and the mode their umask gives, setuid included,
 // whatever this process's own umask is. What the mount reports matches.
 func TestOthersOwnWhatTheyCreate(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("giving files to other users needs root")
-	}
+	testenv.NeedRoot(t, "giving files to other users")
 	old := syscall.Umask(0o022)
 	t.Cleanup(func() { syscall.Umask(old) })
 	const team = 100 // a group nobody is not in
@@ -104,9 +104,7 @@ func TestOthersOwnWhatTheyCreate(t *testing.T) {
 // WORKDIR's modes for other users as on a local disk; without it they
 // cannot use the mount at all.
 func TestOthersGetWorkdirPermissions(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("acting as another user needs root")
-	}
+	testenv.NeedRoot(t, "acting as another user")
 	tm := newMount(t, Options{AllowOther: true})
 	openToOthers(t, tm)
 	write(t, tm.path("private"), "secret")
@@ -145,9 +143,7 @@ func TestOthersGetWorkdirPermissions(t *testing.T) {
 // TestModeZeroIsShown: a file or directory with no permission bits shows
 // as such through the mount, and another user cannot read it.
 func TestModeZeroIsShown(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("acting as another user needs root")
-	}
+	testenv.NeedRoot(t, "acting as another user")
 	tm := newMount(t, Options{AllowOther: true})
 	openToOthers(t, tm)
 	write(t, tm.orig("locked"), "secret")

@@ -200,7 +200,7 @@ func TestBwTimetableSwitches(t *testing.T) {
 }
 
 // limitedClient returns a client whose every body goes through l.
-func limitedClient(t *testing.T, endpoint string, l *remote.Limiter, mod func(*remote.Config)) *remote.Client {
+func limitedClient(t testing.TB, endpoint string, l *remote.Limiter, mod func(*remote.Config)) *remote.Client {
 	t.Helper()
 	cfg := remote.Config{EndpointURL: endpoint, BwLimit: l}
 	if mod != nil {
@@ -218,11 +218,16 @@ func rateOf(n int64, first, last time.Time) float64 {
 	return float64(n) / last.Sub(first).Seconds()
 }
 
-func within(t *testing.T, what string, got, want float64) {
+// notAbove fails t when a measured rate exceeds the limit. Only the upper
+// bound is checked: a loaded machine makes a transfer slower, never
+// faster, so a rate above the limit (10% allows for the first burst) is
+// the limiter's fault whatever else runs; how close to the limit it gets
+// is BenchmarkBwLimitRate's to show.
+func notAbove(t *testing.T, what string, got, limit float64) {
 	t.Helper()
-	t.Logf("%s: %.2f MiB/s (limit %.2f MiB/s)", what, got/float64(mib), want/float64(mib))
-	if got > want*1.1 || got < want*0.9 {
-		t.Errorf("%s: %.2f MiB/s, want within 10%% of %.2f MiB/s", what, got/float64(mib), want/float64(mib))
+	t.Logf("%s: %.2f MiB/s (limit %.2f MiB/s)", what, got/float64(mib), limit/float64(mib))
+	if got > limit*1.1 {
+		t.Errorf("%s: %.2f MiB/s, above the limit of %.2f MiB/s", what, got/float64(mib), limit/float64(mib))
 	}
 }
 
@@ -245,8 +250,9 @@ func (w *timedWriter) Write(p []byte) (int, error) {
 }
 
 // Against the real server: an upload (multipart, parts in parallel) and a
-// download of 16 MiB with --bwlimit 4M each take about 4 s: the measured
-// rate, from the first body byte to the last, is within 10% of the limit.
+// download of 16 MiB with --bwlimit 4M each take at least about 4 s: the
+// measured rate, from the first body byte to the last, is not above the
+// limit.
 func TestBwLimitTransferRate(t *testing.T) {
 	srv := s3test.Get(t)
 	bucket := srv.NewBucket(t)
@@ -269,7 +275,7 @@ func TestBwLimitTransferRate(t *testing.T) {
 	if n != size {
 		t.Fatalf("the server received %d body bytes, want %d", n, size)
 	}
-	within(t, "upload", rateOf(n, first, last), limit)
+	notAbove(t, "upload", rateOf(n, first, last), limit)
 
 	w := &timedWriter{}
 	if _, err := c.Download(ctx, bucket, "big", "", w); err != nil {
@@ -278,11 +284,11 @@ func TestBwLimitTransferRate(t *testing.T) {
 	if w.n != size {
 		t.Fatalf("downloaded %d bytes, want %d", w.n, size)
 	}
-	within(t, "download", rateOf(w.n, w.first, w.last), limit)
+	notAbove(t, "download", rateOf(w.n, w.first, w.last), limit)
 }
 
 // The limit is the process's, not each transfer's: two uploads and a
-// download at once through two clients sharing one Limiter stay within it
+// download at once through two clients sharing one Limiter stay under it
 // together, per direction (upload:download given apart).
 func TestBwLimitShared(t *testing.T) {
 	srv := s3test.Get(t)
@@ -330,8 +336,37 @@ func TestBwLimitShared(t *testing.T) {
 	if n != 2*size {
 		t.Fatalf("the server received %d body bytes, want %d", n, 2*size)
 	}
-	within(t, "two uploads together", rateOf(n, first, last), up)
-	within(t, "download meanwhile", rateOf(w.n, w.first, w.last), down)
+	notAbove(t, "two uploads together", rateOf(n, first, last), up)
+	notAbove(t, "download meanwhile", rateOf(w.n, w.first, w.last), down)
+}
+
+// How close to the limit a download through the limiter gets: the rate
+// as a fraction of the limit (x-limit; 1 is the limit exactly). Run with
+// go test -bench BwLimitRate ./remote/ on a quiet machine.
+func BenchmarkBwLimitRate(b *testing.B) {
+	srv := s3test.Get(b)
+	bucket := srv.NewBucket(b)
+	const limit, size = 8 << 20, 16 << 20
+	body := make([]byte, size)
+	rand.Read(body)
+	srv.Put(b, bucket, "big", string(body), nil)
+	tt, err := remote.ParseBwLimit("8M")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := limitedClient(b, srv.Endpoint, remote.NewLimiter(tt, nil), nil)
+	var n int64
+	var took time.Duration
+	for b.Loop() {
+		w := &timedWriter{}
+		if _, err := c.Download(context.Background(), bucket, "big", "", w); err != nil {
+			b.Fatal(err)
+		}
+		n, took = n+w.n, took+w.last.Sub(w.first)
+	}
+	rate := float64(n) / took.Seconds()
+	b.ReportMetric(rate/float64(mib), "MiB/s")
+	b.ReportMetric(rate/limit, "x-limit")
 }
 
 var _ io.Writer = (*timedWriter)(nil)

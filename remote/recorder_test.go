@@ -1,6 +1,7 @@
 package remote_test
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,8 +13,9 @@ import (
 )
 
 // recorder is a reverse proxy in front of the real server that notes each
-// request's method, query and headers, and when the bytes of PUT bodies
-// (objects and parts) arrive.
+// request's method, query and headers, the body of each POST (a batch
+// delete's list), and when the bytes of PUT bodies (objects and parts)
+// arrive.
 // The server answers every request.
 type recorder struct {
 	url string
@@ -29,6 +31,7 @@ type recorded struct {
 	Path   string
 	Query  url.Values
 	Header http.Header
+	Body   []byte // POST only
 }
 
 func newRecorder(t *testing.T, target string) *recorder {
@@ -46,8 +49,18 @@ func newRecorder(t *testing.T, target string) *recorder {
 		FlushInterval: -1,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rec := recorded{Method: req.Method, Path: req.URL.Path, Query: req.URL.Query(), Header: req.Header.Clone()}
+		if req.Method == http.MethodPost && req.Body != nil {
+			b, err := io.ReadAll(req.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			rec.Body = b
+			req.Body = io.NopCloser(bytes.NewReader(b))
+		}
 		r.mu.Lock()
-		r.reqs = append(r.reqs, recorded{Method: req.Method, Path: req.URL.Path, Query: req.URL.Query(), Header: req.Header.Clone()})
+		r.reqs = append(r.reqs, rec)
 		r.mu.Unlock()
 		if req.Body != nil && req.Method == http.MethodPut {
 			req.Body = &timedBody{ReadCloser: req.Body, r: r}

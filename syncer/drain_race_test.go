@@ -15,15 +15,41 @@ import (
 	"github.com/s3sync/s3sync/syncer"
 )
 
-// slowRemote delays server-side copies before they reach the store, as a
-// slow or congested connection would, and logs the order in which requests
-// start and end.
+// slowRemote holds server-side copies before they reach the store (when
+// hold is set, until it is closed), as a slow or congested connection
+// would, and logs the order in which requests start and end.
 type slowRemote struct {
 	syncer.Remote
-	copyDelay time.Duration
+	hold chan struct{}
 
 	mu  sync.Mutex
 	log []string
+}
+
+// overtakeWindow is how long copies are held for a PUT that must not
+// overtake them to show up. The settle delay is 10 ms and the drain starts
+// a ready record within milliseconds, so without the ordering the PUT
+// starts long before this ends, even on a loaded machine; a machine slower
+// still would make the test pass without proving anything, never fail
+// wrongly.
+const overtakeWindow = 2 * time.Second
+
+// releaseCopies lets the held copies go once every one of puts has started
+// (the ordering is broken: the test will say so) or overtakeWindow has
+// passed without them.
+func (s *slowRemote) releaseCopies(puts ...string) {
+	deadline := time.Now().Add(overtakeWindow)
+	for time.Now().Before(deadline) {
+		all := true
+		for _, p := range puts {
+			all = all && s.index("put start "+p) >= 0
+		}
+		if all {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(s.hold)
 }
 
 func (s *slowRemote) note(what string) {
@@ -34,7 +60,15 @@ func (s *slowRemote) note(what string) {
 
 func (s *slowRemote) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o remote.PutOptions) (string, error) {
 	s.note("copy start " + srcKey)
-	time.Sleep(s.copyDelay)
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+	}
 	etag, err := s.Remote.Copy(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
 	s.note("copy end " + srcKey)
 	return etag, err
@@ -66,12 +100,12 @@ func (s *slowRemote) index(what string) int {
 
 // The bug this guards: rename f → g became a server-side copy that ran
 // after f had been written again, so g in the bucket got the new f. With
-// the copy delayed on its way to the store, the new f's upload must not
+// the copy held on its way to the store, the new f's upload must not
 // overtake it, for a file and for a file inside a renamed directory.
 func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 	var sr *slowRemote
 	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
-		sr = &slowRemote{Remote: r, copyDelay: 300 * time.Millisecond}
+		sr = &slowRemote{Remote: r}
 		return sr
 	}, nil)
 	old := strings.Repeat("old", 100)
@@ -82,6 +116,7 @@ func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 	d.waitIdle(t)
 	sr.mu.Lock()
 	sr.log = nil
+	sr.hold = make(chan struct{})
 	sr.mu.Unlock()
 
 	os.Rename(d.workdir+"/f", d.workdir+"/g")
@@ -93,6 +128,7 @@ func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 	testfs.WriteFile(t, d.workdir+"/dir/x", "new dir/x")
 	d.j.Changed("dir")
 	d.j.Changed("dir/x")
+	sr.releaseCopies("w/f", "w/dir/x")
 	d.waitIdle(t)
 
 	for key, want := range map[string]string{"w/g": old, "w/moved/x": old, "w/f": "new f", "w/dir/x": "new dir/x"} {
@@ -139,19 +175,25 @@ func TestDrainRenameCopyIsConditional(t *testing.T) {
 // upload must wait for the copy, or the copy, landing last, would leave
 // the old bytes.
 func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
+	sr := &slowRemote{}
 	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
-		return &slowRemote{Remote: r, copyDelay: 300 * time.Millisecond}
+		sr.Remote = r
+		return sr
 	}, nil)
 	testfs.WriteFile(t, d.workdir+"/dir/x", "old")
 	d.j.Changed("dir/x")
 	d.waitIdle(t)
 
+	sr.mu.Lock()
+	sr.hold = make(chan struct{})
+	sr.mu.Unlock()
 	os.Rename(d.workdir+"/dir", d.workdir+"/moved")
 	d.j.Renamed("dir", "moved", true)
 	d.j.Sync(context.Background())
-	time.Sleep(50 * time.Millisecond) // the tree's copy is on its way
+	d.waitState(t, "the tree's copy to be on its way", func(syncer.State) bool { return sr.index("copy start w/dir/x") >= 0 })
 	testfs.WriteFile(t, d.workdir+"/moved/x", "new")
 	d.j.Changed("moved/x")
+	sr.releaseCopies("w/moved/x")
 	d.waitIdle(t)
 	if got, _ := d.srv.Get(t, d.bucket, "w/moved/x"); got != "new" {
 		t.Errorf("moved/x holds %q, want the new content", got)

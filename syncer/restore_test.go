@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/s3sync/s3sync/internal/testenv"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -70,7 +71,7 @@ func TestDownloadRestoresMode(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.onlyAsRoot && !root {
-				t.Skip("restoring an owner needs root")
+				testenv.NeedRoot(t, "restoring an owner")
 			}
 			key := strings.ReplaceAll(c.name, " ", "-")
 			put(key, c.meta)

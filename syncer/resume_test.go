@@ -29,6 +29,14 @@ type partCounter struct {
 	parts    int
 	holdFrom int
 	release  chan struct{}
+	active   int // part PUTs being handled
+}
+
+// idle reports whether no part PUT is being handled.
+func (pc *partCounter) idle() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.active == 0
 }
 
 func newPartCounter(t *testing.T, target string) (*partCounter, string) {
@@ -43,7 +51,9 @@ func newPartCounter(t *testing.T, target string) (*partCounter, string) {
 			}
 			pc.mu.Lock()
 			hold := pc.holdFrom > 0 && num >= pc.holdFrom
+			pc.active++
 			pc.mu.Unlock()
+			defer func() { pc.mu.Lock(); pc.active--; pc.mu.Unlock() }()
 			if hold {
 				select {
 				case <-pc.release:
@@ -122,7 +132,7 @@ func TestUploadResumes(t *testing.T) {
 			_, err := uploadFile(ctx, c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"})
 			done <- err
 		}()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for pc.count() < 2 {
 			if time.Now().After(deadline) {
 				t.Fatal("the first two parts never arrived")
@@ -135,7 +145,12 @@ func TestUploadResumes(t *testing.T) {
 		pc.holdFrom = 0
 		close(pc.release) // the held parts' clients are gone
 		pc.mu.Unlock()
-		time.Sleep(100 * time.Millisecond) // let them fail upstream before counting anew
+		// The held parts' handlers end before counting starts anew.
+		for deadline := time.Now().Add(60 * time.Second); !pc.idle(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the held parts' requests never ended")
+			}
+		}
 		pc.mu.Lock()
 		pc.parts = 0
 		pc.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testenv"
 )
 
 // Downloads restore permission bits; --metadata also setuid and, as root,
@@ -39,9 +40,7 @@ func TestCLIReconcileMetadata(t *testing.T) {
 		t.Errorf("stderr should have the two warnings %q and %q\n%s", want, wantSU, r)
 	}
 
-	if os.Geteuid() != 0 {
-		t.Skip("restoring owners needs root")
-	}
+	testenv.NeedRoot(t, "restoring owners")
 	full := t.TempDir()
 	r = s3sync(t, "reconcile", ep, "--metadata", "s3://"+b, full)
 	wantCode(t, r, 0)

@@ -9,15 +9,14 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testenv"
 )
 
 // With --allow-other, another user works in the mount as on a local disk:
 // what they create is theirs in WORKDIR and reaches the bucket with their
 // uid and gid; root's private files stay closed to them.
 func TestMountAllowOther(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("acting as another user needs root")
-	}
+	testenv.NeedRoot(t, "acting as another user")
 	srv := s3test.Get(t)
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket, "--allow-other")

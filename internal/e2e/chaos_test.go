@@ -153,7 +153,7 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	}
 	diffs = append(diffs, w.modelDiffs(m.workdir)...)
 	diffs = append(diffs, bucketEqualsWorkdir(t, srv, m.url, m.workdir)...)
-	if ran, code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); ran && code != 0 {
+	if code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); code != 0 {
 		diffs = append(diffs, fmt.Sprintf("s3sync verify exited %d:\n%s", code, out))
 	}
 	if len(diffs) == 0 {

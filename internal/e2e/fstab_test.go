@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testenv"
 	"github.com/s3sync/s3sync/internal/testfs"
 )
 
@@ -33,12 +34,7 @@ const (
 func installHelper(t *testing.T) (prefix string) {
 	t.Helper()
 	requireFUSE(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mount -t s3sync tests must run in CI, as root")
-		}
-		t.Skip("mount -t s3sync and /sbin/mount.s3sync need root")
-	}
+	testenv.NeedRoot(t, "mount -t s3sync and /sbin/mount.s3sync")
 	os.MkdirAll(filepath.Dir(helperLock), 0o755)
 	lock, err := os.OpenFile(helperLock, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -163,7 +159,7 @@ func TestMountHelperFstab(t *testing.T) {
 	adoptOrphans(t)
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket)
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	opts := fmt.Sprintf("workdir=%s,state-dir=%s,endpoint-url=%s,delete,allow_other,settle=200ms", m.workdir, m.stateDir, srv.Endpoint)
 	fstab := filepath.Join(t.TempDir(), "fstab")
 	testfs.WriteFile(t, fstab, fmt.Sprintf("# s3sync\n%s %s s3sync %s,_netdev,nofail,x-systemd.requires-mounts-for=%s 0 0\n", m.url, m.mountpoint, opts, m.workdir))
@@ -190,6 +186,12 @@ func TestMountHelperFstab(t *testing.T) {
 		pid := m.daemonPID()
 		name := fmt.Sprintf("through-mount-%d.txt", i)
 		testfs.WriteFile(t, m.mountpoint+"/"+name, "written through "+mountCmd[1])
+		// The file is recorded at the kernel's RELEASE, after close(2)
+		// returned: nothing pending can mean not recorded yet.
+		m.waitFor(name+" in the bucket", 60*time.Second, func() bool {
+			_, ok := srv.Objects(t, bucket, "data/")["data/"+name]
+			return ok
+		})
 		if r := m.waitDrained(60 * time.Second); !r.Mounted {
 			t.Errorf("status while mounted: %+v", r)
 		}
@@ -302,7 +304,7 @@ func TestMountNotifiesServiceManager(t *testing.T) {
 		return ""
 	}
 
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	m.cmd = exec.Command(bin, m.args...)
 	m.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log

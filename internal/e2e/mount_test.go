@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/s3sync/s3sync/internal/s3test"
+	"github.com/s3sync/s3sync/internal/testenv"
 	"github.com/s3sync/s3sync/internal/testfs"
 )
 
@@ -39,10 +41,7 @@ func TestMain(m *testing.M) {
 func requireFUSE(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("FUSE tests must run in CI: %v", err)
-		}
-		t.Skipf("no /dev/fuse: %v", err)
+		testenv.CannotRun(t, "no /dev/fuse: %v", err)
 	}
 }
 
@@ -56,8 +55,33 @@ type mount struct {
 	url        string
 	args       []string
 	cmd        *exec.Cmd
-	log        *bytes.Buffer
+	log        *logBuffer
 	done       chan struct{}
+}
+
+// logBuffer is a mount's output, read by the test while the mount still
+// writes it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
 }
 
 func newMount(t *testing.T, bucket string, extra ...string) *mount {
@@ -83,7 +107,7 @@ func newMount(t *testing.T, bucket string, extra ...string) *mount {
 
 func (m *mount) start() {
 	m.t.Helper()
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	m.cmd = exec.Command(bin, m.args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -532,7 +556,7 @@ func TestMountDrainOnExitWaitsForClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	m.waitFor("the stop to begin", 60*time.Second, func() bool { return strings.Contains(m.log.String(), "msg=stopping") })
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -542,40 +566,45 @@ func TestMountDrainOnExitWaitsForClose(t *testing.T) {
 	}
 }
 
-// TestMountSlowWriterNotSentHalfWritten: a program that creates a file,
-// dup2s it (a close: the file is recorded, empty) and then writes for
-// longer than the settle delay, as dd does, must not have its file copied
-// to the bucket half-written; once it closes, the whole file goes, once.
+// TestMountSlowWriterNotSentHalfWritten: a file that has a record pending
+// (written and closed once) and is open for writing again, written for
+// longer than the settle delay, must not be copied to the bucket
+// half-written: the drain holds a record back while its file is open for
+// writing (under passthrough the writes themselves are not seen, so
+// nothing else would keep the record from settling). Once the writer
+// closes, the whole file goes.
 func TestMountSlowWriterNotSentHalfWritten(t *testing.T) {
 	srv := s3test.Get(t)
 	bucket := srv.NewBucket(t)
 	m := newMount(t, bucket)
 	m.start()
-	f, err := os.Create(m.mountpoint + "/slow.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dup, err := syscall.Dup(int(f.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Close(dup) // FLUSH: recorded now, with nothing in it yet
 	chunk := strings.Repeat("x", 4096)
-	for range 8 { // 8 × 100 ms, four settle delays
+	testfs.WriteFile(t, m.mountpoint+"/slow.bin", chunk) // RELEASE records it
+	f, err := os.OpenFile(m.mountpoint+"/slow.bin", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 writes 250 ms apart: the record settles (200 ms) long before the
+	// last one, and the drain uploads within a few ms of that unless the
+	// open writer holds it back. The hold lasts until the close or
+	// OpenFileLag (25 s), so 2.5 s is well inside it, however slow the
+	// machine.
+	for range 10 {
+		time.Sleep(250 * time.Millisecond)
+		if objs := srv.Objects(t, bucket, "data/"); len(objs) > 0 {
+			f.Close()
+			t.Fatalf("sent while still being written: %v", objs)
+		}
 		if _, err := f.WriteString(chunk); err != nil {
 			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		if objs := srv.Objects(t, bucket, "data/"); len(objs) > 0 {
-			t.Fatalf("sent while still being written: %v", objs)
 		}
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	m.waitDrained(60 * time.Second)
-	if got, _ := srv.Get(t, bucket, "data/slow.bin"); len(got) != 8*4096 {
-		t.Errorf("slow.bin in the bucket has %d bytes, want %d", len(got), 8*4096)
+	if got, _ := srv.Get(t, bucket, "data/slow.bin"); len(got) != 11*4096 {
+		t.Errorf("slow.bin in the bucket has %d bytes, want %d", len(got), 11*4096)
 	}
 }
 

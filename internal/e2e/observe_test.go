@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +25,7 @@ import (
 // to its environment, as systemd runs a service.
 func (m *mount) startWith(stderr *os.File, env ...string) {
 	m.t.Helper()
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	m.cmd = exec.Command(bin, m.args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, stderr
 	m.cmd.Env = append(os.Environ(), env...)

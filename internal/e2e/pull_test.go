@@ -161,18 +161,36 @@ func TestPullSameFileEditedOnBoth(t *testing.T) {
 	a.bucketMatchesWorkdir()
 }
 
-// One mount deletes a file while the other edits it: the edit is kept, on
-// both sides.
+// One mount deletes a file the other has edited since this one last saw
+// it: the delete is refused (it is conditional on the ETag A saw), the
+// bucket keeps B's edit, A records the conflict, and once A pulls both
+// show the edit. A pulls only after its delete was tried, so the delete
+// really meets the edited object.
 func TestPullDeleteWhileOtherEdits(t *testing.T) {
 	a, b := twoMounts(t, "--delete")
-	a.withPull()
 	b.withPull()
 	a.start()
 	b.start()
 	testfs.WriteFile(t, a.mountpoint+"/f", "v1")
 	converge(t, a, b)
 	testfs.WriteFile(t, b.mountpoint+"/f", "B's edit")
-	os.Remove(a.mountpoint + "/f")
+	b.waitSettled(30 * time.Second)
+	if got, _ := b.srv.Get(t, b.bucket(), "data/f"); got != "B's edit" {
+		t.Fatalf("bucket holds %q after B's edit settled", got)
+	}
+	if err := os.Remove(a.mountpoint + "/f"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitSettled(30 * time.Second)
+	a.stop()
+	if got := b.srv.Objects(t, b.bucket(), "data/"); got["data/f"] != int64(len("B's edit")) {
+		t.Fatalf("after A's delete the bucket holds %v, want data/f with B's edit", got)
+	}
+	if !strings.Contains(a.log.String(), "conflict: not deleted from the bucket") {
+		t.Errorf("A's delete was not refused as a conflict; A's log:\n%s", a.log)
+	}
+	a.withPull()
+	a.start()
 	got := converge(t, a, b)
 	if got["f"] != "B's edit" {
 		t.Errorf("after A's delete and B's edit both show %s, want f with B's edit", show(got))

@@ -158,10 +158,13 @@ func TestDrop(t *testing.T) {
 }
 
 // A delayed request is overtaken by a later one: the server stores the
-// older body last.
+// older body last. The second PUT must be done within the first one's
+// delay: 5 s, where a 3-byte PUT to a loopback server takes milliseconds,
+// and well under a second on this loaded 2-core machine.
 func TestDelayReorders(t *testing.T) {
+	const delay = 5 * time.Second
 	e := newEnv(t, 1)
-	e.p.SetRules(faultproxy.Rule{Kind: faultproxy.Delay, MinDelay: 300 * time.Millisecond, MaxDelay: 500 * time.Millisecond,
+	e.p.SetRules(faultproxy.Rule{Kind: faultproxy.Delay, MinDelay: delay, MaxDelay: delay,
 		Match: func(r *http.Request) bool { return r.Header.Get("x-amz-meta-order") == "first" }})
 	first := make(chan error, 1)
 	go func() {
@@ -171,8 +174,12 @@ func TestDelayReorders(t *testing.T) {
 	}()
 	before := e.p.Requests()
 	waitFor(t, "the first PUT to reach the proxy", func() bool { return e.p.Requests() > before })
+	start := time.Now()
 	if err := e.put(context.Background(), "k", "new"); err != nil {
 		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= delay {
+		t.Fatalf("the second PUT took %v, longer than the first one's delay: the test cannot tell", took)
 	}
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -184,7 +191,7 @@ func TestDelayReorders(t *testing.T) {
 	if len(log) != 2 || log[0].Faults != nil || len(log[1].Faults) != 1 || log[1].Faults[0] != faultproxy.Delay {
 		t.Errorf("log (in order of completion): %+v", log)
 	}
-	if d := log[1].End.Sub(log[1].Start); d < 300*time.Millisecond {
+	if d := log[1].End.Sub(log[1].Start); d < delay {
 		t.Errorf("delayed request took %v", d)
 	}
 }

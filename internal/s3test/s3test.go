@@ -1,8 +1,11 @@
 // Package s3test gives tests a real S3-compatible server: a Versity Gateway
 // started on a free loopback port with a temporary root, one per test
 // package, or any server named by S3SYNC_TEST_ENDPOINT (with
-// S3SYNC_TEST_ACCESS_KEY and S3SYNC_TEST_SECRET_KEY). It never fakes the S3
-// protocol.
+// S3SYNC_TEST_ACCESS_KEY and S3SYNC_TEST_SECRET_KEY). Conformance tests
+// run through Each against every server S3SYNC_TEST_SERVERS names
+// (default "versity,minio"): MinIO implements what Versity does not
+// (per-object conditions in batch deletes, lifecycle rules, public access
+// blocks). It never fakes the S3 protocol.
 package s3test
 
 import (
@@ -13,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 
 // Server is a running S3-compatible endpoint.
 type Server struct {
+	Kind      Kind
 	Endpoint  string // http://127.0.0.1:PORT
 	AccessKey string
 	SecretKey string
@@ -39,7 +42,9 @@ type Server struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
 	root   string
+	bin    string
 	args   []string
+	env    []string
 }
 
 var (
@@ -67,12 +72,17 @@ func Main(m *testing.M) {
 	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	code := m.Run()
 	srv.Stop()
+	stopOthers()
 	os.Exit(code)
 }
 
-// Get returns the server started by Main.
+// Get returns the server started by Main or, inside Each, the server
+// that run is against.
 func Get(t testing.TB) *Server {
 	t.Helper()
+	if s := eachServer(t); s != nil {
+		return s
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if current == nil {
@@ -90,19 +100,21 @@ func Binary() (string, error) {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p, nil
 	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = strings.TrimSpace(string(out))
-		}
-	}
-	for _, dir := range filepath.SplitList(gopath) {
+	for _, dir := range filepath.SplitList(gopath()) {
 		p := filepath.Join(dir, "bin", "versitygw")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
 	return "", errors.New("versitygw not found: run `make test` (it installs it) or `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0`")
+}
+
+func gopath() string {
+	if p := os.Getenv("GOPATH"); p != "" {
+		return p
+	}
+	out, _ := exec.Command("go", "env", "GOPATH").Output()
+	return strings.TrimSpace(string(out))
 }
 
 // Start starts a server (or adopts S3SYNC_TEST_ENDPOINT).
@@ -128,6 +140,7 @@ func StartUnversioned(t testing.TB) *Server {
 func start(versioning bool) (*Server, error) {
 	if ep := os.Getenv("S3SYNC_TEST_ENDPOINT"); ep != "" {
 		return &Server{
+			Kind:      External,
 			Endpoint:  ep,
 			AccessKey: os.Getenv("S3SYNC_TEST_ACCESS_KEY"),
 			SecretKey: os.Getenv("S3SYNC_TEST_SECRET_KEY"),
@@ -142,7 +155,7 @@ func start(versioning bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{AccessKey: "s3synctestkey", SecretKey: "s3synctestsecret" + randHex(8), Region: "us-east-1", root: root}
+	s := &Server{Kind: Versity, AccessKey: accessKey, SecretKey: secretKey, Region: "us-east-1", root: root, bin: bin}
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
@@ -163,7 +176,7 @@ func start(versioning bool) (*Server, error) {
 				return nil, err
 			}
 		}
-		if lastErr = s.launch(bin); lastErr == nil {
+		if lastErr = s.launch(); lastErr == nil {
 			return s, nil
 		}
 	}
@@ -171,8 +184,11 @@ func start(versioning bool) (*Server, error) {
 	return nil, fmt.Errorf("start versitygw: %w", lastErr)
 }
 
-func (s *Server) launch(bin string) error {
-	cmd := exec.Command(bin, s.args...)
+func (s *Server) launch() error {
+	cmd := exec.Command(s.bin, s.args...)
+	if s.env != nil {
+		cmd.Env = append(os.Environ(), s.env...)
+	}
 	log, err := os.Create(filepath.Join(s.root, "server.log"))
 	if err != nil {
 		return err
@@ -187,23 +203,29 @@ func (s *Server) launch(bin string) error {
 	exited := make(chan struct{})
 	s.exited = exited
 	go func() { cmd.Wait(); log.Close(); close(exited) }()
-	deadline := time.Now().Add(20 * time.Second)
+	// Ready when a signed request succeeds: MinIO answers "server not
+	// initialized" for a while after it listens (even after its health
+	// URL says ready). 60 s: both start in well under a second, but a
+	// loaded machine can be slow.
+	deadline := time.Now().Add(60 * time.Second)
+	c := s.Client()
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
 			out, _ := os.ReadFile(filepath.Join(s.root, "server.log"))
-			return fmt.Errorf("versitygw exited: %s", strings.TrimSpace(string(out)))
+			return fmt.Errorf("%s exited: %s", s.Kind, strings.TrimSpace(string(out)))
 		default:
 		}
-		resp, err := http.Get(s.Endpoint + "/")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		cancel()
 		if err == nil {
-			resp.Body.Close()
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	cmd.Process.Kill()
-	return errors.New("versitygw did not answer within 20s")
+	return fmt.Errorf("%s did not answer within 60s", s.Kind)
 }
 
 // Stop ends the server and removes its data. Only a server this package
@@ -237,13 +259,9 @@ func (s *Server) Resume() error {
 	if s.root == "" {
 		return errors.New("s3test: cannot restart an external server")
 	}
-	bin, err := Binary()
-	if err != nil {
-		return err
-	}
 	var last error
 	for range 50 {
-		if last = s.launch(bin); last == nil {
+		if last = s.launch(); last == nil {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -380,8 +398,8 @@ func (s *Server) MultipartUploads(t testing.TB, bucket string) int {
 // skipped.
 func (s *Server) CorruptObject(t testing.TB, bucket, key string) {
 	t.Helper()
-	if s.root == "" {
-		t.Skip("CorruptObject needs the server s3test started, not S3SYNC_TEST_ENDPOINT")
+	if s.Kind != Versity {
+		t.Skipf("CorruptObject needs the Versity Gateway s3test started, not %s", s.Kind)
 	}
 	f, err := os.OpenFile(filepath.Join(s.root, "data", bucket, filepath.FromSlash(key)), os.O_RDWR, 0)
 	if err != nil {
