@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -203,7 +202,7 @@ func TestHostileStateDirInsideWorkdir(t *testing.T) {
 	srv.Put(t, bucket, "data/ok", "fine", nil)
 	cmd := exec.Command(bin, m.args...)
 	cmd.Env = append(os.Environ(), "HOME="+m.workdir, "XDG_STATE_HOME=")
-	m.log = &bytes.Buffer{}
+	m.log = &logBuffer{}
 	cmd.Stdout, cmd.Stderr = m.log, m.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
