@@ -7,6 +7,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -95,7 +96,10 @@ type answerClient struct {
 
 func (c answerClient) Do(req *http.Request) (*http.Response, error) {
 	wait := answerWait(c.base, loadOf(req), attemptOf(req))
-	var conn *idleConn
+	// The transport may send the request again on another connection,
+	// and the first one's writer may report late: that only starts the
+	// wait early, and the Writes still going on move it.
+	var conn atomic.Pointer[idleConn]
 	trace := &httptrace.ClientTrace{
 		GotConn: func(info httptrace.GotConnInfo) {
 			nc := info.Conn
@@ -103,13 +107,13 @@ func (c answerClient) Do(req *http.Request) (*http.Response, error) {
 				nc = tc.NetConn()
 			}
 			if ic, ok := nc.(*idleConn); ok {
-				conn = ic
-				conn.expect(wait)
+				conn.Store(ic)
+				ic.expect(wait)
 			}
 		},
 		WroteRequest: func(httptrace.WroteRequestInfo) {
-			if conn != nil {
-				conn.sent()
+			if ic := conn.Load(); ic != nil {
+				ic.sent()
 			}
 		},
 	}
