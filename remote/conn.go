@@ -75,8 +75,8 @@ type idleConn struct {
 	mu sync.Mutex
 	// wait is the answer wait of the request on the connection; sending
 	// whether that request is still being written, wrote when a Write
-	// last ended; answered whether a byte came in since it was sent; due
-	// when the answer's first byte is due (zero before the first request).
+	// last ended; answered whether a byte of its answer came in; due when
+	// the answer's first byte is due (zero before the first request).
 	wait     time.Duration
 	sending  bool
 	wrote    time.Time
@@ -96,15 +96,33 @@ func (c *idleConn) expect(wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.wait, c.sending, c.wrote = wait, true, time.Now()
+	c.answered, c.due, c.delivering = false, time.Time{}, false
 }
 
 // sent is told that the request was written (but for a last flush): its
-// answer is due within its wait. A byte read before (100 Continue) was
-// not the answer.
+// answer is due within its wait, unless it came already.
 func (c *idleConn) sent() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sending, c.answered, c.delivering = false, false, false
+	c.sending = false
+	if !c.answered {
+		c.awaitLocked()
+	}
+}
+
+// interim is told that what was read was an informational answer (100
+// Continue), not the answer.
+func (c *idleConn) interim() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answered = false
+	if !c.sending {
+		c.awaitLocked()
+	}
+}
+
+// awaitLocked makes the answer due within the request's wait from now.
+func (c *idleConn) awaitLocked() {
 	c.due = time.Now().Add(c.wait)
 	c.Conn.SetReadDeadline(c.due)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -110,6 +111,12 @@ func (c answerClient) Do(req *http.Request) (*http.Response, error) {
 				conn.Store(ic)
 				ic.expect(wait)
 			}
+		},
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			if ic := conn.Load(); ic != nil {
+				ic.interim()
+			}
+			return nil
 		},
 		WroteRequest: func(httptrace.WroteRequestInfo) {
 			if ic := conn.Load(); ic != nil {

@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/s3test"
 	"github.com/s3sync/s3sync/remote"
 )
@@ -125,6 +127,47 @@ func TestSlowLinkUploadNotCut(t *testing.T) {
 		t.Errorf("attempt failed on a slow but moving link: %s", f)
 	}
 	if body, _ := srv.Get(t, bucket, "big"); body != string(data) {
+		t.Errorf("stored %d bytes, want the %d uploaded", len(body), len(data))
+	}
+}
+
+// A request held unanswered after its store said 100 Continue (the SDK
+// asks for it above 2 MiB; an HTTP proxy or load balancer in the way
+// answers it) is retried after the short wait of its size, not after
+// IdleTimeout: the 100 Continue is not the answer.
+func TestUnansweredAfterContinueRetried(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	proxy, err := faultproxy.New(srv.Endpoint, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	held := false // Match is called under the proxy's lock
+	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.Hang, Match: func(r *http.Request) bool {
+		if r.Method == http.MethodPut && !held {
+			held = true
+			return true
+		}
+		return false
+	}})
+	c := newClient(t, func(c *remote.Config) {
+		c.EndpointURL = proxy.URL()
+		c.IdleTimeout, c.ResponseTimeout = time.Minute, 500*time.Millisecond
+	})
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	err = bounded(t, func(ctx context.Context) error {
+		_, err := c.Upload(ctx, bucket, "cont", bytes.NewReader(data), int64(len(data)), remote.PutOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("upload not retried past the held request: %v", err)
+	}
+	if !held {
+		t.Error("no PUT was held")
+	}
+	if body, _ := srv.Get(t, bucket, "cont"); body != string(data) {
 		t.Errorf("stored %d bytes, want the %d uploaded", len(body), len(data))
 	}
 }
