@@ -112,7 +112,7 @@ func (c *Client) DeleteIf(ctx context.Context, bucket string, items []DeleteItem
 				ids[i].ETag = aws.String(it.ETag)
 			}
 		}
-		out, err := c.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		out, err := c.s3.DeleteObjects(withLoad(ctx, load{objects: len(batch)}), &s3.DeleteObjectsInput{
 			Bucket: aws.String(bucket),
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		})

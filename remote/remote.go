@@ -112,9 +112,12 @@ type Config struct {
 	// IdleTimeout fails a request when nothing moved on its connection,
 	// in either direction, for this long (default 60s); a transfer that
 	// keeps moving is never cut. ResponseTimeout bounds the wait for the
-	// response headers once the request is sent (default 2m). Either
-	// comes back as ErrUnreachable after the SDK's retries. See conn.go
-	// for why these defaults.
+	// first byte of the answer to a small request once the store has it
+	// (default 5s); requests that make the store take in, assemble or
+	// copy many bytes wait longer, and each retry twice as long as the
+	// attempt before (see deadline.go). Either comes back as
+	// ErrUnreachable after the SDK's retries. See conn.go for why these
+	// defaults.
 	IdleTimeout     time.Duration
 	ResponseTimeout time.Duration
 	// ObserveRequest, if set, is told of every request sent (metrics).
@@ -262,6 +265,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		}
 		o.DisableLogOutputChecksumValidationSkipped = true
 		o.HTTPSignerV4 = &freshSigner{}
+		o.HTTPClient = answerClient{next: o.HTTPClient, base: c.ResponseTimeout}
 		if c.ObserveRequest != nil {
 			o.APIOptions = append(o.APIOptions, observeRequests(c.ObserveRequest))
 		}

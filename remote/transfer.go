@@ -313,7 +313,7 @@ func (c *Client) uploadMultipart(ctx context.Context, bucket, key string, r io.R
 		// Cut off (shutting down): leave it for the caller to resume.
 		return Uploaded{}, err
 	}
-	etag, err := c.finishMultipart(ctx, complete, err)
+	etag, err := c.finishMultipart(ctx, complete, size, err)
 	return Uploaded{ETag: etag, Checksum: full}, err
 }
 
@@ -352,13 +352,14 @@ func (c *Client) AbortUpload(ctx context.Context, bucket, key, id string) error 
 	return err
 }
 
-// finishMultipart completes an upload whose parts all went through
-// (partsErr nil), and otherwise, or when completing fails, aborts it.
-func (c *Client) finishMultipart(ctx context.Context, in *s3.CompleteMultipartUploadInput, partsErr error) (string, error) {
+// finishMultipart completes an upload of size bytes whose parts all went
+// through (partsErr nil), and otherwise, or when completing fails, aborts
+// it.
+func (c *Client) finishMultipart(ctx context.Context, in *s3.CompleteMultipartUploadInput, size int64, partsErr error) (string, error) {
 	err := partsErr
 	if err == nil {
 		var out *s3.CompleteMultipartUploadOutput
-		out, err = c.s3.CompleteMultipartUpload(ctx, in)
+		out, err = c.s3.CompleteMultipartUpload(withLoad(ctx, load{bytes: size}), in)
 		if err == nil {
 			return aws.ToString(out.ETag), nil
 		}
@@ -532,7 +533,7 @@ func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey 
 	}
 	c.sseWrite(&in.ServerSideEncryption, &in.SSEKMSKeyId, &in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 	c.sseCopySource(&in.CopySourceSSECustomerAlgorithm, &in.CopySourceSSECustomerKey, &in.CopySourceSSECustomerKeyMD5)
-	out, err := c.s3.CopyObject(ctx, in)
+	out, err := c.s3.CopyObject(withLoad(ctx, load{bytes: size}), in)
 	if err != nil {
 		return "", copyCondition(wrap("copy", dstBucket, dstKey, err), o)
 	}
@@ -578,7 +579,7 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 		}
 		c.sseKey(&in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 		c.sseCopySource(&in.CopySourceSSECustomerAlgorithm, &in.CopySourceSSECustomerKey, &in.CopySourceSSECustomerKeyMD5)
-		out, err := c.s3.UploadPartCopy(ctx, in)
+		out, err := c.s3.UploadPartCopy(withLoad(ctx, load{bytes: length}), in)
 		if err != nil {
 			return types.CompletedPart{}, err
 		}
@@ -590,7 +591,7 @@ func (c *Client) copyMultipart(ctx context.Context, srcBucket, srcKey, dstBucket
 	}
 	complete.IfMatch, complete.IfNoneMatch = o.conditions()
 	c.sseKey(&complete.SSECustomerAlgorithm, &complete.SSECustomerKey, &complete.SSECustomerKeyMD5)
-	return c.finishMultipart(ctx, complete, err)
+	return c.finishMultipart(ctx, complete, size, err)
 }
 
 // DeleteError is one key a batch delete could not remove.
