@@ -19,12 +19,14 @@
 # must restore the tree (bytes and modes of files, link targets, empty
 # directories). Exits 1 on any difference, listing the first ones.
 # FSX_OPS (100000), FSSTRESS_PROCS (4), FSSTRESS_OPS (10000), SEED (1);
+# FSSTRESS_ARGS: more fsstress flags (e.g. "-f rexchange=0" to narrow a
+# failure down); RUNS: which of fsx fsstress fsstress-kill to run (all);
 # logs stay in $OUT (default a temp dir, printed). Needs root (device nodes,
 # chown) and the AWS CLI (Debian's awscli).
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
-	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 FSX=$1
@@ -33,6 +35,8 @@ FSX_OPS=${FSX_OPS:-100000}
 FSSTRESS_PROCS=${FSSTRESS_PROCS:-4}
 FSSTRESS_OPS=${FSSTRESS_OPS:-10000}
 SEED=${SEED:-1}
+FSSTRESS_ARGS=${FSSTRESS_ARGS:-}
+RUNS=${RUNS:-fsx fsstress fsstress-kill}
 
 howto() {
 	cat >&2 <<'EOF'
@@ -130,7 +134,7 @@ wait_drained() {
 fail() {
 	FAILED=1
 	echo "FAIL $1: $(wc -l <"$OUT/$1.diff") differences, the first:"
-	head -20 "$OUT/$1.diff" | sed 's/^/  /'
+	head -20 "$OUT/$1.diff" | cut -c1-300 | sed 's/^/  /'
 }
 
 # check NAME: the bucket (read by the AWS CLI), status, verify and a
@@ -193,7 +197,7 @@ check() {
 	LC_ALL=C comm -13 "$OUT/$name.special" "$OUT/$name.skipped" | sed 's/$/: listed as skipped, not a special file in WORKDIR/' >>"$diff"
 
 	if ! "$S3SYNC" verify --links --endpoint-url "$ENDPOINT" "$WORKDIR" "$URL" >"$OUT/$name.verify" 2>&1; then
-		echo "s3sync verify --links failed: $(head -5 "$OUT/$name.verify" | tr '\n' ' ')" >>"$diff"
+		echo "s3sync verify --links failed: $(grep -v '^warning: skipping' "$OUT/$name.verify" | tail -1)" >>"$diff"
 	fi
 
 	# A restore gives back files (bytes, mode), links, every directory that
@@ -214,7 +218,8 @@ check() {
 		fi
 	done <"$OUT/$name.files"
 	while IFS= read -r l; do
-		[ "$(readlink "$r/$l")" = "$(readlink "$WORKDIR/$l")" ] || echo "$l: restored link points to '$(readlink "$r/$l")', WORKDIR's to '$(readlink "$WORKDIR/$l")'" >>"$diff"
+		[ "$(readlink "$r/$l")" = "$(readlink "$WORKDIR/$l")" ] ||
+			echo "$l: restored link points to '$(readlink "$r/$l" | head -c 100)', WORKDIR's to '$(readlink "$WORKDIR/$l" | head -c 100)' ($(readlink "$WORKDIR/$l" | wc -c) bytes)" >>"$diff"
 	done <"$OUT/$name.links"
 	# The directories a restore can give back: those of a stored key.
 	sed -e 's|/[^/]*$||' -e 't' -e 'd' "$OUT/$name.keys" | awk -F/ '{p=""; for (i=1;i<=NF;i++) {p = p (i>1?"/":"") $i; print p}}' |
@@ -275,68 +280,89 @@ mount_start
 T0=$SECONDS
 
 # 1. fsx on one file.
-log "fsx: probing which op classes the mount supports"
-FSXFLAGS=$(fsx_flags)
-log "fsx -N $FSX_OPS -S $SEED ${FSXFLAGS:-(all op classes)} $MNT/fsx/file"
-mkdir "$MNT/fsx"
-t=$SECONDS
-# shellcheck disable=SC2086
-if "$FSX" -N "$FSX_OPS" -S "$SEED" -P "$OUT" $FSXFLAGS "$MNT/fsx/file" >"$OUT/fsx.log" 2>&1; then
-	log "fsx: $(tail -1 "$OUT/fsx.log") ($((SECONDS - t)) s)"
-else
-	echo "FAIL fsx exited $? (its log: $OUT/fsx.log, .fsxlog/.fsxgood in $OUT):"
-	tail -30 "$OUT/fsx.log" | sed 's/^/  /'
-	FAILED=1
-fi
-t=$SECONDS
-wait_drained
-log "fsx: drained in $((SECONDS - t)) s"
-check fsx
+run_fsx() {
+	local t flags
+	log "fsx: probing which op classes the mount supports"
+	flags=$(fsx_flags)
+	log "fsx -N $FSX_OPS -S $SEED ${flags:-(all op classes)} $MNT/fsx/file"
+	mkdir "$MNT/fsx"
+	t=$SECONDS
+	# shellcheck disable=SC2086
+	if "$FSX" -N "$FSX_OPS" -S "$SEED" -P "$OUT" $flags "$MNT/fsx/file" >"$OUT/fsx.log" 2>&1; then
+		log "fsx: $(tail -1 "$OUT/fsx.log") ($((SECONDS - t)) s)"
+	else
+		echo "FAIL fsx exited $? (its log: $OUT/fsx.log, .fsxlog/.fsxgood in $OUT):"
+		tail -30 "$OUT/fsx.log" | sed 's/^/  /'
+		FAILED=1
+	fi
+	t=$SECONDS
+	wait_drained
+	log "fsx: drained in $((SECONDS - t)) s"
+	check fsx
+}
+
+fsstress() { # DIR LOG SEED
+	# shellcheck disable=SC2086
+	"$FSSTRESS" -d "$1" -p "$FSSTRESS_PROCS" -n "$FSSTRESS_OPS" -s "$3" $FSSTRESS_ARGS >"$2" 2>&1
+}
 
 # 2. fsstress, cleanly.
-run_fsstress() { # DIR LOG
-	"$FSSTRESS" -d "$1" -p "$FSSTRESS_PROCS" -n "$FSSTRESS_OPS" -s "$SEED" >"$2" 2>&1
+STRESS_TIME=60
+run_fsstress() {
+	local t
+	log "fsstress -p $FSSTRESS_PROCS -n $FSSTRESS_OPS -s $SEED $FSSTRESS_ARGS in $MNT/fsstress"
+	t=$SECONDS
+	if fsstress "$MNT/fsstress" "$OUT/fsstress.log" "$SEED"; then
+		log "fsstress: done ($((SECONDS - t)) s)"
+	else
+		echo "FAIL fsstress exited $? (log: $OUT/fsstress.log):"
+		tail -20 "$OUT/fsstress.log" | sed 's/^/  /'
+		FAILED=1
+	fi
+	STRESS_TIME=$((SECONDS - t))
+	t=$SECONDS
+	wait_drained
+	log "fsstress: drained in $((SECONDS - t)) s"
+	check fsstress
 }
-log "fsstress -p $FSSTRESS_PROCS -n $FSSTRESS_OPS -s $SEED in $MNT/fsstress"
-t=$SECONDS
-if run_fsstress "$MNT/fsstress" "$OUT/fsstress.log"; then
-	log "fsstress: done ($((SECONDS - t)) s)"
-else
-	echo "FAIL fsstress exited $? (log: $OUT/fsstress.log):"
-	tail -20 "$OUT/fsstress.log" | sed 's/^/  /'
-	FAILED=1
-fi
-STRESS_TIME=$((SECONDS - t))
-t=$SECONDS
-wait_drained
-log "fsstress: drained in $((SECONDS - t)) s"
-check fsstress
 
-# 3. fsstress again, the mount killed with kill -9 about half way through.
-KILL_AFTER=$(((STRESS_TIME + 1) / 2))
-log "fsstress -p $FSSTRESS_PROCS -n $FSSTRESS_OPS -s $((SEED + 1)) in $MNT/fsstress-kill, kill -9 of the mount after ${KILL_AFTER}s"
-t=$SECONDS
-SEED=$((SEED + 1)) run_fsstress "$MNT/fsstress-kill" "$OUT/fsstress-kill.log" &
-STRESS_PID=$!
-sleep "$KILL_AFTER"
-if kill -0 "$STRESS_PID" 2>/dev/null; then
+# 3. fsstress again, the mount killed with kill -9 about half way through
+# (half the clean run's time).
+run_fsstress_kill() {
+	local t pid after=$(((STRESS_TIME + 1) / 2))
+	log "fsstress -p $FSSTRESS_PROCS -n $FSSTRESS_OPS -s $((SEED + 1)) $FSSTRESS_ARGS in $MNT/fsstress-kill, kill -9 of the mount after ${after}s"
+	t=$SECONDS
+	fsstress "$MNT/fsstress-kill" "$OUT/fsstress-kill.log" $((SEED + 1)) &
+	pid=$!
+	sleep "$after"
+	if kill -0 "$pid" 2>/dev/null; then
+		log "kill -9 of the mount; fsstress now gets ENOTCONN"
+	else
+		log "fsstress ended before the kill: killing the mount anyway"
+	fi
 	kill -9 "$MOUNT_PID"
 	wait "$MOUNT_PID" 2>/dev/null || true
 	MOUNT_PID=
-	log "kill -9 of the mount; fsstress now gets ENOTCONN"
-else
-	log "fsstress ended before the kill: killing the mount anyway"
-	kill -9 "$MOUNT_PID"
-	wait "$MOUNT_PID" 2>/dev/null || true
-	MOUNT_PID=
-fi
-wait "$STRESS_PID" || true # its ops fail once the mount is gone
-umount -l "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-mount_start
-log "restarted on the same WORKDIR and state dir"
-wait_drained
-log "fsstress-kill: drained $((SECONDS - t)) s after it started"
-check fsstress-kill
+	wait "$pid" || true # its ops fail once the mount is gone
+	umount -l "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	mount_start
+	log "restarted on the same WORKDIR and state dir"
+	wait_drained
+	log "fsstress-kill: drained $((SECONDS - t)) s after it started"
+	check fsstress-kill
+}
+
+for run in $RUNS; do
+	case $run in
+	fsx) run_fsx ;;
+	fsstress) run_fsstress ;;
+	fsstress-kill) run_fsstress_kill ;;
+	*)
+		echo "RUNS: unknown run $run (fsx, fsstress, fsstress-kill)" >&2
+		exit 2
+		;;
+	esac
+done
 
 kill -INT "$MOUNT_PID"
 wait "$MOUNT_PID" || true
