@@ -26,7 +26,7 @@
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
-	sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 FSX=$1
