@@ -144,13 +144,14 @@ func chaosRun(t *testing.T, seed uint64, ops int) {
 	settled = true
 	drainTime := time.Since(start) - workTime
 	m.stop()
-	t.Logf("seed %d: %d ops, %d kills, %d files, %d links, %d directories; workload %v, drain %v; proxy: %s",
-		seed, ops, kills, len(w.files), len(w.links), len(w.dirs), workTime.Round(time.Millisecond), drainTime.Round(time.Millisecond), proxy.Counts())
+	t.Logf("seed %d: %d ops, %d kills, %d files, %d links, %d directories, %d hard-linked names, %d special files; workload %v, drain %v; proxy: %s",
+		seed, ops, kills, len(w.files), len(w.links), len(w.dirs), len(w.ino), len(w.specials), workTime.Round(time.Millisecond), drainTime.Round(time.Millisecond), proxy.Counts())
 
 	var diffs []string
 	for _, f := range r.Failed {
 		diffs = append(diffs, fmt.Sprintf("%s: in the failed list: %s", f.Path, f.Error))
 	}
+	diffs = append(diffs, w.skippedDiffs(m)...)
 	diffs = append(diffs, w.modelDiffs(m.workdir)...)
 	diffs = append(diffs, bucketEqualsWorkdir(t, srv, m.url, m.workdir)...)
 	if code, out := verifyCommand(t, srv.Endpoint, m.workdir, m.url); code != 0 {
@@ -232,6 +233,14 @@ type workload struct {
 	// outside is a folder outside WORKDIR holding a secret, for links to
 	// point at: nothing of it may reach the bucket.
 	outside string
+
+	// ino groups the names of one file or symlink (hard links): names with
+	// the same number share content and mode (chaos_ops_test.go).
+	ino     map[string]int
+	nextIno int
+	// specials are FIFOs and device nodes (rel path -> kind): absent from
+	// the bucket, listed by status as skipped.
+	specials map[string]string
 }
 
 func newWorkload(t *testing.T, seed uint64, mountpoint string) *workload {
@@ -244,6 +253,7 @@ func newWorkload(t *testing.T, seed uint64, mountpoint string) *workload {
 	return &workload{t: t, rng: rand.New(rand.NewPCG(seed, 0xc4a05)), mp: mountpoint,
 		files: map[string][]byte{}, dirs: map[string]bool{},
 		modes: map[string]os.FileMode{}, links: map[string]string{},
+		ino: map[string]int{}, specials: map[string]string{},
 		newMode: 0o644 &^ os.FileMode(umask), outside: outside}
 }
 
@@ -307,7 +317,8 @@ func (w *workload) pickDir() string {
 func (w *workload) taken(rel string) bool {
 	_, f := w.files[rel]
 	_, l := w.links[rel]
-	return f || l || w.dirs[rel]
+	_, s := w.specials[rel]
+	return f || l || s || w.dirs[rel]
 }
 
 // freeName is a name not in use in dir, starting with prefix ("f" files,
@@ -328,7 +339,7 @@ func (w *workload) write(rel string, b []byte) {
 	if _, ok := w.files[rel]; !ok {
 		w.modes[rel] = w.newMode
 	}
-	w.files[rel] = b
+	w.setContent(rel, b)
 }
 
 // forget drops a file or link from the model.
@@ -336,23 +347,42 @@ func (w *workload) forget(rel string) {
 	delete(w.files, rel)
 	delete(w.modes, rel)
 	delete(w.links, rel)
+	delete(w.ino, rel)
+	delete(w.specials, rel)
 }
 
 func (w *workload) rename(from, to string) {
 	w.must(os.Rename(w.abs(from), w.abs(to)))
+	g, linked := w.ino[from]
+	if linked && w.ino[to] == g {
+		return // two names of one file: rename(2) does nothing
+	}
 	if b, ok := w.files[from]; ok {
 		m := w.modes[from]
 		w.forget(from)
 		w.forget(to)
 		w.files[to], w.modes[to] = b, m
+		if linked {
+			w.ino[to] = g
+		}
 		return
 	}
 	if target, ok := w.links[from]; ok {
 		w.forget(from)
 		w.forget(to)
 		w.links[to] = target
+		if linked {
+			w.ino[to] = g
+		}
 		return
 	}
+	if kind, ok := w.specials[from]; ok {
+		w.forget(from)
+		w.forget(to)
+		w.specials[to] = kind
+		return
+	}
+	w.moveNames(from, to)
 	for _, k := range sortedKeys(w.files) {
 		if strings.HasPrefix(k, from+"/") {
 			nk := to + strings.TrimPrefix(k, from)
@@ -410,6 +440,14 @@ func (w *workload) step(i int, tail bool) {
 		{4, w.moveOutLast},
 		{2, w.renameLink},
 		{3, w.swapType},
+		{3, w.hardLink},
+		{1, w.hardLinkSymlink},
+		{2, w.mkfifo},
+		{1, w.mknodDevice},
+		{1, w.removeSpecial},
+		{1, w.renameSpecial},
+		{3, w.concurrentWriters},
+		{3, w.mmapWrite},
 	}
 	if tail {
 		table = []op{{8, w.chmod}, {3, w.retarget}, {2, w.removeLink}, {2, w.symlink}, {2, w.rmdirEmpty}, {3, w.moveOutLast}, {2, w.deleteFile}, {1, w.mkdir}}
@@ -462,7 +500,7 @@ func (w *workload) appendTo() bool {
 	_, err = f.Write(add)
 	w.must(err)
 	w.must(f.Close())
-	w.files[rel] = append(append([]byte(nil), w.files[rel]...), add...)
+	w.setContent(rel, append(append([]byte(nil), w.files[rel]...), add...))
 	return true
 }
 
@@ -477,7 +515,7 @@ func (w *workload) truncate() bool {
 	w.must(os.Truncate(w.abs(rel), int64(n)))
 	b := make([]byte, n)
 	copy(b, old)
-	w.files[rel] = b
+	w.setContent(rel, b)
 	return true
 }
 
@@ -569,7 +607,7 @@ func (w *workload) rewriteWhileUploading() bool {
 	w.must(f.Close())
 	b := append([]byte(nil), w.files[rel]...)
 	copy(b[off:], patch)
-	w.files[rel] = b
+	w.setContent(rel, b)
 	return true
 }
 
@@ -644,7 +682,7 @@ func (w *workload) removeDir() bool {
 
 func (w *workload) removeTree(rel string) {
 	w.must(os.RemoveAll(w.abs(rel)))
-	for _, k := range append(sortedKeys(w.files), sortedKeys(w.links)...) {
+	for _, k := range append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.specials)...) {
 		if strings.HasPrefix(k, rel+"/") {
 			w.forget(k)
 		}
@@ -686,7 +724,7 @@ func (w *workload) chmod() bool {
 	}
 	w.logf("chmod %04o %s (was %04o)", m, rel, w.modes[rel])
 	w.must(os.Chmod(w.abs(rel), m))
-	w.modes[rel] = m
+	w.setMode(rel, m)
 	return true
 }
 
@@ -822,7 +860,7 @@ func (w *workload) linkToFile() bool {
 // entries is how many files, links and directories dir holds directly.
 func (w *workload) entries(dir string) int {
 	n := 0
-	for _, k := range append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.dirs)...) {
+	for _, k := range append(append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.dirs)...), sortedKeys(w.specials)...) {
 		if path.Dir(k) == dir {
 			n++
 		}
@@ -948,11 +986,14 @@ func (w *workload) modelDiffs(workdir string) []string {
 				diffs = append(diffs, fmt.Sprintf("%s: WORKDIR has mode %04o, the model %04o", rel, got, w.modes[rel]))
 			}
 		default:
-			diffs = append(diffs, fmt.Sprintf("%s: a %v in WORKDIR", rel, info.Mode().Type()))
+			if kind, ok := w.specials[rel]; !ok || kind != specialKind(info.Mode()) {
+				diffs = append(diffs, fmt.Sprintf("%s: a %v in WORKDIR, the model: %q", rel, info.Mode().Type(), kind))
+			}
 		}
 		return nil
 	})
-	for _, rel := range append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.dirs)...) {
+	diffs = append(diffs, w.hardLinkDiffs(workdir)...)
+	for _, rel := range append(append(append(sortedKeys(w.files), sortedKeys(w.links)...), sortedKeys(w.dirs)...), sortedKeys(w.specials)...) {
 		if !seen[rel] {
 			diffs = append(diffs, fmt.Sprintf("%s: in the model but not in WORKDIR", rel))
 		}
