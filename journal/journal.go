@@ -176,6 +176,13 @@ func (j *Journal) Renamed(from, to string, isDir bool) {
 		return
 	}
 	if from == "" {
+		if isDir {
+			// A directory whose whole tree changed place without a
+			// source to copy from (renameat2 RENAME_EXCHANGE): the
+			// syncer walks it, as it walks a renamed one.
+			j.record(op{kind: OpRenamed, path: to, isDir: true})
+			return
+		}
 		j.Changed(to)
 		return
 	}
@@ -508,7 +515,7 @@ func (j *Journal) commit(batch []op) (records, applied int, err error) {
 			var err error
 			if o.kind == OpRenamed {
 				err = b.put(o.path, OpRenamed, o.from, o.isDir, o.at, o.last)
-				if err == nil {
+				if err == nil && o.from != "" {
 					err = b.put(o.from, OpRemoved, "", o.isDir, o.at, o.last)
 				}
 			} else {

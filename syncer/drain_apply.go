@@ -80,6 +80,7 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 		if err := d.c.Unskip(rel); err != nil {
 			return err
 		}
+		d.removedLink(rel)
 		return d.markEmptyParent(ctx, rel, st)
 	}
 	if err != nil {

@@ -100,6 +100,19 @@ func (h *Hardlinks) others(rel string, st *syscall.Stat_t) []string {
 	return out
 }
 
+// othersOf forgets rel, which is gone, and returns the other names of the
+// file it was a name of.
+func (h *Hardlinks) othersOf(rel string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k, ok := h.of[rel]
+	if !ok {
+		return nil
+	}
+	h.dropLocked(rel, k)
+	return slices.Clone(h.names[k])
+}
+
 // forget drops rel, no longer a name of the file it was noted for.
 func (h *Hardlinks) forget(rel string) {
 	h.mu.Lock()
@@ -123,18 +136,34 @@ func (d *Drainer) followLinks(rel string, info fs.FileInfo) {
 		return
 	}
 	for _, n := range d.links.others(rel, st) {
-		var osys *syscall.Stat_t
-		if other, err := lstatBeneath(d.workdir, n); err == nil {
-			osys, _ = other.Sys().(*syscall.Stat_t)
-		}
-		if osys == nil || osys.Dev != st.Dev || osys.Ino != st.Ino {
-			d.links.forget(n)
-			continue
-		}
-		e, ok, err := d.c.Get(n)
-		if err != nil || ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) && !e.MetaDiffers(info) {
-			continue
-		}
-		d.j.Changed(n)
+		d.checkName(n, st)
 	}
+}
+
+// removedLink is called when rel is gone: a change made through it just
+// before it was removed (ln a b; chmod 600 a; rm a) coalesced into its
+// removal, so the other names of its file are checked now.
+func (d *Drainer) removedLink(rel string) {
+	for _, n := range d.links.othersOf(rel) {
+		d.checkName(n, nil)
+	}
+}
+
+// checkName records n as changed if its cache entry no longer matches the
+// file it names (still the file st describes, when st is set).
+func (d *Drainer) checkName(n string, st *syscall.Stat_t) {
+	info, err := lstatBeneath(d.workdir, n)
+	var osys *syscall.Stat_t
+	if err == nil {
+		osys, _ = info.Sys().(*syscall.Stat_t)
+	}
+	if osys == nil || st != nil && (osys.Dev != st.Dev || osys.Ino != st.Ino) {
+		d.links.forget(n)
+		return
+	}
+	e, ok, err := d.c.Get(n)
+	if err != nil || ok && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) && !e.MetaDiffers(info) {
+		return
+	}
+	d.j.Changed(n)
 }

@@ -52,6 +52,22 @@ func TestMountHardLinks(t *testing.T) {
 	objectsAre("every name to hold three", map[string]string{"a": all, "b": all, "d/c": all})
 	m.bucketMatchesWorkdir()
 
+	// A change through a name that is removed at once (the change and the
+	// removal coalesce): the other name still gets it.
+	testfs.WriteFile(t, mnt+"/c", "c1\n")
+	must(t, os.Link(mnt+"/c", mnt+"/e"))
+	m.waitDrained(60 * time.Second)
+	objectsAre("c and e", map[string]string{"c": "c1\n", "e": "c1\n"})
+	appendTo(t, mnt+"/c", "c2\n")
+	must(t, os.Chmod(mnt+"/c", 0o600))
+	must(t, os.Remove(mnt+"/c"))
+	m.waitDrained(60 * time.Second)
+	objectsAre("e to hold c2", map[string]string{"e": "c1\nc2\n"})
+	m.waitFor("e's object to say 0600", 60*time.Second, func() bool {
+		_, meta := srv.Get(t, bucket, "data/e")
+		return meta["mode"] == "100600"
+	})
+
 	// Hard links of a symlink: both names are links in the bucket.
 	must(t, os.Symlink("a", mnt+"/s"))
 	must(t, os.Link(mnt+"/s", mnt+"/t"))
