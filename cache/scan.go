@@ -37,13 +37,14 @@ func (c *Cache) Scan(workdir string, skip func(path string) bool, changed func(p
 // ScanCount is Scan, and also says how many entries the cache holds (Scan
 // reads them all; Len would read them all again, in one transaction).
 func (c *Cache) ScanCount(workdir string, skip func(path string) bool, changed func(path string), removed func(path string)) (entries int, err error) {
-	return c.ScanLinked(workdir, skip, changed, removed, nil)
+	return c.ScanLinked(workdir, skip, changed, removed, nil, nil)
 }
 
 // ScanLinked is ScanCount that also calls linked, before changed, for every
 // file or symlink with more than one name (hard links), with its device
-// and inode: a change made through one name is a change of all of them.
-func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed func(path string), removed func(path string), linked func(path string, dev, ino uint64)) (entries int, err error) {
+// and inode: a change made through one name is a change of all of them;
+// and special for every FIFO, socket or device (which S3 cannot hold).
+func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed func(path string), removed func(path string), linked func(path string, dev, ino uint64), special func(path string, info os.FileInfo)) (entries int, err error) {
 	it := c.iter("")
 	defer func() { entries = it.n }()
 	key, e, ok := it.next()
@@ -60,7 +61,7 @@ func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed 
 		}
 		removed(key)
 	}
-	err = WalkSorted(workdir, skip, func(p string, info os.FileInfo) error {
+	err = walkSorted(workdir, skip, special, func(p string, info os.FileInfo) error {
 		if it.err != nil {
 			return it.err // the rest of the walk would all look new
 		}

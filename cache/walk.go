@@ -28,7 +28,16 @@ import (
 // error from fn stops the walk and is returned; filepath.SkipAll stops it
 // without error. Memory is one directory listing per level of depth.
 func WalkSorted(root string, skip func(string) bool, fn func(path string, info os.FileInfo) error) error {
-	err := walkDir(root, "", skip, fn)
+	err := walkDir(root, "", skip, fn, nil)
+	if errors.Is(err, filepath.SkipAll) {
+		return nil
+	}
+	return err
+}
+
+// walkSorted is WalkSorted telling special of the files it passes over.
+func walkSorted(root string, skip func(string) bool, special func(string, os.FileInfo), fn func(path string, info os.FileInfo) error) error {
+	err := walkDir(root, "", skip, fn, special)
 	if errors.Is(err, filepath.SkipAll) {
 		return nil
 	}
@@ -46,7 +55,9 @@ type dirItem struct {
 	err  error
 }
 
-func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileInfo) error) error {
+// walkDir walks rel below root; special, when set, hears of the FIFOs,
+// sockets and devices fn is not given.
+func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileInfo) error, special func(string, os.FileInfo)) error {
 	dir := filepath.Join(root, filepath.FromSlash(rel))
 	d, err := os.Open(dir)
 	var ents []fs.DirEntry
@@ -104,7 +115,7 @@ func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileIn
 			continue
 		}
 		if it.entry.IsDir() {
-			if err := walkDir(root, p, skip, fn); err != nil {
+			if err := walkDir(root, p, skip, fn, special); err != nil {
 				return err
 			}
 			continue
@@ -117,6 +128,9 @@ func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileIn
 			return fmt.Errorf("cache: walk %s: %w", filepath.Join(root, filepath.FromSlash(p)), err)
 		}
 		if t := info.Mode().Type(); t != 0 && t != fs.ModeSymlink {
+			if special != nil && !info.IsDir() {
+				special(p, info)
+			}
 			continue
 		}
 		if info.IsDir() {

@@ -378,7 +378,11 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			// changes made while unmounted queues in memory whole.
 			j.Sync(ctx)
 		}
-	}, removals.add, links.Note)
+	}, removals.add, links.Note, func(p string, _ os.FileInfo) {
+		// A FIFO, socket or device: the drain lists it as skipped (it
+		// may have been made while unmounted, or just before a crash).
+		j.Changed(p)
+	})
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}

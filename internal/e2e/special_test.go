@@ -104,5 +104,15 @@ func TestMountSpecialFilesSkipped(t *testing.T) {
 			t.Errorf("pipe still listed as skipped after it became a file")
 		}
 	}
+	// Made while unmounted (or just before a kill -9): the start-up scan
+	// finds it, and status lists it.
+	m.stop()
+	must(t, syscall.Mkfifo(m.workdir+"/offline-pipe", 0o644))
+	m.start()
+	m.waitDrained(60 * time.Second)
+	m.waitFor("offline-pipe listed as skipped", 30*time.Second, func() bool {
+		out, _ := exec.Command(bin, "status", "--json", "--state-dir", m.stateDir, m.workdir).Output()
+		return strings.Contains(string(out), `"offline-pipe"`)
+	})
 	m.stop()
 }
