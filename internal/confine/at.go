@@ -23,9 +23,9 @@ type At struct {
 }
 
 // At resolves rel's parent as every path below r is (openat2,
-// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): a parent that is a symlink gives
-// ELOOP, one that is a file ENOTDIR. rel "" is the root itself. Close it
-// when done.
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): a symlink on the way gives ELOOP;
+// a parent that is itself a symlink or a file, ENOTDIR. rel "" is the
+// root itself. Close it when done.
 func (r *Root) At(rel string) (At, error) {
 	if rel == "" {
 		return At{Dir: r.fd, Name: "."}, nil
