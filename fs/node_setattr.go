@@ -31,8 +31,8 @@ func (n *Node) setattrByPath(ctx context.Context, in *fuse.SetAttrIn, out *fuse.
 	rel, ok := m.relPath(node)
 	if !ok {
 		m.nsMu.RUnlock()
-		// Unlinked: nothing to record; go-fuse's loopback knows where
-		// it was.
+		// Unlinked: nothing to record and no name to act on (go-fuse's
+		// loopback answers ENOENT for a node outside the tree).
 		return n.LoopbackNode.Setattr(ctx, nil, in, out)
 	}
 	var changed bool
