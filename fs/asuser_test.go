@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asUserEnv) == "1" {
 		os.Exit(asUserMain(os.Args[1:]))
 	}
+	if os.Getenv(swapEnv) == "1" {
+		os.Exit(swapMain(os.Args[1:]))
+	}
 	os.Exit(m.Run())
 }
 

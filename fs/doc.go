@@ -27,6 +27,20 @@
 // AllowOther the kernel checks (default_permissions), and what a user
 // creates is made theirs, with the mode they asked for (owner.go).
 //
+// Confinement: no syscall on WORKDIR takes a path string. WORKDIR is opened
+// once as an internal/confine Root; every operation (go-fuse's loopback's
+// Lookup, Getattr, Open, Create, Mkdir, Rename, Setattr, xattrs, Readdir,
+// Statfs... through LoopbackRoot.OpenDir, and this package's own through
+// confine.At) resolves the directory it acts in below that fd with
+// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), once per operation, and then
+// acts on the last name alone with the *at call, never following a symlink
+// there (chmod: fchmodat2 AT_SYMLINK_NOFOLLOW; truncate and the xattr calls:
+// through /proc/self/fd of an O_PATH fd of the node). So when a directory of
+// WORKDIR is swapped for a link while the kernel still holds it (a user with
+// a shell in it, under AllowOther), whatever is asked there fails with ELOOP
+// or ENOTDIR and nothing outside WORKDIR is touched. Only open handles keep
+// working on the file they opened, wherever it went.
+//
 // Path conventions: paths given to the Recorder are slash-separated, relative
 // to WORKDIR, with no leading slash; the root itself is "".
 //

@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/internal/confine"
 )
 
 // Recorder receives every state change made through the mount. Paths are
@@ -158,7 +160,11 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		return nil, nil, fmt.Errorf("fs: mount: workdir %s: %w", abs, syscall.ENOTDIR)
 	}
 
-	m := &mountState{rec: rec, noPassthrough: opts.DisablePassthrough, onWritersClosed: opts.OnWritersClosed}
+	dir, err := confine.Open(abs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fs: mount: workdir %s: %w", abs, err)
+	}
+	m := &mountState{rec: rec, dir: dir, noPassthrough: opts.DisablePassthrough, onWritersClosed: opts.OnWritersClosed}
 	m.asRoot = os.Geteuid() == 0
 	switch {
 	case opts.MaxNodes == 0:
@@ -171,7 +177,10 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 	m.nodes.entryOnly = opts.entryOnly
 	// fixNew sets the owner of what is made through the mount: go-fuse's
 	// own chown to the caller would only be a second one.
-	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev), KeepOwner: true}
+	// OpenDir: go-fuse's loopback resolves every directory it acts in
+	// below WORKDIR's fd, following no symlink, and then acts on one name
+	// there (see doc.go, Confinement).
+	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev), KeepOwner: true, OpenDir: dir.DirFd}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
 	m.root = rootNode
@@ -201,20 +210,25 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		NullPermissions: true,
 	})
 	if err != nil {
+		dir.Close()
 		return nil, nil, fmt.Errorf("fs: mount %s at %s: %w", abs, mountpoint, err)
 	}
 	// The kernel may drop pending RELEASEs when the mount goes away;
 	// close (and report) what it left open once serving has stopped.
+	// WORKDIR's fd is closed last, once nothing can use it any more.
 	stop := make(chan struct{})
+	var watching sync.WaitGroup
+	if every := openWriterInterval(opts.OpenWriterInterval); every > 0 {
+		watching.Go(func() { m.watchOpenWriters(every, stop) })
+	}
 	go func() {
 		srv.Wait()
 		close(stop)
 		m.releaseAll()
+		watching.Wait()
+		dir.Close()
 	}()
 	go m.nodes.run(stop)
-	if every := openWriterInterval(opts.OpenWriterInterval); every > 0 {
-		go m.watchOpenWriters(every, stop)
-	}
 	ks := srv.KernelSettings()
 	m.kernelPassthrough = ks.Flags64()&fuse.CAP_PASSTHROUGH != 0 && os.Geteuid() == 0
 	slog.Debug("fs: mounted", "workdir", abs, "mountpoint", mountpoint,

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,12 +10,17 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/internal/confine"
 )
 
 // mountState is shared by every node of one mount.
 type mountState struct {
 	rec  Recorder
 	root *Node
+	// dir is WORKDIR: every syscall on it, go-fuse's loopback's
+	// included (LoopbackRoot.OpenDir), resolves the directory it acts in
+	// through dir, never a path string.
+	dir *confine.Root
 
 	// nsMu orders what the Recorder sees with what happened in WORKDIR.
 	// Namespace changes (create, unlink, rename, ...) hold it exclusively
@@ -194,9 +198,27 @@ func (m *mountState) childPath(n *Node, name string) (string, bool) {
 	return dir + "/" + name, true
 }
 
-// abs is the WORKDIR path of rel.
-func (m *mountState) abs(rel string) string {
-	return filepath.Join(m.root.RootData.Path, rel)
+// lstat is lstat of rel in WORKDIR, its parent resolved through m.dir.
+func (m *mountState) lstat(rel string, st *syscall.Stat_t) error {
+	a, err := m.dir.At(rel)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.Lstat(st)
+}
+
+// remove removes rel from WORKDIR, a file or an empty directory (a node
+// just made that could not be finished).
+func (m *mountState) remove(rel string) {
+	a, err := m.dir.At(rel)
+	if err != nil {
+		return
+	}
+	defer a.Close()
+	if a.Unlink() == syscall.EISDIR {
+		a.Rmdir()
+	}
 }
 
 // inoOf is the inode number go-fuse gives a WORKDIR file with stat st
@@ -225,7 +247,7 @@ func (m *mountState) recordChanged(n *gofs.Inode) {
 			return
 		}
 		var st syscall.Stat_t
-		match := syscall.Lstat(m.abs(rel), &st) == nil && m.inoOf(&st) == want
+		match := m.lstat(rel, &st) == nil && m.inoOf(&st) == want
 		if match || try >= 20 {
 			m.rec.Changed(rel)
 			m.nsMu.RUnlock()

@@ -6,6 +6,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/internal/confine"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +30,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr, syscall.Rmdir); errno != 0 {
+	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr); errno != 0 {
 		return nil, errno
 	}
 	return ch, 0
@@ -50,7 +51,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr, syscall.Unlink); errno != 0 {
+	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr); errno != 0 {
 		return nil, errno
 	}
 	return ch, 0
@@ -72,7 +73,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.m.madeAt(ctx, rel, 0, false, &out.Attr, syscall.Unlink); errno != 0 {
+	if errno := n.m.madeAt(ctx, rel, 0, false, &out.Attr); errno != 0 {
 		return nil, errno
 	}
 	return ch, 0
@@ -112,8 +113,8 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if !ok {
 		return syscall.ENOENT
 	}
-	if err := syscall.Unlink(n.m.abs(rel)); err != nil {
-		return gofs.ToErrno(err)
+	if errno := n.m.unlink(rel, false); errno != 0 {
+		return errno
 	}
 	n.m.rec.Removed(rel, false)
 	return 0
@@ -128,8 +129,8 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if !ok {
 		return syscall.ENOENT
 	}
-	if err := syscall.Rmdir(n.m.abs(rel)); err != nil {
-		return gofs.ToErrno(err)
+	if errno := n.m.unlink(rel, true); errno != 0 {
+		return errno
 	}
 	n.m.rec.Removed(rel, true)
 	return 0
@@ -159,17 +160,8 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if !ok1 || !ok2 {
 		return syscall.ENOENT
 	}
-	var st syscall.Stat_t
-	if err := syscall.Lstat(n.m.abs(from), &st); err != nil {
-		return gofs.ToErrno(err)
-	}
-	isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
-
-	if flags == 0 {
-		if err := syscall.Rename(n.m.abs(from), n.m.abs(to)); err != nil {
-			return gofs.ToErrno(err)
-		}
-	} else if errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags); errno != 0 {
+	isDir, errno := n.m.rename(from, to, flags)
+	if errno != 0 {
 		return errno
 	}
 
@@ -184,6 +176,42 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		n.m.rec.Renamed(from, to, isDir)
 	}
 	return 0
+}
+
+// unlink removes rel (a directory if dir) from WORKDIR.
+func (m *mountState) unlink(rel string, dir bool) syscall.Errno {
+	a, err := m.dir.At(rel)
+	if err != nil {
+		return gofs.ToErrno(err)
+	}
+	defer a.Close()
+	if dir {
+		return gofs.ToErrno(a.Rmdir())
+	}
+	return gofs.ToErrno(a.Unlink())
+}
+
+// rename renames from to to in WORKDIR (renameat2 with flags) and says
+// whether from was a directory.
+func (m *mountState) rename(from, to string, flags uint32) (isDir bool, errno syscall.Errno) {
+	src, err := m.dir.At(from)
+	if err != nil {
+		return false, gofs.ToErrno(err)
+	}
+	defer src.Close()
+	var st syscall.Stat_t
+	if err := src.Lstat(&st); err != nil {
+		return false, gofs.ToErrno(err)
+	}
+	dst, err := m.dir.At(to)
+	if err != nil {
+		return false, gofs.ToErrno(err)
+	}
+	defer dst.Close()
+	if err := confine.RenameAt(src, dst, uint(flags)); err != nil {
+		return false, gofs.ToErrno(err)
+	}
+	return st.Mode&syscall.S_IFMT == syscall.S_IFDIR, 0
 }
 
 // loopbackDir is what go-fuse's loopback directory handle implements and we

@@ -2,7 +2,7 @@ package fs
 
 import (
 	"context"
-	"path/filepath"
+	"path"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -121,15 +121,15 @@ func (n *Node) fixCreated(ctx context.Context, name string, fh gofs.FileHandle, 
 		releaseRaw(ctx, fh)
 		return syscall.EIO
 	}
-	nn := newNode{dir: n.m.abs(dir), fd: fd, perm: mode, hasPerm: true}
+	nn := newNode{dir: dir, fd: fd, perm: mode, hasPerm: true}
 	if name != "" {
-		nn.path = filepath.Join(nn.dir, name)
+		nn.rel = path.Join(dir, name)
 	}
 	errno := n.m.fixNew(ctx, nn, &out.Attr)
 	if errno != 0 {
 		releaseRaw(ctx, fh)
-		if nn.path != "" {
-			syscall.Unlink(nn.path)
+		if nn.rel != "" {
+			n.m.remove(nn.rel)
 		}
 	}
 	return errno

@@ -6,6 +6,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/internal/confine"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,9 +17,10 @@ import (
 // It does what go-fuse's LoopbackNode.Setattr does for such a request, but
 // under nsMu and on the path the record is made for, so the one lstat that
 // answers the kernel also shows that the path still is this node: one walk
-// of the tree and one lstat instead of two of each. When the lstat finds
-// another inode there (a rename not yet in the tree, or WORKDIR changed
-// from outside) recordChanged looks the node up again.
+// of the tree, one resolution of the parent in WORKDIR and one lstat
+// instead of two of each. When the lstat finds another inode there (a
+// rename not yet in the tree, or WORKDIR changed from outside)
+// recordChanged looks the node up again.
 //
 // A request that succeeded is recorded whatever it changed, and so is one
 // that failed after part of it took effect (chmod done, chown refused):
@@ -29,19 +31,26 @@ func (n *Node) setattrByPath(ctx context.Context, in *fuse.SetAttrIn, out *fuse.
 	rel, ok := m.relPath(node)
 	if !ok {
 		m.nsMu.RUnlock()
-		// Unlinked: nothing to record; go-fuse's loopback knows where
-		// it was.
+		// Unlinked: nothing to record and no name to act on (go-fuse's
+		// loopback answers ENOENT for a node outside the tree).
 		return n.LoopbackNode.Setattr(ctx, nil, in, out)
 	}
-	p := m.abs(rel)
-	changed, errno := setattrPath(p, in)
+	var changed bool
+	var errno syscall.Errno
 	var st syscall.Stat_t
-	if errno == 0 {
-		if err := syscall.Lstat(p, &st); err != nil {
-			errno = gofs.ToErrno(err)
-		} else {
-			out.FromStat(&st)
+	a, err := m.dir.At(rel)
+	if err != nil {
+		errno = gofs.ToErrno(err)
+	} else {
+		changed, errno = setattrAt(a, in)
+		if errno == 0 {
+			if err := a.Lstat(&st); err != nil {
+				errno = gofs.ToErrno(err)
+			} else {
+				out.FromStat(&st)
+			}
 		}
+		a.Close()
 	}
 	record := errno == 0 || changed
 	if record && errno == 0 && m.inoOf(&st) == node.StableAttr().Ino {
@@ -56,12 +65,12 @@ func (n *Node) setattrByPath(ctx context.Context, in *fuse.SetAttrIn, out *fuse.
 	return errno
 }
 
-// setattrPath applies in to the file at p, without following a symlink
-// there except for the mode (Linux cannot chmod a symlink itself), and says
-// whether anything was changed before an error stopped it.
-func setattrPath(p string, in *fuse.SetAttrIn) (changed bool, errno syscall.Errno) {
+// setattrAt applies in to the name a, without following a symlink there
+// (a chmod or truncate of one fails), and says whether anything was
+// changed before an error stopped it.
+func setattrAt(a confine.At, in *fuse.SetAttrIn) (changed bool, errno syscall.Errno) {
 	if mode, ok := in.GetMode(); ok {
-		if err := syscall.Chmod(p, mode); err != nil {
+		if err := a.Chmod(mode); err != nil {
 			return false, gofs.ToErrno(err)
 		}
 		changed = true
@@ -76,7 +85,7 @@ func setattrPath(p string, in *fuse.SetAttrIn) (changed bool, errno syscall.Errn
 		if gok {
 			sg = int(gid)
 		}
-		if err := unix.Fchownat(unix.AT_FDCWD, p, su, sg, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := a.Lchown(su, sg); err != nil {
 			return changed, gofs.ToErrno(err)
 		}
 		changed = true
@@ -84,7 +93,7 @@ func setattrPath(p string, in *fuse.SetAttrIn) (changed bool, errno syscall.Errn
 	// Truncate before setting times, so an explicit mtime is not
 	// clobbered by the truncate.
 	if size, ok := in.GetSize(); ok {
-		if err := syscall.Truncate(p, int64(size)); err != nil {
+		if err := a.Truncate(int64(size)); err != nil {
 			return changed, gofs.ToErrno(err)
 		}
 		changed = true
@@ -104,7 +113,7 @@ func setattrPath(p string, in *fuse.SetAttrIn) (changed bool, errno syscall.Errn
 				return changed, gofs.ToErrno(err)
 			}
 		}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := a.Utimes(ts); err != nil {
 			return changed, gofs.ToErrno(err)
 		}
 		changed = true

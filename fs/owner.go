@@ -2,11 +2,12 @@ package fs
 
 import (
 	"context"
-	"path/filepath"
+	"strings"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/internal/confine"
 )
 
 // Ownership of what is created through the mount.
@@ -27,11 +28,11 @@ import (
 
 // newNode says what was just made and what was asked for.
 type newNode struct {
-	// dir is the WORKDIR directory it was made in; path the node (empty
-	// for O_TMPFILE); fd, if not -1, an open descriptor on it (Create,
-	// Tmpfile), used instead of the path.
-	dir, path string
-	fd        int
+	// dir is the WORKDIR directory it was made in, rel the node (empty
+	// for O_TMPFILE), both relative to WORKDIR; fd, if not -1, an open
+	// descriptor on it (Create, Tmpfile), used instead of rel.
+	dir, rel string
+	fd       int
 	// perm is the permission bits the kernel sent (the caller's umask
 	// already applied, setgid already dropped where the caller may not
 	// have it); hasPerm is false for symlinks, which have none.
@@ -52,7 +53,7 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 	uid, gid, mode := out.Uid, out.Gid, out.Mode
 	var st syscall.Stat_t
 	restat := func() error {
-		if err := n.stat(&st); err != nil {
+		if err := n.stat(m, &st); err != nil {
 			return err
 		}
 		uid, gid, mode = st.Uid, st.Gid, st.Mode
@@ -66,14 +67,14 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 			// would have done for the caller: nothing to look up.
 			want := caller.Gid
 			var dir syscall.Stat_t
-			if err := syscall.Lstat(n.dir, &dir); err != nil {
+			if err := m.lstat(n.dir, &dir); err != nil {
 				return gofs.ToErrno(err)
 			}
 			if dir.Mode&syscall.S_ISGID != 0 {
 				want = dir.Gid
 			}
 			if uid != caller.Uid || gid != want {
-				if err := n.chown(int(caller.Uid), int(want)); err != nil {
+				if err := n.chown(m, int(caller.Uid), int(want)); err != nil {
 					return gofs.ToErrno(err)
 				}
 				// chown clears setuid/setgid on files: read back what is left.
@@ -92,7 +93,7 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 			want = want&^syscall.S_ISGID | mode&syscall.S_ISGID
 		}
 		if mode&0o7777 != want {
-			if err := n.chmod(want); err != nil {
+			if err := n.chmod(m, want); err != nil {
 				return gofs.ToErrno(err)
 			}
 			if err := restat(); err != nil {
@@ -103,37 +104,54 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 	return 0
 }
 
-func (n newNode) stat(st *syscall.Stat_t) error {
+func (n newNode) stat(m *mountState, st *syscall.Stat_t) error {
 	if n.fd >= 0 {
 		return syscall.Fstat(n.fd, st)
 	}
-	return syscall.Lstat(n.path, st)
+	return m.lstat(n.rel, st)
 }
 
-func (n newNode) chown(uid, gid int) error {
+func (n newNode) chown(m *mountState, uid, gid int) error {
 	if n.fd >= 0 {
 		return syscall.Fchown(n.fd, uid, gid)
 	}
-	return syscall.Lchown(n.path, uid, gid)
+	return n.at(m, func(a confine.At) error { return a.Lchown(uid, gid) })
 }
 
-// chmod is never asked for a symlink (hasPerm false), so following the
-// path is safe: nothing else can rename this fresh node while the kernel
-// holds its directory locked for the create.
-func (n newNode) chmod(perm uint32) error {
+// chmod is never asked for a symlink (hasPerm false); one swapped in
+// meanwhile is not followed.
+func (n newNode) chmod(m *mountState, perm uint32) error {
 	if n.fd >= 0 {
 		return syscall.Fchmod(n.fd, perm)
 	}
-	return syscall.Chmod(n.path, perm)
+	return n.at(m, func(a confine.At) error { return a.Chmod(perm) })
 }
 
-// madeAt finishes a node just made by path at rel (Mkdir, Mknod, Symlink):
-// fixNew, then the record. If fixNew fails the node is removed with undo
-// and nothing is recorded, as if the syscall had failed.
-func (m *mountState) madeAt(ctx context.Context, rel string, perm uint32, hasPerm bool, out *fuse.Attr, undo func(string) error) syscall.Errno {
-	p := m.abs(rel)
-	if errno := m.fixNew(ctx, newNode{dir: filepath.Dir(p), path: p, fd: -1, perm: perm, hasPerm: hasPerm}, out); errno != 0 {
-		undo(p)
+// at calls fn on the node's name, its parent resolved through m.dir.
+func (n newNode) at(m *mountState, fn func(confine.At) error) error {
+	a, err := m.dir.At(n.rel)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
+
+// parentOf is the directory holding rel, relative to WORKDIR ("" for the
+// root).
+func parentOf(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
+
+// madeAt finishes a node just made at rel (Mkdir, Mknod, Symlink): fixNew,
+// then the record. If fixNew fails the node is removed and nothing is
+// recorded, as if the syscall had failed.
+func (m *mountState) madeAt(ctx context.Context, rel string, perm uint32, hasPerm bool, out *fuse.Attr) syscall.Errno {
+	if errno := m.fixNew(ctx, newNode{dir: parentOf(rel), rel: rel, fd: -1, perm: perm, hasPerm: hasPerm}, out); errno != 0 {
+		m.remove(rel)
 		return errno
 	}
 	m.rec.Changed(rel)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -46,6 +47,33 @@ type LoopbackRoot struct {
 	// filesystems that set owners themselves, which saves a chown by
 	// path on every new node.
 	KeepOwner bool
+
+	// OpenDir, if set, opens the directory rel (slash-separated,
+	// relative to Path; "" is Path itself) for the *at syscalls, and
+	// returns a descriptor the loopback closes when done (O_PATH is
+	// enough). Every operation resolves the directory that holds the
+	// name it acts on through OpenDir and then acts on that name alone,
+	// never following a symlink there; it never hands a full path to
+	// the kernel. An OpenDir that follows no symlink on the way
+	// (openat2 with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) makes a
+	// directory swapped for a link in the underlying tree fail with
+	// ELOOP or ENOTDIR instead of leading the loopback outside Path.
+	//
+	// If nil, Path is opened as given (following links) and rel below
+	// it with no symlink followed where the kernel can (openat2 on
+	// Linux).
+	OpenDir func(rel string) (int, error)
+}
+
+// openDir opens the directory rel below r.Path (see OpenDir).
+func (r *LoopbackRoot) openDir(rel string) (int, error) {
+	if r.OpenDir != nil {
+		return r.OpenDir(rel)
+	}
+	if rel == "" {
+		rel = "."
+	}
+	return openat.OpenSymlinkAware(r.Path, rel, dirOpenFlags, 0)
 }
 
 func (r *LoopbackRoot) newNode(parent *Inode, name string, st *syscall.Stat_t) InodeEmbedder {
@@ -107,9 +135,13 @@ func (n *LoopbackNode) loopbackNode() *LoopbackNode {
 var _ = (NodeStatfser)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	s := syscall.Statfs_t{}
-	err := syscall.Statfs(n.path(), &s)
+	fd, err := n.dir()
 	if err != nil {
+		return ToErrno(err)
+	}
+	defer syscall.Close(fd)
+	s := syscall.Statfs_t{}
+	if err := syscall.Fstatfs(fd, &s); err != nil {
 		return ToErrno(err)
 	}
 	out.FromStatfsT(&s)
@@ -134,31 +166,61 @@ func (n *LoopbackNode) relativePath() string {
 	return n.Path(n.root())
 }
 
-// path returns the absolute path to the node
+// path returns the absolute path to the node, for messages and for
+// platforms without the *at calls the loopback uses on Linux.
 func (n *LoopbackNode) path() string {
 	return filepath.Join(n.RootData.Path, n.relativePath())
+}
+
+// dir opens the directory n stands for, for *at calls on names in it.
+func (n *LoopbackNode) dir() (int, error) {
+	return n.RootData.openDir(n.relativePath())
+}
+
+// at opens the directory that holds n and gives n's name in it ("."
+// for the root), for *at calls on n itself. The caller closes dirfd.
+func (n *LoopbackNode) at() (dirfd int, name string, err error) {
+	rel := n.relativePath()
+	if rel == "" {
+		dirfd, err = n.RootData.openDir("")
+		return dirfd, ".", err
+	}
+	dir, name := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, name = rel[:i], rel[i+1:]
+	}
+	dirfd, err = n.RootData.openDir(dir)
+	return dirfd, name, err
+}
+
+// newChild makes the node for name, just made or found in the directory
+// dirfd (n's), and fills out with its attributes.
+func (n *LoopbackNode) newChild(ctx context.Context, dirfd int, name string, out *fuse.EntryOut) (*Inode, error) {
+	var st syscall.Stat_t
+	var btime syscall.Timespec
+	if err := lstatAt(dirfd, name, &st, &btime); err != nil {
+		return nil, err
+	}
+	out.Attr.FromStat(&st)
+	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
+	return n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime))), nil
 }
 
 var _ = (NodeLookuper)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*Inode, syscall.Errno) {
-	p := filepath.Join(n.path(), name)
-
-	var st syscall.Stat_t
-	var btime syscall.Timespec
-	if err := lstat(p, &st, &btime); err != nil {
+	dirfd, err := n.dir()
+	if err != nil {
 		return nil, ToErrno(err)
 	}
-
-	out.Attr.FromStat(&st)
-	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
-	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
-	return ch, 0
+	defer syscall.Close(dirfd)
+	ch, err := n.newChild(ctx, dirfd, name, out)
+	return ch, ToErrno(err)
 }
 
-// preserveOwner sets uid and gid of `path` according to the caller information
-// in `ctx`.
-func (n *LoopbackNode) preserveOwner(ctx context.Context, path string) error {
+// preserveOwner sets uid and gid of name in dirfd according to the caller
+// information in `ctx`.
+func (n *LoopbackNode) preserveOwner(ctx context.Context, dirfd int, name string) error {
 	if n.RootData.KeepOwner || os.Getuid() != 0 {
 		return nil
 	}
@@ -166,71 +228,68 @@ func (n *LoopbackNode) preserveOwner(ctx context.Context, path string) error {
 	if !ok {
 		return nil
 	}
-	return syscall.Lchown(path, int(caller.Uid), int(caller.Gid))
+	return unix.Fchownat(dirfd, name, int(caller.Uid), int(caller.Gid), unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// made finishes a node just made as name in dirfd: its owner, its Inode,
+// out; on failure it is removed again (with unlinkat's flags).
+func (n *LoopbackNode) made(ctx context.Context, dirfd int, name string, rmFlags int, out *fuse.EntryOut) (*Inode, syscall.Errno) {
+	n.preserveOwner(ctx, dirfd, name)
+	ch, err := n.newChild(ctx, dirfd, name, out)
+	if err != nil {
+		unix.Unlinkat(dirfd, name, rmFlags)
+		return nil, ToErrno(err)
+	}
+	return ch, 0
 }
 
 var _ = (NodeMknoder)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*Inode, syscall.Errno) {
-	p := filepath.Join(n.path(), name)
-	err := syscall.Mknod(p, mode, intDev(rdev))
+	dirfd, err := n.dir()
 	if err != nil {
 		return nil, ToErrno(err)
 	}
-	n.preserveOwner(ctx, p)
-	var st syscall.Stat_t
-	var btime syscall.Timespec
-	if err := lstat(p, &st, &btime); err != nil {
-		syscall.Unlink(p)
+	defer syscall.Close(dirfd)
+	if err := n.mknodAt(dirfd, name, mode, rdev); err != nil {
 		return nil, ToErrno(err)
 	}
-
-	out.Attr.FromStat(&st)
-
-	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
-	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
-
-	return ch, 0
+	return n.made(ctx, dirfd, name, 0, out)
 }
 
 var _ = (NodeMkdirer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*Inode, syscall.Errno) {
-	p := filepath.Join(n.path(), name)
-	err := os.Mkdir(p, os.FileMode(mode))
+	dirfd, err := n.dir()
 	if err != nil {
 		return nil, ToErrno(err)
 	}
-	n.preserveOwner(ctx, p)
-	var st syscall.Stat_t
-	var btime syscall.Timespec
-	if err := lstat(p, &st, &btime); err != nil {
-		syscall.Rmdir(p)
+	defer syscall.Close(dirfd)
+	if err := unix.Mkdirat(dirfd, name, mode); err != nil {
 		return nil, ToErrno(err)
 	}
-
-	out.Attr.FromStat(&st)
-
-	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
-	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
-
-	return ch, 0
+	return n.made(ctx, dirfd, name, unix.AT_REMOVEDIR, out)
 }
 
 var _ = (NodeRmdirer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	p := filepath.Join(n.path(), name)
-	err := syscall.Rmdir(p)
-	return ToErrno(err)
+	return n.unlink(name, unix.AT_REMOVEDIR)
 }
 
 var _ = (NodeUnlinker)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	p := filepath.Join(n.path(), name)
-	err := syscall.Unlink(p)
-	return ToErrno(err)
+	return n.unlink(name, 0)
+}
+
+func (n *LoopbackNode) unlink(name string, flags int) syscall.Errno {
+	dirfd, err := n.dir()
+	if err != nil {
+		return ToErrno(err)
+	}
+	defer syscall.Close(dirfd)
+	return ToErrno(unix.Unlinkat(dirfd, name, flags))
 }
 
 var _ = (NodeRenamer)((*LoopbackNode)(nil))
@@ -245,30 +304,27 @@ func (n *LoopbackNode) Rename(ctx context.Context, name string, newParent InodeE
 		return syscall.EXDEV
 	}
 
-	if flags != 0 {
-		return n.rename2(name, e2.loopbackNode(), newName, flags)
-	}
-
-	p1 := filepath.Join(n.path(), name)
-	p2 := filepath.Join(e2.loopbackNode().path(), newName)
-
-	err := syscall.Rename(p1, p2)
-	return ToErrno(err)
+	return n.rename2(name, e2.loopbackNode(), newName, flags)
 }
 
 var _ = (NodeCreater)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (inode *Inode, fh FileHandle, fuseFlags uint32, errno syscall.Errno) {
-	p := filepath.Join(n.path(), name)
-	flags = flags &^ syscall.O_APPEND
-	f, err := os.OpenFile(p, int(flags)|os.O_CREATE, os.FileMode(mode))
+	dirfd, err := n.dir()
 	if err != nil {
 		return nil, nil, 0, ToErrno(err)
 	}
-	n.preserveOwner(ctx, p)
+	defer syscall.Close(dirfd)
+	flags = flags &^ syscall.O_APPEND
+	fd, err := unix.Openat(dirfd, name, int(flags)|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return nil, nil, 0, ToErrno(err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	n.preserveOwner(ctx, dirfd, name)
 	var st syscall.Stat_t
 	var btime syscall.Timespec
-	if err := fstatFd(int(f.Fd()), &st, &btime); err != nil {
+	if err := fstatFd(fd, &st, &btime); err != nil {
 		f.Close()
 		return nil, nil, 0, ToErrno(err)
 	}
@@ -282,13 +338,12 @@ func (n *LoopbackNode) Create(ctx context.Context, name string, flags uint32, mo
 }
 
 func (n *LoopbackNode) rename2(name string, newParent *LoopbackNode, newName string, flags uint32) syscall.Errno {
-	fd1, err := syscall.Open(n.path(), syscall.O_DIRECTORY, 0)
+	fd1, err := n.dir()
 	if err != nil {
 		return ToErrno(err)
 	}
 	defer syscall.Close(fd1)
-	p2 := newParent.path()
-	fd2, err := syscall.Open(p2, syscall.O_DIRECTORY, 0)
+	fd2, err := newParent.dir()
 	if err != nil {
 		return ToErrno(err)
 	}
@@ -318,23 +373,15 @@ func (n *LoopbackNode) rename2(name string, newParent *LoopbackNode, newName str
 var _ = (NodeSymlinker)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*Inode, syscall.Errno) {
-	p := filepath.Join(n.path(), name)
-	err := syscall.Symlink(target, p)
+	dirfd, err := n.dir()
 	if err != nil {
 		return nil, ToErrno(err)
 	}
-	n.preserveOwner(ctx, p)
-	var st syscall.Stat_t
-	var btime syscall.Timespec
-	if err := lstat(p, &st, &btime); err != nil {
-		syscall.Unlink(p)
+	defer syscall.Close(dirfd)
+	if err := unix.Symlinkat(target, dirfd, name); err != nil {
 		return nil, ToErrno(err)
 	}
-	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
-	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
-
-	out.Attr.FromStat(&st)
-	return ch, 0
+	return n.made(ctx, dirfd, name, 0, out)
 }
 
 var _ = (NodeLinker)((*LoopbackNode)(nil))
@@ -355,32 +402,39 @@ func (n *LoopbackNode) Link(ctx context.Context, target InodeEmbedder, name stri
 		return nil, syscall.EXDEV
 	}
 
-	p := filepath.Join(n.path(), name)
-	err := syscall.Link(e2.loopbackNode().path(), p)
+	srcfd, srcName, err := e2.loopbackNode().at()
 	if err != nil {
 		return nil, ToErrno(err)
 	}
-	var st syscall.Stat_t
-	var btime syscall.Timespec
-	if err := lstat(p, &st, &btime); err != nil {
-		syscall.Unlink(p)
+	defer syscall.Close(srcfd)
+	dirfd, err := n.dir()
+	if err != nil {
 		return nil, ToErrno(err)
 	}
-	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
-	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
-
-	out.Attr.FromStat(&st)
+	defer syscall.Close(dirfd)
+	if err := unix.Linkat(srcfd, srcName, dirfd, name, 0); err != nil {
+		return nil, ToErrno(err)
+	}
+	ch, err := n.newChild(ctx, dirfd, name, out)
+	if err != nil {
+		unix.Unlinkat(dirfd, name, 0)
+		return nil, ToErrno(err)
+	}
 	return ch, 0
 }
 
 var _ = (NodeReadlinker)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	p := n.path()
+	dirfd, name, err := n.at()
+	if err != nil {
+		return nil, ToErrno(err)
+	}
+	defer syscall.Close(dirfd)
 
 	for l := 256; ; l *= 2 {
 		buf := make([]byte, l)
-		sz, err := syscall.Readlink(p, buf)
+		sz, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			return nil, ToErrno(err)
 		}
@@ -393,11 +447,11 @@ func (n *LoopbackNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 var _ = (NodeOpener)((*LoopbackNode)(nil))
 
-// Symlink-safe through use of OpenSymlinkAware.
+// Symlink-safe: the directory is opened through OpenDir and the file
+// with O_NOFOLLOW.
 func (n *LoopbackNode) Open(ctx context.Context, flags uint32) (fh FileHandle, fuseFlags uint32, errno syscall.Errno) {
 	flags = flags &^ (syscall.O_APPEND | fuse.FMODE_EXEC)
-
-	f, err := openat.OpenSymlinkAware(n.RootData.Path, n.relativePath(), int(flags), 0)
+	f, err := n.openSelf(int(flags))
 	if err != nil {
 		return nil, 0, ToErrno(err)
 	}
@@ -405,10 +459,20 @@ func (n *LoopbackNode) Open(ctx context.Context, flags uint32) (fh FileHandle, f
 	return lf, 0, 0
 }
 
+// openSelf opens n itself with flags, following no symlink.
+func (n *LoopbackNode) openSelf(flags int) (int, error) {
+	dirfd, name, err := n.at()
+	if err != nil {
+		return -1, err
+	}
+	defer syscall.Close(dirfd)
+	return unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
 var _ = (NodeOpendirHandler)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) OpendirHandle(ctx context.Context, flags uint32) (FileHandle, uint32, syscall.Errno) {
-	ds, errno := NewLoopbackDirStream(n.path())
+	ds, errno := n.Readdir(ctx)
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -418,7 +482,11 @@ func (n *LoopbackNode) OpendirHandle(ctx context.Context, flags uint32) (FileHan
 var _ = (NodeReaddirer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Readdir(ctx context.Context) (DirStream, syscall.Errno) {
-	return NewLoopbackDirStream(n.path())
+	fd, err := n.openSelf(syscall.O_RDONLY | syscall.O_DIRECTORY)
+	if err != nil {
+		return nil, ToErrno(err)
+	}
+	return NewLoopbackDirStreamFd(fd)
 }
 
 var _ = (NodeGetattrer)((*LoopbackNode)(nil))
@@ -430,17 +498,14 @@ func (n *LoopbackNode) Getattr(ctx context.Context, f FileHandle, out *fuse.Attr
 		}
 	}
 
-	p := n.path()
-
-	var err error
-	st := syscall.Stat_t{}
-	if &n.Inode == n.Root() {
-		err = syscall.Stat(p, &st)
-	} else {
-		err = syscall.Lstat(p, &st)
-	}
-
+	dirfd, name, err := n.at()
 	if err != nil {
+		return ToErrno(err)
+	}
+	defer syscall.Close(dirfd)
+	var st syscall.Stat_t
+	var btime syscall.Timespec
+	if err := lstatAt(dirfd, name, &st, &btime); err != nil {
 		return ToErrno(err)
 	}
 	out.FromStat(&st)
@@ -450,15 +515,26 @@ func (n *LoopbackNode) Getattr(ctx context.Context, f FileHandle, out *fuse.Attr
 var _ = (NodeSetattrer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Setattr(ctx context.Context, f FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	p := n.path()
 	fsa, ok := f.(FileSetattrer)
+	fga, gok := f.(FileGetattrer)
+	if ok && fsa != nil && gok && fga != nil {
+		if errno := fsa.Setattr(ctx, in, out); errno != 0 {
+			return errno
+		}
+		return fga.Getattr(ctx, out)
+	}
+	dirfd, name, err := n.at()
+	if err != nil {
+		return ToErrno(err)
+	}
+	defer syscall.Close(dirfd)
 	if ok && fsa != nil {
 		if errno := fsa.Setattr(ctx, in, out); errno != 0 {
 			return errno
 		}
 	} else {
 		if m, ok := in.GetMode(); ok {
-			if err := syscall.Chmod(p, m); err != nil {
+			if err := chmodAt(dirfd, name, m); err != nil {
 				return ToErrno(err)
 			}
 		}
@@ -474,7 +550,7 @@ func (n *LoopbackNode) Setattr(ctx context.Context, f FileHandle, in *fuse.SetAt
 			if gok {
 				sgid = int(gid)
 			}
-			if err := unix.Fchownat(unix.AT_FDCWD, p, suid, sgid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := unix.Fchownat(dirfd, name, suid, sgid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return ToErrno(err)
 			}
 		}
@@ -482,7 +558,7 @@ func (n *LoopbackNode) Setattr(ctx context.Context, f FileHandle, in *fuse.SetAt
 		// Truncate before setting times, so an explicit mtime is
 		// not clobbered by the truncate.
 		if sz, ok := in.GetSize(); ok {
-			if err := syscall.Truncate(p, int64(sz)); err != nil {
+			if err := truncateAt(dirfd, name, int64(sz)); err != nil {
 				return ToErrno(err)
 			}
 		}
@@ -507,45 +583,50 @@ func (n *LoopbackNode) Setattr(ctx context.Context, f FileHandle, in *fuse.SetAt
 				}
 			}
 			ts := []unix.Timespec{ta, tm}
-			if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return ToErrno(err)
 			}
 		}
 	}
 
-	fga, ok := f.(FileGetattrer)
-	if ok && fga != nil {
-		fga.Getattr(ctx, out)
-	} else {
-		st := syscall.Stat_t{}
-		err := syscall.Lstat(p, &st)
-		if err != nil {
-			return ToErrno(err)
-		}
-		out.FromStat(&st)
+	if gok && fga != nil {
+		return fga.Getattr(ctx, out)
 	}
+	var st syscall.Stat_t
+	var btime syscall.Timespec
+	if err := lstatAt(dirfd, name, &st, &btime); err != nil {
+		return ToErrno(err)
+	}
+	out.FromStat(&st)
 	return OK
 }
 
 var _ = (NodeGetxattrer)((*LoopbackNode)(nil))
 
-func (n *LoopbackNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	sz, err := unix.Lgetxattr(n.path(), attr, dest)
-	return uint32(sz), ToErrno(err)
+func (n *LoopbackNode) Getxattr(ctx context.Context, attr string, dest []byte) (sz uint32, errno syscall.Errno) {
+	errno = n.withXattrPath(func(p string) (err error) {
+		var s int
+		s, err = unix.Getxattr(p, attr, dest)
+		sz = uint32(s)
+		return err
+	})
+	return sz, errno
 }
 
 var _ = (NodeSetxattrer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	err := unix.Lsetxattr(n.path(), attr, data, int(flags))
-	return ToErrno(err)
+	return n.withXattrPath(func(p string) error {
+		return unix.Setxattr(p, attr, data, int(flags))
+	})
 }
 
 var _ = (NodeRemovexattrer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	err := unix.Lremovexattr(n.path(), attr)
-	return ToErrno(err)
+	return n.withXattrPath(func(p string) error {
+		return unix.Removexattr(p, attr)
+	})
 }
 
 var _ = (NodeCopyFileRanger)((*LoopbackNode)(nil))

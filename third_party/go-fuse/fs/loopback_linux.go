@@ -8,7 +8,10 @@ package fs
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -20,7 +23,12 @@ var _ = (NodeTmpfiler)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*Inode, FileHandle, uint32, syscall.Errno) {
 	flags = flags &^ syscall.O_APPEND
-	fd, err := syscall.Open(n.path(), int(flags)|unix.O_TMPFILE, mode)
+	dirfd, err := n.dir()
+	if err != nil {
+		return nil, nil, 0, ToErrno(err)
+	}
+	fd, err := unix.Openat(dirfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode)
+	syscall.Close(dirfd)
 	if err != nil {
 		return nil, nil, 0, ToErrno(err)
 	}
@@ -59,6 +67,102 @@ func init() {
 
 func lstat(path string, st *syscall.Stat_t, btime *syscall.Timespec) error {
 	return doStatx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, st, btime)
+}
+
+// lstatAt is lstat of name in the directory dirfd.
+func lstatAt(dirfd int, name string, st *syscall.Stat_t, btime *syscall.Timespec) error {
+	return doStatx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW, st, btime)
+}
+
+func (n *LoopbackNode) mknodAt(dirfd int, name string, mode, rdev uint32) error {
+	return unix.Mknodat(dirfd, name, mode, intDev(rdev))
+}
+
+// dirOpenFlags open a directory for *at calls only.
+const dirOpenFlags = unix.O_PATH | unix.O_DIRECTORY
+
+// openNoFollow opens name in dirfd as an O_PATH descriptor of whatever is
+// there, a symlink itself included.
+func openNoFollow(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// procPath names the very inode fd was opened on: a path through it
+// leads there and no further, even when that inode is a symlink.
+func procPath(fd int) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd)
+}
+
+// chmodAt is chmod of name in dirfd, which must not be a symlink (Linux
+// cannot chmod one; following it could lead anywhere): fchmodat2 with
+// AT_SYMLINK_NOFOLLOW (Linux 6.6), else through an O_PATH descriptor.
+func chmodAt(dirfd int, name string, mode uint32) error {
+	if !noFchmodat2.Load() {
+		p, err := unix.BytePtrFromString(name)
+		if err != nil {
+			return err
+		}
+		_, _, e := unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(mode), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
+		if e != unix.ENOSYS {
+			if e == 0 {
+				return nil
+			}
+			return e
+		}
+		noFchmodat2.Store(true)
+	}
+	fd, err := openNoFollow(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.EOPNOTSUPP
+	}
+	return unix.Chmod(procPath(fd), mode)
+}
+
+var noFchmodat2 atomic.Bool
+
+// truncateAt is truncate(2) of name in dirfd, following no symlink.
+func truncateAt(dirfd int, name string, size int64) error {
+	fd, err := openNoFollow(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return unix.Truncate(procPath(fd), size)
+	case unix.S_IFDIR:
+		return unix.EISDIR
+	}
+	return unix.EINVAL
+}
+
+// withXattrPath calls fn with a path to node n that leads to it and
+// nowhere else, for the xattr calls, which have no *at form before Linux
+// 6.13.
+func (n *LoopbackNode) withXattrPath(fn func(p string) error) syscall.Errno {
+	dirfd, name, err := n.at()
+	if err != nil {
+		return ToErrno(err)
+	}
+	fd, err := openNoFollow(dirfd, name)
+	syscall.Close(dirfd)
+	if err != nil {
+		return ToErrno(err)
+	}
+	defer syscall.Close(fd)
+	return ToErrno(fn(procPath(fd)))
 }
 
 func stat(path string, st *syscall.Stat_t, btime *syscall.Timespec) error {
@@ -140,11 +244,15 @@ func (n *LoopbackNode) Statx(ctx context.Context, f FileHandle,
 		}
 	}
 
-	p := n.path()
-
-	st := unix.Statx_t{}
-	err := unix.Statx(unix.AT_FDCWD, p, int(flags), int(mask), &st)
+	dirfd, name, err := n.at()
 	if err != nil {
+		return ToErrno(err)
+	}
+	defer syscall.Close(dirfd)
+	// The kernel resolved any link to this node; it is the node itself
+	// that is asked about.
+	st := unix.Statx_t{}
+	if err := unix.Statx(dirfd, name, int(flags)&^unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, int(mask), &st); err != nil {
 		return ToErrno(err)
 	}
 	out.FromStatx(&st)

@@ -15,6 +15,10 @@ import (
 var _ = (NodeListxattrer)((*LoopbackNode)(nil))
 
 func (n *LoopbackNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	sz, err := unix.Llistxattr(n.path(), dest)
-	return uint32(sz), ToErrno(err)
+	var sz int
+	errno := n.withXattrPath(func(p string) (err error) {
+		sz, err = unix.Listxattr(p, dest)
+		return err
+	})
+	return uint32(sz), errno
 }
