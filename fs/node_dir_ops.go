@@ -145,7 +145,7 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 // node in its tree after we return (see mountState.recordChanged for how a
 // flush racing that move still reports the new name). RENAME_NOREPLACE behaves as a rename.
 // RENAME_EXCHANGE is reported as Changed on both names (no pair of renames
-// expresses a swap). RENAME_WHITEOUT (overlayfs) is a rename plus a new
+// expresses a swap), a directory's as a rename from "" (its tree is walked). RENAME_WHITEOUT (overlayfs) is a rename plus a new
 // special file at the old name, reported Changed.
 func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	n.m.rec.Throttle()
@@ -167,8 +167,12 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 
 	switch {
 	case flags&unix.RENAME_EXCHANGE != 0:
-		n.m.rec.Changed(from)
-		n.m.rec.Changed(to)
+		// Each name now holds what the other did: a file is a change; a
+		// directory's whole tree changed place with nothing to copy it
+		// from, which the syncer walks (a rename without a source).
+		fromDir := n.m.isDirAt(from)
+		n.m.recordSwapped(from, fromDir, isDir)
+		n.m.recordSwapped(to, isDir, fromDir)
 	case flags&unix.RENAME_WHITEOUT != 0:
 		n.m.rec.Renamed(from, to, isDir)
 		n.m.rec.Changed(from)
@@ -193,6 +197,32 @@ func (m *mountState) unlink(rel string, dir bool) syscall.Errno {
 
 // rename renames from to to in WORKDIR (renameat2 with flags) and says
 // whether from was a directory.
+// recordSwapped reports rel, which RENAME_EXCHANGE gave another's content
+// (a directory now when isDir, one before when wasDir).
+func (m *mountState) recordSwapped(rel string, isDir, wasDir bool) {
+	switch {
+	case isDir:
+		m.rec.Renamed("", rel, true)
+	case wasDir:
+		// The tree that was here went: its objects go with it.
+		m.rec.Removed(rel, true)
+		m.rec.Changed(rel)
+	default:
+		m.rec.Changed(rel)
+	}
+}
+
+// isDirAt reports whether rel is a directory now.
+func (m *mountState) isDirAt(rel string) bool {
+	a, err := m.dir.At(rel)
+	if err != nil {
+		return false
+	}
+	defer a.Close()
+	var st syscall.Stat_t
+	return a.Lstat(&st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+}
+
 func (m *mountState) rename(from, to string, flags uint32) (isDir bool, errno syscall.Errno) {
 	src, err := m.dir.At(from)
 	if err != nil {

@@ -283,6 +283,25 @@ func TestRecords(t *testing.T) {
 			wantContent(t, work+"/b", "A")
 		},
 	}, {
+		name: "RENAME_EXCHANGE of directories reports both trees",
+		setup: func(t *testing.T, work string) {
+			must(t, os.Mkdir(work+"/a", 0o755))
+			write(t, work+"/a/x", "A")
+			must(t, os.Mkdir(work+"/b", 0o755))
+			write(t, work+"/b/y", "B")
+			write(t, work+"/f", "F")
+		},
+		act: func(t *testing.T, tm *testMount) {
+			must(t, unix.Renameat2(unix.AT_FDCWD, tm.path("a"), unix.AT_FDCWD, tm.path("b"), unix.RENAME_EXCHANGE))
+			must(t, unix.Renameat2(unix.AT_FDCWD, tm.path("a"), unix.AT_FDCWD, tm.path("f"), unix.RENAME_EXCHANGE))
+		},
+		want: []call{renamed("", "a", true), renamed("", "b", true), removed("a", true), changed("a"), renamed("", "f", true)},
+		check: func(t *testing.T, work string) {
+			wantContent(t, work+"/a", "F")
+			wantContent(t, work+"/f/y", "B")
+			wantContent(t, work+"/b/x", "A")
+		},
+	}, {
 		name:  "RENAME_NOREPLACE is a rename",
 		setup: func(t *testing.T, work string) { write(t, work+"/a", "A") },
 		act: func(t *testing.T, tm *testMount) {

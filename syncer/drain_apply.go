@@ -463,6 +463,16 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 	} else if notExist(err) {
 		return d.removeTree(ctx, rel, false)
 	}
+	if e, ok, err := d.c.Get(rel); err != nil {
+		return err
+	} else if ok && e.Kind != cache.KindDir {
+		// A file or link was here (a directory swapped with it by
+		// RENAME_EXCHANGE): its object goes, as when a file becomes a
+		// directory.
+		if err := d.removeFile(ctx, rel, immediate); err != nil {
+			return err
+		}
+	}
 	var firstErr error
 	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {
 		var nr *notRegularError

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s3sync/s3sync/internal/s3test"
 	"github.com/s3sync/s3sync/internal/testfs"
 )
@@ -113,4 +115,42 @@ func appendTo(t *testing.T, path, s string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Two directories swapped with renameat2(RENAME_EXCHANGE) (fsstress does
+// it): each name's objects follow the tree now there, and a directory
+// swapped with a file too.
+func TestMountExchangeDirectories(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	m := newMount(t, bucket, "--settle=50ms", "--delete")
+	m.start()
+	mnt := m.mountpoint
+	must(t, os.MkdirAll(mnt+"/a/sub", 0o755))
+	testfs.WriteFile(t, mnt+"/a/x", "A")
+	testfs.WriteFile(t, mnt+"/a/sub/deep", "A deep")
+	must(t, os.Mkdir(mnt+"/b", 0o755))
+	testfs.WriteFile(t, mnt+"/b/y", "B")
+	testfs.WriteFile(t, mnt+"/f", "F")
+	m.waitDrained(60 * time.Second)
+	must(t, unix.Renameat2(unix.AT_FDCWD, mnt+"/a", unix.AT_FDCWD, mnt+"/b", unix.RENAME_EXCHANGE))
+	m.waitDrained(60 * time.Second)
+	m.waitFor("the swapped trees in the bucket", 60*time.Second, func() bool {
+		objs := srv.Objects(t, bucket, "data/")
+		_, bx := objs["data/b/x"]
+		_, ay := objs["data/a/y"]
+		_, ax := objs["data/a/x"]
+		return bx && ay && !ax
+	})
+	m.bucketMatchesWorkdir()
+	must(t, unix.Renameat2(unix.AT_FDCWD, mnt+"/b", unix.AT_FDCWD, mnt+"/f", unix.RENAME_EXCHANGE))
+	m.waitDrained(60 * time.Second)
+	m.waitFor("the directory and the file swapped in the bucket", 60*time.Second, func() bool {
+		objs := srv.Objects(t, bucket, "data/")
+		_, fx := objs["data/f/sub/deep"]
+		b, _ := srv.Get(t, bucket, "data/b")
+		return fx && b == "F"
+	})
+	m.bucketMatchesWorkdir()
+	m.stop()
 }
