@@ -61,7 +61,7 @@ test: tools $(TESTCHECK)
 	$(GO) vet ./...
 	$(TESTCHECK) -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	cd third_party/go-fuse && $(GO) vet ./fuse/ ./fs/ && $(TESTCHECK) -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./fuse/ && \
-		$(TESTCHECK) -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'TestOnKernelAdd|TestNotifyPrune|TestForget' ./fs/
+		$(TESTCHECK) -- $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'TestOnKernelAdd|TestNotifyPrune|TestForget|TestLoopbackSwappedDir' ./fs/
 
 # The end-to-end tests with every mount served over FUSE-over-io_uring.
 .PHONY: test-io-uring
