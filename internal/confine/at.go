@@ -99,6 +99,10 @@ func (a At) Chmod(mode uint32) error {
 			return nil
 		case unix.ENOSYS:
 			noFchmodat2.Store(true)
+		case unix.EPERM:
+			// A seccomp filter that does not know the call yet answers
+			// EPERM (systemd's SystemCallErrorNumber); a real EPERM
+			// comes again from the fallback.
 		default:
 			return e
 		}

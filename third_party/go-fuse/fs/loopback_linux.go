@@ -103,13 +103,18 @@ func chmodAt(dirfd int, name string, mode uint32) error {
 			return err
 		}
 		_, _, e := unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(mode), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
-		if e != unix.ENOSYS {
-			if e == 0 {
-				return nil
-			}
+		switch e {
+		case 0:
+			return nil
+		case unix.ENOSYS:
+			noFchmodat2.Store(true)
+		case unix.EPERM:
+			// A seccomp filter that does not know the call yet answers
+			// EPERM (systemd's SystemCallErrorNumber); a real EPERM
+			// comes again from the fallback.
+		default:
 			return e
 		}
-		noFchmodat2.Store(true)
 	}
 	fd, err := openNoFollow(dirfd, name)
 	if err != nil {
