@@ -568,6 +568,12 @@ func (b buckets) put(path string, kind Op, from string, isDir bool, first, last 
 			if kind == OpChanged && prev.From != "" {
 				r.From, r.IsDir = prev.From, prev.IsDir
 			}
+			if kind == OpChanged && prev.Op == OpRenamed && prev.From == "" && prev.IsDir {
+				// A tree record without a source (RENAME_EXCHANGE) stays
+				// one: a chmod of the directory must not make the syncer
+				// skip walking it.
+				r.Op, r.IsDir = OpRenamed, true
+			}
 			if kind == OpChanged && prev.Op == OpRemoved && prev.IsDir {
 				// A directory removed (or renamed away) and made again:
 				// the objects of the files it held still have to go. Its

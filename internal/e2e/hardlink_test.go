@@ -134,6 +134,10 @@ func TestMountExchangeDirectories(t *testing.T) {
 	testfs.WriteFile(t, mnt+"/f", "F")
 	m.waitDrained(60 * time.Second)
 	must(t, unix.Renameat2(unix.AT_FDCWD, mnt+"/a", unix.AT_FDCWD, mnt+"/b", unix.RENAME_EXCHANGE))
+	// A change of the directory itself right after (fsstress chmods and
+	// chowns them) must not turn the tree's record into a plain change.
+	must(t, os.Chmod(mnt+"/a", 0o750))
+	must(t, os.Chmod(mnt+"/b", 0o750))
 	m.waitDrained(60 * time.Second)
 	m.waitFor("the swapped trees in the bucket", 60*time.Second, func() bool {
 		objs := srv.Objects(t, bucket, "data/")
