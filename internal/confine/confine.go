@@ -30,7 +30,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/s3sync/s3sync/internal/dirstat"
@@ -110,20 +109,6 @@ func (r *Root) Join(rel string) string {
 		return r.path
 	}
 	return filepath.Join(r.path, filepath.FromSlash(rel))
-}
-
-// Rel is the path of abs relative to the root, slash-separated, or an
-// error when abs is not below it (for callers that still hold absolute
-// paths).
-func (r *Root) Rel(abs string) (string, error) {
-	rel, err := filepath.Rel(r.path, abs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
-		return "", fmt.Errorf("%s: %w", abs, ErrOutside)
-	}
-	if rel == "." {
-		return "", nil
-	}
-	return filepath.ToSlash(rel), nil
 }
 
 // Check reports whether rel is a plain relative path that names something
@@ -449,10 +434,6 @@ func (r *Root) Chmod(rel string, mode uint32) error {
 	return nil
 }
 
-// TempPrefix starts the names of temporary files a Root makes; walks skip
-// them.
-const TempPrefix = ".s3sync-tmp-"
-
 // CreateTemp opens a new file in the directory dir for writing: unnamed
 // (O_TMPFILE, name "") where the filesystem allows, else under a fresh
 // temporary name that is returned (relative to the root).
@@ -485,10 +466,4 @@ func (r *Root) Link(f *os.File, rel string) error {
 		return r.pathErr("link", rel, err)
 	}
 	return nil
-}
-
-// NotThere reports whether err says rel is not in the root as a plain
-// path: missing, or a parent that is a file or a link.
-func NotThere(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP)
 }

@@ -108,7 +108,7 @@ func TestNothingThroughLinks(t *testing.T) {
 	if err := r.Remove("outfile"); err != nil {
 		t.Errorf("remove of the link itself: %v", err)
 	}
-	if _, err := r.Lstat("out/secret"); !NotThere(err) {
+	if _, err := r.Lstat("out/secret"); !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
 		t.Errorf("lstat through a link: %v", err)
 	}
 	outsideUnchanged(t, out)
