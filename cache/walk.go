@@ -76,7 +76,20 @@ func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileIn
 		}
 		return fmt.Errorf("cache: walk %s: %w", dir, err)
 	}
-	if len(ents) == 0 && rel != "" {
+	if rel != "" && !holdsStorable(ents) {
+		// Nothing S3 can hold: the marker keeps the directory (and the
+		// special files in it are told of).
+		if special != nil {
+			for _, ent := range ents {
+				if skip != nil && skip(rel+"/"+ent.Name()) {
+					continue
+				}
+				info, err := ent.Info()
+				if err == nil && Special(info.Mode().Type()) {
+					special(rel+"/"+ent.Name(), info)
+				}
+			}
+		}
 		info, err := os.Lstat(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -144,4 +157,23 @@ func walkDir(root, rel string, skip func(string) bool, fn func(string, os.FileIn
 		}
 	}
 	return nil
+}
+
+// Special reports whether a file of type t is a FIFO, socket or device,
+// which S3 cannot hold: such files are skipped, and a directory holding
+// nothing else counts as empty, so that its marker gives it back on a
+// restore.
+func Special(t fs.FileMode) bool {
+	return t&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice|fs.ModeIrregular) != 0
+}
+
+// holdsStorable reports whether a directory's entries include one S3 can
+// hold (a file, link or directory).
+func holdsStorable(ents []fs.DirEntry) bool {
+	for _, ent := range ents {
+		if !Special(ent.Type()) {
+			return true
+		}
+	}
+	return false
 }

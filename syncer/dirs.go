@@ -44,8 +44,8 @@ func excludedRel(f *Filters, rel string) bool {
 	return f.Excluded(rel)
 }
 
-// emptyDir reports whether the directory at p holds nothing (s3sync's own
-// temporary files aside).
+// emptyDir reports whether the directory at p holds nothing S3 can store:
+// s3sync's own temporary files and FIFOs, sockets and devices aside.
 func emptyDir(p string) (bool, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -68,9 +68,9 @@ func emptyDirIn(root *confine.Root, rel string) (bool, error) {
 
 func emptyOpenDir(f *os.File) (bool, error) {
 	for {
-		names, err := f.Readdirnames(16)
-		for _, n := range names {
-			if !strings.HasPrefix(n, TempPrefix) {
+		ents, err := f.ReadDir(16)
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), TempPrefix) && !cache.Special(e.Type()) {
 				return false, nil
 			}
 		}

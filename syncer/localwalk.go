@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/dirstat"
 )
 
@@ -155,7 +156,8 @@ func idOf(fi os.FileInfo) fileID {
 }
 
 // push lists dir and makes it the current directory; empty reports that
-// it was read in full and holds nothing (s3sync's temporary files aside).
+// it was read in full and holds nothing S3 can store (s3sync's temporary
+// files, FIFOs, sockets and devices aside).
 func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -171,7 +173,7 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 	entries := make([]walkEntry, 0, len(dents))
 	for _, d := range dents {
 		name := d.Name()
-		if !strings.HasPrefix(name, TempPrefix) {
+		if !strings.HasPrefix(name, TempPrefix) && !cache.Special(d.Type()) {
 			empty = false
 		}
 		e := walkEntry{name: name, key: name}

@@ -116,3 +116,63 @@ func TestMountSpecialFilesSkipped(t *testing.T) {
 	})
 	m.stop()
 }
+
+// A directory that holds only FIFOs, sockets or devices holds nothing S3
+// can store: its marker keeps it, so a restore gives it back. So does one
+// left with only such files when its last regular file goes, one made
+// while unmounted (the start-up scan), and one uploaded by reconcile.
+func TestDirOfSpecialFilesKept(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	m := newMount(t, bucket)
+	m.start()
+	mnt := m.mountpoint
+	must(t, os.Mkdir(mnt+"/fifos", 0o755))
+	must(t, syscall.Mkfifo(mnt+"/fifos/p", 0o644))
+	must(t, os.Mkdir(mnt+"/mixed", 0o755))
+	testfs.WriteFile(t, mnt+"/mixed/f", "f")
+	must(t, syscall.Mkfifo(mnt+"/mixed/p", 0o644))
+	m.waitDrained(60 * time.Second)
+	must(t, os.Remove(mnt+"/mixed/f"))
+	m.waitDrained(60 * time.Second)
+	m.stop()
+	must(t, os.Mkdir(m.workdir+"/offline", 0o755))
+	must(t, syscall.Mkfifo(m.workdir+"/offline/p", 0o644))
+	m.start()
+	m.waitDrained(60 * time.Second)
+	dirs := []string{"fifos", "mixed", "offline"}
+	m.waitFor("the markers of fifos/, mixed/ and offline/", 30*time.Second, func() bool {
+		objs := srv.Objects(t, bucket, "data/")
+		for _, d := range dirs {
+			if _, ok := objs["data/"+d+"/"]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	m.stop()
+
+	restored := t.TempDir()
+	if out, err := exec.Command(bin, "reconcile", "--endpoint-url", srv.Endpoint, m.url, restored).CombinedOutput(); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	for _, d := range dirs {
+		if info, err := os.Stat(restored + "/" + d); err != nil || !info.IsDir() {
+			t.Errorf("restore lost directory %s (it held only a FIFO): %v", d, err)
+		}
+	}
+
+	// reconcile's own walk stores the same marker (and exits 2, as the
+	// AWS CLI does, for the FIFOs it skipped).
+	other := srv.NewBucket(t)
+	out, err := exec.Command(bin, "reconcile", "--endpoint-url", srv.Endpoint, m.workdir, "s3://"+other+"/up").CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
+		t.Fatalf("reconcile upload: %v, want exit 2 for the skipped FIFOs\n%s", err, out)
+	}
+	objs := srv.Objects(t, other, "up/")
+	for _, d := range dirs {
+		if _, ok := objs["up/"+d+"/"]; !ok {
+			t.Errorf("reconcile upload stored no marker for %s/ (it holds only a FIFO); bucket holds %v", d, sortedKeys(objs))
+		}
+	}
+}
