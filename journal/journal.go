@@ -574,10 +574,11 @@ func (b buckets) put(path string, kind Op, from string, isDir bool, first, last 
 				// skip walking it.
 				r.Op, r.IsDir = OpRenamed, true
 			}
-			if kind == OpChanged && prev.Op == OpRemoved && prev.IsDir {
-				// A directory removed (or renamed away) and made again:
-				// the objects of the files it held still have to go. Its
-				// new files are recorded one by one.
+			if (kind == OpChanged || kind == OpRemoved) && prev.Op == OpRemoved && prev.IsDir {
+				// A directory removed (or renamed away) and made again,
+				// even as a file or link removed since: the objects of
+				// the files it held still have to go. Its new files are
+				// recorded one by one.
 				r.Op, r.IsDir = OpRemoved, true
 			}
 			if inPending {
