@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"golang.org/x/sys/unix"
 )
 

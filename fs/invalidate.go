@@ -3,7 +3,7 @@ package fs
 import (
 	"strings"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
 )
 
 // What the mount's pull needs: it replaces and removes files in WORKDIR

@@ -8,9 +8,9 @@ import (
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/s3sync/s3sync/internal/confine"
+	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 )
 
 // mountState is shared by every node of one mount.

@@ -1,7 +1,7 @@
 package fs
 
 import (
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
 )
 
 // The go-fuse interfaces Node overrides. Everything else (Lookup, Getattr,

@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
 )
 
 // The kernel keeps every inode it has looked up until memory pressure makes

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
 )
 
 // treeSize counts the nodes go-fuse holds below and including in: what the

@@ -4,7 +4,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/posixtest"
+	"github.com/s3sync/s3sync/third_party/go-fuse/posixtest"
 )
 
 // TestPosix runs go-fuse's POSIX conformance suite against the mount, each

@@ -91,7 +91,7 @@ floor_find() {
 	[ -n "$GOFUSE_LOOPBACK" ] && log "  go-fuse loopback: $GOFUSE_LOOPBACK (go-fuse $FLOOR_LB_VERSION; s3sync's: $(floor_gofuse))"
 }
 
-floor_gofuse() { go list -m -f '{{if .Replace}}{{.Replace.Path}} {{.Replace.Version}}{{else}}{{.Version}}{{end}}' github.com/hanwen/go-fuse/v2 2>/dev/null || echo unknown; }
+floor_gofuse() { sed -n 's/^const Upstream = "github.com\/hanwen\/go-fuse\/v2 \(.*\)"/\1 + patches (third_party\/go-fuse)/p' "$REPO/third_party/go-fuse/fuse/upstream.go" 2>/dev/null | grep . || echo unknown; }
 
 floor_uring_on() {
 	[ -n "$URING_OLD" ] && return 0

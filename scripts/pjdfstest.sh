@@ -6,13 +6,13 @@
 #   scripts/pjdfstest.sh PJDFSTEST_DIR LOOPBACK_BIN [TARGET...] [-- TEST_PATH...]
 #
 # PJDFSTEST_DIR: a built pjdfstest checkout (tests/ and the pjdfstest binary);
-# LOOPBACK_BIN: go-fuse's example/loopback built from the go-fuse version in
-# go.mod. TARGETs: s3sync, loopback (default: both), ext4 (a plain directory
-# on the disk WORKDIR lives on, to see what the kernel's filesystem itself
-# fails). TEST_PATHs narrow the run (e.g. tests/chown), relative to
-# PJDFSTEST_DIR. Neither tool is built here or kept in the tree: see README,
-# "POSIX conformance". Not part of `make test` (it takes minutes and needs
-# root). Per-target prove output is kept in $OUT (default a temp dir);
+# LOOPBACK_BIN: go-fuse's example/loopback, built from the release our fork
+# started from (fuse.Upstream). TARGETs: s3sync, loopback (default: both),
+# ext4 (a plain directory on the disk WORKDIR lives on, to see what the
+# kernel's filesystem itself fails). TEST_PATHs narrow the run (tests/chown),
+# relative to PJDFSTEST_DIR. Neither tool is built here or kept in the tree
+# (README, "POSIX conformance"). Not part of `make test` (it takes minutes and
+# needs root). Per-target prove output is kept in $OUT (default a temp dir);
 # PROVE_ARGS (default -r) are prove's flags, e.g. PROVE_ARGS=-rv to see each
 # subtest.
 set -euo pipefail

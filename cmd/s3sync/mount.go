@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"github.com/spf13/cobra"
 
 	"github.com/s3sync/s3sync/cache"

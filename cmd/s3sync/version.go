@@ -6,11 +6,15 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"github.com/spf13/cobra"
 )
 
 // version is set at build time (the Makefile passes git describe);
-// otherwise it comes from the module version `go install` records.
+// otherwise it comes from the module version the go command records: the
+// tag for `go install …/cmd/s3sync@VERSION`, a pseudo-version with the
+// commit for a build in a clone (when it stamps VCS information; `go run`
+// does not, which prints "devel").
 var version = ""
 
 // versionText is what --version prints: the version, the toolchain and
@@ -46,6 +50,9 @@ func versionText() string {
 		}
 	}
 	fmt.Fprintf(&b, "- go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	// go-fuse is built from the patched copy inside this module, which the
+	// build info does not list as a module.
+	fmt.Fprintf(&b, "- %s, patched (third_party/go-fuse)\n", fuse.Upstream)
 	if ok {
 		for _, d := range bi.Deps {
 			if d.Replace != nil {

@@ -2,7 +2,7 @@
 
 package fs
 
-import "github.com/hanwen/go-fuse/v2/fuse"
+import "github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 
 func (b *rawBridge) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) fuse.Status {
 	return fuse.ENOSYS

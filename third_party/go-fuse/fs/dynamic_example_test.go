@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 )
 
 // numberNode is a filesystem node representing an integer. Prime

@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/utimens"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/utimens"
 )
 
 func setBlocks(out *fuse.Attr) {

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
 )
 
 type allChildrenNode struct {

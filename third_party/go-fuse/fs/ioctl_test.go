@@ -13,7 +13,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/hanwen/go-fuse/v2/internal/ioctl"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/ioctl"
 )
 
 type ioctlNode struct {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
 )
 
 // kernelAddNode is a loopback node that counts the nodes the kernel

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/openat"
-	"github.com/hanwen/go-fuse/v2/internal/renameat"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/openat"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/renameat"
 	"golang.org/x/sys/unix"
 )
 

@@ -8,7 +8,7 @@ import (
 	"context"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/internal/xattr"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/xattr"
 	"golang.org/x/sys/unix"
 )
 

@@ -15,9 +15,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/ioctl"
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/ioctl"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 

@@ -8,9 +8,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/renameat"
 	"github.com/kylelemons/godebug/pretty"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/renameat"
 	"golang.org/x/sys/unix"
 )
 

@@ -9,9 +9,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
-	"github.com/hanwen/go-fuse/v2/posixtest"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/posixtest"
 )
 
 // With CAP_SETXATTR_EXT, SetXAttrIn is 8 bytes longer; a wrong size

@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
-	"github.com/hanwen/go-fuse/v2/posixtest"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/posixtest"
 	"golang.org/x/sys/unix"
 )
 

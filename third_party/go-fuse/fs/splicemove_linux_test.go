@@ -17,9 +17,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
-	"github.com/hanwen/go-fuse/v2/splice"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/splice"
 	"golang.org/x/sys/unix"
 )
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
 )
 
 func TestWindowsEmulations(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fs"
 )
 
 var testData = map[string]string{

@@ -8,7 +8,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
 )
 
 func TestBufferPool(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 )
 
 // A program the server starts must not inherit /dev/fuse: if the server

@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/internal/testutil"
 	"github.com/moby/sys/mountinfo"
+	"github.com/s3sync/s3sync/third_party/go-fuse/internal/testutil"
 )
 
 // TestMountDevFd tests the special `/dev/fd/N` mountpoint syntax, where a

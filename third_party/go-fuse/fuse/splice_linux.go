@@ -10,7 +10,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/splice"
+	"github.com/s3sync/s3sync/third_party/go-fuse/splice"
 )
 
 func (s *Server) setSplice() {

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fs"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"golang.org/x/sys/unix"
 )
 
