@@ -87,7 +87,7 @@ soak: tools
 	$(MAKE) soak-fstools
 
 # xfstests' fsx and fsstress inside a mount against the local server, the
-# bucket then read with the AWS CLI (README, Soak). Built outside this
+# bucket then read with the AWS CLI (docs/exactness.md). Built outside this
 # tree; when missing, the script says how to build them and fails.
 FSX       ?= $(CURDIR)/../tools/xfstests/ltp/fsx
 FSSTRESS  ?= $(CURDIR)/../tools/xfstests/ltp/fsstress
@@ -95,7 +95,7 @@ FSSTRESS  ?= $(CURDIR)/../tools/xfstests/ltp/fsstress
 soak-fstools: build tools
 	./scripts/soak-fstools.sh "$(FSX)" "$(FSSTRESS)"
 
-# POSIX conformance (README, "POSIX conformance"): pjdfstest inside an
+# POSIX conformance (docs/exactness.md): pjdfstest inside an
 # `s3sync mount --allow-other` and inside go-fuse's loopback example, both
 # built outside this tree. Needs root; not part of `make test`.
 PJDFSTEST ?= $(CURDIR)/../pjdfstest
@@ -103,7 +103,7 @@ LOOPBACK  ?= $(CURDIR)/../tools/loopback
 .PHONY: pjdfstest
 pjdfstest: build tools
 	@if [ ! -x "$(PJDFSTEST)/pjdfstest" ] || [ ! -x "$(LOOPBACK)" ]; then \
-		echo "skipped: pjdfstest ($(PJDFSTEST)) or go-fuse's loopback ($(LOOPBACK)) not built, see README (POSIX conformance)"; \
+		echo "skipped: pjdfstest ($(PJDFSTEST)) or go-fuse's loopback ($(LOOPBACK)) not built, see docs/development.md"; \
 	else \
 		./scripts/pjdfstest.sh "$(PJDFSTEST)" "$(LOOPBACK)"; \
 	fi
@@ -116,7 +116,7 @@ bench: build tools
 
 # A million files (BENCH_SCALE_FILES=100000 for a quicker run): reconcile
 # against rclone, the mount's start-up, status and the journal at that size.
-# Not part of bench: see README, Performance, for how long it takes.
+# Not part of bench: see docs/performance.md for how long it takes.
 .PHONY: bench-scale
 bench-scale: build tools
 	./scripts/bench-scale.sh

@@ -4,7 +4,7 @@
 # how much of an untar through s3sync is FUSE itself.
 #
 #   BENCH_TOOLS=D        where the peers are looked for (default ../tools, next
-#                        to the repository, where README builds them)
+#                        to the repository, where docs/development.md builds them)
 #   PASSTHROUGH_HP=BIN   libfuse's example/passthrough_hp (default
 #                        D/passthrough_hp, else D/libfuse-src/build/example/passthrough_hp)
 #   GOFUSE_LOOPBACK=BIN  go-fuse's example/loopback (default D/loopback)
@@ -16,7 +16,7 @@
 # 6.14+); the section sets it to Y for its runs and puts the old value back.
 
 FLOOR_TOOLS=${BENCH_TOOLS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools}
-FLOOR_NOTBUILT="skipped: not built (see README: FUSE floor)"
+FLOOR_NOTBUILT="skipped: not built (see docs/development.md)"
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 URING_OLD=
 declare -A FLOOR_SKIP FLOOR_OPTS FLOOR_REQS FLOOR_DROPPED FLOOR_COUNT FLOOR_OPS
@@ -56,7 +56,7 @@ floor_find() {
 		PASSTHROUGH_HP=$hp
 		FLOOR_KINDS+=(hp)
 		if ! "$hp" --help 2>&1 | grep -q io_uring; then
-			FLOOR_SKIP[hp-uring]="skipped: passthrough_hp built without io_uring (liburing-dev and libnuma-dev missing; see README: FUSE floor)"
+			FLOOR_SKIP[hp-uring]="skipped: passthrough_hp built without io_uring (liburing-dev and libnuma-dev missing; see docs/development.md)"
 		fi
 	else
 		PASSTHROUGH_HP=

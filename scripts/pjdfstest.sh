@@ -10,8 +10,8 @@
 # started from (fuse.Upstream). TARGETs: s3sync, loopback (default: both),
 # ext4 (a plain directory on the disk WORKDIR lives on, to see what the
 # kernel's filesystem itself fails). TEST_PATHs narrow the run (tests/chown),
-# relative to PJDFSTEST_DIR. Neither tool is built here or kept in the tree
-# (README, "POSIX conformance"). Not part of `make test` (it takes minutes and
+# relative to PJDFSTEST_DIR. Neither tool is built here or kept in the tree:
+# see docs/development.md. Not part of `make test` (it takes minutes and
 # needs root). Per-target prove output is kept in $OUT (default a temp dir);
 # PROVE_ARGS (default -r) are prove's flags, e.g. PROVE_ARGS=-rv to see each
 # subtest.
@@ -38,7 +38,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "pjdfstest must run as root (it changes owners and makes device nodes)" >&2
 	exit 1
 fi
-[ -x "$PJD/pjdfstest" ] || { echo "$PJD/pjdfstest not built; see README, POSIX conformance" >&2; exit 1; }
+[ -x "$PJD/pjdfstest" ] || { echo "$PJD/pjdfstest not built; see docs/development.md" >&2; exit 1; }
 [ -x "$LOOPBACK" ] || { echo "$LOOPBACK: not an executable" >&2; exit 1; }
 command -v prove >/dev/null || { echo "prove (perl's Test::Harness) not installed" >&2; exit 1; }
 

@@ -41,7 +41,7 @@ RUNS=${RUNS:-fsx fsstress fsstress-kill}
 howto() {
 	cat >&2 <<'EOF'
 fsx and fsstress are xfstests' (https://git.kernel.org/pub/scm/fs/xfs/xfstests-dev.git), built
-outside this tree (see README, Soak):
+outside this tree (see docs/development.md):
   apt-get install -y xfslibs-dev libattr1-dev libacl1-dev libaio-dev liburing-dev autoconf libtool
   git clone https://git.kernel.org/pub/scm/fs/xfs/xfstests-dev.git ../tools/xfstests
   (cd ../tools/xfstests && make configure && ./configure && make -C lib && make -C ltp fsx fsstress)
