@@ -11,7 +11,7 @@ import (
 // with no control character to forge an output line, and the same key
 // given twice in one listing is never refused for clashing with itself.
 func FuzzKeyName(f *testing.F) {
-	for _, s := range []string{"a", "a/b", "..", "../x", "a/../../x", "/etc/passwd", "a//b", "a\nb", "a\x7f", "x.rclonelink", "x/", "x/y/", ".s3sync-tmp-1", "a\u2028b"} {
+	for _, s := range []string{"a", "a/b", "..", "../x", "a/../../x", "/etc/passwd", "a//b", "a\nb", "a\x7f", "x.rclonelink", "x/", "x/y/", ".s3sync-tmp-1", "a\u2028b", "..0", "..a/b"} {
 		f.Add(s)
 	}
 	root := "/work/dst"
@@ -27,7 +27,7 @@ func FuzzKeyName(f *testing.F) {
 		if err != nil {
 			t.Fatalf("LocalPath(%q): %v after CheckKeyName accepted it", name, err)
 		}
-		if rel, err := filepath.Rel(root, p); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		if rel, err := filepath.Rel(root, p); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
 			t.Fatalf("key %q lands at %s, not below %s", key, p, root)
 		}
 		if strings.ContainsAny(name, "\n\r\x00\x1b") {
