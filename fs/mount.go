@@ -175,12 +175,13 @@ func mount(workdir, mountpoint string, rec Recorder, opts Options) (*fuse.Server
 		m.nodes = newNodeLimit(math.MaxInt)
 	}
 	m.nodes.entryOnly = opts.entryOnly
-	// fixNew sets the owner of what is made through the mount: go-fuse's
-	// own chown to the caller would only be a second one.
+	// Made (fixNew) sets the owner and mode of what is made through the
+	// mount, in the directory the op resolved: go-fuse's own chown to the
+	// caller (KeepOwner false) would only be a second one.
 	// OpenDir: go-fuse's loopback resolves every directory it acts in
 	// below WORKDIR's fd, following no symlink, and then acts on one name
 	// there (see doc.go, Confinement).
-	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev), KeepOwner: true, OpenDir: dir.DirFd}
+	root := &gofs.LoopbackRoot{Path: abs, Dev: uint64(st.Dev), KeepOwner: true, OpenDir: dir.DirFd, Made: m.made}
 	rootNode := &Node{LoopbackNode: &gofs.LoopbackNode{RootData: root}, m: m}
 	root.RootNode = rootNode
 	m.root = rootNode

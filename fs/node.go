@@ -208,19 +208,6 @@ func (m *mountState) lstat(rel string, st *syscall.Stat_t) error {
 	return a.Lstat(st)
 }
 
-// remove removes rel from WORKDIR, a file or an empty directory (a node
-// just made that could not be finished).
-func (m *mountState) remove(rel string) {
-	a, err := m.dir.At(rel)
-	if err != nil {
-		return
-	}
-	defer a.Close()
-	if a.Unlink() == syscall.EISDIR {
-		a.Rmdir()
-	}
-}
-
 // inoOf is the inode number go-fuse gives a WORKDIR file with stat st
 // (fs.LoopbackRoot's idFromStat: the device is mixed in for files on other
 // filesystems than WORKDIR's).

@@ -16,8 +16,9 @@ import (
 // names the syscalls used. The Recorder is called only after the syscall
 // succeeded; a failed op reports nothing.
 
-// Mkdir creates a directory in WORKDIR (go-fuse's loopback), makes it the
-// caller's with the mode asked for (fixNew) and reports it Changed.
+// Mkdir creates a directory in WORKDIR (go-fuse's loopback, whose Made
+// hook makes it the caller's with the mode asked for: fixNew) and reports
+// it Changed.
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.m.rec.Throttle()
 	n.m.nsMu.Lock()
@@ -30,9 +31,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr); errno != 0 {
-		return nil, errno
-	}
+	n.m.madeAt(rel)
 	return ch, 0
 }
 
@@ -51,9 +50,7 @@ func (n *Node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.m.madeAt(ctx, rel, mode, true, &out.Attr); errno != 0 {
-		return nil, errno
-	}
+	n.m.madeAt(rel)
 	return ch, 0
 }
 
@@ -73,9 +70,7 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	if errno := n.m.madeAt(ctx, rel, 0, false, &out.Attr); errno != 0 {
-		return nil, errno
-	}
+	n.m.madeAt(rel)
 	return ch, 0
 }
 

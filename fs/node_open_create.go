@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"path"
 	"syscall"
 
 	gofs "github.com/s3sync/s3sync/third_party/go-fuse/fs"
@@ -30,10 +29,10 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	return h, fuseFlags, 0
 }
 
-// Create creates and opens a WORKDIR file (go-fuse's loopback) and makes it
-// the caller's with the mode asked for (fixNew). Nothing is reported yet:
-// the new handle starts dirty, so create+write+close is reported as one
-// Changed when it is closed.
+// Create creates and opens a WORKDIR file (go-fuse's loopback, whose Made
+// hook makes it the caller's with the mode asked for: fixNew). Nothing is
+// reported yet: the new handle starts dirty, so create+write+close is
+// reported as one Changed when it is closed.
 //
 // The file is created O_EXCL: the kernel sends CREATE only for a name it
 // just looked up and did not find, and a file that appeared there in
@@ -58,9 +57,6 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		releaseRaw(ctx, fh)
 		return nil, nil, 0, syscall.EIO
 	}
-	if errno := n.fixCreated(ctx, name, fh, mode, out); errno != 0 {
-		return nil, nil, 0, errno
-	}
 	h, errno := newFileHandle(child, fh, flags, true, &out.Attr)
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -83,9 +79,6 @@ func (n *Node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 		releaseRaw(ctx, fh)
 		return nil, nil, 0, syscall.EIO
 	}
-	if errno := n.fixCreated(ctx, "", fh, mode, out); errno != 0 {
-		return nil, nil, 0, errno
-	}
 	h, errno := newFileHandle(child, fh, flags, false, &out.Attr)
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -104,35 +97,6 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	}
 	o.dirty.Store(true)
 	return n.LoopbackNode.CopyFileRange(ctx, in.LoopbackFile, offIn, out, o.LoopbackFile, offOut, length, flags)
-}
-
-// fixCreated is fixNew for a file just created and opened as fh (name ""
-// for O_TMPFILE). On failure the handle is closed and the file removed.
-func (n *Node) fixCreated(ctx context.Context, name string, fh gofs.FileHandle, mode uint32, out *fuse.EntryOut) syscall.Errno {
-	n.m.nsMu.RLock()
-	dir, ok := n.m.relPath(n.EmbeddedInode())
-	n.m.nsMu.RUnlock()
-	lf, isLoopback := fh.(*gofs.LoopbackFile)
-	var fd int
-	if isLoopback {
-		fd, isLoopback = lf.PassthroughFd()
-	}
-	if !ok || !isLoopback {
-		releaseRaw(ctx, fh)
-		return syscall.EIO
-	}
-	nn := newNode{dir: dir, fd: fd, perm: mode, hasPerm: true}
-	if name != "" {
-		nn.rel = path.Join(dir, name)
-	}
-	errno := n.m.fixNew(ctx, nn, &out.Attr)
-	if errno != 0 {
-		releaseRaw(ctx, fh)
-		if nn.rel != "" {
-			n.m.remove(nn.rel)
-		}
-	}
-	return errno
 }
 
 // releaseRaw closes a go-fuse handle we could not wrap.

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"strings"
 	"syscall"
 
 	"github.com/s3sync/s3sync/internal/confine"
@@ -28,16 +27,25 @@ import (
 
 // newNode says what was just made and what was asked for.
 type newNode struct {
-	// dir is the WORKDIR directory it was made in, rel the node (empty
-	// for O_TMPFILE), both relative to WORKDIR; fd, if not -1, an open
-	// descriptor on it (Create, Tmpfile), used instead of rel.
-	dir, rel string
-	fd       int
+	// dirfd is the WORKDIR directory it was made in, as the op resolved
+	// it, and name its name there ("" for O_TMPFILE); fd, if not -1, an
+	// open descriptor on it (Create, Tmpfile), used instead of name.
+	dirfd int
+	name  string
+	fd    int
 	// perm is the permission bits the kernel sent (the caller's umask
 	// already applied, setgid already dropped where the caller may not
 	// have it); hasPerm is false for symlinks, which have none.
 	perm    uint32
 	hasPerm bool
+}
+
+// made is the loopback's Made hook: fixNew for every node made through
+// the mount, acting on the directory the op itself resolved (never on a
+// path resolved again, which another user could have swapped meanwhile).
+// On failure the loopback removes the node.
+func (m *mountState) made(ctx context.Context, dirfd int, name string, fd int, mode uint32, out *fuse.Attr) syscall.Errno {
+	return m.fixNew(ctx, newNode{dirfd: dirfd, name: name, fd: fd, perm: mode, hasPerm: out.Mode&syscall.S_IFMT != syscall.S_IFLNK}, out)
 }
 
 // fixNew gives the node n describes the owner, group and permission bits
@@ -53,7 +61,7 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 	uid, gid, mode := out.Uid, out.Gid, out.Mode
 	var st syscall.Stat_t
 	restat := func() error {
-		if err := n.stat(m, &st); err != nil {
+		if err := n.stat(&st); err != nil {
 			return err
 		}
 		uid, gid, mode = st.Uid, st.Gid, st.Mode
@@ -67,14 +75,14 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 			// would have done for the caller: nothing to look up.
 			want := caller.Gid
 			var dir syscall.Stat_t
-			if err := m.lstat(n.dir, &dir); err != nil {
+			if err := syscall.Fstat(n.dirfd, &dir); err != nil {
 				return gofs.ToErrno(err)
 			}
 			if dir.Mode&syscall.S_ISGID != 0 {
 				want = dir.Gid
 			}
 			if uid != caller.Uid || gid != want {
-				if err := n.chown(m, int(caller.Uid), int(want)); err != nil {
+				if err := n.chown(int(caller.Uid), int(want)); err != nil {
 					return gofs.ToErrno(err)
 				}
 				// chown clears setuid/setgid on files: read back what is left.
@@ -93,7 +101,7 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 			want = want&^syscall.S_ISGID | mode&syscall.S_ISGID
 		}
 		if mode&0o7777 != want {
-			if err := n.chmod(m, want); err != nil {
+			if err := n.chmod(want); err != nil {
 				return gofs.ToErrno(err)
 			}
 			if err := restat(); err != nil {
@@ -104,56 +112,34 @@ func (m *mountState) fixNew(ctx context.Context, n newNode, out *fuse.Attr) sysc
 	return 0
 }
 
-func (n newNode) stat(m *mountState, st *syscall.Stat_t) error {
+func (n newNode) stat(st *syscall.Stat_t) error {
 	if n.fd >= 0 {
 		return syscall.Fstat(n.fd, st)
 	}
-	return m.lstat(n.rel, st)
+	return n.at().Lstat(st)
 }
 
-func (n newNode) chown(m *mountState, uid, gid int) error {
+func (n newNode) chown(uid, gid int) error {
 	if n.fd >= 0 {
 		return syscall.Fchown(n.fd, uid, gid)
 	}
-	return n.at(m, func(a confine.At) error { return a.Lchown(uid, gid) })
+	return n.at().Lchown(uid, gid)
 }
 
 // chmod is never asked for a symlink (hasPerm false); one swapped in
 // meanwhile is not followed.
-func (n newNode) chmod(m *mountState, perm uint32) error {
+func (n newNode) chmod(perm uint32) error {
 	if n.fd >= 0 {
 		return syscall.Fchmod(n.fd, perm)
 	}
-	return n.at(m, func(a confine.At) error { return a.Chmod(perm) })
+	return n.at().Chmod(perm)
 }
 
-// at calls fn on the node's name, its parent resolved through m.dir.
-func (n newNode) at(m *mountState, fn func(confine.At) error) error {
-	a, err := m.dir.At(n.rel)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return fn(a)
-}
+// at is the node's name in the directory the op made it in.
+func (n newNode) at() confine.At { return confine.At{Dir: n.dirfd, Name: n.name} }
 
-// parentOf is the directory holding rel, relative to WORKDIR ("" for the
-// root).
-func parentOf(rel string) string {
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		return rel[:i]
-	}
-	return ""
-}
-
-// madeAt finishes a node just made at rel (Mkdir, Mknod, Symlink): fixNew,
-// then the record. If fixNew fails the node is removed and nothing is
-// recorded, as if the syscall had failed.
-func (m *mountState) madeAt(ctx context.Context, rel string, perm uint32, hasPerm bool, out *fuse.Attr) syscall.Errno {
-	if errno := m.fixNew(ctx, newNode{dir: parentOf(rel), rel: rel, fd: -1, perm: perm, hasPerm: hasPerm}, out); errno != 0 {
-		m.remove(rel)
-		return errno
-	}
+// madeAt records a node just made at rel (Mkdir, Mknod, Symlink), which
+// the loopback's Made hook (made) has already given to its creator.
+func (m *mountState) madeAt(rel string) {
 	m.rec.Changed(rel)
-	return 0
 }

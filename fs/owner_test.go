@@ -1,12 +1,15 @@
 package fs
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/s3sync/s3sync/internal/testenv"
+	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // openToOthers lets other users reach the mountpoint (t.TempDir's parent
@@ -160,5 +163,45 @@ func TestModeZeroIsShown(t *testing.T) {
 	}
 	if got := asUser(t, nobody, "read", tm.path("locked")); got != syscall.EACCES {
 		t.Errorf("nobody reading a mode 0000 file of root's: got %v, want EACCES", got)
+	}
+}
+
+// The owner and mode of a node made through the mount are set in the
+// directory the op made it in, through that directory's descriptor: a
+// directory swapped meanwhile (another user renames it away and puts one
+// holding a file of the same name in its place) does not get its file
+// given away or its mode changed.
+func TestMadeActsInTheDirectoryItWasMadeIn(t *testing.T) {
+	testenv.NeedRoot(t, "giving files to other users")
+	w := t.TempDir()
+	must(t, os.Mkdir(w+"/a", 0o777))
+	dirfd, err := unix.Open(w+"/a", unix.O_PATH|unix.O_DIRECTORY, 0)
+	must(t, err)
+	defer unix.Close(dirfd)
+	must(t, os.Mkdir(w+"/a/x", 0o700))
+	var st syscall.Stat_t
+	must(t, syscall.Lstat(w+"/a/x", &st))
+	var attr fuse.Attr
+	attr.FromStat(&st)
+	// The swap, between the mkdir and the owner's fix.
+	must(t, os.Rename(w+"/a", w+"/a.old"))
+	must(t, os.Mkdir(w+"/a", 0o777))
+	must(t, os.WriteFile(w+"/a/x", []byte("root's"), 0o600))
+
+	m := &mountState{asRoot: true}
+	ctx := fuse.NewContext(context.Background(), &fuse.Caller{Owner: fuse.Owner{Uid: nobody.uid, Gid: nobody.gid}})
+	if errno := m.made(ctx, dirfd, "x", -1, 0o755, &attr); errno != 0 {
+		t.Fatalf("made: %v", errno)
+	}
+	must(t, syscall.Lstat(w+"/a.old/x", &st))
+	if st.Uid != nobody.uid || st.Mode&0o7777 != 0o755 || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		t.Errorf("the directory made: %d, mode %o; want nobody's, 0755", st.Uid, st.Mode)
+	}
+	if attr.Uid != nobody.uid || attr.Mode&0o7777 != 0o755 {
+		t.Errorf("reported as %d, mode %o; want nobody's, 0755", attr.Uid, attr.Mode)
+	}
+	must(t, syscall.Lstat(w+"/a/x", &st))
+	if st.Uid != 0 || st.Mode&0o7777 != 0o600 {
+		t.Errorf("the file swapped in at the path: %d, mode %o; want root's, 0600 untouched", st.Uid, st.Mode)
 	}
 }

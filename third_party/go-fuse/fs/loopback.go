@@ -63,6 +63,17 @@ type LoopbackRoot struct {
 	// it with no symlink followed where the kernel can (openat2 on
 	// Linux).
 	OpenDir func(rel string) (int, error)
+
+	// Made, if set, is called for each node Create, Mkdir, Mknod,
+	// Symlink and Tmpfile make, before the kernel hears of it: dirfd is
+	// the directory it was made in, name its name there ("" for
+	// Tmpfile), fd the open file (Create, Tmpfile) or -1, mode the mode
+	// the kernel asked for, out the node's attributes as made, which
+	// Made updates if it changes them. Made acts on the node through
+	// dirfd and name, or fd, only: the directory was resolved once and
+	// is not resolved by path again. A non-zero errno fails the
+	// operation and the node is removed again.
+	Made func(ctx context.Context, dirfd int, name string, fd int, mode uint32, out *fuse.Attr) syscall.Errno
 }
 
 // openDir opens the directory rel below r.Path (see OpenDir).
@@ -233,9 +244,14 @@ func (n *LoopbackNode) preserveOwner(ctx context.Context, dirfd int, name string
 
 // made finishes a node just made as name in dirfd: its owner, its Inode,
 // out; on failure it is removed again (with unlinkat's flags).
-func (n *LoopbackNode) made(ctx context.Context, dirfd int, name string, rmFlags int, out *fuse.EntryOut) (*Inode, syscall.Errno) {
+func (n *LoopbackNode) made(ctx context.Context, dirfd int, name string, rmFlags int, mode uint32, out *fuse.EntryOut) (*Inode, syscall.Errno) {
 	n.preserveOwner(ctx, dirfd, name)
 	ch, err := n.newChild(ctx, dirfd, name, out)
+	if err == nil && n.RootData.Made != nil {
+		if errno := n.RootData.Made(ctx, dirfd, name, -1, mode, &out.Attr); errno != 0 {
+			err = errno
+		}
+	}
 	if err != nil {
 		unix.Unlinkat(dirfd, name, rmFlags)
 		return nil, ToErrno(err)
@@ -254,7 +270,7 @@ func (n *LoopbackNode) Mknod(ctx context.Context, name string, mode, rdev uint32
 	if err := n.mknodAt(dirfd, name, mode, rdev); err != nil {
 		return nil, ToErrno(err)
 	}
-	return n.made(ctx, dirfd, name, 0, out)
+	return n.made(ctx, dirfd, name, 0, mode, out)
 }
 
 var _ = (NodeMkdirer)((*LoopbackNode)(nil))
@@ -268,7 +284,7 @@ func (n *LoopbackNode) Mkdir(ctx context.Context, name string, mode uint32, out 
 	if err := unix.Mkdirat(dirfd, name, mode); err != nil {
 		return nil, ToErrno(err)
 	}
-	return n.made(ctx, dirfd, name, unix.AT_REMOVEDIR, out)
+	return n.made(ctx, dirfd, name, unix.AT_REMOVEDIR, mode, out)
 }
 
 var _ = (NodeRmdirer)((*LoopbackNode)(nil))
@@ -329,11 +345,18 @@ func (n *LoopbackNode) Create(ctx context.Context, name string, flags uint32, mo
 		return nil, nil, 0, ToErrno(err)
 	}
 
+	out.FromStat(&st)
+	if n.RootData.Made != nil {
+		if errno := n.RootData.Made(ctx, dirfd, name, fd, mode, &out.Attr); errno != 0 {
+			f.Close()
+			unix.Unlinkat(dirfd, name, 0)
+			return nil, nil, 0, errno
+		}
+	}
+
 	node := n.RootData.newNode(n.EmbeddedInode(), name, &st)
 	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
 	lf := NewLoopbackFileFromOS(f)
-
-	out.FromStat(&st)
 	return ch, lf, 0, 0
 }
 
@@ -381,7 +404,7 @@ func (n *LoopbackNode) Symlink(ctx context.Context, target, name string, out *fu
 	if err := unix.Symlinkat(target, dirfd, name); err != nil {
 		return nil, ToErrno(err)
 	}
-	return n.made(ctx, dirfd, name, 0, out)
+	return n.made(ctx, dirfd, name, 0, 0, out)
 }
 
 var _ = (NodeLinker)((*LoopbackNode)(nil))

@@ -27,8 +27,8 @@ func (n *LoopbackNode) Tmpfile(ctx context.Context, flags uint32, mode uint32, o
 	if err != nil {
 		return nil, nil, 0, ToErrno(err)
 	}
+	defer syscall.Close(dirfd)
 	fd, err := unix.Openat(dirfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode)
-	syscall.Close(dirfd)
 	if err != nil {
 		return nil, nil, 0, ToErrno(err)
 	}
@@ -39,11 +39,16 @@ func (n *LoopbackNode) Tmpfile(ctx context.Context, flags uint32, mode uint32, o
 		syscall.Close(fd)
 		return nil, nil, 0, ToErrno(err)
 	}
+	out.FromStat(&st)
+	if n.RootData.Made != nil {
+		if errno := n.RootData.Made(ctx, dirfd, "", fd, mode, &out.Attr); errno != 0 {
+			syscall.Close(fd)
+			return nil, nil, 0, errno
+		}
+	}
 
 	node := n.RootData.newNode(n.EmbeddedInode(), "", &st)
 	ch := n.NewInode(ctx, node, n.RootData.idFromStat(&st, genFromBtime(&btime)))
-
-	out.FromStat(&st)
 	return ch, NewLoopbackFile(fd), 0, 0
 }
 
