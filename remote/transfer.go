@@ -86,6 +86,14 @@ var tinyBufs = sync.Pool{New: func() any { b := make([]byte, tinyBody); return &
 // CompleteMultipartUpload); its error aborts the upload. The caller uses it
 // to make sure the file did not change between its parts.
 func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions) (Uploaded, error) {
+	observed := c.observeUpload(size, &o)
+	up, err := c.upload(ctx, bucket, key, r, size, o)
+	observed(err)
+	return up, err
+}
+
+// upload is Upload unobserved, for the client's own requests.
+func (c *Client) upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o PutOptions) (Uploaded, error) {
 	for {
 		md5Mode := c.md5Mode.Load()
 		var (
@@ -430,6 +438,13 @@ func (c *Client) runParts(ctx context.Context, size, partSize int64, do func(ctx
 // that does not match the object's stored full-object checksum fails
 // (the SDK checks it as it streams).
 func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io.Writer) (Info, error) {
+	info, n, err := c.download(ctx, bucket, key, ifMatch, w)
+	c.observe(Transfer{Op: OpDownload, Size: n, Err: err})
+	return info, err
+}
+
+// download is Download; it also returns the bytes written to w.
+func (c *Client) download(ctx context.Context, bucket, key, ifMatch string, w io.Writer) (Info, int64, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled}
 	if ifMatch != "" {
 		in.IfMatch = aws.String(ifMatch)
@@ -437,20 +452,20 @@ func (c *Client) Download(ctx context.Context, bucket, key, ifMatch string, w io
 	c.sseKey(&in.SSECustomerAlgorithm, &in.SSECustomerKey, &in.SSECustomerKeyMD5)
 	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
-		return Info{}, wrap("download", bucket, key, err)
+		return Info{}, 0, wrap("download", bucket, key, err)
 	}
 	defer out.Body.Close()
 	n, err := io.Copy(w, out.Body)
 	if err != nil {
-		return Info{}, wrap("download", bucket, key, err)
+		return Info{}, n, wrap("download", bucket, key, err)
 	}
 	if out.ContentLength != nil && n != *out.ContentLength {
-		return Info{}, wrap("download", bucket, key, fmt.Errorf("short body: %d of %d bytes", n, *out.ContentLength))
+		return Info{}, n, wrap("download", bucket, key, fmt.Errorf("short body: %d of %d bytes", n, *out.ContentLength))
 	}
 	info := newInfo(key, n, out.LastModified, out.ETag, out.StorageClass, out.Metadata)
 	info.Checksum, info.ChecksumType = aws.ToString(out.ChecksumCRC64NVME), string(out.ChecksumType)
 	info.Encryption = encryptionOf(out.ServerSideEncryption, out.SSECustomerAlgorithm)
-	return info, nil
+	return info, n, nil
 }
 
 // Head answers an object's size, times, metadata and stored checksum;
@@ -512,6 +527,13 @@ func copySource(bucket, key string) *string {
 // still has that ETag (ErrChanged otherwise), for single and multipart
 // copies alike. It returns the new object's ETag.
 func (c *Client) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) (string, error) {
+	etag, err := c.copy(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
+	c.observe(Transfer{Op: OpCopy, Size: size, Err: err})
+	return etag, err
+}
+
+// copy is Copy unobserved, for the client's own requests.
+func (c *Client) copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o PutOptions) (string, error) {
 	if size > maxCopyPart {
 		etag, err := c.copyMultipart(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
 		return etag, copyCondition(wrap("copy", dstBucket, dstKey, err), o)
@@ -604,11 +626,18 @@ type DeleteError struct {
 // be deleted are returned with their errors; err is for the request as a
 // whole (every key in failed batches is then reported as failed too).
 func (c *Client) Delete(ctx context.Context, bucket string, keys []string) ([]DeleteError, error) {
+	failed, err := c.deleteIf(ctx, bucket, deleteItems(keys), false)
+	c.observe(Transfer{Op: OpDelete, Keys: len(keys), Failed: failed, Err: err})
+	return failed, err
+}
+
+// deleteItems are keys to delete whatever they hold.
+func deleteItems(keys []string) []DeleteItem {
 	items := make([]DeleteItem, len(keys))
 	for i, k := range keys {
 		items[i].Key = k
 	}
-	return c.DeleteIf(ctx, bucket, items, false)
+	return items
 }
 
 func kindForCode(code string) error {
