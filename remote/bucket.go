@@ -53,7 +53,7 @@ func (c *Client) RemoveBucket(ctx context.Context, bucket string, force bool) er
 	if force {
 		var keys []string
 		flush := func() error {
-			failed, err := c.Delete(ctx, bucket, keys)
+			failed, err := c.deleteIf(ctx, bucket, deleteItems(keys), false)
 			keys = keys[:0]
 			if err != nil {
 				return err

@@ -73,6 +73,13 @@ type DeleteItem struct {
 // A key already gone is not an error. err is for a request as a whole
 // (every key it carried is then reported as failed too).
 func (c *Client) DeleteIf(ctx context.Context, bucket string, items []DeleteItem, single bool) ([]DeleteError, error) {
+	failed, err := c.deleteIf(ctx, bucket, items, single)
+	c.observe(Transfer{Op: OpDelete, Keys: len(items), Failed: failed, Err: err})
+	return failed, err
+}
+
+// deleteIf is DeleteIf unobserved, for the client's own requests.
+func (c *Client) deleteIf(ctx context.Context, bucket string, items []DeleteItem, single bool) ([]DeleteError, error) {
 	var failed []DeleteError
 	var firstErr error
 	if single {
@@ -169,7 +176,7 @@ func (c *Client) ProbeConditions(ctx context.Context, bucket, prefix string) (Co
 	key := prefix + ProbePrefix + hex.EncodeToString(rnd[:])
 	const wrong = `"00000000000000000000000000000000"`
 	put := func(o PutOptions) error {
-		_, err := c.Upload(ctx, bucket, key, strings.NewReader("probe"), 5, o)
+		_, err := c.upload(ctx, bucket, key, strings.NewReader("probe"), 5, o)
 		return err
 	}
 	refused := func(err error) bool {
@@ -189,9 +196,9 @@ func (c *Client) ProbeConditions(ctx context.Context, bucket, prefix string) (Co
 	if err != nil && !refused(err) {
 		return got, err
 	}
-	_, err = c.Copy(ctx, bucket, key, bucket, key, 5, PutOptions{IfNoneMatch: true, Mtime: time.Unix(1, 0)})
+	_, err = c.copy(ctx, bucket, key, bucket, key, 5, PutOptions{IfNoneMatch: true, Mtime: time.Unix(1, 0)})
 	got.Copy = refused(err)
-	failed, err := c.DeleteIf(ctx, bucket, []DeleteItem{{Key: key, ETag: wrong}}, false)
+	failed, err := c.deleteIf(ctx, bucket, []DeleteItem{{Key: key, ETag: wrong}}, false)
 	if err != nil {
 		return got, err
 	}
@@ -201,7 +208,7 @@ func (c *Client) ProbeConditions(ctx context.Context, bucket, prefix string) (Co
 			return got, err
 		}
 	}
-	failed, err = c.DeleteIf(ctx, bucket, []DeleteItem{{Key: key, ETag: wrong}}, true)
+	failed, err = c.deleteIf(ctx, bucket, []DeleteItem{{Key: key, ETag: wrong}}, true)
 	if err != nil {
 		return got, err
 	}

@@ -235,3 +235,15 @@ func isNoCredentials(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "get identity: get credentials") || strings.Contains(msg, "failed to refresh cached credentials")
 }
+
+func kindForCode(code string) error {
+	switch code {
+	case "AccessDenied":
+		return ErrAccessDenied
+	case "NoSuchKey":
+		return ErrNotFound
+	case "PreconditionFailed":
+		return ErrConflict
+	}
+	return nil
+}

@@ -122,6 +122,9 @@ type Config struct {
 	ResponseTimeout time.Duration
 	// ObserveRequest, if set, is told of every request sent (metrics).
 	ObserveRequest RequestObserver
+	// ObserveTransfer, if set, is told of every transfer a caller asked
+	// for (metrics).
+	ObserveTransfer TransferObserver
 	// BwLimit, when set, paces every request and response body (see
 	// bwlimit.go); one Limiter shared by all clients of a process.
 	BwLimit *Limiter

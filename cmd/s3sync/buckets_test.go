@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +158,133 @@ func TestCLIMakeBucketVersioningRefused(t *testing.T) {
 	if got := versioningOf(t, srv, name); got != "" {
 		t.Errorf("versioning %q, want never turned on", got)
 	}
+}
+
+var lsObject = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +(\d+(?:\.\d)? (?:[KMGTPE]iB|B|Bytes)|\d+) (.+)$`)
+
+func TestCLILs(t *testing.T) {
+	srv := s3test.Get(t)
+	ep := "--endpoint-url=" + srv.Endpoint
+	b := srv.NewBucket(t)
+	srv.Put(t, b, "top.txt", strings.Repeat("x", 1024), nil)
+	srv.Put(t, b, "sub/x.txt", "xx", nil)
+	srv.Put(t, b, "sub/deeper/y.txt", "yyy", nil)
+
+	t.Run("buckets", func(t *testing.T) {
+		r := s3sync(t, "ls", ep)
+		wantCode(t, r, 0)
+		re := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ` + b + `$`)
+		found := false
+		for _, l := range r.lines() {
+			found = found || re.MatchString(l)
+		}
+		if !found {
+			t.Fatalf("no \"DATE TIME %s\" line\n%s", b, r)
+		}
+	})
+
+	// objects parses ls output, in its order, into "NAME SIZE" and
+	// "PRE NAME" entries.
+	objects := func(t *testing.T, r result) []string {
+		t.Helper()
+		var out []string
+		for l := range strings.Lines(r.stdout) {
+			l = strings.TrimSuffix(l, "\n")
+			if name, ok := strings.CutPrefix(strings.TrimLeft(l, " "), "PRE "); ok {
+				if !strings.HasPrefix(l, strings.Repeat(" ", 27)+"PRE ") {
+					t.Fatalf("PRE line %q is not aligned as the AWS CLI's", l)
+				}
+				out = append(out, "PRE "+name)
+				continue
+			}
+			m := lsObject.FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("unexpected ls line %q\n%s", l, r)
+			}
+			out = append(out, m[2]+" "+m[1])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"s3://" + b + "/"}, []string{"PRE sub/", "top.txt 1024"}},
+		{[]string{"s3://" + b}, []string{"PRE sub/", "top.txt 1024"}},
+		{[]string{"s3://" + b + "/sub/"}, []string{"PRE deeper/", "x.txt 2"}},
+		{[]string{"s3://" + b + "/sub"}, []string{"PRE sub/"}},
+		{[]string{"s3://" + b + "/to"}, []string{"top.txt 1024"}},
+		{[]string{"--recursive", "s3://" + b + "/"}, []string{"sub/deeper/y.txt 3", "sub/x.txt 2", "top.txt 1024"}},
+		{[]string{"--recursive", "s3://" + b + "/sub/"}, []string{"sub/deeper/y.txt 3", "sub/x.txt 2"}},
+		{[]string{"--human-readable", "s3://" + b + "/"}, []string{"PRE sub/", "top.txt 1.0 KiB"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := s3sync(t, append([]string{"ls", ep}, tc.args...)...)
+			wantCode(t, r, 0)
+			got := objects(t, r)
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("ls entries %q, want %q\n%s", got, tc.want, r)
+			}
+		})
+	}
+
+	t.Run("summarize", func(t *testing.T) {
+		r := s3sync(t, "ls", ep, "--recursive", "--human-readable", "--summarize", "s3://"+b+"/")
+		wantCode(t, r, 0)
+		out := strings.TrimRight(r.stdout, "\n")
+		lines := strings.Split(out, "\n")
+		if len(lines) < 2 {
+			t.Fatalf("too short\n%s", r)
+		}
+		tail := lines[len(lines)-2:]
+		if strings.TrimSpace(tail[0]) != "Total Objects: 3" || strings.TrimSpace(tail[1]) != "Total Size: 1.0 KiB" {
+			t.Fatalf("summary lines %q\n%s", tail, r)
+		}
+	})
+}
+
+func TestCLIMakeRemoveBucket(t *testing.T) {
+	srv := s3test.Get(t)
+	ep := "--endpoint-url=" + srv.Endpoint
+	name := "clitest" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()))
+	t.Cleanup(func() {
+		if bucketExists(t, srv, name) {
+			s3sync(t, "rb", ep, "--force", "s3://"+name)
+		}
+	})
+
+	r := s3sync(t, "mb", ep, "s3://"+name)
+	wantCode(t, r, 0)
+	// A store without public access blocks or lifecycle rules earns
+	// warnings, no failure.
+	wantMbOutput(t, r, srv, name, "make_bucket: "+name)
+	if !bucketExists(t, srv, name) {
+		t.Fatal("mb did not create the bucket")
+	}
+
+	r = s3sync(t, "mb", ep, "s3://"+name)
+	wantCode(t, r, 1)
+	wantOneErrLine(t, r, name)
+	if r.stdout != "" {
+		t.Fatalf("second mb printed\n%s", r)
+	}
+
+	srv.Put(t, name, "a/b.txt", "content", nil)
+	r = s3sync(t, "rb", ep, "s3://"+name)
+	wantCode(t, r, 1)
+	wantOneErrLine(t, r, name, "--force")
+	if !bucketExists(t, srv, name) {
+		t.Fatal("rb without --force removed a non-empty bucket")
+	}
+
+	r = s3sync(t, "rb", ep, "--force", "s3://"+name)
+	wantCode(t, r, 0)
+	wantLines(t, r, "remove_bucket: "+name)
+	if bucketExists(t, srv, name) {
+		t.Fatal("rb --force left the bucket")
+	}
+
+	r = s3sync(t, "rb", ep, "s3://"+name)
+	wantCode(t, r, 1)
+	wantOneErrLine(t, r, name, "does not exist")
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 // Other writers: what the store honours of conditional requests (probed
@@ -147,14 +146,3 @@ func printConflicts(r report) {
 		fmt.Printf("    %s: changed here and there; this side's version is %s\n", shown(cf.Path), shown(cf.Copy))
 	}
 }
-
-// DeleteIf counts as Delete does.
-func (d *deleteCounter) DeleteIf(ctx context.Context, bucket string, items []remote.DeleteItem, single bool) ([]remote.DeleteError, error) {
-	failed, err := d.Client.DeleteIf(ctx, bucket, items, single)
-	if err == nil {
-		d.n.Add(int64(len(items) - len(failed)))
-	}
-	return failed, err
-}
-
-var _ syncer.Remote = (*deleteCounter)(nil)

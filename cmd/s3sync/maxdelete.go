@@ -144,16 +144,15 @@ func (s *removalScan) finish(cached int, rescan func(removed func(string)) error
 // deleteCounter counts the objects the mount deletes, for the log: a
 // deletion is the one change a person cannot take back from the bucket.
 type deleteCounter struct {
-	*remote.Client
 	n atomic.Int64
 }
 
-func (d *deleteCounter) Delete(ctx context.Context, bucket string, keys []string) ([]remote.DeleteError, error) {
-	failed, err := d.Client.Delete(ctx, bucket, keys)
-	if err == nil {
-		d.n.Add(int64(len(keys) - len(failed)))
+// observe is remote.Config.ObserveTransfer: it counts the keys of each
+// delete whose requests all went through.
+func (d *deleteCounter) observe(t remote.Transfer) {
+	if t.Op == remote.OpDelete && t.Err == nil {
+		d.n.Add(int64(t.Keys - len(t.Failed)))
 	}
-	return failed, err
 }
 
 // logEvery logs the deletions made since the last line, every interval

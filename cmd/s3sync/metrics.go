@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 // observeFlags are the mount's logging and metrics flags.
@@ -78,7 +75,7 @@ type mountMetrics struct {
 
 	requests  *prometheus.HistogramVec
 	commits   *prometheus.HistogramVec
-	transfers map[string]*prometheus.CounterVec // by op: upload, copy, delete, download
+	transfers map[string]*prometheus.CounterVec // by remote.Transfer's Op: upload, copy, delete, download
 	bytes     map[string]*prometheus.CounterVec
 
 	closeOnce sync.Once
@@ -108,10 +105,10 @@ func listenMetrics(addr string, log *slog.Logger) (*mountMetrics, error) {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"result"})
 	for _, t := range []struct{ op, count, bytes, what string }{
-		{"upload", "s3sync_uploads_total", "s3sync_upload_bytes_total", "Objects uploaded (files, links, directory markers)"},
-		{"copy", "s3sync_copies_total", "s3sync_copy_bytes_total", "Server-side copies (renames, metadata updates)"},
-		{"delete", "s3sync_deletes_total", "", "Objects deleted"},
-		{"download", "s3sync_downloads_total", "s3sync_download_bytes_total", "Objects downloaded (mount --pull)"},
+		{remote.OpUpload, "s3sync_uploads_total", "s3sync_upload_bytes_total", "Objects uploaded (files, links, directory markers)"},
+		{remote.OpCopy, "s3sync_copies_total", "s3sync_copy_bytes_total", "Server-side copies (renames, metadata updates)"},
+		{remote.OpDelete, "s3sync_deletes_total", "", "Objects deleted"},
+		{remote.OpDownload, "s3sync_downloads_total", "s3sync_download_bytes_total", "Objects downloaded (mount --pull)"},
 	} {
 		m.transfers[t.op] = prometheus.NewCounterVec(prometheus.CounterOpts{Name: t.count, Help: t.what + ", by result."}, []string{"result"})
 		m.reg.MustRegister(m.transfers[t.op])
@@ -207,84 +204,46 @@ func transferResult(err error) string {
 // syncer saw the file change while it was read.
 var errCheckRefused = errors.New("the file changed while it was read")
 
-// wrap counts the drain's transfers by result. The counting happens at the
-// S3 boundary, so every object the mount writes or deletes is counted once
-// per attempt whatever part of the drain made it. It embeds the concrete
-// remote, so the optional interfaces the syncer asks for (credentials
-// reload, condition probing) stay visible.
-func (m *mountMetrics) wrap(r *deleteCounter) syncer.Remote {
+// observeTransfer is remote.Config.ObserveTransfer: it counts the drain's
+// transfers by result. The counting happens at the S3 boundary, so every
+// object the mount writes or deletes is counted once per attempt whatever
+// part of the drain made it.
+func (m *mountMetrics) observeTransfer() remote.TransferObserver {
 	if m == nil {
-		return r
+		return nil
 	}
-	return &countingRemote{deleteCounter: r, m: m}
-}
-
-type countingRemote struct {
-	*deleteCounter
-	m *mountMetrics
-}
-
-func (c *countingRemote) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, o remote.PutOptions) (remote.Uploaded, error) {
-	var refused atomic.Bool
-	if check := o.Check; check != nil {
-		o.Check = func() error {
-			err := check()
-			refused.Store(err != nil)
-			return err
+	return func(t remote.Transfer) {
+		if t.Op == remote.OpDelete {
+			m.countDeletes(t.Keys, t.Failed)
+			return
 		}
+		err := t.Err
+		if err != nil && t.CheckRefused {
+			err = errCheckRefused
+		}
+		m.count(t.Op, t.Size, err)
 	}
-	up, err := c.deleteCounter.Upload(ctx, bucket, key, r, size, o)
-	counted := err
-	if err != nil && refused.Load() {
-		counted = errCheckRefused
-	}
-	c.m.count("upload", size, counted)
-	return up, err
-}
-
-func (c *countingRemote) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, size int64, o remote.PutOptions) (string, error) {
-	etag, err := c.deleteCounter.Copy(ctx, srcBucket, srcKey, dstBucket, dstKey, size, o)
-	c.m.count("copy", size, err)
-	return etag, err
-}
-
-func (c *countingRemote) Download(ctx context.Context, bucket, key, ifMatch string, w io.Writer) (remote.Info, error) {
-	cw := &countingWriter{w: w}
-	info, err := c.deleteCounter.Download(ctx, bucket, key, ifMatch, cw)
-	c.m.count("download", cw.n, err)
-	return info, err
-}
-
-func (c *countingRemote) Delete(ctx context.Context, bucket string, keys []string) ([]remote.DeleteError, error) {
-	failed, err := c.deleteCounter.Delete(ctx, bucket, keys)
-	c.countDeletes(len(keys), failed)
-	return failed, err
-}
-
-func (c *countingRemote) DeleteIf(ctx context.Context, bucket string, items []remote.DeleteItem, single bool) ([]remote.DeleteError, error) {
-	failed, err := c.deleteCounter.DeleteIf(ctx, bucket, items, single)
-	c.countDeletes(len(items), failed)
-	return failed, err
 }
 
 // countDeletes: every key not returned as failed is gone (remote reports
 // each key of a failed request as failed).
-func (c *countingRemote) countDeletes(n int, failed []remote.DeleteError) {
-	c.m.transfers["delete"].WithLabelValues(resultOK).Add(float64(n - len(failed)))
+func (m *mountMetrics) countDeletes(n int, failed []remote.DeleteError) {
+	m.transfers[remote.OpDelete].WithLabelValues(resultOK).Add(float64(n - len(failed)))
 	for _, f := range failed {
-		c.m.count("delete", 0, f.Err)
+		m.count(remote.OpDelete, 0, f.Err)
 	}
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+// observeTransfers is one remote.TransferObserver that tells each of obs
+// that is set.
+func observeTransfers(obs ...remote.TransferObserver) remote.TransferObserver {
+	return func(t remote.Transfer) {
+		for _, o := range obs {
+			if o != nil {
+				o(t)
+			}
+		}
+	}
 }
 
 // statusCollector reads the gauges at scrape time from the same report

@@ -311,10 +311,12 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return err
 	}
+	deletes := &deleteCounter{}
 	// The client resolves the endpoint (flag, profile, environment) that
 	// is part of the remote's identity; it makes no request yet.
 	client, err := remote.New(ctx, m.sf.xfer.applyMount(remote.Config{Profile: m.g.profile, EndpointURL: m.g.endpoint, Region: m.g.region,
-		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3, ObserveRequest: metrics.observeRequest()}))
+		MaxConns: max(64, m.sf.concurrency*2), MaxAttempts: 3, ObserveRequest: metrics.observeRequest(),
+		ObserveTransfer: observeTransfers(metrics.observeTransfer(), deletes.observe)}))
 	if err != nil {
 		return err
 	}
@@ -428,11 +430,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 	log.Info("mounted", "workdir", workdir, "mountpoint", mountpoint, "remote", remoteURL, "state", m.stateDir)
 
-	deletes := &deleteCounter{Client: client}
 	stopDeleteLog := make(chan struct{})
 	deleteLogDone := make(chan struct{})
 	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
-	d := syncer.NewDrainer(metrics.wrap(deletes), j, c, workdir, loc, syncer.DrainOptions{
+	d := syncer.NewDrainer(client, j, c, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
 		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),

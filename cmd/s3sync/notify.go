@@ -17,7 +17,7 @@ import (
 // The sd_notify protocol (systemd's sd_notify(3)): a service started with
 // NOTIFY_SOCKET in its environment sends newline-separated KEY=VALUE
 // datagrams to that unix socket. systemd's Type=notify units wait for
-// READY=1, and so does mount.s3sync (fstab.go). A name starting with '@'
+// READY=1, and so does mount.s3sync (fstab_start.go). A name starting with '@'
 // is an abstract socket; Go's net package maps the '@' to the leading NUL.
 
 // notifyReady tells whoever started the mount that it is serving and the
