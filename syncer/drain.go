@@ -12,26 +12,33 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 )
 
 // Journal is what the drain loop needs from the journal: ordered pending
-// records, and the three ways a record ends (done, retry later, failed).
+// records, and two of the three ways a record ends (retry later, failed;
+// done is Ender's).
 type Journal interface {
 	Notify() <-chan struct{}
 	Pending(fn func(journal.Record) bool) error
-	Done(r journal.Record) error
-	DoneWith(r journal.Record, also func(tx *bbolt.Tx) error) error
 	Retry(r journal.Record, err error) error
 	Fail(r journal.Record, err error) error
 	SetMeta(key string, v []byte) error
 	// Changed records that path changed (another name of a file the
 	// drain syncs: see Hardlinks).
 	Changed(path string)
+}
+
+// Ender ends a record whose change the remote now holds (state.State).
+type Ender interface {
+	// Done removes r from the journal, unless its path was re-recorded
+	// since, and makes writes to the cache either way, in one
+	// transaction: the cache never says the bucket holds what the journal
+	// still has to send, nor the other way round. A write the cache
+	// refuses is returned, and r stays pending.
+	Done(r journal.Record, writes []cache.Write) error
 }
 
 // MetaLastUpload is the journal meta key holding the last upload's time
@@ -43,8 +50,6 @@ type Cache interface {
 	Get(path string) (cache.Entry, bool, error)
 	Put(path string, e cache.Entry) error
 	Delete(path string) error
-	PutTx(tx *bbolt.Tx, path string, e cache.Entry) error
-	DeleteTx(tx *bbolt.Tx, path string) error
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
 	Uploads
 	Conflicts
@@ -115,6 +120,7 @@ type Drainer struct {
 	r       Remote
 	j       Journal
 	c       Cache
+	end     Ender
 	workdir string
 	loc     remote.Location
 	opts    DrainOptions
@@ -189,8 +195,9 @@ func (d *Drainer) root() (*confine.Root, error) {
 	return d.rootFS, d.rootErr
 }
 
-// NewDrainer wires a drain loop; Run starts it.
-func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
+// NewDrainer wires a drain loop; Run starts it. j, c and end are one
+// state's (state.State: its Journal, its Cache, and itself).
+func NewDrainer(r Remote, j Journal, c Cache, end Ender, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -211,7 +218,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 		opts.Hardlinks = NewHardlinks()
 	}
 	return &Drainer{links: opts.Hardlinks,
-		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
+		r: r, j: j, c: c, end: end, workdir: workdir, loc: loc, opts: opts,
 		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, denials: map[string]int{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(), cf: newConflictState(),
 	}
@@ -469,20 +476,14 @@ type step struct {
 	// picked up twice).
 	release func()
 	// deferred: cache writes wait in writes and commit with the record's
-	// end (journal.DoneWith). Tree walks write as they go instead, so a
+	// end (Ender.Done). Tree walks write as they go instead, so a
 	// failure half-way keeps what was already sent.
 	deferred bool
-	writes   []cacheWrite
+	writes   []cache.Write
 	// doubt: the record may have had an upload land unrecorded (see
 	// Drainer.inDoubt), so a removal deletes the key even without a
 	// cache entry.
 	doubt bool
-}
-
-type cacheWrite struct {
-	path string
-	e    cache.Entry
-	del  bool
 }
 
 // immediate is the step for work inside a tree walk.
@@ -490,7 +491,7 @@ var immediate = &step{release: func() {}}
 
 func (d *Drainer) cachePut(st *step, rel string, e cache.Entry) error {
 	if st.deferred {
-		st.writes = append(st.writes, cacheWrite{path: rel, e: e})
+		st.writes = append(st.writes, cache.Write{Path: rel, Entry: e})
 		return nil
 	}
 	return d.c.Put(rel, e)
@@ -498,25 +499,10 @@ func (d *Drainer) cachePut(st *step, rel string, e cache.Entry) error {
 
 func (d *Drainer) cacheDelete(st *step, rel string) error {
 	if st.deferred {
-		st.writes = append(st.writes, cacheWrite{path: rel, del: true})
+		st.writes = append(st.writes, cache.Write{Path: rel, Delete: true})
 		return nil
 	}
 	return d.c.Delete(rel)
-}
-
-func (d *Drainer) applyWrites(tx *bbolt.Tx, writes []cacheWrite) error {
-	for _, w := range writes {
-		var err error
-		if w.del {
-			err = d.c.DeleteTx(tx, w.path)
-		} else {
-			err = d.c.PutTx(tx, w.path, w.e)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // flushWrites commits cache writes on their own, for a record that did not
@@ -524,13 +510,13 @@ func (d *Drainer) applyWrites(tx *bbolt.Tx, writes []cacheWrite) error {
 func (d *Drainer) flushWrites(st *step) {
 	for _, w := range st.writes {
 		var err error
-		if w.del {
-			err = d.c.Delete(w.path)
+		if w.Delete {
+			err = d.c.Delete(w.Path)
 		} else {
-			err = d.c.Put(w.path, w.e)
+			err = d.c.Put(w.Path, w.Entry)
 		}
 		if err != nil {
-			d.opts.Log.Error("cache", "path", w.path, "err", err)
+			d.opts.Log.Error("cache", "path", w.Path, "err", err)
 		}
 	}
 	st.writes = nil
@@ -580,7 +566,7 @@ func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) 
 		} else if was != notPaused {
 			log.Info("requests work again; draining")
 		}
-		if jerr := d.j.DoneWith(r, func(tx *bbolt.Tx) error { return d.applyWrites(tx, st.writes) }); jerr != nil {
+		if jerr := d.end.Done(r, st.writes); jerr != nil {
 			log.Error("journal done", "path", r.Path, "err", jerr)
 		}
 	case kind != notPaused:
