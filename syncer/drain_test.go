@@ -133,7 +133,7 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	j, c := st.Journal(), st.Cache()
 	d := &drainEnv{env: e, p: p, st: st, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	if opts.WriterID == "" {
-		// As a mount has: its own writes are told by it (cmd/s3sync writerID).
+		// As a mount has: its own writes are told by it (state.State.WriterID).
 		opts.WriterID = fmt.Sprintf("test-drain-%d", drainIDs.Add(1))
 	}
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
