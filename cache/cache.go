@@ -120,9 +120,37 @@ func (c *Cache) Put(path string, e Entry) error {
 	return nil
 }
 
-// PutTx is Put inside the caller's transaction on the same database (see
-// journal.DoneWith). It validates before it writes.
-func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
+// Write is one change to what the cache says of a path, made with the
+// end of a journal record in one transaction (state.State.Done).
+type Write struct {
+	Path string
+	// Entry is what the remote now holds for Path.
+	Entry Entry
+	// Delete: the remote holds nothing the cache knows of for Path; Entry
+	// is not looked at.
+	Delete bool
+}
+
+// ApplyTx makes writes, in order, inside the caller's write transaction on
+// the same database. Each validates before it writes; the first error is
+// returned, and the writes before it stay in tx.
+func (c *Cache) ApplyTx(tx *bbolt.Tx, writes []Write) error {
+	for _, w := range writes {
+		var err error
+		if w.Delete {
+			err = c.deleteTx(tx, w.Path)
+		} else {
+			err = c.putTx(tx, w.Path, w.Entry)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putTx is Put inside tx. It validates before it writes.
+func (c *Cache) putTx(tx *bbolt.Tx, path string, e Entry) error {
 	if err := checkKey(path); err != nil {
 		return fmt.Errorf("cache: put %q: %w", path, err)
 	}
@@ -135,8 +163,8 @@ func (c *Cache) PutTx(tx *bbolt.Tx, path string, e Entry) error {
 	return nil
 }
 
-// DeleteTx is Delete inside the caller's transaction.
-func (c *Cache) DeleteTx(tx *bbolt.Tx, path string) error {
+// deleteTx is Delete inside tx.
+func (c *Cache) deleteTx(tx *bbolt.Tx, path string) error {
 	if err := settleDeleted(tx, path); err != nil {
 		return fmt.Errorf("cache: delete %q: %w", path, err)
 	}

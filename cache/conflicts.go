@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/s3sync/s3sync/internal/binenc"
 )
 
@@ -74,25 +72,21 @@ func unmarshalConflict(data []byte) (Conflict, error) {
 	return c, nil
 }
 
+var conflictTable = side[Conflict]{name: bucketConflicts, encode: func(c Conflict) []byte { return c.marshal() }, decode: unmarshalConflict}
+
 // GetConflict returns the open conflict on path, if any.
 func (c *Cache) GetConflict(path string) (Conflict, bool, error) {
-	data, err := c.getSide(bucketConflicts, path)
-	if err == nil && data != nil {
-		var cf Conflict
-		if cf, err = unmarshalConflict(data); err == nil {
-			return cf, true, nil
-		}
-	}
+	cf, ok, err := conflictTable.get(c, path)
 	if err != nil {
 		return Conflict{}, false, fmt.Errorf("cache: get conflict %q: %w", path, err)
 	}
-	return Conflict{}, false, nil
+	return cf, ok, nil
 }
 
 // PutConflict records (or replaces) the open conflict on path; it is
 // durable on return.
 func (c *Cache) PutConflict(path string, cf Conflict) error {
-	if err := c.putSide(bucketConflicts, path, cf.marshal()); err != nil {
+	if err := conflictTable.put(c, path, cf); err != nil {
 		return fmt.Errorf("cache: put conflict %q: %w", path, err)
 	}
 	return nil
@@ -105,13 +99,7 @@ func (c *Cache) CloseConflict(path string) (bool, error) {
 	if _, ok, err := c.GetConflict(path); err != nil || !ok {
 		return false, err
 	}
-	err := c.db.Update(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bucketConflicts); b != nil {
-			return b.Delete([]byte(path))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := conflictTable.delete(c, path); err != nil {
 		return false, fmt.Errorf("cache: close conflict %q: %w", path, err)
 	}
 	return true, nil
@@ -119,32 +107,5 @@ func (c *Cache) CloseConflict(path string) (bool, error) {
 
 // Conflicts calls fn for every open conflict, in path order.
 func (c *Cache) Conflicts(fn func(path string, cf Conflict) error) error {
-	type item struct {
-		path string
-		cf   Conflict
-	}
-	var all []item
-	err := c.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketConflicts)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			cf, err := unmarshalConflict(v)
-			if err != nil {
-				return nil // unreadable: shown by nothing, lost nothing
-			}
-			all = append(all, item{string(k), cf})
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("cache: conflicts: %w", err)
-	}
-	for _, it := range all {
-		if err := fn(it.path, it.cf); err != nil {
-			return err
-		}
-	}
-	return nil
+	return conflictTable.each(c, fn)
 }

@@ -6,8 +6,8 @@
 //
 // The package does no I/O to S3 and does not know about the journal: it
 // stores what the syncer tells it and reads the local working directory. It
-// shares the state database with package journal (see journal.OpenDB), in
-// its own bucket.
+// shares the state database with package journal, in buckets of its own;
+// package state opens it.
 //
 // Paths are S3-key-shaped: slash-separated, relative to the working
 // directory, compared as bytes. WalkSorted yields local files in that same

@@ -36,10 +36,15 @@ func ObjectRel(path string, k Kind) string {
 
 var bucketIntents = []byte("intents")
 
+// intentTable holds a key per intent; the value says nothing.
+var intentTable = side[struct{}]{name: bucketIntents,
+	encode: func(struct{}) []byte { return []byte{1} },
+	decode: func([]byte) (struct{}, error) { return struct{}{}, nil }}
+
 // PutIntent records that a PUT of path's key may land before the cache
 // knows of it; it is durable on return.
 func (c *Cache) PutIntent(path string) error {
-	if err := c.putSide(bucketIntents, path, []byte{1}); err != nil {
+	if err := intentTable.put(c, path, struct{}{}); err != nil {
 		return fmt.Errorf("cache: put intent %q: %w", path, err)
 	}
 	return nil
@@ -47,23 +52,17 @@ func (c *Cache) PutIntent(path string) error {
 
 // HasIntent reports whether path has an intent not yet settled.
 func (c *Cache) HasIntent(path string) (bool, error) {
-	data, err := c.getSide(bucketIntents, path)
+	_, ok, err := intentTable.get(c, path)
 	if err != nil {
 		return false, fmt.Errorf("cache: get intent %q: %w", path, err)
 	}
-	return data != nil, nil
+	return ok, nil
 }
 
 // DeleteIntent settles the intent of key path without a cache entry: the
 // key was found to hold nothing of this side's, or was deleted.
 func (c *Cache) DeleteIntent(path string) error {
-	err := c.db.Update(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bucketIntents); b != nil {
-			return b.Delete([]byte(path))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := intentTable.delete(c, path); err != nil {
 		return fmt.Errorf("cache: delete intent %q: %w", path, err)
 	}
 	return nil
@@ -72,26 +71,7 @@ func (c *Cache) DeleteIntent(path string) error {
 // Intents calls fn for every path with an intent not yet settled (few: at
 // most the PUTs in flight when a process died).
 func (c *Cache) Intents(fn func(path string) error) error {
-	var all []string
-	err := c.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketIntents)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, _ []byte) error {
-			all = append(all, string(k))
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("cache: intents: %w", err)
-	}
-	for _, p := range all {
-		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	return nil
+	return intentTable.each(c, func(path string, _ struct{}) error { return fn(path) })
 }
 
 // settleIntent drops, inside a write transaction, the intent an entry

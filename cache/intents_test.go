@@ -46,8 +46,10 @@ func TestIntentSettledByItsEntry(t *testing.T) {
 	}
 	must(c.Put("a/", Entry{Kind: KindDir, ETag: "x"}))
 	must(c.Delete("b/"))
-	must(c.db.Update(func(tx *bbolt.Tx) error { return c.PutTx(tx, "c/", Entry{Kind: KindDir, ETag: "y"}) }))
-	must(c.db.Update(func(tx *bbolt.Tx) error { return c.DeleteTx(tx, "d/") }))
+	must(c.db.Update(func(tx *bbolt.Tx) error {
+		return c.ApplyTx(tx, []Write{{Path: "c/", Entry: Entry{Kind: KindDir, ETag: "y"}}})
+	}))
+	must(c.db.Update(func(tx *bbolt.Tx) error { return c.ApplyTx(tx, []Write{{Path: "d/", Delete: true}}) }))
 	// Another path's entry settles nothing.
 	must(c.Put("e", Entry{Size: 1, ETag: "z"}))
 	if got := all(); !slices.Equal(got, []string{"e/"}) {

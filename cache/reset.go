@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/s3sync/s3sync/internal/boltbucket"
 )
 
 // Reset forgets every entry, open conflict and intent (not the multipart
@@ -14,20 +16,9 @@ import (
 func (c *Cache) Reset() (int, error) {
 	var n int
 	err := c.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketCache)
-		// Collect first: deleting under a cursor skips keys.
-		var keys [][]byte
-		if err := b.ForEach(func(k, _ []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			return nil
-		}); err != nil {
+		var err error
+		if n, err = boltbucket.Clear(tx.Bucket(bucketCache)); err != nil {
 			return err
-		}
-		n = len(keys)
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
 		}
 		// Conflicts and intents were of what the old folder or remote
 		// held.

@@ -1,10 +1,6 @@
 package cache
 
-import (
-	"fmt"
-
-	"go.etcd.io/bbolt"
-)
+import "fmt"
 
 // bucketSkipped holds the paths the mirror does not store and why: FIFOs,
 // sockets and device nodes, which S3 cannot hold and `aws s3 sync` and
@@ -12,18 +8,23 @@ import (
 // and they are not silent either: `status` lists them.
 var bucketSkipped = []byte("skipped")
 
+// skipTable holds each skipped path's kind of file.
+var skipTable = side[string]{name: bucketSkipped,
+	encode: func(kind string) []byte { return []byte(kind) },
+	decode: func(b []byte) (string, error) { return string(b), nil }}
+
 // Skip records that path is not stored because it is a kind of file
 // (e.g. "named pipe (FIFO)"), and reports whether that is news (the path
 // was not recorded as this kind before): the caller tells the user once.
 func (c *Cache) Skip(path, kind string) (bool, error) {
-	old, err := c.getSide(bucketSkipped, path)
+	old, _, err := skipTable.get(c, path)
 	if err != nil {
 		return false, fmt.Errorf("cache: skipped %q: %w", path, err)
 	}
-	if string(old) == kind {
+	if old == kind {
 		return false, nil
 	}
-	if err := c.putSide(bucketSkipped, path, []byte(kind)); err != nil {
+	if err := skipTable.put(c, path, kind); err != nil {
 		return false, fmt.Errorf("cache: skip %q: %w", path, err)
 	}
 	return true, nil
@@ -32,38 +33,13 @@ func (c *Cache) Skip(path, kind string) (bool, error) {
 // Unskip forgets that path was skipped (it is something else now, or
 // gone). Without a record it only reads: it runs for every synced path.
 func (c *Cache) Unskip(path string) error {
-	if old, err := c.getSide(bucketSkipped, path); err != nil || old == nil {
+	if _, ok, err := skipTable.get(c, path); err != nil || !ok {
 		return err
 	}
-	return c.db.Update(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bucketSkipped); b != nil {
-			return b.Delete([]byte(path))
-		}
-		return nil
-	})
+	return skipTable.delete(c, path)
 }
 
 // Skipped calls fn for every skipped path, in path order, with its kind.
 func (c *Cache) Skipped(fn func(path, kind string) error) error {
-	type item struct{ path, kind string }
-	var all []item
-	err := c.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketSkipped)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			all = append(all, item{string(k), string(v)})
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	for _, it := range all {
-		if err := fn(it.path, it.kind); err != nil {
-			return err
-		}
-	}
-	return nil
+	return skipTable.each(c, fn)
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/s3sync/s3sync/internal/binenc"
 )
 
@@ -52,31 +50,20 @@ func unmarshalUpload(data []byte) (Upload, error) {
 	return u, nil
 }
 
-func (c *Cache) uploads(tx *bbolt.Tx) (*bbolt.Bucket, error) {
-	if tx.Writable() {
-		return tx.CreateBucketIfNotExists(bucketUploads)
-	}
-	return tx.Bucket(bucketUploads), nil
-}
+var uploadTable = side[Upload]{name: bucketUploads, encode: func(u Upload) []byte { return u.marshal() }, decode: unmarshalUpload}
 
 // GetUpload returns the upload in progress for path, if any.
 func (c *Cache) GetUpload(path string) (Upload, bool, error) {
-	data, err := c.getSide(bucketUploads, path)
-	if err == nil && data != nil {
-		var u Upload
-		if u, err = unmarshalUpload(data); err == nil {
-			return u, true, nil
-		}
-	}
+	u, ok, err := uploadTable.get(c, path)
 	if err != nil {
 		return Upload{}, false, fmt.Errorf("cache: get upload %q: %w", path, err)
 	}
-	return Upload{}, false, nil
+	return u, ok, nil
 }
 
 // PutUpload records path's upload in progress; it is durable on return.
 func (c *Cache) PutUpload(path string, u Upload) error {
-	if err := c.putSide(bucketUploads, path, u.marshal()); err != nil {
+	if err := uploadTable.put(c, path, u); err != nil {
 		return fmt.Errorf("cache: put upload %q: %w", path, err)
 	}
 	return nil
@@ -84,14 +71,7 @@ func (c *Cache) PutUpload(path string, u Upload) error {
 
 // DeleteUpload forgets path's upload in progress.
 func (c *Cache) DeleteUpload(path string) error {
-	err := c.db.Update(func(tx *bbolt.Tx) error {
-		b, err := c.uploads(tx)
-		if err != nil {
-			return err
-		}
-		return b.Delete([]byte(path))
-	})
-	if err != nil {
+	if err := uploadTable.delete(c, path); err != nil {
 		return fmt.Errorf("cache: delete upload %q: %w", path, err)
 	}
 	return nil
@@ -99,32 +79,5 @@ func (c *Cache) DeleteUpload(path string) error {
 
 // Uploads calls fn for every upload in progress.
 func (c *Cache) Uploads(fn func(path string, u Upload) error) error {
-	type item struct {
-		path string
-		u    Upload
-	}
-	var all []item
-	err := c.db.View(func(tx *bbolt.Tx) error {
-		b, _ := c.uploads(tx)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			u, err := unmarshalUpload(v)
-			if err != nil {
-				return nil // an unreadable entry only loses a resume
-			}
-			all = append(all, item{string(k), u})
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("cache: uploads: %w", err)
-	}
-	for _, it := range all {
-		if err := fn(it.path, it.u); err != nil {
-			return err
-		}
-	}
-	return nil
+	return uploadTable.each(c, fn)
 }

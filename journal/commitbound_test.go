@@ -17,7 +17,7 @@ import (
 // an operation queued behind the burst still runs.
 func TestCommitBoundedWhenScattered(t *testing.T) {
 	const files, changes = 50000, 8192
-	db, err := OpenDB(t.TempDir())
+	db, err := testDB(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestCommitBoundedWhenScattered(t *testing.T) {
 // each waits once maxQueued ops are queued, instead of queueing without
 // bound; every record still commits, in the order it was made.
 func TestQueueBounded(t *testing.T) {
-	db, err := OpenDB(t.TempDir())
+	db, err := testDB(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,5 +15,6 @@
 //
 // The package must not know about S3 or any remote: it stores paths, not
 // objects, and it never decides what a change means for the bucket. It shares
-// the state database (see OpenDB) with package cache, each in its own buckets.
+// the state database with package cache, each in its own buckets; package
+// state opens it.
 package journal

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/s3sync/s3sync/internal/boltmem"
 	"go.etcd.io/bbolt"
+
+	"github.com/s3sync/s3sync/internal/boltbucket"
+	"github.com/s3sync/s3sync/internal/boltmem"
 )
 
 // Pending reads records in chunks, one read transaction each: fn runs
@@ -164,6 +166,11 @@ func (j *Journal) ifCurrent(op string, r Record, also func(tx *bbolt.Tx) error, 
 	return nil
 }
 
+// records reads every record of bk (pending or failed), in path order.
+func records(bk *bbolt.Bucket) ([]Record, error) {
+	return boltbucket.Collect(bk, func(k, v []byte) (Record, error) { return unmarshalRecord(string(k), v) })
+}
+
 func errString(err error) string {
 	if err == nil {
 		return "unknown error"
@@ -175,14 +182,9 @@ func errString(err error) string {
 func (j *Journal) Failed() ([]Record, error) {
 	var recs []Record
 	err := j.db.View(func(tx *bbolt.Tx) error {
-		return openBuckets(tx).failed.ForEach(func(k, v []byte) error {
-			r, err := unmarshalRecord(string(k), v)
-			if err != nil {
-				return err
-			}
-			recs = append(recs, r)
-			return nil
-		})
+		var err error
+		recs, err = records(openBuckets(tx).failed)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: failed list: %w", err)
@@ -198,16 +200,8 @@ func (j *Journal) RetryFailed() (int, error) {
 	err := j.exec(func(tx *bbolt.Tx) error {
 		n = 0
 		b := openBuckets(tx)
-		var recs []Record
 		// Collect first: deleting under a cursor skips keys.
-		err := b.failed.ForEach(func(k, v []byte) error {
-			r, err := unmarshalRecord(string(k), v)
-			if err != nil {
-				return err
-			}
-			recs = append(recs, r)
-			return nil
-		})
+		recs, err := records(b.failed)
 		if err != nil {
 			return err
 		}

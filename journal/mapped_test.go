@@ -19,7 +19,7 @@ import (
 func fillDB(t *testing.T, size int) (*bbolt.DB, string) {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := OpenDB(dir)
+	db, err := testDB(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func fillDB(t *testing.T, size int) (*bbolt.DB, string) {
 		}
 	}
 	db.Close()
-	if db, err = OpenDB(dir); err != nil {
+	if db, err = testDB(dir); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
@@ -112,7 +112,7 @@ func TestLimitMapped(t *testing.T) {
 // go (even inside the write transaction), and every record is still there,
 // intact, afterwards.
 func TestMappedMaxInCommits(t *testing.T) {
-	db, err := OpenDB(t.TempDir())
+	db, err := testDB(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestCommitMappedBounded(t *testing.T) {
 	commitMapped = 1 << 20
 	const files, changes = 100000, 8192
 	dir := t.TempDir()
-	db, err := OpenDB(dir)
+	db, err := testDB(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestCommitMappedBounded(t *testing.T) {
 	}
 	defer j.Close()
 	order := fillThenScatter(t, j, files, changes, func() {
-		if st, err := os.Stat(filepath.Join(dir, DBName)); err != nil || st.Size() < 16<<20 {
+		if st, err := os.Stat(filepath.Join(dir, testDBName)); err != nil || st.Size() < 16<<20 {
 			t.Fatalf("state file of %v bytes (%v): too small to measure anything", st.Size(), err)
 		}
 		ReleaseMapped(db)

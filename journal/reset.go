@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/s3sync/s3sync/internal/boltbucket"
 )
 
 // Reset drops every pending and failed record and returns how many there
@@ -15,23 +17,17 @@ func (j *Journal) Reset() (int, error) {
 	var n int
 	err := j.exec(func(tx *bbolt.Tx) error {
 		b := openBuckets(tx)
-		n = b.pending.Stats().KeyN + b.failed.Stats().KeyN
-		for _, bk := range []*bbolt.Bucket{b.pending, b.order, b.failed} {
-			// Collect first: deleting under a cursor skips keys.
-			var keys [][]byte
-			if err := bk.ForEach(func(k, _ []byte) error {
-				keys = append(keys, append([]byte(nil), k...))
-				return nil
-			}); err != nil {
+		n = 0
+		for _, bk := range []*bbolt.Bucket{b.pending, b.failed} {
+			cleared, err := boltbucket.Clear(bk)
+			if err != nil {
 				return err
 			}
-			for _, k := range keys {
-				if err := bk.Delete(k); err != nil {
-					return err
-				}
-			}
+			n += cleared
 		}
-		return nil
+		// The queue's keys name the pending records just dropped.
+		_, err := boltbucket.Clear(b.order)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("journal: reset: %w", err)

@@ -2,17 +2,12 @@ package syncer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"github.com/s3sync/s3sync/internal/confine"
 	"log/slog"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
@@ -20,18 +15,27 @@ import (
 )
 
 // Journal is what the drain loop needs from the journal: ordered pending
-// records, and the three ways a record ends (done, retry later, failed).
+// records, and two of the three ways a record ends (retry later, failed;
+// done is Ender's).
 type Journal interface {
 	Notify() <-chan struct{}
 	Pending(fn func(journal.Record) bool) error
-	Done(r journal.Record) error
-	DoneWith(r journal.Record, also func(tx *bbolt.Tx) error) error
 	Retry(r journal.Record, err error) error
 	Fail(r journal.Record, err error) error
 	SetMeta(key string, v []byte) error
 	// Changed records that path changed (another name of a file the
 	// drain syncs: see Hardlinks).
 	Changed(path string)
+}
+
+// Ender ends a record whose change the remote now holds (state.State).
+type Ender interface {
+	// Done removes r from the journal, unless its path was re-recorded
+	// since, and makes writes to the cache either way, in one
+	// transaction: the cache never says the bucket holds what the journal
+	// still has to send, nor the other way round. A write the cache
+	// refuses is returned, and r stays pending.
+	Done(r journal.Record, writes []cache.Write) error
 }
 
 // MetaLastUpload is the journal meta key holding the last upload's time
@@ -43,8 +47,6 @@ type Cache interface {
 	Get(path string) (cache.Entry, bool, error)
 	Put(path string, e cache.Entry) error
 	Delete(path string) error
-	PutTx(tx *bbolt.Tx, path string, e cache.Entry) error
-	DeleteTx(tx *bbolt.Tx, path string) error
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
 	Uploads
 	Conflicts
@@ -115,6 +117,7 @@ type Drainer struct {
 	r       Remote
 	j       Journal
 	c       Cache
+	end     Ender
 	workdir string
 	loc     remote.Location
 	opts    DrainOptions
@@ -189,8 +192,9 @@ func (d *Drainer) root() (*confine.Root, error) {
 	return d.rootFS, d.rootErr
 }
 
-// NewDrainer wires a drain loop; Run starts it.
-func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
+// NewDrainer wires a drain loop; Run starts it. j, c and end are one
+// state's (state.State: its Journal, its Cache, and itself).
+func NewDrainer(r Remote, j Journal, c Cache, end Ender, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -211,7 +215,7 @@ func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Locatio
 		opts.Hardlinks = NewHardlinks()
 	}
 	return &Drainer{links: opts.Hardlinks,
-		r: r, j: j, c: c, workdir: workdir, loc: loc, opts: opts,
+		r: r, j: j, c: c, end: end, workdir: workdir, loc: loc, opts: opts,
 		inflight: map[string]bool{}, notBefore: map[string]time.Time{}, sources: map[string]int{}, inDoubt: map[string]bool{}, denied: map[string]bool{}, denials: map[string]int{}, started: time.Now(),
 		wake: make(chan struct{}, 1), workers: newWorkerPool(), cf: newConflictState(),
 	}
@@ -452,195 +456,6 @@ func (d *Drainer) readyAt(r journal.Record) time.Time {
 		return cap
 	}
 	return ready
-}
-
-// errPermanent marks failures that retrying cannot fix.
-type errPermanent struct{ error }
-
-func (e errPermanent) Unwrap() error { return e.error }
-
-func permanent(format string, a ...any) error { return errPermanent{fmt.Errorf(format, a...)} }
-
-// step is one record's work in progress.
-type step struct {
-	// release frees the worker slot: it is called once the remote work
-	// is done, so the next transfer starts while this record's end waits
-	// for its commit (the path stays in flight until then, so it is not
-	// picked up twice).
-	release func()
-	// deferred: cache writes wait in writes and commit with the record's
-	// end (journal.DoneWith). Tree walks write as they go instead, so a
-	// failure half-way keeps what was already sent.
-	deferred bool
-	writes   []cacheWrite
-	// doubt: the record may have had an upload land unrecorded (see
-	// Drainer.inDoubt), so a removal deletes the key even without a
-	// cache entry.
-	doubt bool
-}
-
-type cacheWrite struct {
-	path string
-	e    cache.Entry
-	del  bool
-}
-
-// immediate is the step for work inside a tree walk.
-var immediate = &step{release: func() {}}
-
-func (d *Drainer) cachePut(st *step, rel string, e cache.Entry) error {
-	if st.deferred {
-		st.writes = append(st.writes, cacheWrite{path: rel, e: e})
-		return nil
-	}
-	return d.c.Put(rel, e)
-}
-
-func (d *Drainer) cacheDelete(st *step, rel string) error {
-	if st.deferred {
-		st.writes = append(st.writes, cacheWrite{path: rel, del: true})
-		return nil
-	}
-	return d.c.Delete(rel)
-}
-
-func (d *Drainer) applyWrites(tx *bbolt.Tx, writes []cacheWrite) error {
-	for _, w := range writes {
-		var err error
-		if w.del {
-			err = d.c.DeleteTx(tx, w.path)
-		} else {
-			err = d.c.PutTx(tx, w.path, w.e)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// flushWrites commits cache writes on their own, for a record that did not
-// end in success: what the remote now holds is true all the same.
-func (d *Drainer) flushWrites(st *step) {
-	for _, w := range st.writes {
-		var err error
-		if w.del {
-			err = d.c.Delete(w.path)
-		} else {
-			err = d.c.Put(w.path, w.e)
-		}
-		if err != nil {
-			d.opts.Log.Error("cache", "path", w.path, "err", err)
-		}
-	}
-	st.writes = nil
-}
-
-// handle applies r and ends its record.
-func (d *Drainer) handle(ctx context.Context, r journal.Record, release func()) {
-	d.mu.Lock()
-	doubt := d.inDoubt[r.Path] || r.First.Before(d.started)
-	d.mu.Unlock()
-	st := &step{release: release, deferred: true, doubt: doubt}
-	err := d.apply(ctx, r, st)
-	release()
-	if ctx.Err() != nil || err != nil {
-		d.flushWrites(st)
-	}
-	if ctx.Err() != nil {
-		return // shutting down: the record stays pending for the next start
-	}
-	log := d.opts.Log
-	denied := errors.Is(err, remote.ErrAccessDenied)
-	d.mu.Lock()
-	if denied {
-		d.denied[r.Path] = true
-		d.denials[r.Path]++
-	} else {
-		delete(d.denials, r.Path)
-		if err == nil || !remote.IsGlobal(err) {
-			clear(d.denied)
-		}
-	}
-	kind := pauseFor(err, len(d.denied))
-	forbidden := d.denials[r.Path] >= deniedEverywhere
-	if forbidden {
-		delete(d.denials, r.Path)
-	}
-	d.mu.Unlock()
-	switch {
-	case err == nil:
-		d.mu.Lock()
-		delete(d.notBefore, r.Path)
-		was := d.paused
-		d.paused, d.pauseErr, d.outage = notPaused, nil, 0
-		d.mu.Unlock()
-		if was == pausedUnreachable {
-			log.Info("endpoint reachable again; draining")
-		} else if was != notPaused {
-			log.Info("requests work again; draining")
-		}
-		if jerr := d.j.DoneWith(r, func(tx *bbolt.Tx) error { return d.applyWrites(tx, st.writes) }); jerr != nil {
-			log.Error("journal done", "path", r.Path, "err", jerr)
-		}
-	case kind != notPaused:
-		// One pause for everyone, not one per path: a dead endpoint or
-		// refused credentials are not hammered by every pending file,
-		// and no file is failed for what is not its fault.
-		d.noteErr(err)
-		d.mu.Lock()
-		d.outage++
-		// Capped lower than other retries: when requests work again,
-		// draining should resume within seconds.
-		wait := backoff(d.outage, min(d.opts.MaxBackoff, 10*time.Second))
-		d.pauseUntil = time.Now().Add(wait)
-		if d.paused != kind {
-			log.Warn(pauseWords[kind], "err", err)
-		}
-		d.paused, d.pauseErr = kind, err
-		d.reload = kind == pausedCredentials || kind == pausedDenied
-		d.mu.Unlock()
-		if jerr := d.j.Retry(r, err); jerr != nil {
-			log.Error("journal retry", "path", r.Path, "err", jerr)
-		}
-	case isPermanent(err) && (!denied || forbidden):
-		// A denial fails the file only once it was denied a few times
-		// while other requests went through: a key the policy forbids.
-		log.Warn("cannot sync; moved to the failed list (s3sync status shows it)", "path", r.Path, "err", err)
-		d.noteErr(err)
-		if jerr := d.j.Fail(r, err); jerr != nil {
-			log.Error("journal fail", "path", r.Path, "err", jerr)
-		}
-	default:
-		d.noteErr(err)
-		d.mu.Lock()
-		d.notBefore[r.Path] = time.Now().Add(backoff(r.Attempts+1, d.opts.MaxBackoff))
-		d.mu.Unlock()
-		log.Info("will retry", "path", r.Path, "err", err)
-		if jerr := d.j.Retry(r, err); jerr != nil {
-			log.Error("journal retry", "path", r.Path, "err", jerr)
-		}
-	}
-}
-
-func (d *Drainer) noteErr(err error) {
-	d.mu.Lock()
-	d.lastErr = err.Error()
-	d.mu.Unlock()
-}
-
-func isPermanent(err error) bool {
-	var p errPermanent
-	return errors.As(err, &p) || remote.IsPermanent(err)
-}
-
-// backoff is capped exponential with jitter: about 0.5s, 1s, 2s, … max.
-func backoff(attempt int, max time.Duration) time.Duration {
-	d := 500 * time.Millisecond << min(attempt-1, 16)
-	if d > max || d <= 0 {
-		d = max
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 func (d *Drainer) key(rel string) string { return d.loc.Prefix + rel }

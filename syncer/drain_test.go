@@ -15,6 +15,7 @@ import (
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -24,6 +25,7 @@ import (
 type drainEnv struct {
 	*env
 	p       *proxy
+	st      *state.State
 	j       *journal.Journal
 	c       *cache.Cache
 	workdir string
@@ -42,7 +44,7 @@ func (d *drainEnv) restart(t *testing.T) {
 	t.Helper()
 	d.cancel()
 	<-d.done
-	dr := syncer.NewDrainer(d.r, d.j, d.c, d.workdir, d.loc, d.opts)
+	dr := syncer.NewDrainer(d.r, d.j, d.c, d.st, d.workdir, d.loc, d.opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d.dr, d.cancel, d.done = dr, cancel, done
@@ -94,31 +96,25 @@ func newDrainBehindFaults(t *testing.T, opts syncer.DrainOptions) (*drainEnv, *f
 	return d, proxy
 }
 
-// openState opens a new state file, closed when the test ends: its journal
-// and its cache, as a mount has them.
-func openState(t *testing.T) (*journal.Journal, *cache.Cache) {
+// openState opens a new state dir as a mount has it, closed when the test
+// ends.
+func openState(t *testing.T) *state.State {
 	t.Helper()
-	db, err := journal.OpenDB(t.TempDir())
+	st, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j, c
+	t.Cleanup(func() { st.Close() })
+	return st
 }
+
+// The drain ends records through the state, with the cache writes of each.
+var _ syncer.Ender = (*state.State)(nil)
 
 // openCache is openState's cache alone.
 func openCache(t *testing.T) *cache.Cache {
 	t.Helper()
-	_, c := openState(t)
-	return c
+	return openState(t).Cache()
 }
 
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
@@ -133,10 +129,11 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, c := openState(t)
-	d := &drainEnv{env: e, p: p, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
+	st := openState(t)
+	j, c := st.Journal(), st.Cache()
+	d := &drainEnv{env: e, p: p, st: st, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	if opts.WriterID == "" {
-		// As a mount has: its own writes are told by it (cmd/s3sync writerID).
+		// As a mount has: its own writes are told by it (state.State.WriterID).
 		opts.WriterID = fmt.Sprintf("test-drain-%d", drainIDs.Add(1))
 	}
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
@@ -144,7 +141,7 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	if wrap != nil {
 		r = wrap(client)
 	}
-	dr := syncer.NewDrainer(r, j, c, d.workdir, loc, opts)
+	dr := syncer.NewDrainer(r, j, c, st, d.workdir, loc, opts)
 	d.dr, d.r, d.loc, d.opts = dr, r, loc, opts
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -153,7 +150,7 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	t.Cleanup(func() {
 		d.cancel()
 		<-d.done
-		j.Close() // before openState's db.Close: cleanups run last first
+		j.Close() // before openState's Close: cleanups run last first
 	})
 	return d
 }

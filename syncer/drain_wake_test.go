@@ -32,13 +32,13 @@ func (c *countingJournal) Pending(fn func(journal.Record) bool) error {
 // held back while open is still sent once it is closed.
 func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
 	e := newEnv(t)
-	j, c := openState(t)
-	cj := &countingJournal{Journal: j}
+	st := openState(t)
+	cj := &countingJournal{Journal: st.Journal()}
 	workdir := t.TempDir()
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
 	var writing atomic.Bool
 	var asked atomic.Int64
-	d := syncer.NewDrainer(e.client, cj, c, workdir, loc, syncer.DrainOptions{
+	d := syncer.NewDrainer(e.client, cj, st.Cache(), st, workdir, loc, syncer.DrainOptions{
 		Settle: 10 * time.Millisecond, WriterID: "test-writer-closed",
 		Writing: func(p string) bool {
 			if p != "open.bin" {
@@ -70,7 +70,7 @@ func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
 	if err := os.WriteFile(path, []byte("half"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	j.Changed("open.bin")
+	st.Journal().Changed("open.bin")
 	deadline := time.Now().Add(10 * time.Second)
 	for asked.Load() == 0 {
 		if time.Now().After(deadline) {

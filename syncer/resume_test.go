@@ -18,8 +18,8 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/s3test"
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 )
 
 // partCounter forwards to the real server and counts the parts that
@@ -90,16 +90,12 @@ func (pc *partCounter) count() int {
 }
 
 func openCache(t *testing.T) *cache.Cache {
-	db, err := journal.OpenDB(t.TempDir())
+	st, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	t.Cleanup(func() { st.Close() })
+	return st.Cache()
 }
 
 // A large upload cut off half-way (here by cancellation, as a shutdown or

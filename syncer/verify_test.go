@@ -17,11 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"go.etcd.io/bbolt"
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -255,15 +255,11 @@ func TestVerifyChecksumCache(t *testing.T) {
 	}
 	url := "s3://" + e.bucket + "/c"
 	e.sync(dir, url, nil)
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "state.db"), 0o600, nil)
+	sums, err := state.OpenSums(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	sums, err := cache.OpenSums(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer sums.Close()
 	withCache := func(o *syncer.VerifyOptions) { o.Sums = sums }
 
 	// Files changed less than RacyWindow before being hashed could change

@@ -2,22 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 )
 
 // Other writers: what the store honours of conditional requests (probed
 // once per mount, kept in the state) and the open conflicts, for status.
-
-const metaConditions = "conditions"
 
 // recordConditions returns what the store honours of conditional
 // requests: probed once per remote (the probe writes and deletes a key
@@ -25,9 +20,9 @@ const metaConditions = "conditions"
 // from, so later mounts, and status, read it from there. Offline and never
 // probed it returns nil (the drain then deletes one conditional request at
 // a time).
-func recordConditions(ctx context.Context, client *remote.Client, j *journal.Journal, loc remote.Location, online bool, log *slog.Logger) *remote.Conditions {
+func recordConditions(ctx context.Context, client *remote.Client, st *state.State, loc remote.Location, online bool, log *slog.Logger) *remote.Conditions {
 	where := client.Endpoint() + " " + loc.String()
-	kept, keptWhere := storedConditionsFor(j)
+	kept, keptWhere := st.Conditions()
 	if kept != nil && keptWhere == where || !online {
 		return kept
 	}
@@ -38,9 +33,7 @@ func recordConditions(ctx context.Context, client *remote.Client, j *journal.Jou
 		log.Warn("could not learn which conditional requests the store honours; deletes are sent one at a time", "err", err)
 		return kept
 	}
-	if b, err := json.Marshal(keptConditions{Remote: where, Conditions: got}); err == nil {
-		j.SetMeta(metaConditions, b)
-	}
+	st.SetConditions(where, got) // not kept: probed again at the next mount
 	if !got.Put {
 		log.Warn("this store ignores conditional uploads: an upload may replace another machine's newer version unnoticed", "bucket", loc.Bucket)
 	}
@@ -48,46 +41,6 @@ func recordConditions(ctx context.Context, client *remote.Client, j *journal.Jou
 		log.Warn("this store ignores conditional deletes: a delete may remove another machine's newer version", "bucket", loc.Bucket)
 	}
 	return &got
-}
-
-// keptConditions is the probe's answer as the state keeps it.
-type keptConditions struct {
-	Remote string `json:"remote"` // endpoint and URL probed
-	remote.Conditions
-}
-
-func storedConditions(j *journal.Journal) *remote.Conditions {
-	c, _ := storedConditionsFor(j)
-	return c
-}
-
-func storedConditionsFor(j *journal.Journal) (*remote.Conditions, string) {
-	b, err := j.Meta(metaConditions)
-	if err != nil || len(b) == 0 {
-		return nil, ""
-	}
-	var c keptConditions
-	if json.Unmarshal(b, &c) != nil {
-		return nil, ""
-	}
-	return &c.Conditions, c.Remote
-}
-
-const metaWriterID = "writer_id"
-
-// writerID is the state's name in its objects' metadata
-// (DrainOptions.WriterID): made once, kept in the journal meta.
-func writerID(j *journal.Journal) string {
-	if b, err := j.Meta(metaWriterID); err == nil && len(b) > 0 {
-		return string(b)
-	}
-	var rnd [12]byte
-	rand.Read(rnd[:])
-	id := hex.EncodeToString(rnd[:])
-	if j.SetMeta(metaWriterID, []byte(id)) != nil {
-		return "" // not kept: its own writes could not be told after a restart
-	}
-	return id
 }
 
 // conflictEntry is one open conflict in status.
@@ -103,10 +56,11 @@ type conflictEntry struct {
 
 // addConflicts fills the report's conflicts and conditional-request
 // support from the state.
-func addConflicts(rep *report, c *cache.Cache, j *journal.Journal) error {
+func addConflicts(rep *report, st *state.State) error {
 	rep.Conflicts = []conflictEntry{}
 	rep.Skipped = []skippedEntry{}
-	rep.Conditions = storedConditions(j)
+	rep.Conditions, _ = st.Conditions()
+	c := st.Cache()
 	err := c.Skipped(func(p, kind string) error {
 		rep.SkippedCount++
 		if len(rep.Skipped) < 100 {

@@ -14,8 +14,8 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/s3test"
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 )
 
 // status, unmounted, lists the open conflicts (text and JSON) and says
@@ -24,18 +24,16 @@ func TestStatusConflicts(t *testing.T) {
 	dir := t.TempDir()
 	info, _ := json.Marshal(stateInfo{Workdir: "/w", Remote: "s3://b/p"})
 	os.WriteFile(filepath.Join(dir, infoFile), info, 0o600)
-	db, err := journal.OpenDB(dir)
+	st, err := state.Open(dir, state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _ := journal.Open(db, journal.Options{})
-	c, _ := cache.Open(db)
+	c := st.Cache()
 	now := time.Now()
 	c.PutConflict("docs/report.pdf", cache.Conflict{Kind: cache.ConflictChanged, Copy: "docs/report.conflict-laptop-20261126-193000.pdf", RemoteETag: `"abc"`, Since: now})
 	c.PutConflict("old.txt", cache.Conflict{Kind: cache.ConflictDeleted, Since: now})
-	j.SetMeta(metaConditions, []byte(`{"put":true,"copy":false,"delete":false,"batch_delete":false}`))
-	j.Close()
-	db.Close()
+	st.SetConditions("", remote.Conditions{Put: true})
+	st.Close()
 
 	rep, err := statusOf(context.Background(), dir, false)
 	if err != nil {
@@ -90,29 +88,27 @@ func TestConditionsProbedOncePerRemote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := journal.OpenDB(t.TempDir())
+	st, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	j, _ := journal.Open(db, journal.Options{})
-	defer j.Close()
+	defer st.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	loc := remote.Location{Bucket: bucket, Prefix: "w/"}
 
-	first := recordConditions(context.Background(), client, j, loc, true, log)
+	first := recordConditions(context.Background(), client, st, loc, true, log)
 	if first == nil || !first.Put {
 		t.Fatalf("first probe: %+v, want conditional PUTs honoured", first)
 	}
 	n := p.Requests()
-	again := recordConditions(context.Background(), client, j, loc, true, log)
+	again := recordConditions(context.Background(), client, st, loc, true, log)
 	if p.Requests() != n {
 		t.Errorf("a second mount of the same remote made %d requests to probe again", p.Requests()-n)
 	}
 	if again == nil || *again != *first {
 		t.Errorf("kept answer %+v, want %+v", again, first)
 	}
-	recordConditions(context.Background(), client, j, remote.Location{Bucket: bucket, Prefix: "other/"}, true, log)
+	recordConditions(context.Background(), client, st, remote.Location{Bucket: bucket, Prefix: "other/"}, true, log)
 	if p.Requests() == n {
 		t.Error("another remote was not probed")
 	}

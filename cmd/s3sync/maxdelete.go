@@ -9,6 +9,7 @@ import (
 
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -102,7 +103,7 @@ func (s *removalScan) count() {
 // entries; rescan runs the scan again with only its removals (for more
 // than keepRemovals of them). It returns how many were recorded, and the
 // refusal, if there was one, for status to show.
-func (s *removalScan) finish(cached int, rescan func(removed func(string)) error, log *slog.Logger) (int, *scanRefusal, error) {
+func (s *removalScan) finish(cached int, rescan func(removed func(string)) error, log *slog.Logger) (int, *state.ScanRefusal, error) {
 	if !s.limited || s.found == 0 {
 		if s.sf.delete && s.found > 0 {
 			log.Info("deleting from the bucket the files removed from WORKDIR while it was not mounted", "files", s.found)
@@ -115,7 +116,7 @@ func (s *removalScan) finish(cached int, rescan func(removed func(string)) error
 		log.Warn(fmt.Sprintf("%d of the %d files the bucket holds for WORKDIR (%.0f%%) are gone from it since it was last mounted, over %s: "+
 			"none of them is deleted from the bucket, and the mount serves and uploads as usual; if they were removed on purpose, mount again with --max-delete %d (or 100%%)",
 			fresh, cached, float64(fresh)*100/float64(max(cached, 1)), sf.maxDelete, fresh))
-		return 0, &scanRefusal{Files: fresh, Of: cached, Limit: sf.maxDelete.String(), Allow: fmt.Sprintf("--max-delete %d", fresh), At: time.Now()}, nil
+		return 0, &state.ScanRefusal{Files: fresh, Of: cached, Limit: sf.maxDelete.String(), Allow: fmt.Sprintf("--max-delete %d", fresh), At: time.Now()}, nil
 	}
 	if fresh > 0 {
 		log.Info("deleting from the bucket the files removed from WORKDIR while it was not mounted", "files", fresh)

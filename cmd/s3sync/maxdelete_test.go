@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -46,16 +46,12 @@ func TestRemovalScanBeyondWhatItHolds(t *testing.T) {
 		{what: "without --delete: recorded as found", limit: "5", found: names("f", 8), recorded: 8},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			db, err := journal.OpenDB(t.TempDir())
+			opened, err := state.Open(t.TempDir(), state.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close()
-			j, err := journal.Open(db, journal.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer j.Close()
+			defer opened.Close()
+			j := opened.Journal()
 			for _, p := range tc.journaled {
 				j.Removed(p, false)
 			}

@@ -26,10 +26,10 @@ import (
 	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"github.com/spf13/cobra"
 
-	"github.com/s3sync/s3sync/cache"
 	s3fs "github.com/s3sync/s3sync/fs"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -93,7 +93,7 @@ func defaultStateDir(workdir, remoteURL string) string {
 }
 
 func hasState(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, journal.DBName))
+	_, err := os.Stat(filepath.Join(dir, state.DBName))
 	return err == nil
 }
 
@@ -285,32 +285,23 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			log.Info("the state dir is inside WORKDIR; it is never mirrored nor pulled into", "dir", rel)
 		}
 	}
-	db, err := journal.OpenDB(m.stateDir)
-	if errors.Is(err, journal.ErrLocked) {
+	st, err := state.Open(m.stateDir, state.Options{Journal: journal.Options{OnCommit: metrics.observeCommit(), MappedMax: journal.DefaultMappedMax}})
+	if errors.Is(err, state.ErrLocked) {
 		return fmt.Errorf("%s is already mounted to %s by another s3sync (state dir %s)", workdir, remoteURL, m.stateDir)
 	}
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	defer journal.LimitMapped(db, journal.DefaultMappedMax)()
+	defer st.Close()
 	// The start-up scan reads the whole cache: from a cold page cache,
 	// one sequential read now, alongside the bucket checks, beats the
 	// scan's random page faults by far.
 	go func() {
-		if err := journal.Warm(db); err != nil {
+		if err := st.Warm(); err != nil {
 			log.Debug("could not read the state ahead", "err", err)
 		}
 	}()
-	j, err := journal.Open(db, journal.Options{OnCommit: metrics.observeCommit(), MappedMax: journal.DefaultMappedMax})
-	if err != nil {
-		return err
-	}
-	defer j.Close()
-	c, err := cache.Open(db)
-	if err != nil {
-		return err
-	}
+	j, c := st.Journal(), st.Cache()
 	deletes := &deleteCounter{}
 	// The client resolves the endpoint (flag, profile, environment) that
 	// is part of the remote's identity; it makes no request yet.
@@ -320,7 +311,11 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if err != nil {
 		return err
 	}
-	if err := checkState(j, c, workdir, remoteURL, client.Endpoint(), m.stateDir, m.adopt, log); err != nil {
+	if err := st.Claim(workdir, remoteURL, client.Endpoint(), m.adopt, log); err != nil {
+		var other *state.MismatchError
+		if errors.As(err, &other) {
+			return &exitError{code: exitFailed, msg: other.Error()}
+		}
 		return err
 	}
 	info := stateInfo{Workdir: workdir, Mountpoint: mountpoint, Remote: remoteURL, PID: os.Getpid(), Started: time.Now()}
@@ -347,8 +342,8 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	default:
 		return err // no such bucket, access denied: the user must act
 	}
-	recordVersioning(ctx, client, j, loc.Bucket, online, log)
-	conditions := recordConditions(ctx, client, j, loc, online, log)
+	recordVersioning(ctx, client, st, loc.Bucket, online, log)
+	conditions := recordConditions(ctx, client, st, loc, online, log)
 
 	if empty, err := c.Empty(); err == nil && empty && online {
 		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)
@@ -397,7 +392,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		return fmt.Errorf("scan %s: %w", workdir, err)
 	}
 	rescanned += recorded
-	recordScanRefusal(j, refusal, log)
+	recordScanRefusal(st, refusal, log)
 	if n, err := j.RetryFailed(); err == nil && n > 0 {
 		log.Info("retrying changes that failed before", "count", n)
 	}
@@ -433,10 +428,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	stopDeleteLog := make(chan struct{})
 	deleteLogDone := make(chan struct{})
 	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
-	d := syncer.NewDrainer(client, j, c, workdir, loc, syncer.DrainOptions{
+	d := syncer.NewDrainer(client, j, c, st, workdir, loc, syncer.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
-		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),
+		Writing: srv.Writing, Conditions: conditions, WriterID: st.WriterID(),
 		Hardlinks: links,
 	})
 	drainer.Store(d)
@@ -452,9 +447,9 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		close(pulled)
 	}
 
-	st := &statusServer{info: info, j: j, c: c, d: d, stateDir: m.stateDir, fs: srv}
-	stopStatus := st.serve(log)
-	metrics.watch(st)
+	status := &statusServer{info: info, st: st, d: d, stateDir: m.stateDir, fs: srv}
+	stopStatus := status.serve(log)
+	metrics.watch(status)
 	notifyReady(log, mountpoint, remoteURL)
 
 	unmounted := make(chan struct{})
@@ -562,8 +557,7 @@ func detach(mountpoint string) {
 // socket in the state dir (the database is locked while mounted).
 type statusServer struct {
 	info     stateInfo
-	j        *journal.Journal
-	c        *cache.Cache
+	st       *state.State
 	d        *syncer.Drainer
 	stateDir string
 	fs       *s3fs.Mounted
@@ -571,9 +565,9 @@ type statusServer struct {
 
 // report is what `s3sync status` and the metrics show of the mount.
 func (s *statusServer) report() (report, error) {
-	rep, err := buildReport(s.info, s.j, true, s.d.State())
+	rep, err := buildReport(s.info, s.st, true, s.d.State())
 	if err == nil {
-		err = addConflicts(&rep, s.c, s.j)
+		err = addConflicts(&rep, s.st)
 	}
 	if s.fs != nil {
 		rep.CachedInodes = s.fs.KnownNodes()
@@ -600,7 +594,7 @@ func (s *statusServer) serve(log *slog.Logger) func() {
 		json.NewEncoder(w).Encode(rep)
 	})
 	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.j.RetryFailed()
+		n, err := s.st.Journal().RetryFailed()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -62,18 +63,13 @@ func TestStatusShowsRefusedScanDeletions(t *testing.T) {
 	for _, s := range steps {
 		// One start-up's decision, in a state the status command then
 		// reads as it would after the mount stopped.
-		db, err := journal.OpenDB(stateDir)
+		st, err := state.Open(stateDir, state.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, err := journal.Open(db, journal.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, refusal := scanRemovals(j, s.removed, 30, s.sf, log)
-		recordScanRefusal(j, refusal, log)
-		j.Close()
-		db.Close()
+		_, refusal := scanRemovals(st.Journal(), s.removed, 30, s.sf, log)
+		recordScanRefusal(st, refusal, log)
+		st.Close()
 
 		r := s3sync(t, "status", "--state-dir", stateDir, workdir)
 		wantCode(t, r, 0)
@@ -107,7 +103,7 @@ func TestStatusShowsRefusedScanDeletions(t *testing.T) {
 }
 
 // scanRemovals is a removalScan of removals already found, for tests.
-func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) (int, *scanRefusal) {
+func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) (int, *state.ScanRefusal) {
 	s := newRemovalScan(context.Background(), j, sf)
 	for _, p := range removed {
 		s.add(p)

@@ -17,9 +17,9 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -57,7 +57,7 @@ type report struct {
 	Versioning remote.Versioning `json:"versioning"`
 	// RefusedDeletions: files the last mount's start-up scan found gone
 	// from WORKDIR and did not delete from the bucket (--max-delete).
-	RefusedDeletions *scanRefusal `json:"refused_deletions,omitempty"`
+	RefusedDeletions *state.ScanRefusal `json:"refused_deletions,omitempty"`
 	// Conflicts: paths another writer changed in the bucket since this
 	// side last saw them (see conflicts.go); Conditions: which
 	// conditional requests the store honours, as probed at mount start.
@@ -92,12 +92,13 @@ type failedEntry struct {
 // per pending file on every poll would take CPU from the drain itself.
 const pendingStatLimit = 1000
 
-func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
+func buildReport(info stateInfo, st *state.State, mounted bool, live syncer.State) (report, error) {
+	j := st.Journal()
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, Paused: live.Paused, PausedError: live.PausedErr, LastError: live.LastError, InFlight: live.InFlight,
 		Failed: []failedEntry{}, Retrying: []failedEntry{}, KeepsChanging: []failedEntry{}}
-	rep.Versioning = storedVersioning(j)
-	rep.RefusedDeletions = storedScanRefusal(j)
+	rep.Versioning = st.Versioning()
+	rep.RefusedDeletions = st.ScanRefusal()
 	if mounted {
 		rep.PID = info.PID
 		// Changes recorded a moment ago may still be queued for the next
@@ -269,32 +270,23 @@ func statusOf(ctx context.Context, dir string, retry bool) (report, error) {
 		rep.StateDir = dir
 		return rep, nil
 	}
-	db, err := journal.OpenDB(dir)
-	if errors.Is(err, journal.ErrLocked) {
+	st, err := state.Open(dir, state.Options{})
+	if errors.Is(err, state.ErrLocked) {
 		return report{}, fmt.Errorf("the mount of %s holds its state but does not answer on %s; is it stuck?", info.Workdir, sock)
 	}
 	if err != nil {
 		return report{}, err
 	}
-	defer db.Close()
-	defer journal.LimitMapped(db, journal.DefaultMappedMax)()
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		return report{}, err
-	}
-	defer j.Close()
+	defer st.Close()
 	if retry {
-		if _, err := j.RetryFailed(); err != nil {
+		if _, err := st.Journal().RetryFailed(); err != nil {
 			return report{}, err
 		}
 	}
-	rep, err := buildReport(info, j, false, syncer.State{})
+	rep, err := buildReport(info, st, false, syncer.State{})
 	rep.StateDir = dir
 	if err == nil {
-		var c *cache.Cache
-		if c, err = cache.Open(db); err == nil {
-			err = addConflicts(&rep, c, j)
-		}
+		err = addConflicts(&rep, st)
 	}
 	return rep, err
 }

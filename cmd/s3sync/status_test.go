@@ -9,22 +9,19 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
-// openJournal is a journal on a fresh state database, closed at cleanup.
-func openJournal(t *testing.T) *journal.Journal {
+// openState is a fresh state, closed at cleanup.
+func openState(t *testing.T) *state.State {
 	t.Helper()
-	db, err := journal.OpenDB(t.TempDir())
+	st, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close(); db.Close() })
-	return j
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // TestStatusPendingBytes: status sizes the pending files by stat, up to
@@ -33,7 +30,8 @@ func TestStatusPendingBytes(t *testing.T) {
 	for _, n := range []int{pendingStatLimit, pendingStatLimit + 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			work := t.TempDir()
-			j := openJournal(t)
+			st := openState(t)
+			j := st.Journal()
 			for i := range n {
 				name := fmt.Sprintf("f%04d", i)
 				if err := os.WriteFile(filepath.Join(work, name), []byte("0123456789"), 0o644); err != nil {
@@ -45,7 +43,7 @@ func TestStatusPendingBytes(t *testing.T) {
 			if err := j.Sync(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := buildReport(stateInfo{Workdir: work}, j, false, syncer.State{})
+			rep, err := buildReport(stateInfo{Workdir: work}, st, false, syncer.State{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +59,8 @@ func TestStatusPendingBytes(t *testing.T) {
 // A file that kept changing during every upload is shown as such, with how
 // long it has been out of date, apart from ordinary retries.
 func TestStatusKeepsChanging(t *testing.T) {
-	j := openJournal(t)
+	st := openState(t)
+	j := st.Journal()
 	j.Changed("vm.img")
 	j.Changed("other")
 	if err := j.Sync(context.Background()); err != nil {
@@ -80,7 +79,7 @@ func TestStatusKeepsChanging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, j, false, syncer.State{})
+	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, st, false, syncer.State{})
 	if err != nil {
 		t.Fatal(err)
 	}

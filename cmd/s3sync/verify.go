@@ -12,8 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -129,7 +128,7 @@ func runVerify(ctx context.Context, g *globalFlags, src, dst syncer.Endpoint, op
 // directory to the other side, if there is one. It returns nil when there
 // is none or the database is in use (a running mount holds it), and says
 // so on stderr.
-func openSums(stateDir string, src, dst syncer.Endpoint) (*cache.Sums, func()) {
+func openSums(stateDir string, src, dst syncer.Endpoint) (*state.Sums, func()) {
 	nothing := func() {}
 	local, other := src, dst
 	if local.IsS3 {
@@ -147,12 +146,12 @@ func openSums(stateDir string, src, dst syncer.Endpoint) (*cache.Sums, func()) {
 			return nil, nothing
 		}
 		stateDir = defaultStateDir(abs, other.S3.String())
-		if _, err := os.Stat(filepath.Join(stateDir, journal.DBName)); err != nil {
+		if _, err := os.Stat(filepath.Join(stateDir, state.DBName)); err != nil {
 			return nil, nothing
 		}
 	}
-	db, err := journal.OpenDB(stateDir)
-	if errors.Is(err, journal.ErrLocked) {
+	sums, err := state.OpenSums(stateDir)
+	if errors.Is(err, state.ErrLocked) {
 		fmt.Fprintf(os.Stderr, "note: the state in %s is in use (a running mount?); reading every file, checksums not cached\n", stateDir)
 		return nil, nothing
 	}
@@ -160,17 +159,10 @@ func openSums(stateDir string, src, dst syncer.Endpoint) (*cache.Sums, func()) {
 		fmt.Fprintf(os.Stderr, "note: checksums not cached: %v\n", err)
 		return nil, nothing
 	}
-	sums, err := cache.OpenSums(db)
-	if err != nil {
-		db.Close()
-		fmt.Fprintf(os.Stderr, "note: checksums not cached: %v\n", err)
-		return nil, nothing
-	}
 	return sums, func() {
-		if err := sums.Flush(); err != nil {
+		if err := sums.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "note: checksums not cached: %v\n", err)
 		}
-		db.Close()
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/s3test"
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/state"
 )
 
 // sameSizeSameMtime changes one byte of path and puts its mtime back: the
@@ -189,11 +189,11 @@ func TestCLIVerifyChecksumCache(t *testing.T) {
 	env := []string{"XDG_STATE_HOME=" + stateHome}
 	t.Setenv("XDG_STATE_HOME", stateHome) // for defaultStateDir here
 	stateDir := defaultStateDir(dir, "s3://"+b+"/c/")
-	db, err := journal.OpenDB(stateDir)
+	made, err := state.OpenSums(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	made.Close()
 
 	verifyJSON := func() jsonSummary {
 		t.Helper()
@@ -212,7 +212,7 @@ func TestCLIVerifyChecksumCache(t *testing.T) {
 		t.Errorf("second run, from the cache: %+v", sum)
 	}
 	// The entry is in the state database, under the file's path.
-	db, err = bbolt.Open(filepath.Join(stateDir, journal.DBName), 0o600, &bbolt.Options{ReadOnly: true})
+	db, err := bbolt.Open(filepath.Join(stateDir, state.DBName), 0o600, &bbolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +232,11 @@ func TestCLIVerifyChecksumCache(t *testing.T) {
 	}
 
 	// A running mount holds the database: verify goes on without it.
-	db, err = journal.OpenDB(stateDir)
+	held, err := state.Open(stateDir, state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer held.Close()
 	r := s3syncEnv(t, env, "verify", ep, dir, url)
 	wantCode(t, r, 0)
 	if lines := r.errLines(); len(lines) != 2 || !strings.Contains(lines[0], "in use") || !strings.Contains(lines[1], "identical") {

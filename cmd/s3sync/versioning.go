@@ -6,19 +6,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 )
-
-// metaVersioning is the journal meta key holding the bucket's versioning
-// state as the mount learned it at start-up, so that status shows it
-// mounted or not.
-const metaVersioning = "bucket_versioning"
 
 // recordVersioning asks the store whether the bucket keeps old versions
 // and keeps the answer in the state. Not knowing is no reason to refuse a
 // mount: the state then says unknown.
-func recordVersioning(ctx context.Context, client *remote.Client, j *journal.Journal, bucket string, online bool, log *slog.Logger) {
+func recordVersioning(ctx context.Context, client *remote.Client, st *state.State, bucket string, online bool, log *slog.Logger) {
 	v := remote.VersioningUnknown
 	if online {
 		qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -32,19 +27,9 @@ func recordVersioning(ctx context.Context, client *remote.Client, j *journal.Jou
 	if v == remote.VersioningOff || v == remote.VersioningSuspended {
 		log.Info("bucket versioning is "+string(v)+": deletes and overwrites in the bucket cannot be undone; `s3sync mb --versioning` turns it on", "bucket", bucket)
 	}
-	if err := j.SetMeta(metaVersioning, []byte(v)); err != nil {
+	if err := st.SetVersioning(v); err != nil {
 		log.Warn("could not keep the bucket's versioning state; status shows it unknown", "err", err)
 	}
-}
-
-// storedVersioning is the state recordVersioning kept; unknown for a
-// state written before it did.
-func storedVersioning(j *journal.Journal) remote.Versioning {
-	b, err := j.Meta(metaVersioning)
-	if err != nil || len(b) == 0 {
-		return remote.VersioningUnknown
-	}
-	return remote.Versioning(b)
 }
 
 // versioningLine is status's line on whether the bucket can undo a delete

@@ -23,13 +23,13 @@ func TestStatusVersioning(t *testing.T) {
 		{"enabled", remote.VersioningEnabled, []string{"on,", "recovered"}},
 	}
 	for _, c := range cases {
-		j := openJournal(t)
+		st := openState(t)
 		if c.stored != "" {
-			if err := j.SetMeta(metaVersioning, []byte(c.stored)); err != nil {
+			if err := st.SetVersioning(remote.Versioning(c.stored)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rep, err := buildReport(stateInfo{Workdir: t.TempDir(), Remote: "s3://photos/2024"}, j, false, syncer.State{})
+		rep, err := buildReport(stateInfo{Workdir: t.TempDir(), Remote: "s3://photos/2024"}, st, false, syncer.State{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,17 +1,15 @@
-package main
+package state
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/journal"
 )
 
 func TestRootIDSame(t *testing.T) {
@@ -59,42 +57,6 @@ func TestReadRootID(t *testing.T) {
 	}
 }
 
-// A state dir named by the spelling of WORKDIR given (before real paths
-// were used) is renamed to the real path's name, so every spelling finds
-// it; status finds it by any spelling.
-func TestMountStateDirLegacyName(t *testing.T) {
-	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	work := filepath.Join(t.TempDir(), "work")
-	os.Mkdir(work, 0o755)
-	link := filepath.Join(t.TempDir(), "link")
-	if err := os.Symlink(work, link); err != nil {
-		t.Fatal(err)
-	}
-	const url = "s3://b/p/"
-	legacy := stateDirName(link, url)
-	testfs.WriteFile(t, filepath.Join(legacy, journal.DBName), "")
-	testfs.WriteFile(t, filepath.Join(legacy, infoFile), `{"workdir":"`+link+`"}`)
-
-	if got := defaultStateDir(link, url); got != legacy {
-		t.Errorf("defaultStateDir before the rename = %s, want the old %s", got, legacy)
-	}
-	for _, spelling := range []string{link, work} {
-		if got := findStateDirs(spelling); len(got) != 1 || got[0] != legacy {
-			t.Errorf("status %s finds %v, want %s", spelling, got, legacy)
-		}
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	got := mountStateDir(link, work, url, log)
-	if want := stateDirName(work, url); got != want || !hasState(want) || hasState(legacy) {
-		t.Errorf("mountStateDir = %s, want %s renamed from %s", got, want, legacy)
-	}
-	for _, spelling := range []string{link, work} {
-		if got := defaultStateDir(spelling, url); got != stateDirName(work, url) {
-			t.Errorf("defaultStateDir(%s) = %s after the rename", spelling, got)
-		}
-	}
-}
-
 // Endpoints count by the store they reach: every spelling of one
 // provider's endpoints is one store, so nobody is refused for a region or
 // a port; another provider, or another machine, is another store.
@@ -126,29 +88,16 @@ func TestStoreOf(t *testing.T) {
 // another (its cache says what the first one holds, so files would never
 // reach the second), with the --adopt advice; another spelling of the
 // same store's endpoint is accepted and kept. --adopt drops the cache.
-func TestCheckStateEndpoint(t *testing.T) {
+func TestClaimEndpoint(t *testing.T) {
 	work := t.TempDir()
-	stateDir := t.TempDir()
-	db, err := journal.OpenDB(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	j, err := journal.Open(db, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	c, err := cache.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTest(t)
+	j, c := s.Journal(), s.Cache()
 	if err := c.Put("photo.jpg", cache.Entry{Size: 1, ETag: "e"}); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const url = "s3://backup/home/"
-	for _, s := range []struct {
+	for _, e := range []struct {
 		endpoint string
 		adopt    bool
 		refused  string // in the one-line message; "" if accepted
@@ -163,44 +112,31 @@ func TestCheckStateEndpoint(t *testing.T) {
 		{"https://s3.wasabisys.com", false, "", "https://s3.wasabisys.com"},
 	} {
 		_, cachedBefore, _ := c.Get("photo.jpg")
-		err := checkState(j, c, work, url, s.endpoint, stateDir, s.adopt, log)
+		err := s.Claim(work, url, e.endpoint, e.adopt, log)
 		switch {
-		case s.refused == "" && err != nil:
-			t.Errorf("%s: refused: %v", s.endpoint, err)
-		case s.refused != "" && (err == nil || !strings.Contains(err.Error(), s.refused) || !strings.Contains(err.Error(), "--adopt") || strings.Contains(err.Error(), "\n")):
-			t.Errorf("%s: got %v, want one line with %q and --adopt", s.endpoint, err, s.refused)
+		case e.refused == "" && err != nil:
+			t.Errorf("%s: refused: %v", e.endpoint, err)
+		case e.refused != "" && (!errors.As(err, new(*MismatchError)) || !strings.Contains(err.Error(), e.refused) || !strings.Contains(err.Error(), "--adopt") || strings.Contains(err.Error(), "\n")):
+			t.Errorf("%s: got %v, want one line with %q and --adopt", e.endpoint, err, e.refused)
 		}
-		if got, _ := j.Meta(metaEndpoint); string(got) != s.kept {
-			t.Errorf("%s: the state keeps endpoint %q, want %q", s.endpoint, got, s.kept)
+		if got, _ := j.Meta(metaEndpoint); string(got) != e.kept {
+			t.Errorf("%s: the state keeps endpoint %q, want %q", e.endpoint, got, e.kept)
 		}
 		_, cached, _ := c.Get("photo.jpg")
-		if want := cachedBefore && !s.adopt; cached != want {
-			t.Errorf("%s: cache entry kept = %v, want %v", s.endpoint, cached, want)
+		if want := cachedBefore && !e.adopt; cached != want {
+			t.Errorf("%s: cache entry kept = %v, want %v", e.endpoint, cached, want)
 		}
 	}
 
 	// A state from before endpoints were kept takes the current one.
-	legacy := openJournal(t)
-	if err := legacy.SetMeta(metaRemote, []byte(url)); err != nil {
+	legacy := openTest(t)
+	if err := legacy.Journal().SetMeta(metaRemote, []byte(url)); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkState(legacy, c, work, url, "https://s3.wasabisys.com", stateDir, false, log); err != nil {
+	if err := legacy.Claim(work, url, "https://s3.wasabisys.com", false, log); err != nil {
 		t.Errorf("a state without an endpoint: %v", err)
 	}
-	if got, _ := legacy.Meta(metaEndpoint); string(got) != "https://s3.wasabisys.com" {
+	if got, _ := legacy.Journal().Meta(metaEndpoint); string(got) != "https://s3.wasabisys.com" {
 		t.Errorf("a state without an endpoint keeps %q after its mount", got)
-	}
-}
-
-// Without $HOME the state goes under the passwd entry's home, not /tmp.
-func TestStateRootWithoutHome(t *testing.T) {
-	u, err := user.Current()
-	if err != nil || u.HomeDir == "" {
-		t.Fatalf("no passwd entry for this user: %v", err)
-	}
-	t.Setenv("XDG_STATE_HOME", "")
-	t.Setenv("HOME", "")
-	if got, want := stateRoot(), filepath.Join(u.HomeDir, ".local", "state", "s3sync"); got != want {
-		t.Fatalf("stateRoot() = %s, want %s", got, want)
 	}
 }

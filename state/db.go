@@ -1,4 +1,4 @@
-package journal
+package state
 
 import (
 	"errors"
@@ -19,16 +19,17 @@ const DBName = "state.db"
 // interleave their journals.
 var ErrLocked = errors.New("another s3sync process holds the state dir")
 
-// OpenDB opens (creating if needed) the state database shared by journal and
-// cache. The file is private to the user, and so is a directory OpenDB
-// makes: paths in the journal reveal what the user is working on. A
-// directory that exists is used as it is, never chmod-ed (it may be one the
-// user shares on purpose); a command that takes one from the user checks
-// it first.
+// openDB opens (creating if needed) the state database. The file is
+// private to the user, and so is a directory openDB makes: paths in the
+// journal reveal what the user is working on. A directory that exists is
+// used as it is, never chmod-ed (it may be one the user shares on
+// purpose); a command that takes one from the user checks it first.
 //
 // It returns an error wrapping ErrLocked if another process holds the
 // database for more than a second.
-func OpenDB(dir string) (*bbolt.DB, error) {
+func openDB(dir string) (*bbolt.DB, error) {
+	// The messages say "journal", as they did before package state: a
+	// script may match them.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: create state dir: %w", err)
 	}

@@ -1,4 +1,4 @@
-package journal
+package state
 
 import (
 	"fmt"
@@ -14,15 +14,15 @@ import (
 // A mount's start-up reads the state database through the page cache:
 // after Warm every page of the file is resident, even when none was.
 func TestWarmLoadsTheStateFile(t *testing.T) {
-	dir := t.TempDir()
-	j, db := openTest(t, dir, Options{})
+	s := openTest(t)
+	j := s.Journal()
 	for i := range 20000 {
 		j.Changed(fmt.Sprintf("dir%02d/file%06d", i%50, i))
 	}
 	if err := j.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(db.Path())
+	f, err := os.Open(s.db.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestWarmLoadsTheStateFile(t *testing.T) {
 	if in, all := resident(); in == all {
 		testenv.CannotRun(t, "the kernel kept all %d pages of the file after FADV_DONTNEED; cannot tell", all)
 	}
-	if err := Warm(db); err != nil {
+	if err := s.Warm(); err != nil {
 		t.Fatal(err)
 	}
 	if in, all := resident(); in < all {

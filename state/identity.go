@@ -1,9 +1,8 @@
-package main
+package state
 
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/journal"
 )
 
 // A state dir knows the WORKDIR and the remote it was made for. Its cache
@@ -26,16 +24,6 @@ import (
 // made again, a path that now names something else — would take every
 // missing file for a deletion. Such a mount is refused until the user says
 // --adopt.
-
-// Journal meta keys.
-const (
-	metaWorkdirID = "workdir_id"
-	metaRemote    = "remote"
-	// metaEndpoint is the endpoint URL the remote was reached at, or
-	// endpointAWS: one bucket name may exist on two stores (MinIO at home,
-	// Wasabi), and the cache describes only one of them.
-	metaEndpoint = "endpoint"
-)
 
 // rootID identifies WORKDIR's root directory across mounts and reboots.
 type rootID struct {
@@ -161,18 +149,26 @@ func (a rootID) String() string {
 	return s
 }
 
-// checkState refuses a mount whose WORKDIR or remote is not the one the
-// state was made for, unless adopt. Adopting forgets the cache and the
-// unsent records, so the mount compares WORKDIR with the bucket as a first
-// mount does, and a file only in the bucket is never deleted. A state made
-// before identities were kept takes the current WORKDIR as its own (it was
-// made for it); --max-delete still guards its start-up scan. It records the
-// current identity and remote.
+// MismatchError is Claim's refusal: the state was made for another
+// WORKDIR, remote or store. Its message is one line that says which, and
+// how to take them on (--adopt).
+type MismatchError struct{ msg string }
+
+func (e *MismatchError) Error() string { return e.msg }
+
+// Claim refuses a mount whose WORKDIR or remote is not the one the state
+// was made for, with a *MismatchError, unless adopt. Adopting forgets the
+// cache and the unsent records, so the mount compares WORKDIR with the
+// bucket as a first mount does, and a file only in the bucket is never
+// deleted. A state made before identities were kept takes the current
+// WORKDIR as its own (it was made for it); --max-delete still guards its
+// start-up scan. It records the current identity and remote.
 //
 // endpoint is the endpoint URL in use, "" for AWS's own; it counts by the
 // store it names (storeOf), so another spelling of the same provider's
 // endpoint (a region, dual-stack) is no other remote.
-func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, endpoint, stateDir string, adopt bool, log *slog.Logger) error {
+func (s *State) Claim(workdir, remoteURL, endpoint string, adopt bool, log *slog.Logger) error {
+	j, c, stateDir := s.j, s.c, s.dir
 	cur, err := readRootID(workdir)
 	if err != nil {
 		return fmt.Errorf("WORKDIR: %w", err)
@@ -209,7 +205,7 @@ func checkState(j *journal.Journal, c *cache.Cache, workdir, remoteURL, endpoint
 			what = append(what, fmt.Sprintf("the state in %s mirrors to the store at %s, not the one at %s (a bucket of that name there is another bucket)",
 				stateDir, showEndpoint(string(oldEndpoint)), showEndpoint(endpoint)))
 		}
-		return &exitError{code: exitFailed, msg: strings.Join(what, ", and ") +
+		return &MismatchError{msg: strings.Join(what, ", and ") +
 			"; if that is on purpose (a folder moved or restored, another bucket or store), mount again with --adopt: WORKDIR is then compared with the bucket and nothing is deleted"}
 	}
 	if otherDir || otherRemote || otherStore {
@@ -260,52 +256,6 @@ func forgetUploads(c *cache.Cache) error {
 		}
 	}
 	return nil
-}
-
-// checkPrivate refuses a state dir that exists and that other users may
-// read or write: the journal names the files the user works on, and a
-// stranger's state.db would decide what is deleted. It is never chmod-ed
-// (it may be a folder the user shares on purpose); one that does not exist
-// yet is made private by journal.OpenDB.
-func checkPrivate(dir string) error {
-	st, err := os.Stat(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return &exitError{code: exitFailed, msg: fmt.Sprintf("state dir %s is open to other users (mode %04o), and the journal names the files you work on; "+
-			"give a --state-dir that does not exist yet (s3sync makes it private), or make this one private with chmod 700 %s", dir, perm, dir)}
-	}
-	return nil
-}
-
-// mountStateDir is the default state dir of a mount of workdir (its real
-// path; spelled as given) to remoteURL. A state dir named by the spelling,
-// made before real paths were used, is renamed so every spelling finds it.
-func mountStateDir(spelled, workdir, remoteURL string, log *slog.Logger) string {
-	dir := stateDirName(workdir, remoteURL)
-	legacy := stateDirName(spelled, remoteURL)
-	if legacy == dir || hasState(dir) || !hasState(legacy) {
-		return dir
-	}
-	if err := os.Rename(legacy, dir); err != nil {
-		log.Warn("could not rename the state dir to its new name; using it where it is", "dir", legacy, "err", err)
-		return legacy
-	}
-	log.Info("state dir renamed: it is now named by WORKDIR's real path", "from", legacy, "to", dir)
-	return dir
-}
-
-// realPath is path with every symlink resolved, or path as it is when that
-// fails (it no longer exists).
-func realPath(path string) string {
-	if r, err := filepath.EvalSymlinks(path); err == nil {
-		return r
-	}
-	return path
 }
 
 // endpointAWS is the endpoint kept for AWS's own endpoints (no
