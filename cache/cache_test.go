@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -172,55 +171,6 @@ func tree(t *testing.T, root string, files map[string]string) {
 	}
 }
 
-func TestWalkSortedOrder(t *testing.T) {
-	root := t.TempDir()
-	tree(t, root, map[string]string{
-		"a-b": "1", "a.b": "1", "a0": "1", "a b": "1", "a/x": "1", "a/y/z": "1", "a~": "1", "é": "1", "B": "1",
-		"link":  "->a",    // symlink to a directory: yielded, not followed
-		"pipe":  "<fifo>", // special files are not yielded
-		"empty": "<dir>",  // yielded as its marker's key
-
-		"skipme/":  "<dir>",
-		"skipme/f": "1",
-	})
-	var got []string
-	err := WalkSorted(root, func(p string) bool { return p == "skipme" }, func(p string, info os.FileInfo) error {
-		got = append(got, p)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "B,a b,a-b,a.b,a/x,a/y/z,a0,a~,empty/,link,é"
-	if strings.Join(got, ",") != want {
-		t.Errorf("WalkSorted order\n got %s\nwant %s", strings.Join(got, ","), want)
-	}
-
-	n := 0
-	err = WalkSorted(root, nil, func(string, os.FileInfo) error { n++; return filepath.SkipAll })
-	if err != nil || n != 1 {
-		t.Errorf("SkipAll: err %v after %d calls", err, n)
-	}
-	if err := WalkSorted(filepath.Join(root, "nope"), nil, func(string, os.FileInfo) error { return nil }); err == nil {
-		t.Error("walking a missing root succeeded")
-	}
-}
-
-func TestWalkSortedUnreadableDir(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// Root reads any directory: run this test again as nobody.
-		runAsNobody(t, "^TestWalkSortedUnreadableDir$")
-		return
-	}
-	root := t.TempDir()
-	tree(t, root, map[string]string{"locked/f": "1"})
-	os.Chmod(filepath.Join(root, "locked"), 0)
-	defer os.Chmod(filepath.Join(root, "locked"), 0o755)
-	if err := WalkSorted(root, nil, func(string, os.FileInfo) error { return nil }); err == nil {
-		t.Error("unreadable directory passed over silently; a scan would report its files deleted")
-	}
-}
-
 func TestScan(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -324,7 +274,7 @@ func TestScan(t *testing.T) {
 			c := openTest(t)
 			root := t.TempDir()
 			tree(t, root, tt.synced)
-			err := WalkSorted(root, nil, func(p string, info os.FileInfo) error {
+			err := walkSorted(root, func(p string, info os.FileInfo) error {
 				return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e", Kind: kindOf(info)})
 			})
 			if err != nil {
@@ -361,7 +311,7 @@ func TestScanLarge(t *testing.T) {
 		files[fmt.Sprintf("d%d/f%04d", i%3, i)] = "x"
 	}
 	tree(t, root, files)
-	WalkSorted(root, nil, func(p string, info os.FileInfo) error {
+	walkSorted(root, func(p string, info os.FileInfo) error {
 		return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime()})
 	})
 	os.Remove(filepath.Join(root, "d1/f1000"))
@@ -422,38 +372,6 @@ func TestConcurrentPut(t *testing.T) {
 	}
 	if err := c.Put("", Entry{}); !errors.Is(err, ErrBadPath) {
 		t.Errorf("Put(\"\") = %v", err)
-	}
-}
-
-// runAsNobody re-runs the named tests of this binary as uid/gid 65534, for
-// checks that root's privileges would make pass vacuously.
-func runAsNobody(t *testing.T, pattern string) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "s3sync-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "test")
-	data, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run="+pattern, "-test.count=1", "-test.v")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TMPDIR=/tmp", "HOME=/tmp")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
 

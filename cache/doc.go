@@ -10,8 +10,8 @@
 // package state opens it.
 //
 // Paths are S3-key-shaped: slash-separated, relative to the working
-// directory, compared as bytes. WalkSorted yields local files in that same
-// order, which is not the order of a plain recursive walk ("a-b" < "a/x" <
-// "a0"), so a walk and the cache can be merged without holding either in
-// memory.
+// directory, compared as bytes. The scan's walk (internal/walk) yields
+// local files in that same order, which is not the order of a plain
+// recursive walk ("a-b" < "a/x" < "a0"), so a walk and the cache can be
+// merged without holding either in memory.
 package cache

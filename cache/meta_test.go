@@ -36,7 +36,7 @@ func TestScanModeAndOwner(t *testing.T) {
 			c := openTest(t)
 			root := t.TempDir()
 			tree(t, root, map[string]string{"a": "1", "b": "2", "d/c": "3"})
-			err := WalkSorted(root, nil, func(p string, info os.FileInfo) error {
+			err := walkSorted(root, func(p string, info os.FileInfo) error {
 				e := Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e"}
 				if tt.meta {
 					e.Mode, e.UID, e.GID, e.Meta = OwnerOf(info)

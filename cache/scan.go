@@ -1,11 +1,14 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/s3sync/s3sync/internal/walk"
 )
 
 // Scan compares the working directory with the cache, so changes made while
@@ -61,10 +64,16 @@ func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed 
 		}
 		removed(key)
 	}
-	err = walkSorted(workdir, skip, special, func(p string, info os.FileInfo) error {
+	w, err := walkTree(workdir, skip, special)
+	if err != nil {
+		return 0, fmt.Errorf("cache: scan: %w", err)
+	}
+	defer w.Close()
+	for f, more := w.Next(); more; f, more = w.Next() {
 		if it.err != nil {
-			return it.err // the rest of the walk would all look new
+			return 0, it.err // the rest of the walk would all look new
 		}
+		p, info := f.Rel, f.Info
 		for ok && key < p {
 			gone(key)
 			key, e, ok = it.next()
@@ -79,15 +88,11 @@ func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed 
 				changed(p)
 			}
 			key, e, ok = it.next()
-			return nil
+			continue
 		}
 		changed(p)
-		return nil
-	})
-	if err != nil {
-		if err == it.err {
-			return 0, err
-		}
+	}
+	if err := w.Err(); err != nil {
 		return 0, fmt.Errorf("cache: scan: %w", err)
 	}
 	for ok {
@@ -95,6 +100,35 @@ func (c *Cache) ScanLinked(workdir string, skip func(path string) bool, changed 
 		key, _, ok = it.next()
 	}
 	return 0, it.err
+}
+
+// walkTree starts the scan's walk of workdir: every file and symlink (never
+// followed, each at its own name, which is its cache key), every name as
+// the journal would have recorded it, and empty directories as their
+// markers "dir/"; special, when set, hears of the FIFOs, sockets and
+// devices it passes over. A file or directory that disappears during the
+// walk is passed over; any other error stops it, because a scan would take
+// an unreadable directory's files for deleted ones.
+func walkTree(workdir string, skip func(string) bool, special func(string, os.FileInfo)) (*walk.Walker, error) {
+	stopped := false
+	w, err := walk.New(workdir, walk.Options{
+		Links: walk.StoreLinks, Skip: skip, AllNames: true, Eager: true,
+		Warn: func(path string, err error) error {
+			var se *walk.SpecialError
+			if errors.As(err, &se) {
+				if special != nil {
+					special(se.Rel, se.Info)
+				}
+				return nil
+			}
+			stopped = true
+			return fmt.Errorf("cache: walk %s: %w", path, err)
+		},
+	})
+	if err != nil && !stopped {
+		err = fmt.Errorf("cache: walk %s: %w", workdir, err)
+	}
+	return w, err
 }
 
 // kindOf is the Kind a walked path is stored as.

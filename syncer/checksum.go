@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -120,7 +121,7 @@ func stampOf(f *os.File) (cache.Stamp, error) {
 		return cache.Stamp{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return cache.Stamp{}, fmt.Errorf("%s is not a regular file", kindOf(fi.Mode()))
+		return cache.Stamp{}, fmt.Errorf("%s is not a regular file", walk.Kind(fi.Mode()))
 	}
 	st := cache.Stamp{Size: fi.Size(), Mtime: fi.ModTime().UnixNano()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -70,7 +71,7 @@ func emptyOpenDir(f *os.File) (bool, error) {
 	for {
 		ents, err := f.ReadDir(16)
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), TempPrefix) && !cache.Special(e.Type()) {
+			if walk.Storable(e.Name(), e.Type()) {
 				return false, nil
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
 )
@@ -127,7 +128,7 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 // listed by status as skipped, never as failed: nothing would make it
 // succeed, and a failed list full of them would hide real failures.
 func (d *Drainer) skipSpecial(rel string, m fs.FileMode) error {
-	return d.skipKind(rel, kindOf(m))
+	return d.skipKind(rel, walk.Kind(m))
 }
 
 // pruneSkipped forgets the skipped paths that are no longer FIFOs,
@@ -474,12 +475,12 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 	}
 	var firstErr error
-	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {
-		var nr *notRegularError
+	w, err := newWalk(root, walk.StoreLinks, false, func(path string, err error) {
+		var nr *walk.SpecialError
 		if errors.As(err, &nr) {
 			// Skipped, not failed: it must not hold up the rest of the tree.
 			if sub, rerr := filepath.Rel(root, path); rerr == nil {
-				if serr := d.skipKind(rel+"/"+filepath.ToSlash(sub), nr.kind); serr != nil && firstErr == nil {
+				if serr := d.skipKind(rel+"/"+filepath.ToSlash(sub), walk.Kind(nr.Info.Mode())); serr != nil && firstErr == nil {
 					firstErr = serr
 				}
 			}
@@ -533,17 +534,17 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 		var err error
 		if f.Link {
-			if info, serr := os.Lstat(f.Path); serr == nil {
+			if info, serr := os.Lstat(f.Path()); serr == nil {
 				d.followLinks(sub, info)
 			}
-			err = d.syncLink(ctx, sub, f.Path, immediate)
-		} else if info, serr := os.Lstat(f.Path); serr != nil || !info.Mode().IsRegular() {
+			err = d.syncLink(ctx, sub, f.Path(), immediate)
+		} else if info, serr := os.Lstat(f.Path()); serr != nil || !info.Mode().IsRegular() {
 			continue // gone or replaced since the walk: its own record handles it
 		} else {
 			d.followLinks(sub, info)
-			if err = d.sharedKey(sub, f.Path); err == nil {
+			if err = d.sharedKey(sub, f.Path()); err == nil {
 				if err = d.dropLink(ctx, sub); err == nil {
-					err = d.syncFile(ctx, sub, f.Path, info, hint, immediate)
+					err = d.syncFile(ctx, sub, f.Path(), info, hint, immediate)
 				}
 			}
 		}

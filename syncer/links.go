@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -161,33 +162,6 @@ func linkContent(ctx context.Context, path local) (content, int64, time.Time, er
 		return content{}, 0, time.Time{}, err
 	}
 	return localContent(d), st.size, st.mtime, nil
-}
-
-// dropSharedKeys keeps one of two entries that would be stored under the
-// same key (a symlink "x" and a file "x.rclonelink"): the file, which that
-// key meant before; the link is reported. entries are sorted by key.
-func (w *localWalk) dropSharedKeys(dir string, entries []walkEntry) []walkEntry {
-	shared := func(i int) bool {
-		return entries[i].link && (i > 0 && entries[i-1].key == entries[i].key ||
-			i+1 < len(entries) && entries[i+1].key == entries[i].key)
-	}
-	var out []walkEntry
-	for i, e := range entries {
-		if !shared(i) {
-			if out != nil {
-				out = append(out, e)
-			}
-			continue
-		}
-		if out == nil {
-			out = append(make([]walkEntry, 0, len(entries)), entries[:i]...)
-		}
-		w.warn(filepath.Join(dir, e.name), fmt.Errorf("symlink not stored: %s is also a file here, and both would be the object %s", e.key, e.key))
-	}
-	if out == nil {
-		return entries
-	}
-	return out
 }
 
 // keyOf is the object key suffix that stores the cache entry at p: a
@@ -392,7 +366,7 @@ func parentLink(root, realRoot, rel string, strict bool, known *string) error {
 			return fmt.Errorf("%w: %s is a symlink that leads nowhere; not written through it", errThroughLink, full)
 		case strict:
 			return fmt.Errorf("%w: %s is a symlink here (to %s), but the bucket holds keys below it; not written through it", errThroughLink, full, dest)
-		case !within(dest, realRoot):
+		case !walk.Within(dest, realRoot):
 			return fmt.Errorf("%w: %s is a symlink to %s, outside the destination; not written through it", errThroughLink, full, dest)
 		}
 	}
@@ -401,14 +375,14 @@ func parentLink(root, realRoot, rel string, strict bool, known *string) error {
 }
 
 // symlinks is the walk's symlink mode for reconcile's flags.
-func (o Options) symlinks() symlinkMode {
+func (o Options) symlinks() walk.Links {
 	switch {
 	case o.Links:
-		return storeLinks
+		return walk.StoreLinks
 	case o.NoFollow:
-		return skipLinks
+		return walk.SkipLinks
 	}
-	return followLinks
+	return walk.FollowLinks
 }
 
 // markLinks marks a download's .rclonelink objects as links (--links).

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -104,7 +105,7 @@ type stream interface {
 }
 
 type localStream struct {
-	w *localWalk
+	w *walk.Walker
 }
 
 func (s *localStream) next() (entry, bool) {
@@ -112,7 +113,7 @@ func (s *localStream) next() (entry, bool) {
 	if !ok {
 		return entry{}, false
 	}
-	return entry{rel: f.Key(), size: f.Size, time: f.Mtime, path: f.Path, link: f.Link}, true
+	return localEntry(f), true
 }
 
 func (s *localStream) err() error { return nil }
@@ -215,7 +216,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		}
 	}
 	if dir == Upload {
-		w, err := newWalk(src.Local, walkOptions{symlinks: opts.symlinks()}, warnLocal)
+		w, err := newWalk(src.Local, opts.symlinks(), false, warnLocal)
 		if err != nil {
 			return Summary{}, fmt.Errorf("source: %w", err)
 		}
@@ -235,7 +236,7 @@ func Reconcile(ctx context.Context, r Remote, src, dst Endpoint, opts Options) (
 		}
 		// The destination's walk never descends into a symlinked folder
 		// outside it, so --delete cannot delete files there.
-		w, err := newWalk(dst.Local, walkOptions{symlinks: opts.symlinks(), beneath: true}, func(string, error) {})
+		w, err := newWalk(dst.Local, opts.symlinks(), true, func(string, error) {})
 		if err == nil {
 			rc.realDst, err = filepath.EvalSymlinks(dst.Local)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -129,7 +130,7 @@ func uploadOnce(ctx context.Context, r Remote, path local, bucket, key, storageC
 		return UploadResult{}, false, err
 	}
 	if !info.Mode().IsRegular() {
-		return UploadResult{}, false, fmt.Errorf("%s is not a regular file", kindOf(info.Mode()))
+		return UploadResult{}, false, fmt.Errorf("%s is not a regular file", walk.Kind(info.Mode()))
 	}
 	before, err := settledState(f)
 	if err != nil {

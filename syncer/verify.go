@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -239,7 +240,7 @@ type verifier struct {
 	owner    bool // compare uid and gid too
 }
 
-func (v *verifier) open(e Endpoint, mode symlinkMode, warn func(string, error)) (stream, error) {
+func (v *verifier) open(e Endpoint, mode walk.Links, warn func(string, error)) (stream, error) {
 	if e.IsS3 {
 		if v.r == nil {
 			return nil, fmt.Errorf("%s: no S3 client", e.Arg)
@@ -247,7 +248,7 @@ func (v *verifier) open(e Endpoint, mode symlinkMode, warn func(string, error)) 
 		s := newS3Stream(v.ctx, v.r, e.S3)
 		return s, nil
 	}
-	w, err := newWalk(e.Local, walkOptions{symlinks: mode}, warn)
+	w, err := newWalk(e.Local, mode, false, warn)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 // Package dirstat stats a directory's entries quickly: relative to the open
-// directory (fstatat) and several at a time. The mount's start-up scan and
-// the local walk of reconcile, verify and the drain share it; at a million
-// files both are one lstat per file.
+// directory (fstatat) and several at a time. The walker (internal/walk)
+// uses it: at a million files a walk is one lstat per file.
 package dirstat
 
 import (

@@ -1,4 +1,4 @@
-package syncer
+package walk
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ func TestWalkFileReplacedSinceListing(t *testing.T) {
 		{"by a symlink", func(p string) error { return os.Symlink("elsewhere", p) }},
 		{"by a folder", func(p string) error { return os.Mkdir(p, 0o755) }},
 	} {
-		for _, mode := range []symlinkMode{storeLinks, followLinks, skipLinks} {
+		for _, mode := range []Links{StoreLinks, FollowLinks, SkipLinks} {
 			t.Run(fmt.Sprintf("%s/mode=%d", c.name, mode), func(t *testing.T) {
 				root := t.TempDir()
 				for _, n := range []string{"a", "b", "c"} {
@@ -36,9 +36,9 @@ func TestWalkFileReplacedSinceListing(t *testing.T) {
 					t.Fatal(err)
 				}
 				var warnings []string
-				w, err := newWalk(root, walkOptions{symlinks: mode}, func(p string, err error) {
+				w, err := New(root, syncOptions(mode, func(p string, err error) {
 					warnings = append(warnings, filepath.Base(p)+": "+err.Error())
-				})
+				}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -106,12 +106,12 @@ func TestWalkBatchedStat(t *testing.T) {
 		return len(ents)
 	}
 	for _, c := range []struct {
-		mode symlinkMode
+		mode Links
 		link string // what n0900 is yielded as; "" when skipped
 	}{
-		{storeLinks, "link"},
-		{followLinks, "file"},
-		{skipLinks, ""},
+		{StoreLinks, "link"},
+		{FollowLinks, "file"},
+		{SkipLinks, ""},
 	} {
 		t.Run(fmt.Sprintf("mode=%d", c.mode), func(t *testing.T) {
 			var want []string
@@ -121,7 +121,7 @@ func TestWalkBatchedStat(t *testing.T) {
 					want = append(want, "big/"+name(i)+"/inner")
 				case i == 700 || i == 800:
 				case i == 900 && c.link == "link":
-					want = append(want, "big/"+name(i)+LinkSuffix)
+					want = append(want, "big/"+name(i)+linkSuffix)
 				case i == 900 && c.link == "":
 				default:
 					want = append(want, "big/"+name(i))
@@ -133,9 +133,9 @@ func TestWalkBatchedStat(t *testing.T) {
 			}
 			before := fds()
 			var warnings []string
-			w, err := newWalk(root, walkOptions{symlinks: c.mode}, func(p string, err error) {
+			w, err := New(root, syncOptions(c.mode, func(p string, err error) {
 				warnings = append(warnings, filepath.Base(p)+": "+err.Error())
-			})
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,9 +144,9 @@ func TestWalkBatchedStat(t *testing.T) {
 				if len(got) == 0 {
 					os.Remove(p700)
 				}
-				got = append(got, f.Key())
-				if f.Rel == "big/n0900" && c.link == "file" && (f.Link || f.Size != int64(len(name(1)))) {
-					t.Errorf("followed link: size %d link %v, want its target's size %d", f.Size, f.Link, len(name(1)))
+				got = append(got, key(f))
+				if f.Rel == "big/n0900" && c.link == "file" && (f.Link || f.Info.Size() != int64(len(name(1)))) {
+					t.Errorf("followed link: size %d link %v, want its target's size %d", f.Info.Size(), f.Link, len(name(1)))
 				}
 			}
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -159,7 +159,7 @@ func TestWalkBatchedStat(t *testing.T) {
 				t.Errorf("%d open files after the walk, %d before", after, before)
 			}
 
-			w, err = newWalk(root, walkOptions{symlinks: c.mode}, func(string, error) {})
+			w, err = New(root, syncOptions(c.mode, func(string, error) {}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,6 +172,24 @@ func TestWalkBatchedStat(t *testing.T) {
 			}
 		})
 	}
+}
+
+// linkSuffix is the key suffix of a stored link in reconcile, verify and
+// the drain (rclone's).
+const linkSuffix = ".rclonelink"
+
+// syncOptions are the options of the walks of reconcile, verify and the
+// drain: the walk goes on past whatever it tells warn.
+func syncOptions(links Links, warn func(string, error)) Options {
+	return Options{Links: links, LinkSuffix: linkSuffix, Warn: func(p string, err error) error { warn(p, err); return nil }}
+}
+
+// key is where an entry sorts: a stored link at its .rclonelink key.
+func key(f Entry) string {
+	if f.Link {
+		return f.Rel + linkSuffix
+	}
+	return f.Rel
 }
 
 func firstDiff(got, want []string) string {
