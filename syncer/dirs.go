@@ -27,22 +27,12 @@ import (
 // directory by downloads. A marker of a directory that later got files may
 // stay: its files bring the directory back anyway.
 
-// isMarker reports whether rel (a key suffix, a cache key or a journal
+// IsMarker reports whether rel (a key suffix, a cache key or a journal
 // path) names a directory marker: "dir/".
-func isMarker(rel string) bool { return strings.HasSuffix(rel, "/") }
+func IsMarker(rel string) bool { return strings.HasSuffix(rel, "/") }
 
-// markerDir is the directory a marker stands for: "a/b/" → "a/b".
-func markerDir(marker string) string { return strings.TrimSuffix(marker, "/") }
-
-// excludedRel is Filters.Excluded for a path of the merge: a marker is
-// excluded when the filters exclude it ("cache/*" matches "cache/") or the
-// directory's own name.
-func excludedRel(f *Filters, rel string) bool {
-	if isMarker(rel) && f.Excluded(markerDir(rel)) {
-		return true
-	}
-	return f.Excluded(rel)
-}
+// MarkerDir is the directory a marker stands for: "a/b/" → "a/b".
+func MarkerDir(marker string) string { return strings.TrimSuffix(marker, "/") }
 
 // emptyDir reports whether the directory at p holds nothing S3 can store:
 // s3sync's own temporary files and FIFOs, sockets and devices aside.
@@ -108,7 +98,7 @@ func putMarker(ctx context.Context, r Remote, bucket, key string, mtime time.Tim
 // date: made when the directory is there and empty, forgotten (and deleted
 // with --delete) when it is gone or no longer a directory.
 func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error {
-	dir := markerDir(marker)
+	dir := MarkerDir(marker)
 	full := filepath.Join(d.workdir, filepath.FromSlash(dir))
 	info, err := lstatBeneath(d.workdir, dir)
 	if err == nil && info.IsDir() {
@@ -133,7 +123,7 @@ func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error
 // mode is not kept).
 func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.FileInfo, st *step) error {
 	marker := objectRel(dir, cache.KindDir)
-	if dir == "" || dir == "." || excludedRel(d.opts.Filters, marker) {
+	if dir == "" || dir == "." || d.opts.Filters.ExcludedKey(marker) {
 		return nil
 	}
 	empty, err := emptyDir(full)
@@ -146,7 +136,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	if !empty {
 		return d.adoptMarker(ctx, marker, st)
 	}
-	p := posixOf(info)
+	p := PosixOf(info)
 	e, known, err := d.c.Get(marker)
 	if err != nil {
 		return err
@@ -168,7 +158,7 @@ func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.Fi
 	}
 	etag, err := d.putMarkerIf(ctx, key, info.ModTime(), p, seen)
 	if err != nil {
-		if mayHaveLanded(err) {
+		if MayHaveLanded(err) {
 			d.setDoubt(marker, true)
 		}
 		return err
@@ -266,7 +256,7 @@ func (d *Drainer) markEmptyParent(ctx context.Context, rel string, st *step) err
 // markerGone reports, for removeTree, whether the directory of a marker
 // cache key is no longer a directory in WORKDIR.
 func (d *Drainer) markerGone(marker string) bool {
-	info, err := lstatBeneath(d.workdir, markerDir(marker))
+	info, err := lstatBeneath(d.workdir, MarkerDir(marker))
 	return err == nil && !info.IsDir() || notExist(err)
 }
 
@@ -358,7 +348,7 @@ func (rc *run) uploadMarker(s entry) {
 			rc.skip(srcShown, err)
 			return
 		}
-		_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, s.time, rc.opts.StorageClass, posixOf(info))
+		_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, s.time, rc.opts.StorageClass, PosixOf(info))
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				rc.c.failed.Add(1)
@@ -376,7 +366,7 @@ func (rc *run) uploadMarker(s entry) {
 // entries is left alone, silently, so a re-run prints nothing.
 func (rc *run) downloadMarker(s entry) {
 	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
-	rel := markerDir(s.rel)
+	rel := MarkerDir(s.rel)
 	p, err := LocalPath(rc.dst.Local, rel)
 	if err == nil {
 		err = CheckKeyName(rel)
@@ -413,7 +403,7 @@ func (rc *run) downloadMarker(s entry) {
 	// before any key below it is looked at.
 	if err := rc.root.MkdirAll(rel, 0o755); err != nil {
 		rc.c.failed.Add(1)
-		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: parentErr(rc.root, rel, err)})
+		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: ParentErr(rc.root, rel, err)})
 		return
 	}
 	rc.pool.submit(rc.ctx, func() {
@@ -428,7 +418,7 @@ func (rc *run) downloadMarker(s entry) {
 			restore.Warn = func(err error) {
 				rc.opts.Report(Event{Kind: EventWarning, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
 			}
-			if err := restoreDir(rc.root, rel, info, restore); err != nil {
+			if err := RestoreDir(rc.root, rel, info, restore); err != nil {
 				rc.c.failed.Add(1)
 				rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
 				return
@@ -440,9 +430,9 @@ func (rc *run) downloadMarker(s entry) {
 	})
 }
 
-// restoreDir gives the directory rel below root the mode and owner of its
+// RestoreDir gives the directory rel below root the mode and owner of its
 // marker's metadata (info), as o allows, as a download does a file's.
-func restoreDir(root *confine.Root, rel string, info remote.Info, o Restore) error {
+func RestoreDir(root *confine.Root, rel string, info remote.Info, o Restore) error {
 	fd, err := root.OpenDir(rel, false)
 	if err != nil {
 		return err
@@ -460,7 +450,7 @@ func restoreDir(root *confine.Root, rel string, info remote.Info, o Restore) err
 func (rc *run) keepMarker(d entry, next string) bool {
 	switch rc.dir {
 	case Upload:
-		return isLocalDir(filepath.Join(rc.src.Local, filepath.FromSlash(markerDir(d.rel))))
+		return isLocalDir(filepath.Join(rc.src.Local, filepath.FromSlash(MarkerDir(d.rel))))
 	case Download:
 		return strings.HasPrefix(next, d.rel)
 	}
@@ -475,9 +465,9 @@ func (rc *run) keepMarker(d entry, next string) bool {
 // So one run gives what the next would.
 func (rc *run) emptyParents(marker string) int {
 	n := 0
-	for dir := path.Dir(markerDir(marker)); dir != "." && dir != "/"; dir = path.Dir(dir) {
+	for dir := path.Dir(MarkerDir(marker)); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		m := dir + "/"
-		if strings.HasPrefix(rc.prevSrc, m) || strings.HasPrefix(rc.nextSrc, m) || excludedRel(rc.opts.Filters, m) {
+		if strings.HasPrefix(rc.prevSrc, m) || strings.HasPrefix(rc.nextSrc, m) || rc.opts.Filters.ExcludedKey(m) {
 			break
 		}
 		n++
@@ -488,7 +478,7 @@ func (rc *run) emptyParents(marker string) int {
 // removeEmptyParents removes up to up parents of the deleted marker's
 // directory, stopping at the first that is not empty.
 func (rc *run) removeEmptyParents(marker string, up int) {
-	for dir := path.Dir(markerDir(marker)); up > 0 && dir != "." && dir != "/"; dir, up = path.Dir(dir), up-1 {
+	for dir := path.Dir(MarkerDir(marker)); up > 0 && dir != "." && dir != "/"; dir, up = path.Dir(dir), up-1 {
 		if removeEmptyDir(rc.root, dir) != nil {
 			return
 		}
@@ -519,7 +509,7 @@ func (v *verifier) quickMarker(j *verifyJob) bool {
 	if !j.hasS {
 		rel = j.d.rel
 	}
-	if !isMarker(rel) {
+	if !IsMarker(rel) {
 		return false
 	}
 	if j.hasS && j.hasD {
@@ -530,7 +520,7 @@ func (v *verifier) quickMarker(j *verifyJob) bool {
 	if !j.hasS {
 		other = v.src
 	}
-	if !other.IsS3 && isLocalDir(filepath.Join(other.Local, filepath.FromSlash(markerDir(rel)))) {
+	if !other.IsS3 && isLocalDir(filepath.Join(other.Local, filepath.FromSlash(MarkerDir(rel)))) {
 		j.compared = true
 		return true
 	}

@@ -51,7 +51,7 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 
 // syncPath brings one path up to date; from is a rename hint.
 func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) error {
-	if isMarker(rel) {
+	if IsMarker(rel) {
 		return d.syncMarker(ctx, rel, st)
 	}
 	if d.opts.Filters.Excluded(rel) {
@@ -127,7 +127,7 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 // listed by status as skipped, never as failed: nothing would make it
 // succeed, and a failed list full of them would hide real failures.
 func (d *Drainer) skipSpecial(rel string, m fs.FileMode) error {
-	return d.skipKind(rel, kindOf(m))
+	return d.skipKind(rel, KindOf(m))
 }
 
 // pruneSkipped forgets the skipped paths that are no longer FIFOs,
@@ -185,7 +185,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		if e, ok, _ := d.c.Get(from); ok && e.Kind == cache.KindFile && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
 			// The metadata is the file's now: a chmod may have come with
 			// the rename.
-			p := posixOf(info)
+			p := PosixOf(info)
 			o := remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p, Writer: d.opts.WriterID}
 			if err := d.expectFile(rel, &o); err != nil {
 				return err
@@ -199,7 +199,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 				return d.cachePut(st, rel, withPosix(e, p))
 			}
 			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) && !errors.Is(err, remote.ErrConflict) {
-				if mayHaveLanded(err) {
+				if MayHaveLanded(err) {
 					d.setDoubt(rel, true)
 					d.cf.noteSent(rel, e.Size, e.Mtime)
 				}
@@ -214,7 +214,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 	if err := d.expectFile(rel, &o); err != nil {
 		return err
 	}
-	res, err := d.uploadChecked(ctx, rel, full, key, cond{ifMatch: o.IfMatch, ifNoneMatch: o.IfNoneMatch})
+	res, err := d.uploadChecked(ctx, rel, full, key, Cond{IfMatch: o.IfMatch, IfNoneMatch: o.IfNoneMatch})
 	if errors.Is(err, errKeptBoth) {
 		st.release()
 		return nil
@@ -344,7 +344,7 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 	var goneKeys []string // their object key suffixes
 	var goneETags []string
 	isGone := func(p string) bool {
-		if isMarker(p) {
+		if IsMarker(p) {
 			return d.markerGone(p)
 		}
 		_, err := lstatBeneath(d.workdir, p)
@@ -474,12 +474,12 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 	}
 	var firstErr error
-	w, err := newWalk(root, walkOptions{symlinks: storeLinks}, func(path string, err error) {
-		var nr *notRegularError
+	w, err := WalkLinks(root, func(path string, err error) {
+		var nr *NotRegularError
 		if errors.As(err, &nr) {
 			// Skipped, not failed: it must not hold up the rest of the tree.
 			if sub, rerr := filepath.Rel(root, path); rerr == nil {
-				if serr := d.skipKind(rel+"/"+filepath.ToSlash(sub), nr.kind); serr != nil && firstErr == nil {
+				if serr := d.skipKind(rel+"/"+filepath.ToSlash(sub), nr.Kind); serr != nil && firstErr == nil {
 					firstErr = serr
 				}
 			}
@@ -597,7 +597,7 @@ func (d *Drainer) settleKey(ctx context.Context, rel string, k cache.Kind) error
 // does not know of, if removals are on and it holds this side's own write
 // (rel is its path in WORKDIR, for conflicts): one HEAD, and a DELETE if so.
 func (d *Drainer) deleteUnrecorded(ctx context.Context, rel, key string) error {
-	if !d.opts.Delete || excludedRel(d.opts.Filters, key) {
+	if !d.opts.Delete || d.opts.Filters.ExcludedKey(key) {
 		return nil
 	}
 	etag, own, err := d.ownObject(ctx, rel, d.key(key))
@@ -610,7 +610,7 @@ func (d *Drainer) deleteUnrecorded(ctx context.Context, rel, key string) error {
 // intentGone reports, for removeGone, whether the path of an intent's key
 // (see cache.Cache.PutIntent) is no longer what the key was put for.
 func (d *Drainer) intentGone(key string) bool {
-	if isMarker(key) {
+	if IsMarker(key) {
 		return d.markerGone(key)
 	}
 	// The only other intents are links' (syncLink).

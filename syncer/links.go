@@ -33,7 +33,7 @@ type linkState struct {
 	target string
 }
 
-func lstatLink(path local) (linkState, error) {
+func lstatLink(path Local) (linkState, error) {
 	st, err := path.lstat()
 	if err != nil {
 		return linkState{}, err
@@ -59,12 +59,13 @@ func lstatLink(path local) (linkState, error) {
 // uploadLink stores the symlink at path as key (a .rclonelink key), its
 // body the target as os.Readlink gives it, its x-amz-meta-mtime the link's
 // own mtime. A link replaced while it is sent is not stored.
-func uploadLink(ctx context.Context, r Remote, path local, bucket, key, storageClass string) (UploadResult, error) {
-	return uploadLinkIf(ctx, r, path, bucket, key, storageClass, cond{})
+func uploadLink(ctx context.Context, r Remote, path Local, bucket, key, storageClass string) (UploadResult, error) {
+	return UploadLinkIf(ctx, r, path, bucket, key, storageClass, Cond{})
 }
 
-// uploadLinkIf is uploadLink on condition c.
-func uploadLinkIf(ctx context.Context, r Remote, path local, bucket, key, storageClass string, c cond) (UploadResult, error) {
+// UploadLinkIf is uploadLink on condition c: it stores the symlink at path
+// as key (a .rclonelink key), its body the target.
+func UploadLinkIf(ctx context.Context, r Remote, path Local, bucket, key, storageClass string, c Cond) (UploadResult, error) {
 	before, err := lstatLink(path)
 	if err != nil {
 		return UploadResult{}, err
@@ -84,7 +85,7 @@ func uploadLinkIf(ctx context.Context, r Remote, path local, bucket, key, storag
 	c.set(&o)
 	up, err := r.Upload(ctx, bucket, key, body, int64(len(before.target)), o)
 	if err != nil {
-		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, err
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: MayHaveLanded(err)}, err
 	}
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, nil
 }
@@ -107,12 +108,13 @@ func (b *linkBuffer) Write(p []byte) (int, error) {
 // written through. Its mtime is restored from x-amz-meta-mtime, else set
 // to the object's LastModified.
 func downloadLink(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string) (remote.Info, error) {
-	return downloadLinkTo(ctx, r, bucket, key, etag, root, rel, func(tmp string) error { return root.Rename(tmp, rel, 0) })
+	return DownloadLinkTo(ctx, r, bucket, key, etag, root, rel, func(tmp string) error { return root.Rename(tmp, rel, 0) })
 }
 
-// downloadLinkTo is downloadLink with place renaming the finished link
-// (tmp, below root) to rel (see downloadFileTo).
-func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, place func(tmp string) error) (remote.Info, error) {
+// DownloadLinkTo is downloadLink with place renaming the finished link
+// (tmp, below root) to rel (see DownloadFileTo): it makes a symlink whose
+// target is the body of bucket/key, its mtime the object's.
+func DownloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, place func(tmp string) error) (remote.Info, error) {
 	var buf linkBuffer
 	info, err := r.Download(ctx, bucket, key, etag, &buf)
 	if err != nil {
@@ -123,11 +125,11 @@ func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, roo
 		return remote.Info{}, fmt.Errorf("%s is not a symlink target: %w", key, err)
 	}
 	if err := mkdirAll(root, parentRel(rel)); err != nil {
-		return remote.Info{}, parentErr(root, rel, err)
+		return remote.Info{}, ParentErr(root, rel, err)
 	}
 	tmp := tempName(rel)
 	if err := root.Symlink(target, tmp); err != nil {
-		return remote.Info{}, parentErr(root, rel, err)
+		return remote.Info{}, ParentErr(root, rel, err)
 	}
 	mt := info.Mtime
 	if mt.IsZero() {
@@ -151,7 +153,7 @@ func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, roo
 
 // linkContent is a symlink's content as the checksums of its .rclonelink
 // object's body.
-func linkContent(ctx context.Context, path local) (content, int64, time.Time, error) {
+func linkContent(ctx context.Context, path Local) (content, int64, time.Time, error) {
 	st, err := lstatLink(path)
 	if err != nil {
 		return content{}, 0, time.Time{}, err
@@ -163,10 +165,39 @@ func linkContent(ctx context.Context, path local) (content, int64, time.Time, er
 	return localContent(d), st.size, st.mtime, nil
 }
 
+// HoldsLink reports whether the object info describes (a .rclonelink, from
+// a HEAD) holds the symlink at path: its size is the target's length and
+// its body the target, by the store's CRC64NVME or a single-part MD5.
+func HoldsLink(ctx context.Context, path Local, info remote.Info) bool {
+	lc, size, _, err := linkContent(ctx, path)
+	same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
+	return err == nil && size == info.Size && known && same
+}
+
+// LinkListed reports whether the listed object o (a .rclonelink) holds the
+// symlink at path as far as a listing tells: an upload would not transfer
+// it (ShouldTransfer, a link's size being its target's length) and, where
+// the ETag is an MD5, its body is the target. It returns the link's size
+// and mtime.
+func LinkListed(path string, o remote.Object) (size int64, mtime time.Time, held bool) {
+	st, err := lstatLink(ByPath(path))
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	if ShouldTransfer(Upload, Side{st.size, st.mtime}, Side{o.Size, o.LastModified}, Compare{}) {
+		return 0, time.Time{}, false
+	}
+	d, _ := digest(context.Background(), strings.NewReader(st.target))
+	if same, known := sameContent(localContent(d), objectContent(o.ETag)); known && !same {
+		return 0, time.Time{}, false
+	}
+	return st.size, st.mtime, true
+}
+
 // dropSharedKeys keeps one of two entries that would be stored under the
 // same key (a symlink "x" and a file "x.rclonelink"): the file, which that
 // key meant before; the link is reported. entries are sorted by key.
-func (w *localWalk) dropSharedKeys(dir string, entries []walkEntry) []walkEntry {
+func (w *LocalWalk) dropSharedKeys(dir string, entries []walkEntry) []walkEntry {
 	shared := func(i int) bool {
 		return entries[i].link && (i > 0 && entries[i-1].key == entries[i].key ||
 			i+1 < len(entries) && entries[i+1].key == entries[i].key)
@@ -273,27 +304,25 @@ func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) erro
 
 // uploadLinkChecked is uploadChecked for a link: its conflict copy is a
 // link too (NAME.conflict-HOST-TIME.rclonelink).
-func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
+func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, c Cond) (UploadResult, error) {
 	for range 3 {
-		c.writer = d.opts.WriterID
-		res, err := uploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, c)
-		if !c.refused(err) {
+		c.Writer = d.opts.WriterID
+		res, err := UploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, c)
+		if !c.Refused(err) {
 			return res, err
 		}
 		if res.Size != 0 || !res.Mtime.IsZero() {
 			d.cf.noteSent(rel, res.Size, res.Mtime)
 		}
 		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindLink, func(info remote.Info) bool {
-			lc, size, _, err := linkContent(ctx, d.local(rel, full))
-			same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
-			return err == nil && size == info.Size && known && same
+			return HoldsLink(ctx, d.local(rel, full), info)
 		})
 		if err != nil {
 			return UploadResult{}, err
 		}
 		if theirs != nil {
-			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c cond) (UploadResult, error) {
-				return uploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, c)
+			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c Cond) (UploadResult, error) {
+				return UploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, c)
 			}, LinkSuffix)
 		}
 		c = next
@@ -342,7 +371,7 @@ func (d *Drainer) dropLink(ctx context.Context, rel string) error {
 // the link's, unless rel+".rclonelink" is a file here with its own object.
 func (d *Drainer) doubtKeys(rel string) []string {
 	keys := []string{d.key(rel)}
-	if isMarker(rel) {
+	if IsMarker(rel) {
 		return keys
 	}
 	if _, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel)) + LinkSuffix); errors.Is(err, fs.ErrNotExist) {
@@ -351,9 +380,9 @@ func (d *Drainer) doubtKeys(rel string) []string {
 	return keys
 }
 
-// errThroughLink: a download or delete would go through a symlink
+// ErrThroughLink: a download or delete would go through a symlink
 // already in the destination.
-var errThroughLink = errors.New("symlink in the destination")
+var ErrThroughLink = errors.New("symlink in the destination")
 
 // parentLink checks the directories above rel (below root) for symlinks
 // a download would write through: with strict, any; otherwise one that
@@ -389,11 +418,11 @@ func parentLink(root, realRoot, rel string, strict bool, known *string) error {
 		dest, err := filepath.EvalSymlinks(full)
 		switch {
 		case err != nil:
-			return fmt.Errorf("%w: %s is a symlink that leads nowhere; not written through it", errThroughLink, full)
+			return fmt.Errorf("%w: %s is a symlink that leads nowhere; not written through it", ErrThroughLink, full)
 		case strict:
-			return fmt.Errorf("%w: %s is a symlink here (to %s), but the bucket holds keys below it; not written through it", errThroughLink, full, dest)
+			return fmt.Errorf("%w: %s is a symlink here (to %s), but the bucket holds keys below it; not written through it", ErrThroughLink, full, dest)
 		case !within(dest, realRoot):
-			return fmt.Errorf("%w: %s is a symlink to %s, outside the destination; not written through it", errThroughLink, full, dest)
+			return fmt.Errorf("%w: %s is a symlink to %s, outside the destination; not written through it", ErrThroughLink, full, dest)
 		}
 	}
 	*known = dir
@@ -440,7 +469,7 @@ func (rc *run) linkDiffers(s, d entry) bool {
 	if !local.link || !obj.link && rc.dir == Download || s.size != d.size {
 		return false
 	}
-	c, _, _, err := linkContent(rc.ctx, byPath(local.path))
+	c, _, _, err := linkContent(rc.ctx, ByPath(local.path))
 	if err != nil {
 		return false // the transfer, if any, reports why
 	}

@@ -40,13 +40,13 @@ func (f LocalFile) Key() string {
 // walks never report them, so an interrupted clone leaves nothing to upload.
 const TempPrefix = ".s3sync-tmp-"
 
-// localWalk yields a directory tree's regular files and empty directories
+// LocalWalk yields a directory tree's regular files and empty directories
 // (as "dir/", where a bucket holds their marker) in S3 key order (UTF-8
 // bytes of the relative path). Within a directory it sorts a subdirectory
 // "a" as "a/", so that "a-b" < "a/x" < "a0" as in a bucket listing, and it
 // holds only the listings of the directories on the current path, so memory
 // does not grow with the number of files.
-type localWalk struct {
+type LocalWalk struct {
 	follow bool
 	warn   func(path string, err error)
 	stack  []*walkFrame
@@ -92,7 +92,7 @@ const statBatch = 512
 // newLocalWalk starts a walk at root. follow makes symlinks count as what
 // they point to (the AWS CLI's default); without it symlinks are skipped.
 // warn receives each entry that cannot be synced and why; the walk goes on.
-func newLocalWalk(root string, follow bool, warn func(string, error)) (*localWalk, error) {
+func newLocalWalk(root string, follow bool, warn func(string, error)) (*LocalWalk, error) {
 	mode := skipLinks
 	if follow {
 		mode = followLinks
@@ -119,7 +119,7 @@ type walkOptions struct {
 
 // newWalk starts a walk at root (itself followed if a symlink: the user
 // named it).
-func newWalk(root string, o walkOptions, warn func(string, error)) (*localWalk, error) {
+func newWalk(root string, o walkOptions, warn func(string, error)) (*LocalWalk, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func newWalk(root string, o walkOptions, warn func(string, error)) (*localWalk, 
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", root)
 	}
-	w := &localWalk{follow: o.symlinks == followLinks, links: o.symlinks == storeLinks, warn: warn, seen: map[fileID]bool{}}
+	w := &LocalWalk{follow: o.symlinks == followLinks, links: o.symlinks == storeLinks, warn: warn, seen: map[fileID]bool{}}
 	if o.beneath && w.follow {
 		if w.beneath, err = filepath.EvalSymlinks(root); err != nil {
 			return nil, err
@@ -137,8 +137,16 @@ func newWalk(root string, o walkOptions, warn func(string, error)) (*localWalk, 
 	return w, nil
 }
 
+// WalkLinks walks the tree at root as the mount stores it: symlinks are
+// yielded as links, never followed. warn receives each entry that cannot
+// be synced and why (a *NotRegularError for a FIFO, socket or device); the
+// walk goes on.
+func WalkLinks(root string, warn func(path string, err error)) (*LocalWalk, error) {
+	return newWalk(root, walkOptions{symlinks: storeLinks}, warn)
+}
+
 // outside reports whether the symlink at path resolves outside w.beneath.
-func (w *localWalk) outside(path string) bool {
+func (w *LocalWalk) outside(path string) bool {
 	real, err := filepath.EvalSymlinks(path)
 	return err != nil || !within(real, w.beneath)
 }
@@ -158,7 +166,7 @@ func idOf(fi os.FileInfo) fileID {
 // push lists dir and makes it the current directory; empty reports that
 // it was read in full and holds nothing S3 can store (s3sync's temporary
 // files, FIFOs, sockets and devices aside).
-func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
+func (w *LocalWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 	f, err := os.Open(dir)
 	if err != nil {
 		w.warn(dir, err)
@@ -215,7 +223,7 @@ func (w *localWalk) push(dir, rel string, fi os.FileInfo) (empty bool) {
 // statAhead lstat-s, on a few goroutines, the entries from top.next on
 // that Next will lstat, up to the next directory (whose walk may take a
 // while) or statBatch of them.
-func (w *localWalk) statAhead(top *walkFrame) {
+func (w *LocalWalk) statAhead(top *walkFrame) {
 	end := top.next
 	for end < len(top.entries) && end-top.next < statBatch && !top.entries[end].dir {
 		end++
@@ -235,7 +243,7 @@ func (w *localWalk) statAhead(top *walkFrame) {
 
 // Close releases the directories the walk holds open; a walk run to its
 // end has released them already.
-func (w *localWalk) Close() {
+func (w *LocalWalk) Close() {
 	for _, fr := range w.stack {
 		fr.f.Close()
 	}
@@ -244,7 +252,7 @@ func (w *localWalk) Close() {
 
 // Next returns the next file or empty directory in key order; ok is false
 // at the end.
-func (w *localWalk) Next() (f LocalFile, ok bool) {
+func (w *LocalWalk) Next() (f LocalFile, ok bool) {
 	for len(w.stack) > 0 {
 		top := w.stack[len(w.stack)-1]
 		if top.next >= len(top.entries) {
@@ -299,7 +307,7 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 			continue // a file when listed, replaced since: its own change will tell
 		}
 		if !info.Mode().IsRegular() {
-			w.warn(path, &notRegularError{kindOf(info.Mode())})
+			w.warn(path, &NotRegularError{KindOf(info.Mode())})
 			continue
 		}
 		return LocalFile{Rel: rel, Path: path, Size: info.Size(), Mtime: info.ModTime()}, true
@@ -307,13 +315,14 @@ func (w *localWalk) Next() (f LocalFile, ok bool) {
 	return LocalFile{}, false
 }
 
-// notRegularError: a walk found a FIFO, socket or device, which S3
-// cannot hold.
-type notRegularError struct{ kind string }
+// NotRegularError: a walk found a FIFO, socket or device, which S3
+// cannot hold; Kind names it (KindOf).
+type NotRegularError struct{ Kind string }
 
-func (e *notRegularError) Error() string { return e.kind + " is not a regular file" }
+func (e *NotRegularError) Error() string { return e.Kind + " is not a regular file" }
 
-func kindOf(m fs.FileMode) string {
+// KindOf names the type of a file of mode m for a person ("socket").
+func KindOf(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeNamedPipe != 0:
 		return "named pipe (FIFO)"

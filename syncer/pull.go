@@ -174,7 +174,7 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 		}
 		handled, err := p.object(ctx, rel, o, &st)
 		switch {
-		case err != nil && errors.Is(err, errThroughLink):
+		case err != nil && errors.Is(err, ErrThroughLink):
 			p.refuse(rel, o.ETag, err, refused, &st)
 		case err != nil && ctx.Err() == nil:
 			st.Failed++
@@ -252,7 +252,7 @@ func refusal(rel string, listed map[string]bool) error {
 			return fmt.Errorf("%w: the bucket also holds %q as a symlink; nothing is written through a link", errClash, dir)
 		}
 	}
-	if isMarker(rel) && (listed[name] || listed[name+LinkSuffix]) {
+	if IsMarker(rel) && (listed[name] || listed[name+LinkSuffix]) {
 		return fmt.Errorf("%w: the bucket also holds %q as a file or a link", errClash, name)
 	}
 	return nil
@@ -314,10 +314,10 @@ func (p *Puller) invalidate(rel string) {
 // pending reports whether the journal holds an unsent change of rel.
 func (p *Puller) pending(rel string) (bool, error) {
 	has, err := p.j.Has(rel)
-	if err != nil || has || !isMarker(rel) {
+	if err != nil || has || !IsMarker(rel) {
 		return has, err
 	}
-	return p.j.Has(markerDir(rel))
+	return p.j.Has(MarkerDir(rel))
 }
 
 // unchanged reports whether the local path is still what e recorded when
@@ -380,7 +380,7 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	d := p.d
 	lrel, kind := rel, cache.KindFile
 	switch {
-	case isMarker(rel):
+	case IsMarker(rel):
 		kind = cache.KindDir
 	case strings.HasSuffix(rel, LinkSuffix):
 		lrel, kind = strings.TrimSuffix(rel, LinkSuffix), cache.KindLink
@@ -419,7 +419,7 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	}
 	info, err := root.Lstat(full)
 	if err != nil && parentLinked(err) {
-		return false, parentErr(root, full, err)
+		return false, ParentErr(root, full, err)
 	}
 	if err != nil && !notExist(err) {
 		return false, err
@@ -560,16 +560,7 @@ func (p *Puller) sameAsLocal(ctx context.Context, o remote.Object, kind cache.Ki
 		if err != nil {
 			return false, err
 		}
-		target, err := root.Readlink(full)
-		if err != nil {
-			return false, nil
-		}
-		d, err := digest(ctx, strings.NewReader(target))
-		if err != nil {
-			return false, err
-		}
-		same, known := sameContent(localContent(d), objectContent(info.ETag).withHead(info))
-		return int64(len(target)) == info.Size && known && same, nil
+		return HoldsLink(ctx, Below(root, full, root.Join(full)), info), nil
 	}
 	return p.d.holdsFile(ctx, full, info), nil
 }
@@ -601,7 +592,7 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 	}
 	var placed os.FileInfo
 	if kind == cache.KindLink {
-		_, err := downloadLinkTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, func(tmp string) error {
+		_, err := DownloadLinkTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, func(tmp string) error {
 			info, err := root.Lstat(tmp)
 			if err != nil {
 				return err
@@ -621,7 +612,7 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 		return entryOf(kind, placed, o.ETag), nil
 	}
 	restore := Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
-	_, err = downloadFileTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, restore, func(root *confine.Root, f *os.File, tmp, rel string) error {
+	_, err = DownloadFileTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, restore, func(root *confine.Root, f *os.File, tmp, rel string) error {
 		info, err := f.Stat()
 		if err != nil {
 			return err
@@ -635,7 +626,7 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 		if err := ready(); err != nil {
 			return err
 		}
-		return publish(root, f, tmp, rel)
+		return Publish(root, f, tmp, rel)
 	})
 	if err != nil {
 		return cache.Entry{}, err
@@ -673,7 +664,7 @@ func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, 
 	}
 	info, err := root.Lstat(full)
 	if err != nil && parentLinked(err) {
-		return false, parentErr(root, full, err)
+		return false, ParentErr(root, full, err)
 	}
 	if err == nil {
 		if !info.IsDir() {
@@ -688,11 +679,11 @@ func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, 
 		return false, err
 	}
 	if err := root.MkdirAll(full, 0o755); err != nil {
-		return false, parentErr(root, full, err)
+		return false, ParentErr(root, full, err)
 	}
 	if hi, err := d.r.Head(ctx, d.loc.Bucket, o.Key); err == nil {
 		restore := Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
-		restoreDir(root, full, hi, restore)
+		RestoreDir(root, full, hi, restore)
 		if !hi.Mtime.IsZero() {
 			root.Chtimes(full, hi.Mtime, hi.Mtime)
 		}
@@ -756,7 +747,7 @@ func (p *Puller) removed(ctx context.Context, rel string, start time.Time, dirs 
 		return nil
 	}
 	if e.Kind == cache.KindDir {
-		if empty, _ := emptyDirIn(root, full); !empty || dirs[markerDir(rel)] {
+		if empty, _ := emptyDirIn(root, full); !empty || dirs[MarkerDir(rel)] {
 			return d.c.Delete(rel) // files hold it now
 		}
 	}

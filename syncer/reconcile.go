@@ -104,7 +104,7 @@ type stream interface {
 }
 
 type localStream struct {
-	w *localWalk
+	w *LocalWalk
 }
 
 func (s *localStream) next() (entry, bool) {
@@ -169,7 +169,7 @@ type filtered struct {
 func (s filtered) next() (entry, bool) {
 	for {
 		e, ok := s.stream.next()
-		if !ok || !excludedRel(s.f, e.rel) {
+		if !ok || !s.f.ExcludedKey(e.rel) {
 			return e, ok
 		}
 	}
@@ -372,7 +372,7 @@ func (rc *run) skip(what string, err error) {
 
 func (rc *run) onlySrc(s entry) {
 	rc.prevSrc = s.rel
-	if isMarker(s.rel) {
+	if IsMarker(s.rel) {
 		rc.marker(s)
 		return
 	}
@@ -386,7 +386,7 @@ func (rc *run) onlySrc(s entry) {
 
 func (rc *run) both(s, d entry) {
 	rc.prevSrc = s.rel
-	if isMarker(s.rel) {
+	if IsMarker(s.rel) {
 		return // a directory and its marker, or two markers: the same
 	}
 	localPath, ok := rc.target(s)
@@ -452,7 +452,7 @@ func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
 		return objectContent(en.etag), nil
 	}
 	if en.link {
-		c, size, _, err := linkContent(rc.ctx, byPath(en.path))
+		c, size, _, err := linkContent(rc.ctx, ByPath(en.path))
 		if err == nil && size != en.size {
 			err = errChangedSinceWalk
 		}
@@ -477,7 +477,7 @@ func (rc *run) onlyDst(d entry) {
 		return
 	}
 	up := 0
-	if isMarker(d.rel) {
+	if IsMarker(d.rel) {
 		if rc.keepMarker(d, rc.nextSrc) {
 			return
 		}
@@ -549,9 +549,9 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 			var res UploadResult
 			c := rc.listed(d, exists)
 			if s.link {
-				res, err = uploadLinkIf(rc.ctx, rc.r, byPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
+				res, err = UploadLinkIf(rc.ctx, rc.r, ByPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
 			} else {
-				res, err = uploadFileIf(rc.ctx, rc.r, byPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
+				res, err = UploadFileIf(rc.ctx, rc.r, ByPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
 			}
 			err = rc.conflicted(err, c)
 			if err == nil {

@@ -129,7 +129,7 @@ func TestUploadResumes(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, err := uploadFile(ctx, c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"})
+			_, err := uploadFile(ctx, c, ByPath(path), bucket, "big.bin", "", &Resume{Store: store, Rel: "big.bin"})
 			done <- err
 		}()
 		deadline := time.Now().Add(60 * time.Second)
@@ -160,7 +160,7 @@ func TestUploadResumes(t *testing.T) {
 	}
 
 	interrupted()
-	if _, err := uploadFile(context.Background(), c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
+	if _, err := uploadFile(context.Background(), c, ByPath(path), bucket, "big.bin", "", &Resume{Store: store, Rel: "big.bin"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := pc.count(); n != 2 {
@@ -178,7 +178,7 @@ func TestUploadResumes(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := uploadFile(context.Background(), c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
+	if _, err := uploadFile(context.Background(), c, ByPath(path), bucket, "big.bin", "", &Resume{Store: store, Rel: "big.bin"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := pc.count(); n != 4 {

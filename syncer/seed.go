@@ -67,7 +67,7 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 	}
 	err := r.List(ctx, loc.Bucket, loc.Prefix, func(o remote.Object) error {
 		rel := o.Key[len(loc.Prefix):]
-		if isMarker(rel) {
+		if IsMarker(rel) {
 			if e, ok := seedMarker(workdir, rel, o); ok {
 				return add(rel, e)
 			}
@@ -117,27 +117,20 @@ func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) 
 	if _, err := lstatBeneath(workdir, lrel); err != nil {
 		return "", cache.Entry{}, false
 	}
-	st, err := lstatLink(byPath(p))
-	if err != nil {
+	size, mtime, ok := LinkListed(p, o)
+	if !ok {
 		return "", cache.Entry{}, false
 	}
-	if ShouldTransfer(Upload, Side{st.size, st.mtime}, Side{o.Size, o.LastModified}, Compare{}) {
-		return "", cache.Entry{}, false
-	}
-	d, _ := digest(context.Background(), strings.NewReader(st.target))
-	if same, known := sameContent(localContent(d), objectContent(o.ETag)); known && !same {
-		return "", cache.Entry{}, false
-	}
-	return lrel, cache.Entry{Kind: cache.KindLink, Size: st.size, Mtime: st.mtime, ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
+	return lrel, cache.Entry{Kind: cache.KindLink, Size: size, Mtime: mtime, ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
 }
 
 // seedMarker is the cache entry for the marker object o ("dir/") when
 // WORKDIR has that directory.
 func seedMarker(workdir, rel string, o remote.Object) (cache.Entry, bool) {
-	if _, err := LocalPath(workdir, markerDir(rel)); err != nil {
+	if _, err := LocalPath(workdir, MarkerDir(rel)); err != nil {
 		return cache.Entry{}, false
 	}
-	info, err := lstatBeneath(workdir, markerDir(rel))
+	info, err := lstatBeneath(workdir, MarkerDir(rel))
 	if err != nil || !info.IsDir() {
 		return cache.Entry{}, false
 	}
