@@ -18,7 +18,8 @@ type Cond struct {
 // Conditional reports whether c is a condition at all.
 func (c Cond) Conditional() bool { return c.IfMatch != "" || c.IfNoneMatch }
 
-func (c Cond) set(o *remote.PutOptions) {
+// Set puts c on o.
+func (c Cond) Set(o *remote.PutOptions) {
 	o.IfMatch, o.IfNoneMatch, o.Writer = c.IfMatch, c.IfNoneMatch, c.Writer
 }
 

@@ -22,15 +22,6 @@ type Local struct {
 	rel  string
 }
 
-// local is the file rel of WORKDIR (full its path) as the drain reads it:
-// below WORKDIR's root where the kernel has openat2.
-func (d *Drainer) local(rel, full string) Local {
-	if root, err := d.root(); err == nil {
-		return Below(root, rel, full)
-	}
-	return ByPath(full)
-}
-
 // Below is the file rel below root (path: its full path, for messages), as
 // the mount reads WORKDIR: nothing on the way is followed.
 func Below(root *confine.Root, rel, path string) Local {

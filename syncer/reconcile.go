@@ -586,7 +586,7 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 		case Copy:
 			o := remote.PutOptions{StorageClass: rc.opts.StorageClass, SourceETag: s.etag}
 			c := rc.listed(d, exists)
-			c.set(&o)
+			c.Set(&o)
 			_, err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size, o)
 			err = rc.conflicted(err, c)
 			if err == nil {

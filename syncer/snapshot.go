@@ -55,7 +55,7 @@ func uploadSnapshot(ctx context.Context, r Remote, path Local, bucket, key, stor
 		return UploadResult{}, err
 	}
 	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix()}
-	c.set(&o)
+	c.Set(&o)
 	up, err := r.Upload(ctx, bucket, key, clone, st.size, o)
 	if err != nil {
 		return UploadResult{}, err

@@ -160,7 +160,7 @@ func uploadOnce(ctx context.Context, r Remote, path Local, bucket, key, storageC
 		return nil
 	}
 	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix(), Check: check}
-	c.set(&o)
+	c.Set(&o)
 	if rs != nil {
 		if err := rs.prepare(ctx, r, bucket, key, before, &o); err != nil {
 			return UploadResult{}, false, err

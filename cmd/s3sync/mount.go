@@ -29,8 +29,8 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	s3fs "github.com/s3sync/s3sync/fs"
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 func init() {
@@ -349,7 +349,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	conditions := recordConditions(ctx, client, j, loc, online, log)
 
 	if empty, err := c.Empty(); err == nil && empty && online {
-		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)
+		seeded, err := mirror.SeedCache(ctx, client, c, workdir, loc)
 		if err != nil {
 			log.Warn("could not read the bucket listing; every file will be checked by upload", "err", err)
 		} else if seeded > 0 {
@@ -359,7 +359,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if online {
 		// Multipart uploads cut off by a crash continue if their file is
 		// unchanged; the others would only cost storage.
-		if _, err := syncer.AbortStaleUploads(ctx, client, c, workdir, loc, log); err != nil {
+		if _, err := mirror.AbortStaleUploads(ctx, client, c, workdir, loc, log); err != nil {
 			log.Warn("could not abort unfinished uploads; they are tried again at the next mount", "err", err)
 		}
 	}
@@ -367,7 +367,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
 	removals := newRemovalScan(ctx, j, m.sf)
-	links := syncer.NewHardlinks()
+	links := mirror.NewHardlinks()
 	cached, err := c.ScanLinked(workdir, nil, func(p string) {
 		rescanned++
 		links.Changed(p)
@@ -407,7 +407,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 
 	// A file closed for good may be sent now (see DrainOptions.Writing).
-	var drainer atomic.Pointer[syncer.Drainer]
+	var drainer atomic.Pointer[mirror.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
 		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
 		AllowOther: m.allowOther,
@@ -432,7 +432,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	stopDeleteLog := make(chan struct{})
 	deleteLogDone := make(chan struct{})
 	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
-	d := syncer.NewDrainer(metrics.wrap(deletes), j, c, workdir, loc, syncer.DrainOptions{
+	d := mirror.NewDrainer(metrics.wrap(deletes), j, c, workdir, loc, mirror.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
 		Writing: srv.Writing, Conditions: conditions, WriterID: writerID(j),
@@ -444,7 +444,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	go func() { d.Run(drainCtx); close(drained) }()
 	pulled := make(chan struct{})
 	if m.pull > 0 {
-		p := syncer.NewPuller(d, j, syncer.PullOptions{Mount: srv, MaxDelete: m.sf.maxDelete})
+		p := mirror.NewPuller(d, j, mirror.PullOptions{Mount: srv, MaxDelete: m.sf.maxDelete})
 		go func() { p.Run(drainCtx, m.pull); close(pulled) }()
 		log.Info("following the bucket", "every", m.pull)
 	} else {
@@ -563,7 +563,7 @@ type statusServer struct {
 	info     stateInfo
 	j        *journal.Journal
 	c        *cache.Cache
-	d        *syncer.Drainer
+	d        *mirror.Drainer
 	stateDir string
 	fs       *s3fs.Mounted
 }

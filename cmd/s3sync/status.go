@@ -19,6 +19,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -92,7 +93,7 @@ type failedEntry struct {
 // per pending file on every poll would take CPU from the drain itself.
 const pendingStatLimit = 1000
 
-func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.State) (report, error) {
+func buildReport(info stateInfo, j *journal.Journal, mounted bool, live mirror.State) (report, error) {
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, Paused: live.Paused, PausedError: live.PausedErr, LastError: live.LastError, InFlight: live.InFlight,
 		Failed: []failedEntry{}, Retrying: []failedEntry{}, KeepsChanging: []failedEntry{}}
@@ -151,7 +152,7 @@ func buildReport(info stateInfo, j *journal.Journal, mounted bool, live syncer.S
 	}
 	last := live.LastUpload
 	if last.IsZero() {
-		if b, err := j.Meta(syncer.MetaLastUpload); err == nil && len(b) > 0 {
+		if b, err := j.Meta(mirror.MetaLastUpload); err == nil && len(b) > 0 {
 			last, _ = time.Parse(time.RFC3339Nano, string(b))
 		}
 	}
@@ -288,7 +289,7 @@ func statusOf(ctx context.Context, dir string, retry bool) (report, error) {
 			return report{}, err
 		}
 	}
-	rep, err := buildReport(info, j, false, syncer.State{})
+	rep, err := buildReport(info, j, false, mirror.State{})
 	rep.StateDir = dir
 	if err == nil {
 		var c *cache.Cache

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -45,7 +46,7 @@ func TestStatusPendingBytes(t *testing.T) {
 			if err := j.Sync(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := buildReport(stateInfo{Workdir: work}, j, false, syncer.State{})
+			rep, err := buildReport(stateInfo{Workdir: work}, j, false, mirror.State{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +81,7 @@ func TestStatusKeepsChanging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, j, false, syncer.State{})
+	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, j, false, mirror.State{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // Applying one record: what the bucket must hold for a path now.
@@ -51,7 +52,7 @@ func (d *Drainer) apply(ctx context.Context, r journal.Record, st *step) error {
 
 // syncPath brings one path up to date; from is a rename hint.
 func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) error {
-	if IsMarker(rel) {
+	if syncer.IsMarker(rel) {
 		return d.syncMarker(ctx, rel, st)
 	}
 	if d.opts.Filters.Excluded(rel) {
@@ -127,7 +128,7 @@ func (d *Drainer) syncPath(ctx context.Context, rel, from string, st *step) erro
 // listed by status as skipped, never as failed: nothing would make it
 // succeed, and a failed list full of them would hide real failures.
 func (d *Drainer) skipSpecial(rel string, m fs.FileMode) error {
-	return d.skipKind(rel, KindOf(m))
+	return d.skipKind(rel, syncer.KindOf(m))
 }
 
 // pruneSkipped forgets the skipped paths that are no longer FIFOs,
@@ -162,8 +163,8 @@ func (d *Drainer) skipKind(rel, kind string) error {
 // cache entry is committed.
 func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileInfo, from string, st *step) error {
 	key := d.key(rel)
-	if len(key) > MaxKeyLen {
-		return permanent("key is %d bytes, over S3's limit of %d; rename the file", len(key), MaxKeyLen)
+	if len(key) > syncer.MaxKeyLen {
+		return permanent("key is %d bytes, over S3's limit of %d; rename the file", len(key), syncer.MaxKeyLen)
 	}
 	if e, ok, err := d.c.Get(rel); err != nil {
 		return err
@@ -185,7 +186,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 		if e, ok, _ := d.c.Get(from); ok && e.Kind == cache.KindFile && e.ETag != "" && e.Size == info.Size() && e.Mtime.Equal(info.ModTime()) {
 			// The metadata is the file's now: a chmod may have come with
 			// the rename.
-			p := PosixOf(info)
+			p := syncer.PosixOf(info)
 			o := remote.PutOptions{StorageClass: d.opts.StorageClass, SourceETag: e.ETag, Mtime: e.Mtime, Posix: p, Writer: d.opts.WriterID}
 			if err := d.expectFile(rel, &o); err != nil {
 				return err
@@ -199,7 +200,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 				return d.cachePut(st, rel, withPosix(e, p))
 			}
 			if !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrChanged) && !errors.Is(err, remote.ErrConflict) {
-				if MayHaveLanded(err) {
+				if syncer.MayHaveLanded(err) {
 					d.setDoubt(rel, true)
 					d.cf.noteSent(rel, e.Size, e.Mtime)
 				}
@@ -214,7 +215,7 @@ func (d *Drainer) syncFile(ctx context.Context, rel, full string, info os.FileIn
 	if err := d.expectFile(rel, &o); err != nil {
 		return err
 	}
-	res, err := d.uploadChecked(ctx, rel, full, key, Cond{IfMatch: o.IfMatch, IfNoneMatch: o.IfNoneMatch})
+	res, err := d.uploadChecked(ctx, rel, full, key, syncer.Cond{IfMatch: o.IfMatch, IfNoneMatch: o.IfNoneMatch})
 	if errors.Is(err, errKeptBoth) {
 		st.release()
 		return nil
@@ -344,7 +345,7 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 	var goneKeys []string // their object key suffixes
 	var goneETags []string
 	isGone := func(p string) bool {
-		if IsMarker(p) {
+		if syncer.IsMarker(p) {
 			return d.markerGone(p)
 		}
 		_, err := lstatBeneath(d.workdir, p)
@@ -400,7 +401,7 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 			var unknown, unknownPaths []string
 			err := d.r.List(ctx, d.loc.Bucket, d.key(rel)+"/", func(o remote.Object) error {
 				p := o.Key[len(d.loc.Prefix):]
-				if lp, ok := strings.CutSuffix(p, LinkSuffix); ok && !isGone(lp) {
+				if lp, ok := strings.CutSuffix(p, syncer.LinkSuffix); ok && !isGone(lp) {
 					return nil // a link's object, and the link is still there
 				}
 				if !known[o.Key] && isGone(p) && !d.opts.Filters.Excluded(p) {
@@ -474,8 +475,8 @@ func (d *Drainer) syncTree(ctx context.Context, rel, from string) error {
 		}
 	}
 	var firstErr error
-	w, err := WalkLinks(root, func(path string, err error) {
-		var nr *NotRegularError
+	w, err := syncer.WalkLinks(root, func(path string, err error) {
+		var nr *syncer.NotRegularError
 		if errors.As(err, &nr) {
 			// Skipped, not failed: it must not hold up the rest of the tree.
 			if sub, rerr := filepath.Rel(root, path); rerr == nil {
@@ -610,10 +611,10 @@ func (d *Drainer) deleteUnrecorded(ctx context.Context, rel, key string) error {
 // intentGone reports, for removeGone, whether the path of an intent's key
 // (see cache.Cache.PutIntent) is no longer what the key was put for.
 func (d *Drainer) intentGone(key string) bool {
-	if IsMarker(key) {
+	if syncer.IsMarker(key) {
 		return d.markerGone(key)
 	}
 	// The only other intents are links' (syncLink).
-	info, err := lstatBeneath(d.workdir, strings.TrimSuffix(key, LinkSuffix))
+	info, err := lstatBeneath(d.workdir, strings.TrimSuffix(key, syncer.LinkSuffix))
 	return notExist(err) || err == nil && info.Mode()&fs.ModeSymlink == 0
 }

@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // maxMetaCopy is the largest object whose metadata is replaced by one
@@ -22,7 +23,7 @@ const maxMetaCopy = 5 << 30
 // must upload instead: the object is gone or holds something else, or is
 // too large for one copy.
 func (d *Drainer) syncMeta(ctx context.Context, rel, key string, e cache.Entry, info os.FileInfo, st *step) (done bool, err error) {
-	p := PosixOf(info)
+	p := syncer.PosixOf(info)
 	if !p.HasMode {
 		return true, nil // no stat_t: nothing to store
 	}
@@ -35,7 +36,7 @@ func (d *Drainer) syncMeta(ctx context.Context, rel, key string, e cache.Entry, 
 		return false, nil
 	}
 	if err != nil {
-		if MayHaveLanded(err) {
+		if syncer.MayHaveLanded(err) {
 			d.setDoubt(rel, true)
 		}
 		return true, err

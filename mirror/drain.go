@@ -1,10 +1,9 @@
-package syncer
+package mirror
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/s3sync/s3sync/internal/confine"
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
@@ -15,8 +14,10 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // Journal is what the drain loop needs from the journal: ordered pending
@@ -46,7 +47,7 @@ type Cache interface {
 	PutTx(tx *bbolt.Tx, path string, e cache.Entry) error
 	DeleteTx(tx *bbolt.Tx, path string) error
 	Walk(prefix string, fn func(path string, e cache.Entry) error) error
-	Uploads
+	syncer.Uploads
 	Conflicts
 	Intents
 	Skips
@@ -72,7 +73,7 @@ type Intents interface {
 // DrainOptions are the mount's sync flags.
 type DrainOptions struct {
 	Delete       bool
-	Filters      *Filters
+	Filters      *syncer.Filters
 	StorageClass string
 	Settle       time.Duration // how long a path must stay unchanged before it is sent
 	Concurrency  int
@@ -112,7 +113,7 @@ type DrainOptions struct {
 // the settle delay. Transient failures back off exponentially with jitter;
 // permanent ones go to the journal's failed list, never dropped.
 type Drainer struct {
-	r       Remote
+	r       syncer.Remote
 	j       Journal
 	c       Cache
 	workdir string
@@ -189,10 +190,19 @@ func (d *Drainer) root() (*confine.Root, error) {
 	return d.rootFS, d.rootErr
 }
 
+// local is the file rel of WORKDIR (full its path) as the drain reads it:
+// below WORKDIR's root where the kernel has openat2.
+func (d *Drainer) local(rel, full string) syncer.Local {
+	if root, err := d.root(); err == nil {
+		return syncer.Below(root, rel, full)
+	}
+	return syncer.ByPath(full)
+}
+
 // NewDrainer wires a drain loop; Run starts it.
-func NewDrainer(r Remote, j Journal, c Cache, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
+func NewDrainer(r syncer.Remote, j Journal, c Cache, workdir string, loc remote.Location, opts DrainOptions) *Drainer {
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = DefaultConcurrency
+		opts.Concurrency = syncer.DefaultConcurrency
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second

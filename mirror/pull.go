@@ -1,10 +1,9 @@
-package syncer
+package mirror
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/s3sync/s3sync/internal/confine"
 	"io/fs"
 	"os"
 	"path"
@@ -16,7 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // Pull: a mount follows the bucket (mount --pull). Each round lists the
@@ -90,7 +91,7 @@ type PullOptions struct {
 	// MaxDelete bounds the local removals of one round (--max-delete): a
 	// bucket emptied by mistake, or a listing that comes back empty, must
 	// not empty WORKDIR. A round over it removes nothing.
-	MaxDelete MaxDelete
+	MaxDelete syncer.MaxDelete
 }
 
 // NewPuller makes a Puller for d's bucket, state and WORKDIR.
@@ -174,7 +175,7 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 		}
 		handled, err := p.object(ctx, rel, o, &st)
 		switch {
-		case err != nil && errors.Is(err, ErrThroughLink):
+		case err != nil && errors.Is(err, syncer.ErrThroughLink):
 			p.refuse(rel, o.ETag, err, refused, &st)
 		case err != nil && ctx.Err() == nil:
 			st.Failed++
@@ -238,21 +239,21 @@ func (p *Puller) Pull(ctx context.Context) (PullStats, error) {
 // and every round.
 func refusal(rel string, listed map[string]bool) error {
 	name := strings.TrimSuffix(rel, "/")
-	if err := CheckKeyName(name); err != nil {
+	if err := syncer.CheckKeyName(name); err != nil {
 		return err
 	}
-	if l, ok := strings.CutSuffix(name, LinkSuffix); ok && listed[l] {
+	if l, ok := strings.CutSuffix(name, syncer.LinkSuffix); ok && listed[l] {
 		return fmt.Errorf("%w: the bucket holds both %q and the symlink %q; the file is kept, the link is not made", errClash, l, rel)
 	}
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 		if listed[dir] {
 			return fmt.Errorf("%w: the bucket also holds %q as a file, and a file cannot also be a folder", errClash, dir)
 		}
-		if listed[dir+LinkSuffix] {
+		if listed[dir+syncer.LinkSuffix] {
 			return fmt.Errorf("%w: the bucket also holds %q as a symlink; nothing is written through a link", errClash, dir)
 		}
 	}
-	if IsMarker(rel) && (listed[name] || listed[name+LinkSuffix]) {
+	if syncer.IsMarker(rel) && (listed[name] || listed[name+syncer.LinkSuffix]) {
 		return fmt.Errorf("%w: the bucket also holds %q as a file or a link", errClash, name)
 	}
 	return nil
@@ -279,8 +280,8 @@ func (p *Puller) skip(rel string) bool {
 		return true // the prefix's own marker: WORKDIR itself
 	}
 	base := path.Base(strings.TrimSuffix(rel, "/"))
-	return strings.HasPrefix(base, remote.ProbePrefix) || strings.HasPrefix(base, TempPrefix) ||
-		p.d.opts.Filters.Excluded(strings.TrimSuffix(rel, LinkSuffix))
+	return strings.HasPrefix(base, remote.ProbePrefix) || strings.HasPrefix(base, syncer.TempPrefix) ||
+		p.d.opts.Filters.Excluded(strings.TrimSuffix(rel, syncer.LinkSuffix))
 }
 
 // claim marks rel in flight so the drain leaves it alone while the pull
@@ -314,10 +315,10 @@ func (p *Puller) invalidate(rel string) {
 // pending reports whether the journal holds an unsent change of rel.
 func (p *Puller) pending(rel string) (bool, error) {
 	has, err := p.j.Has(rel)
-	if err != nil || has || !IsMarker(rel) {
+	if err != nil || has || !syncer.IsMarker(rel) {
 		return has, err
 	}
-	return p.j.Has(MarkerDir(rel))
+	return p.j.Has(syncer.MarkerDir(rel))
 }
 
 // unchanged reports whether the local path is still what e recorded when
@@ -380,10 +381,10 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	d := p.d
 	lrel, kind := rel, cache.KindFile
 	switch {
-	case IsMarker(rel):
+	case syncer.IsMarker(rel):
 		kind = cache.KindDir
-	case strings.HasSuffix(rel, LinkSuffix):
-		lrel, kind = strings.TrimSuffix(rel, LinkSuffix), cache.KindLink
+	case strings.HasSuffix(rel, syncer.LinkSuffix):
+		lrel, kind = strings.TrimSuffix(rel, syncer.LinkSuffix), cache.KindLink
 	}
 	root, err := d.root()
 	if err != nil {
@@ -419,7 +420,7 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	}
 	info, err := root.Lstat(full)
 	if err != nil && parentLinked(err) {
-		return false, ParentErr(root, full, err)
+		return false, syncer.ParentErr(root, full, err)
 	}
 	if err != nil && !notExist(err) {
 		return false, err
@@ -560,7 +561,7 @@ func (p *Puller) sameAsLocal(ctx context.Context, o remote.Object, kind cache.Ki
 		if err != nil {
 			return false, err
 		}
-		return HoldsLink(ctx, Below(root, full, root.Join(full)), info), nil
+		return syncer.HoldsLink(ctx, syncer.Below(root, full, root.Join(full)), info), nil
 	}
 	return p.d.holdsFile(ctx, full, info), nil
 }
@@ -592,7 +593,7 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 	}
 	var placed os.FileInfo
 	if kind == cache.KindLink {
-		_, err := DownloadLinkTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, func(tmp string) error {
+		_, err := syncer.DownloadLinkTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, func(tmp string) error {
 			info, err := root.Lstat(tmp)
 			if err != nil {
 				return err
@@ -611,8 +612,8 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 		}
 		return entryOf(kind, placed, o.ETag), nil
 	}
-	restore := Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
-	_, err = DownloadFileTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, restore, func(root *confine.Root, f *os.File, tmp, rel string) error {
+	restore := syncer.Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
+	_, err = syncer.DownloadFileTo(ctx, d.r, d.loc.Bucket, o.Key, o.ETag, root, full, restore, func(root *confine.Root, f *os.File, tmp, rel string) error {
 		info, err := f.Stat()
 		if err != nil {
 			return err
@@ -626,7 +627,7 @@ func (p *Puller) fetch(ctx context.Context, o remote.Object, kind cache.Kind, fu
 		if err := ready(); err != nil {
 			return err
 		}
-		return Publish(root, f, tmp, rel)
+		return syncer.Publish(root, f, tmp, rel)
 	})
 	if err != nil {
 		return cache.Entry{}, err
@@ -664,7 +665,7 @@ func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, 
 	}
 	info, err := root.Lstat(full)
 	if err != nil && parentLinked(err) {
-		return false, ParentErr(root, full, err)
+		return false, syncer.ParentErr(root, full, err)
 	}
 	if err == nil {
 		if !info.IsDir() {
@@ -679,11 +680,11 @@ func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, 
 		return false, err
 	}
 	if err := root.MkdirAll(full, 0o755); err != nil {
-		return false, ParentErr(root, full, err)
+		return false, syncer.ParentErr(root, full, err)
 	}
 	if hi, err := d.r.Head(ctx, d.loc.Bucket, o.Key); err == nil {
-		restore := Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
-		RestoreDir(root, full, hi, restore)
+		restore := syncer.Restore{Warn: func(err error) { d.opts.Log.Warn("pull", "path", full, "err", err) }}
+		syncer.RestoreDir(root, full, hi, restore)
 		if !hi.Mtime.IsZero() {
 			root.Chtimes(full, hi.Mtime, hi.Mtime)
 		}
@@ -747,7 +748,7 @@ func (p *Puller) removed(ctx context.Context, rel string, start time.Time, dirs 
 		return nil
 	}
 	if e.Kind == cache.KindDir {
-		if empty, _ := emptyDirIn(root, full); !empty || dirs[MarkerDir(rel)] {
+		if empty, _ := emptyDirIn(root, full); !empty || dirs[syncer.MarkerDir(rel)] {
 			return d.c.Delete(rel) // files hold it now
 		}
 	}

@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 // Ordering: which records must wait for others in flight.
 

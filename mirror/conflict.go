@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // Other writers. Another machine may write the same prefix. Every write of
@@ -33,14 +34,14 @@ type Conflicts interface {
 
 // expect is the condition for writing a key this side last saw as e
 // (ok: there was an entry).
-func expect(e cache.Entry, ok bool) Cond {
+func expect(e cache.Entry, ok bool) syncer.Cond {
 	if ok && e.ETag != "" {
-		return Cond{IfMatch: e.ETag}
+		return syncer.Cond{IfMatch: e.ETag}
 	}
 	if ok {
-		return Cond{} // an entry without an ETag (made before ETags were kept)
+		return syncer.Cond{} // an entry without an ETag (made before ETags were kept)
 	}
-	return Cond{IfNoneMatch: true}
+	return syncer.Cond{IfNoneMatch: true}
 }
 
 // ConflictName is where this side's version of rel goes when another
@@ -137,10 +138,10 @@ var errKeptBoth = errors.New("conflict: both versions kept")
 // the upload goes on against that version), or nothing (the other writer
 // deleted it: uploaded as new), or another writer's version (both kept:
 // errKeptBoth).
-func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c Cond) (UploadResult, error) {
+func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c syncer.Cond) (syncer.UploadResult, error) {
 	c.Writer = d.opts.WriterID
 	for range 3 {
-		res, err := UploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, &Resume{Store: d.c, Rel: rel}, c)
+		res, err := syncer.UploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, &syncer.Resume{Store: d.c, Rel: rel}, c)
 		if !c.Refused(err) {
 			return res, err
 		}
@@ -151,29 +152,29 @@ func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c Co
 		}
 		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindFile, func(info remote.Info) bool { return d.holdsFile(ctx, rel, info) })
 		if err != nil {
-			return UploadResult{}, err
+			return syncer.UploadResult{}, err
 		}
 		if theirs != nil {
-			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c Cond) (UploadResult, error) {
-				return UploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, nil, c)
+			return syncer.UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c syncer.Cond) (syncer.UploadResult, error) {
+				return syncer.UploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, nil, c)
 			}, "")
 		}
 		c = next
 		c.Writer = d.opts.WriterID
 	}
-	return UploadResult{}, fmt.Errorf("upload of %s refused again and again: the key keeps changing", rel)
+	return syncer.UploadResult{}, fmt.Errorf("upload of %s refused again and again: the key keeps changing", rel)
 }
 
 // reexamine HEADs key after a refused write of rel: absent → write it as
 // new; this side's own (ours reports it, or an in-doubt write) → write
 // against that version; anything else → theirs.
-func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kind, ours func(remote.Info) bool) (next Cond, theirs *remote.Info, err error) {
+func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kind, ours func(remote.Info) bool) (next syncer.Cond, theirs *remote.Info, err error) {
 	info, err := d.r.Head(ctx, d.loc.Bucket, key)
 	if errors.Is(err, remote.ErrNotFound) {
-		return Cond{IfNoneMatch: true}, nil, nil
+		return syncer.Cond{IfNoneMatch: true}, nil, nil
 	}
 	if err != nil {
-		return Cond{}, nil, err
+		return syncer.Cond{}, nil, err
 	}
 	mine := d.opts.WriterID != "" && info.Metadata[remote.MetaWriter] == d.opts.WriterID
 	if mine || d.cf.wasSent(rel, info) || ours(info) {
@@ -182,39 +183,39 @@ func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kin
 		// delete this object.
 		e := cache.Entry{Kind: kind, Size: info.Size, Mtime: info.Mtime, ETag: info.ETag, StorageClass: d.opts.StorageClass, Synced: time.Now()}
 		if err := d.c.Put(rel, e); err != nil {
-			return Cond{}, nil, err
+			return syncer.Cond{}, nil, err
 		}
-		return Cond{IfMatch: info.ETag}, nil, nil
+		return syncer.Cond{IfMatch: info.ETag}, nil, nil
 	}
-	return Cond{}, &info, nil
+	return syncer.Cond{}, &info, nil
 }
 
 // holdsFile is syncer.HoldsFile for rel below WORKDIR.
 func (d *Drainer) holdsFile(ctx context.Context, rel string, info remote.Info) bool {
 	root, err := d.root()
-	return err == nil && HoldsFile(ctx, root, rel, info)
+	return err == nil && syncer.HoldsFile(ctx, root, rel, info)
 }
 
 // keepBoth stores this side's version of rel as its conflict copy (the
 // one already open for rel, refreshed, or a new one) with put, records the
 // conflict, and logs it when it is new. theirs is what the key holds.
 // suffix is added to the copy's key (LinkSuffix for a link).
-func (d *Drainer) keepBoth(ctx context.Context, rel string, theirs remote.Info, put func(ctx context.Context, copyKey string, c Cond) (UploadResult, error), suffix string) error {
+func (d *Drainer) keepBoth(ctx context.Context, rel string, theirs remote.Info, put func(ctx context.Context, copyKey string, c syncer.Cond) (syncer.UploadResult, error), suffix string) error {
 	old, open, err := d.c.GetConflict(rel)
 	if err != nil {
 		return err
 	}
 	now := d.cf.now()
-	copyRel, c := ConflictName(rel, d.cf.host, now), Cond{IfNoneMatch: true}
+	copyRel, c := ConflictName(rel, d.cf.host, now), syncer.Cond{IfNoneMatch: true}
 	if open && old.Kind == cache.ConflictChanged && old.Copy != "" {
-		copyRel, c = old.Copy, Cond{IfMatch: old.CopyETag}
+		copyRel, c = old.Copy, syncer.Cond{IfMatch: old.CopyETag}
 	}
 	c.Writer = d.opts.WriterID
 	res, err := put(ctx, d.key(copyRel+suffix), c)
 	if c.IfMatch != "" && c.Refused(err) {
 		// Someone changed or removed the copy: a new one.
 		copyRel = ConflictName(rel, d.cf.host, now)
-		res, err = put(ctx, d.key(copyRel+suffix), Cond{IfNoneMatch: true, Writer: d.opts.WriterID})
+		res, err = put(ctx, d.key(copyRel+suffix), syncer.Cond{IfNoneMatch: true, Writer: d.opts.WriterID})
 	}
 	if err != nil {
 		return err
@@ -245,7 +246,7 @@ func (d *Drainer) expectFile(rel string, o *remote.PutOptions) error {
 	}
 	c := expect(e, ok && e.Kind == cache.KindFile)
 	c.Writer = d.opts.WriterID
-	c.set(o)
+	c.Set(o)
 	return nil
 }
 
