@@ -284,26 +284,6 @@ func (p *Puller) skip(rel string) bool {
 		p.d.opts.Filters.Excluded(strings.TrimSuffix(rel, syncer.LinkSuffix))
 }
 
-// claim marks rel in flight so the drain leaves it alone while the pull
-// works on it; false if the drain has it (or a rename from it) in flight.
-func (p *Puller) claim(rel string) bool {
-	d := p.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, busy := d.inflight[rel]; busy || d.blocked(rel) {
-		return false
-	}
-	d.inflight[rel] = false
-	return true
-}
-
-func (p *Puller) release(rel string) {
-	p.d.mu.Lock()
-	delete(p.d.inflight, rel)
-	p.d.mu.Unlock()
-	p.d.poke()
-}
-
 func (p *Puller) isOpen(rel string) bool { return p.mount != nil && p.mount.IsOpen(rel) }
 
 func (p *Puller) invalidate(rel string) {
@@ -401,10 +381,11 @@ func (p *Puller) object(ctx context.Context, rel string, o remote.Object, st *Pu
 	if !ok && p.seen[rel] == o.ETag {
 		return true, nil // dealt with before: removed here since
 	}
-	if !p.claim(lrel) {
+	release, claimed := d.claim(lrel)
+	if !claimed {
 		return false, nil
 	}
-	defer p.release(lrel)
+	defer release()
 	if p.isOpen(lrel) {
 		return false, nil
 	}
@@ -700,11 +681,12 @@ func (p *Puller) marker(ctx context.Context, rel, full string, o remote.Object, 
 // deleted in the bucket by another writer.
 func (p *Puller) removed(ctx context.Context, rel string, start time.Time, dirs map[string]bool, st *PullStats) error {
 	d := p.d
-	if !p.claim(rel) {
+	release, claimed := d.claim(rel)
+	if !claimed {
 		st.Deferred++
 		return nil
 	}
-	defer p.release(rel)
+	defer release()
 	e, ok, err := d.c.Get(rel)
 	if err != nil || !ok || !e.Synced.Before(start) {
 		return err
