@@ -15,6 +15,10 @@ import (
 	"github.com/s3sync/s3sync/syncer"
 )
 
+// Symlinks in the mount's drain: each is stored as rclone's NAME.rclonelink
+// object (syncer.UploadLinkIf), never followed; a path that changes kind
+// takes its old object away.
+
 // keyOf is the object key suffix that stores the cache entry at p: a
 // link's p+".rclonelink"; a file's p (and a directory marker's, whose
 // cache key already ends in "/").
