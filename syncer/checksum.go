@@ -18,6 +18,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/walk"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -154,6 +155,33 @@ func digest(ctx context.Context, r io.Reader) (cache.Digest, error) {
 	copy(d.MD5[:], m.Sum(nil))
 	d.CRC64NVME = c.Sum64()
 	return d, nil
+}
+
+// HoldsFile reports whether the object info describes (from a HEAD) holds
+// exactly what the file rel below root holds now: by the store's CRC64NVME
+// or single-part MD5 where there is one, else by size and x-amz-meta-mtime.
+func HoldsFile(ctx context.Context, root *confine.Root, rel string, info remote.Info) bool {
+	// Opened without following anything: a link here is no file that
+	// holds the object, wherever it points.
+	f, err := root.Open(rel)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() != info.Size {
+		return false
+	}
+	obj := objectContent(info.ETag).withHead(info)
+	if obj.crc == "" && obj.md5 == "" {
+		return info.Mtime.Equal(st.ModTime())
+	}
+	dg, err := digest(ctx, f)
+	if err != nil {
+		return false
+	}
+	same, known := sameContent(localContent(dg), obj)
+	return known && same
 }
 
 // content is what is known of one side's bytes; "" is unknown.

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/s3sync/s3sync/internal/confine"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -15,8 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/internal/walk"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -28,61 +25,12 @@ import (
 // directory by downloads. A marker of a directory that later got files may
 // stay: its files bring the directory back anyway.
 
-// isMarker reports whether rel (a key suffix, a cache key or a journal
+// IsMarker reports whether rel (a key suffix, a cache key or a journal
 // path) names a directory marker: "dir/".
-func isMarker(rel string) bool { return strings.HasSuffix(rel, "/") }
+func IsMarker(rel string) bool { return strings.HasSuffix(rel, "/") }
 
-// markerDir is the directory a marker stands for: "a/b/" → "a/b".
-func markerDir(marker string) string { return strings.TrimSuffix(marker, "/") }
-
-// excludedRel is Filters.Excluded for a path of the merge: a marker is
-// excluded when the filters exclude it ("cache/*" matches "cache/") or the
-// directory's own name.
-func excludedRel(f *Filters, rel string) bool {
-	if isMarker(rel) && f.Excluded(markerDir(rel)) {
-		return true
-	}
-	return f.Excluded(rel)
-}
-
-// emptyDir reports whether the directory at p holds nothing S3 can store:
-// s3sync's own temporary files and FIFOs, sockets and devices aside.
-func emptyDir(p string) (bool, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	return emptyOpenDir(f)
-}
-
-// emptyDirIn is emptyDir of the directory rel below root.
-func emptyDirIn(root *confine.Root, rel string) (bool, error) {
-	fd, err := root.OpenDir(rel, false)
-	if err != nil {
-		return false, err
-	}
-	f := os.NewFile(uintptr(fd), root.Join(rel))
-	defer f.Close()
-	return emptyOpenDir(f)
-}
-
-func emptyOpenDir(f *os.File) (bool, error) {
-	for {
-		ents, err := f.ReadDir(16)
-		for _, e := range ents {
-			if walk.Storable(e.Name(), e.Type()) {
-				return false, nil
-			}
-		}
-		if err == io.EOF {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-}
+// MarkerDir is the directory a marker stands for: "a/b/" → "a/b".
+func MarkerDir(marker string) string { return strings.TrimSuffix(marker, "/") }
 
 // isLocalDir reports whether p is a directory (following symlinks, as the
 // walks that would have yielded its files do).
@@ -98,189 +46,6 @@ func isLocalDir(p string) bool {
 func putMarker(ctx context.Context, r Remote, bucket, key string, mtime time.Time, storageClass string, p remote.Posix) (string, error) {
 	up, err := r.Upload(ctx, bucket, key, bytes.NewReader(nil), 0, remote.PutOptions{StorageClass: storageClass, Mtime: mtime, Posix: p})
 	return up.ETag, err
-}
-
-// The mount's drain: a marker exists for each directory of WORKDIR that
-// has nothing in it. A directory's own record (mkdir, chmod, a start-up
-// scan) and the removal of its last entry make it; rmdir removes it with
-// --delete, as removals of files do.
-
-// syncMarker brings one marker ("dir/", a start-up scan's record) up to
-// date: made when the directory is there and empty, forgotten (and deleted
-// with --delete) when it is gone or no longer a directory.
-func (d *Drainer) syncMarker(ctx context.Context, marker string, st *step) error {
-	dir := markerDir(marker)
-	full := filepath.Join(d.workdir, filepath.FromSlash(dir))
-	info, err := lstatBeneath(d.workdir, dir)
-	if err == nil && info.IsDir() {
-		return d.ensureMarker(ctx, dir, full, info, st)
-	}
-	if err != nil && !notExist(err) {
-		return err
-	}
-	if err := d.settleKey(ctx, dir, cache.KindDir); err != nil {
-		return err
-	}
-	if err := d.removeFile(ctx, marker, st); err != nil {
-		return err
-	}
-	return d.markEmptyParent(ctx, dir, st)
-}
-
-// ensureMarker puts the marker of the directory dir (at full) if it is
-// empty and the cache does not already hold one with the directory's mode
-// and owner: a chmod of an empty directory puts the zero-byte marker again.
-// A directory with entries needs none: its files bring it back (and its
-// mode is not kept).
-func (d *Drainer) ensureMarker(ctx context.Context, dir, full string, info os.FileInfo, st *step) error {
-	marker := objectRel(dir, cache.KindDir)
-	if dir == "" || dir == "." || excludedRel(d.opts.Filters, marker) {
-		return nil
-	}
-	empty, err := emptyDir(full)
-	if notExist(err) {
-		return nil // gone since: its removal is recorded
-	}
-	if err != nil {
-		return err
-	}
-	if !empty {
-		return d.adoptMarker(ctx, marker, st)
-	}
-	p := posixOf(info)
-	e, known, err := d.c.Get(marker)
-	if err != nil {
-		return err
-	} else if known && (e.Meta && !e.MetaDiffers(info) || !p.HasMode) {
-		return nil
-	}
-	key := d.key(marker)
-	if len(key) > MaxKeyLen {
-		return permanent("the marker key of empty directory %s is %d bytes, over S3's limit of %d; rename it", dir, len(key), MaxKeyLen)
-	}
-	seen := ""
-	if known {
-		seen = e.ETag
-	} else if err := d.c.PutIntent(marker); err != nil {
-		// Durable before the PUT: if it lands and this process dies
-		// before the entry below commits, the next one still knows the
-		// bucket may hold the marker (see settleKey).
-		return err
-	}
-	etag, err := d.putMarkerIf(ctx, key, info.ModTime(), p, seen)
-	if err != nil {
-		if mayHaveLanded(err) {
-			d.setDoubt(marker, true)
-		}
-		return err
-	}
-	d.setDoubt(marker, false)
-	now := time.Now()
-	return d.cachePut(st, marker, withPosix(cache.Entry{Kind: cache.KindDir, Mtime: info.ModTime(), ETag: etag,
-		StorageClass: d.opts.StorageClass, Synced: now}, p))
-}
-
-// adoptMarker runs for a directory that needs no marker (it has entries):
-// if an earlier PUT of its marker may have landed unrecorded (the record
-// is in doubt: a lost answer, or a crash), a marker of this side's own in
-// the bucket gets its cache entry, so that removing the directory later
-// deletes it. Otherwise nothing: no request.
-func (d *Drainer) adoptMarker(ctx context.Context, marker string, st *step) error {
-	intent, err := d.c.HasIntent(marker)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	doubt := st.doubt || d.inDoubt[marker] || intent
-	d.mu.Unlock()
-	if !doubt {
-		return nil
-	}
-	if _, ok, err := d.c.Get(marker); err != nil || ok {
-		if ok && intent {
-			return d.c.DeleteIntent(marker)
-		}
-		return err
-	}
-	etag, own, err := d.ownObject(ctx, marker, d.key(marker))
-	if err != nil {
-		return err
-	}
-	d.setDoubt(marker, false)
-	if !own {
-		if intent {
-			return d.c.DeleteIntent(marker)
-		}
-		return nil
-	}
-	return d.cachePut(st, marker, cache.Entry{Kind: cache.KindDir, ETag: etag, StorageClass: d.opts.StorageClass, Synced: time.Now()})
-}
-
-// putMarkerIf puts a marker conditional on what this side last saw of it
-// (seen, "" for nothing). A marker the cache does not know of goes only
-// where the key is free: one already there (another machine's empty
-// directory of the same name) is the same directory, and is taken as it
-// is. A known marker another writer put again holds no content to lose:
-// its mode and owner are set again, conditional on what it holds now.
-func (d *Drainer) putMarkerIf(ctx context.Context, key string, mtime time.Time, p remote.Posix, seen string) (string, error) {
-	o := remote.PutOptions{StorageClass: d.opts.StorageClass, Mtime: mtime, Posix: p, IfMatch: seen, IfNoneMatch: seen == "", Writer: d.opts.WriterID}
-	up, err := d.r.Upload(ctx, d.loc.Bucket, key, bytes.NewReader(nil), 0, o)
-	if !errors.Is(err, remote.ErrConflict) && !(seen != "" && errors.Is(err, remote.ErrNotFound)) {
-		return up.ETag, err
-	}
-	info, err := d.r.Head(ctx, d.loc.Bucket, key)
-	switch {
-	case errors.Is(err, remote.ErrNotFound):
-		o.IfMatch, o.IfNoneMatch = "", true
-	case err != nil:
-		return "", err
-	case seen == "":
-		return info.ETag, nil
-	default:
-		o.IfMatch = info.ETag
-	}
-	up, err = d.r.Upload(ctx, d.loc.Bucket, key, bytes.NewReader(nil), 0, o)
-	return up.ETag, err
-}
-
-// markEmptyParent runs after rel was removed from WORKDIR (or renamed
-// away): a directory left empty by it needs its marker, or a restore loses
-// it (Maildir's tmp/ once its mail moved to new/).
-func (d *Drainer) markEmptyParent(ctx context.Context, rel string, st *step) error {
-	parent := path.Dir(rel)
-	if parent == "." || parent == "/" {
-		return nil
-	}
-	full := filepath.Join(d.workdir, filepath.FromSlash(parent))
-	info, err := os.Lstat(full)
-	if err != nil && !notExist(err) {
-		return nil // its own record comes
-	}
-	if err != nil || !info.IsDir() {
-		// Gone too: its own removal record comes. A marker put for it
-		// before a crash is settled now all the same.
-		return d.settleKey(ctx, parent, cache.KindDir)
-	}
-	return d.ensureMarker(ctx, parent, full, info, st)
-}
-
-// markerGone reports, for removeTree, whether the directory of a marker
-// cache key is no longer a directory in WORKDIR.
-func (d *Drainer) markerGone(marker string) bool {
-	info, err := lstatBeneath(d.workdir, markerDir(marker))
-	return err == nil && !info.IsDir() || notExist(err)
-}
-
-// parentLinked: a path could not be reached below the root because a
-// folder on the way is a symlink (ELOOP; EXDEV: one leading outside) or a
-// file (ENOTDIR).
-func parentLinked(err error) bool {
-	return errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.ENOTDIR)
-}
-
-// notExist: the path is gone, or a parent is no longer a directory.
-func notExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // Reconcile: the local walk yields an empty directory as "dir/", the
@@ -359,7 +124,7 @@ func (rc *run) uploadMarker(s entry) {
 			rc.skip(srcShown, err)
 			return
 		}
-		_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, s.time, rc.opts.StorageClass, posixOf(info))
+		_, err = putMarker(rc.ctx, rc.r, rc.dst.S3.Bucket, key, s.time, rc.opts.StorageClass, PosixOf(info))
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				rc.c.failed.Add(1)
@@ -377,7 +142,7 @@ func (rc *run) uploadMarker(s entry) {
 // entries is left alone, silently, so a re-run prints nothing.
 func (rc *run) downloadMarker(s entry) {
 	srcShown, dstShown := rc.src.Show(s.rel), rc.dst.Show(s.rel)
-	rel := markerDir(s.rel)
+	rel := MarkerDir(s.rel)
 	p, err := LocalPath(rc.dst.Local, rel)
 	if err == nil {
 		err = CheckKeyName(rel)
@@ -414,7 +179,7 @@ func (rc *run) downloadMarker(s entry) {
 	// before any key below it is looked at.
 	if err := rc.root.MkdirAll(rel, 0o755); err != nil {
 		rc.c.failed.Add(1)
-		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: parentErr(rc.root, rel, err)})
+		rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: ParentErr(rc.root, rel, err)})
 		return
 	}
 	rc.pool.submit(rc.ctx, func() {
@@ -429,7 +194,7 @@ func (rc *run) downloadMarker(s entry) {
 			restore.Warn = func(err error) {
 				rc.opts.Report(Event{Kind: EventWarning, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
 			}
-			if err := restoreDir(rc.root, rel, info, restore); err != nil {
+			if err := RestoreDir(rc.root, rel, info, restore); err != nil {
 				rc.c.failed.Add(1)
 				rc.opts.Report(Event{Kind: EventFailed, Op: "download", Src: srcShown, Dst: dstShown, Err: err})
 				return
@@ -441,9 +206,9 @@ func (rc *run) downloadMarker(s entry) {
 	})
 }
 
-// restoreDir gives the directory rel below root the mode and owner of its
+// RestoreDir gives the directory rel below root the mode and owner of its
 // marker's metadata (info), as o allows, as a download does a file's.
-func restoreDir(root *confine.Root, rel string, info remote.Info, o Restore) error {
+func RestoreDir(root *confine.Root, rel string, info remote.Info, o Restore) error {
 	fd, err := root.OpenDir(rel, false)
 	if err != nil {
 		return err
@@ -461,7 +226,7 @@ func restoreDir(root *confine.Root, rel string, info remote.Info, o Restore) err
 func (rc *run) keepMarker(d entry, next string) bool {
 	switch rc.dir {
 	case Upload:
-		return isLocalDir(filepath.Join(rc.src.Local, filepath.FromSlash(markerDir(d.rel))))
+		return isLocalDir(filepath.Join(rc.src.Local, filepath.FromSlash(MarkerDir(d.rel))))
 	case Download:
 		return strings.HasPrefix(next, d.rel)
 	}
@@ -476,9 +241,9 @@ func (rc *run) keepMarker(d entry, next string) bool {
 // So one run gives what the next would.
 func (rc *run) emptyParents(marker string) int {
 	n := 0
-	for dir := path.Dir(markerDir(marker)); dir != "." && dir != "/"; dir = path.Dir(dir) {
+	for dir := path.Dir(MarkerDir(marker)); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		m := dir + "/"
-		if strings.HasPrefix(rc.prevSrc, m) || strings.HasPrefix(rc.nextSrc, m) || excludedRel(rc.opts.Filters, m) {
+		if strings.HasPrefix(rc.prevSrc, m) || strings.HasPrefix(rc.nextSrc, m) || rc.opts.Filters.ExcludedKey(m) {
 			break
 		}
 		n++
@@ -489,7 +254,7 @@ func (rc *run) emptyParents(marker string) int {
 // removeEmptyParents removes up to up parents of the deleted marker's
 // directory, stopping at the first that is not empty.
 func (rc *run) removeEmptyParents(marker string, up int) {
-	for dir := path.Dir(markerDir(marker)); up > 0 && dir != "." && dir != "/"; dir, up = path.Dir(dir), up-1 {
+	for dir := path.Dir(MarkerDir(marker)); up > 0 && dir != "." && dir != "/"; dir, up = path.Dir(dir), up-1 {
 		if removeEmptyDir(rc.root, dir) != nil {
 			return
 		}
@@ -520,7 +285,7 @@ func (v *verifier) quickMarker(j *verifyJob) bool {
 	if !j.hasS {
 		rel = j.d.rel
 	}
-	if !isMarker(rel) {
+	if !IsMarker(rel) {
 		return false
 	}
 	if j.hasS && j.hasD {
@@ -531,7 +296,7 @@ func (v *verifier) quickMarker(j *verifyJob) bool {
 	if !j.hasS {
 		other = v.src
 	}
-	if !other.IsS3 && isLocalDir(filepath.Join(other.Local, filepath.FromSlash(markerDir(rel)))) {
+	if !other.IsS3 && isLocalDir(filepath.Join(other.Local, filepath.FromSlash(MarkerDir(rel)))) {
 		j.compared = true
 		return true
 	}

@@ -50,6 +50,16 @@ func (f *Filters) Excluded(rel string) bool {
 	return excluded
 }
 
+// ExcludedKey is Excluded for a key suffix: a directory marker ("dir/") is
+// excluded when the filters exclude it ("cache/*" matches "cache/") or the
+// directory's own name.
+func (f *Filters) ExcludedKey(rel string) bool {
+	if IsMarker(rel) && f.Excluded(MarkerDir(rel)) {
+		return true
+	}
+	return f.Excluded(rel)
+}
+
 // matchGlob is fnmatch as Python's fnmatch does it (which is what the AWS
 // CLI uses): "*" any run of characters including "/", "?" one character,
 // "[seq]" and "[!seq]" a set. The AWS CLI matches patterns against the full

@@ -15,19 +15,19 @@ import (
 
 // listed is the condition for writing the destination entry d (exists:
 // the listing had it), or none without --if-unchanged.
-func (rc *run) listed(d entry, exists bool) cond {
+func (rc *run) listed(d entry, exists bool) Cond {
 	if !rc.opts.IfUnchanged || !rc.dst.IsS3 {
-		return cond{}
+		return Cond{}
 	}
 	if exists && d.etag != "" {
-		return cond{ifMatch: d.etag}
+		return Cond{IfMatch: d.etag}
 	}
-	return cond{ifNoneMatch: true}
+	return Cond{IfNoneMatch: true}
 }
 
 // conflicted words a refused condition for the report.
-func (rc *run) conflicted(err error, c cond) error {
-	if !c.conditional() || !c.refused(err) {
+func (rc *run) conflicted(err error, c Cond) error {
+	if !c.Conditional() || !c.Refused(err) {
 		return err
 	}
 	return fmt.Errorf("%w: the destination changed since this run listed it; not overwritten (--if-unchanged)", remote.ErrConflict)
@@ -68,7 +68,7 @@ func (rc *run) deleteListed(keys, etags []string) []remote.DeleteError {
 	}
 	failed, _ := rc.r.DeleteIf(rc.ctx, rc.dst.S3.Bucket, items, single)
 	for i, f := range failed {
-		if c := (cond{ifMatch: "listed"}); c.refused(f.Err) {
+		if c := (Cond{IfMatch: "listed"}); c.Refused(f.Err) {
 			failed[i].Err = fmt.Errorf("%w: changed since this run listed it; not deleted (--if-unchanged)", remote.ErrConflict)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/s3sync/s3sync/internal/confine"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/walk"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/remote"
 )
 
@@ -34,7 +33,14 @@ type linkState struct {
 	target string
 }
 
-func lstatLink(path local) (linkState, error) {
+// StatLink is lstat of the symlink at path: its size (its target's length)
+// and its own mtime; an error if it is no longer a symlink.
+func StatLink(path Local) (size int64, mtime time.Time, err error) {
+	st, err := lstatLink(path)
+	return st.size, st.mtime, err
+}
+
+func lstatLink(path Local) (linkState, error) {
 	st, err := path.lstat()
 	if err != nil {
 		return linkState{}, err
@@ -60,12 +66,13 @@ func lstatLink(path local) (linkState, error) {
 // uploadLink stores the symlink at path as key (a .rclonelink key), its
 // body the target as os.Readlink gives it, its x-amz-meta-mtime the link's
 // own mtime. A link replaced while it is sent is not stored.
-func uploadLink(ctx context.Context, r Remote, path local, bucket, key, storageClass string) (UploadResult, error) {
-	return uploadLinkIf(ctx, r, path, bucket, key, storageClass, cond{})
+func uploadLink(ctx context.Context, r Remote, path Local, bucket, key, storageClass string) (UploadResult, error) {
+	return UploadLinkIf(ctx, r, path, bucket, key, storageClass, Cond{})
 }
 
-// uploadLinkIf is uploadLink on condition c.
-func uploadLinkIf(ctx context.Context, r Remote, path local, bucket, key, storageClass string, c cond) (UploadResult, error) {
+// UploadLinkIf is uploadLink on condition c: it stores the symlink at path
+// as key (a .rclonelink key), its body the target.
+func UploadLinkIf(ctx context.Context, r Remote, path Local, bucket, key, storageClass string, c Cond) (UploadResult, error) {
 	before, err := lstatLink(path)
 	if err != nil {
 		return UploadResult{}, err
@@ -82,10 +89,10 @@ func uploadLinkIf(ctx context.Context, r Remote, path local, bucket, key, storag
 	}
 	body := strings.NewReader(before.target)
 	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Check: check}
-	c.set(&o)
+	c.Set(&o)
 	up, err := r.Upload(ctx, bucket, key, body, int64(len(before.target)), o)
 	if err != nil {
-		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, err
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: MayHaveLanded(err)}, err
 	}
 	return UploadResult{Size: before.size, Mtime: before.mtime, ETag: up.ETag}, nil
 }
@@ -108,12 +115,13 @@ func (b *linkBuffer) Write(p []byte) (int, error) {
 // written through. Its mtime is restored from x-amz-meta-mtime, else set
 // to the object's LastModified.
 func downloadLink(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string) (remote.Info, error) {
-	return downloadLinkTo(ctx, r, bucket, key, etag, root, rel, func(tmp string) error { return root.Rename(tmp, rel, 0) })
+	return DownloadLinkTo(ctx, r, bucket, key, etag, root, rel, func(tmp string) error { return root.Rename(tmp, rel, 0) })
 }
 
-// downloadLinkTo is downloadLink with place renaming the finished link
-// (tmp, below root) to rel (see downloadFileTo).
-func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, place func(tmp string) error) (remote.Info, error) {
+// DownloadLinkTo is downloadLink with place renaming the finished link
+// (tmp, below root) to rel (see DownloadFileTo): it makes a symlink whose
+// target is the body of bucket/key, its mtime the object's.
+func DownloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, place func(tmp string) error) (remote.Info, error) {
 	var buf linkBuffer
 	info, err := r.Download(ctx, bucket, key, etag, &buf)
 	if err != nil {
@@ -124,11 +132,11 @@ func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, roo
 		return remote.Info{}, fmt.Errorf("%s is not a symlink target: %w", key, err)
 	}
 	if err := mkdirAll(root, parentRel(rel)); err != nil {
-		return remote.Info{}, parentErr(root, rel, err)
+		return remote.Info{}, ParentErr(root, rel, err)
 	}
 	tmp := tempName(rel)
 	if err := root.Symlink(target, tmp); err != nil {
-		return remote.Info{}, parentErr(root, rel, err)
+		return remote.Info{}, ParentErr(root, rel, err)
 	}
 	mt := info.Mtime
 	if mt.IsZero() {
@@ -152,7 +160,7 @@ func downloadLinkTo(ctx context.Context, r Remote, bucket, key, etag string, roo
 
 // linkContent is a symlink's content as the checksums of its .rclonelink
 // object's body.
-func linkContent(ctx context.Context, path local) (content, int64, time.Time, error) {
+func linkContent(ctx context.Context, path Local) (content, int64, time.Time, error) {
 	st, err := lstatLink(path)
 	if err != nil {
 		return content{}, 0, time.Time{}, err
@@ -164,170 +172,38 @@ func linkContent(ctx context.Context, path local) (content, int64, time.Time, er
 	return localContent(d), st.size, st.mtime, nil
 }
 
-// keyOf is the object key suffix that stores the cache entry at p: a
-// link's p+".rclonelink"; a file's p (and a directory marker's, whose
-// cache key already ends in "/").
-func keyOf(p string, e cache.Entry) string {
-	if e.Kind == cache.KindLink {
-		return p + LinkSuffix
-	}
-	return p
+// HoldsLink reports whether the object info describes (a .rclonelink, from
+// a HEAD) holds the symlink at path: its size is the target's length and
+// its body the target, by the store's CRC64NVME or a single-part MD5.
+func HoldsLink(ctx context.Context, path Local, info remote.Info) bool {
+	lc, size, _, err := linkContent(ctx, path)
+	same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
+	return err == nil && size == info.Size && known && same
 }
 
-// syncLink makes the remote hold the symlink at rel as its .rclonelink
-// object. The mount never follows a link: a link to a folder outside
-// WORKDIR stores only where it points.
-func (d *Drainer) syncLink(ctx context.Context, rel, full string, st *step) error {
-	key := d.key(objectRel(rel, cache.KindLink))
-	if len(key) > MaxKeyLen {
-		return permanent("key is %d bytes, over S3's limit of %d; rename the link", len(key), MaxKeyLen)
-	}
-	if st, err := os.Lstat(full + LinkSuffix); err == nil && st.Mode()&fs.ModeSymlink == 0 {
-		return permanent("symlink %s not stored: %s%s is a file here, and both would be the object %s; rename one", rel, rel, LinkSuffix, key)
-	}
-	now, err := lstatLink(d.local(rel, full))
-	if errors.Is(err, fs.ErrNotExist) {
-		return d.removeFile(ctx, rel, st)
-	}
+// LinkListed reports whether the listed object o (a .rclonelink) holds the
+// symlink at path as far as a listing tells: an upload would not transfer
+// it (ShouldTransfer, a link's size being its target's length) and, where
+// the ETag is an MD5, its body is the target. It returns the link's size
+// and mtime.
+func LinkListed(path string, o remote.Object) (size int64, mtime time.Time, held bool) {
+	st, err := lstatLink(ByPath(path))
 	if err != nil {
-		return err // replaced since: retried, and then seen as what it is
+		return 0, time.Time{}, false
 	}
-	e, ok, err := d.c.Get(rel)
-	if err != nil {
-		return err
+	if ShouldTransfer(Upload, Side{st.size, st.mtime}, Side{o.Size, o.LastModified}, Compare{}) {
+		return 0, time.Time{}, false
 	}
-	if ok && e.Kind == cache.KindLink && e.Size == now.size && e.Mtime.Equal(now.mtime) {
-		return nil
+	d, _ := digest(context.Background(), strings.NewReader(st.target))
+	if same, known := sameContent(localContent(d), objectContent(o.ETag)); known && !same {
+		return 0, time.Time{}, false
 	}
-	if ok && e.Kind != cache.KindLink {
-		if err := d.dropKind(ctx, rel, e); err != nil {
-			return err
-		}
-		ok = false
-	} else if !ok && st.doubt {
-		// A file's upload may have landed unrecorded before the path
-		// became this link (a crash, a lost answer): its key would
-		// stay for good.
-		if err := d.deleteUnrecorded(ctx, rel, rel); err != nil {
-			return err
-		}
-	}
-	if !ok {
-		// Durable before the PUT, as a marker's (see settleKey).
-		if err := d.c.PutIntent(objectRel(rel, cache.KindLink)); err != nil {
-			return err
-		}
-	}
-	res, err := d.uploadLinkChecked(ctx, rel, full, key, expect(e, ok))
-	if errors.Is(err, errKeptBoth) {
-		// The key holds another writer's link, ours went beside it.
-		st.release()
-		return d.c.DeleteIntent(objectRel(rel, cache.KindLink))
-	}
-	if res.ETag != "" {
-		t := time.Now()
-		d.mu.Lock()
-		d.lastUpload = t
-		d.mu.Unlock()
-		d.setDoubt(rel, false)
-		d.synced(rel)
-		st.release()
-		return d.cachePut(st, rel, cache.Entry{Kind: cache.KindLink, Size: res.Size, Mtime: res.Mtime,
-			ETag: res.ETag, StorageClass: d.opts.StorageClass, Synced: t})
-	}
-	if res.InDoubt {
-		d.setDoubt(rel, true)
-		d.cf.noteSent(rel, res.Size, res.Mtime)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return d.removeFile(ctx, rel, st)
-	}
-	return err
+	return st.size, st.mtime, true
 }
 
-// uploadLinkChecked is uploadChecked for a link: its conflict copy is a
-// link too (NAME.conflict-HOST-TIME.rclonelink).
-func (d *Drainer) uploadLinkChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
-	for range 3 {
-		c.writer = d.opts.WriterID
-		res, err := uploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, c)
-		if !c.refused(err) {
-			return res, err
-		}
-		if res.Size != 0 || !res.Mtime.IsZero() {
-			d.cf.noteSent(rel, res.Size, res.Mtime)
-		}
-		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindLink, func(info remote.Info) bool {
-			lc, size, _, err := linkContent(ctx, d.local(rel, full))
-			same, known := sameContent(lc, objectContent(info.ETag).withHead(info))
-			return err == nil && size == info.Size && known && same
-		})
-		if err != nil {
-			return UploadResult{}, err
-		}
-		if theirs != nil {
-			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c cond) (UploadResult, error) {
-				return uploadLinkIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, c)
-			}, LinkSuffix)
-		}
-		c = next
-	}
-	return UploadResult{}, fmt.Errorf("upload of link %s refused again and again: the key keeps changing", rel)
-}
-
-// dropKind forgets the object rel had as another kind (a file that is now
-// a link, a link that is now a file): with --delete the object goes, as
-// every removal does. The entry goes at once, not with the record's end,
-// so the upload that follows compares against nothing.
-func (d *Drainer) dropKind(ctx context.Context, rel string, e cache.Entry) error {
-	if d.opts.Delete && !d.opts.Filters.Excluded(rel) {
-		if err := d.deleteItems(ctx, []string{rel}, []remote.DeleteItem{{Key: d.key(keyOf(rel, e)), ETag: e.ETag}}); err != nil {
-			return err
-		}
-	}
-	return d.c.Delete(rel)
-}
-
-// sharedKey refuses a file "x.rclonelink" next to a symlink "x": both
-// would be stored as that object, and one would overwrite (and a removal
-// delete) the other's.
-func (d *Drainer) sharedKey(rel, full string) error {
-	lrel, ok := strings.CutSuffix(rel, LinkSuffix)
-	if !ok || lrel == "" || strings.HasSuffix(lrel, "/") {
-		return nil
-	}
-	if st, err := os.Lstat(strings.TrimSuffix(full, LinkSuffix)); err == nil && st.Mode()&fs.ModeSymlink != 0 {
-		return permanent("%s not stored: %s is a symlink here, stored as the object %s; rename one", rel, lrel, d.key(rel))
-	}
-	return nil
-}
-
-// dropLink forgets the link that rel was, now that it is a file.
-func (d *Drainer) dropLink(ctx context.Context, rel string) error {
-	e, ok, err := d.c.Get(rel)
-	if err != nil || !ok || e.Kind != cache.KindLink {
-		return err
-	}
-	return d.dropKind(ctx, rel, e)
-}
-
-// doubtKeys are the keys a removal of rel deletes when an upload may have
-// landed that the cache does not know of: it may have been the file's or
-// the link's, unless rel+".rclonelink" is a file here with its own object.
-func (d *Drainer) doubtKeys(rel string) []string {
-	keys := []string{d.key(rel)}
-	if isMarker(rel) {
-		return keys
-	}
-	if _, err := os.Lstat(filepath.Join(d.workdir, filepath.FromSlash(rel)) + LinkSuffix); errors.Is(err, fs.ErrNotExist) {
-		keys = append(keys, d.key(rel+LinkSuffix))
-	}
-	return keys
-}
-
-// errThroughLink: a download or delete would go through a symlink
+// ErrThroughLink: a download or delete would go through a symlink
 // already in the destination.
-var errThroughLink = errors.New("symlink in the destination")
+var ErrThroughLink = errors.New("symlink in the destination")
 
 // parentLink checks the directories above rel (below root) for symlinks
 // a download would write through: with strict, any; otherwise one that
@@ -363,11 +239,11 @@ func parentLink(root, realRoot, rel string, strict bool, known *string) error {
 		dest, err := filepath.EvalSymlinks(full)
 		switch {
 		case err != nil:
-			return fmt.Errorf("%w: %s is a symlink that leads nowhere; not written through it", errThroughLink, full)
+			return fmt.Errorf("%w: %s is a symlink that leads nowhere; not written through it", ErrThroughLink, full)
 		case strict:
-			return fmt.Errorf("%w: %s is a symlink here (to %s), but the bucket holds keys below it; not written through it", errThroughLink, full, dest)
+			return fmt.Errorf("%w: %s is a symlink here (to %s), but the bucket holds keys below it; not written through it", ErrThroughLink, full, dest)
 		case !walk.Within(dest, realRoot):
-			return fmt.Errorf("%w: %s is a symlink to %s, outside the destination; not written through it", errThroughLink, full, dest)
+			return fmt.Errorf("%w: %s is a symlink to %s, outside the destination; not written through it", ErrThroughLink, full, dest)
 		}
 	}
 	*known = dir
@@ -414,7 +290,7 @@ func (rc *run) linkDiffers(s, d entry) bool {
 	if !local.link || !obj.link && rc.dir == Download || s.size != d.size {
 		return false
 	}
-	c, _, _, err := linkContent(rc.ctx, byPath(local.path))
+	c, _, _, err := linkContent(rc.ctx, ByPath(local.path))
 	if err != nil {
 		return false // the transfer, if any, reports why
 	}

@@ -12,34 +12,31 @@ import (
 	"github.com/s3sync/s3sync/internal/confine"
 )
 
-// local names a file an upload reads: below a confine.Root (the mount's
+// Local names a file an upload reads: below a confine.Root (the mount's
 // WORKDIR, where nothing is followed and a folder swapped for a link since
 // it was looked at fails with ELOOP), or by path (reconcile's source, whose
 // own links are followed as the AWS CLI follows them).
-type local struct {
+type Local struct {
 	path string // for messages, and to open when root is nil
 	root *confine.Root
 	rel  string
 }
 
-// local is the file rel of WORKDIR (full its path) as the drain reads it:
-// below WORKDIR's root where the kernel has openat2.
-func (d *Drainer) local(rel, full string) local {
-	if root, err := d.root(); err == nil {
-		return local{path: full, root: root, rel: rel}
-	}
-	return byPath(full)
+// Below is the file rel below root (path: its full path, for messages), as
+// the mount reads WORKDIR: nothing on the way is followed.
+func Below(root *confine.Root, rel, path string) Local {
+	return Local{path: path, root: root, rel: rel}
 }
 
-// byPath is the local file at path.
-func byPath(path string) local { return local{path: path} }
+// ByPath is the local file at path.
+func ByPath(path string) Local { return Local{path: path} }
 
 // String is the file's path, for messages.
-func (l local) String() string { return l.path }
+func (l Local) String() string { return l.path }
 
 // open opens the file for reading. Below a root a symlink fails with
 // ELOOP; by path, noFollow says the same of the last component only.
-func (l local) open(noFollow bool) (*os.File, error) {
+func (l Local) open(noFollow bool) (*os.File, error) {
 	if l.root != nil {
 		return l.root.Open(l.rel)
 	}
@@ -50,7 +47,7 @@ func (l local) open(noFollow bool) (*os.File, error) {
 }
 
 // lstat is os.Lstat of the file.
-func (l local) lstat() (*syscall.Stat_t, error) {
+func (l Local) lstat() (*syscall.Stat_t, error) {
 	if l.root != nil {
 		info, err := l.root.Lstat(l.rel)
 		if err != nil {
@@ -66,7 +63,7 @@ func (l local) lstat() (*syscall.Stat_t, error) {
 }
 
 // readlink is the target of the symlink.
-func (l local) readlink() (string, error) {
+func (l Local) readlink() (string, error) {
 	if l.root != nil {
 		return l.root.Readlink(l.rel)
 	}
@@ -74,7 +71,7 @@ func (l local) readlink() (string, error) {
 }
 
 // tmpfile opens an unnamed read-write file in the file's folder.
-func (l local) tmpfile() (*os.File, error) {
+func (l Local) tmpfile() (*os.File, error) {
 	if l.root != nil {
 		return l.root.OpenFile(parentRel(l.rel), unix.O_TMPFILE|unix.O_RDWR, 0o600)
 	}

@@ -18,6 +18,12 @@ func newWalk(root string, links walk.Links, beneath bool, warn func(string, erro
 	})
 }
 
+// WalkLinks is the drain's walk of a renamed directory at root: newWalk
+// with links stored as links, never followed.
+func WalkLinks(root string, warn func(string, error)) (*walk.Walker, error) {
+	return newWalk(root, walk.StoreLinks, false, warn)
+}
+
 // localEntry is what a walk yielded, as the merge of reconcile and verify
 // takes it.
 func localEntry(f walk.Entry) entry {

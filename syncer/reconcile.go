@@ -170,7 +170,7 @@ type filtered struct {
 func (s filtered) next() (entry, bool) {
 	for {
 		e, ok := s.stream.next()
-		if !ok || !excludedRel(s.f, e.rel) {
+		if !ok || !s.f.ExcludedKey(e.rel) {
 			return e, ok
 		}
 	}
@@ -373,7 +373,7 @@ func (rc *run) skip(what string, err error) {
 
 func (rc *run) onlySrc(s entry) {
 	rc.prevSrc = s.rel
-	if isMarker(s.rel) {
+	if IsMarker(s.rel) {
 		rc.marker(s)
 		return
 	}
@@ -387,7 +387,7 @@ func (rc *run) onlySrc(s entry) {
 
 func (rc *run) both(s, d entry) {
 	rc.prevSrc = s.rel
-	if isMarker(s.rel) {
+	if IsMarker(s.rel) {
 		return // a directory and its marker, or two markers: the same
 	}
 	localPath, ok := rc.target(s)
@@ -453,7 +453,7 @@ func (rc *run) contentOf(e Endpoint, en entry) (content, error) {
 		return objectContent(en.etag), nil
 	}
 	if en.link {
-		c, size, _, err := linkContent(rc.ctx, byPath(en.path))
+		c, size, _, err := linkContent(rc.ctx, ByPath(en.path))
 		if err == nil && size != en.size {
 			err = errChangedSinceWalk
 		}
@@ -478,7 +478,7 @@ func (rc *run) onlyDst(d entry) {
 		return
 	}
 	up := 0
-	if isMarker(d.rel) {
+	if IsMarker(d.rel) {
 		if rc.keepMarker(d, rc.nextSrc) {
 			return
 		}
@@ -550,9 +550,9 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 			var res UploadResult
 			c := rc.listed(d, exists)
 			if s.link {
-				res, err = uploadLinkIf(rc.ctx, rc.r, byPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
+				res, err = UploadLinkIf(rc.ctx, rc.r, ByPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, c)
 			} else {
-				res, err = uploadFileIf(rc.ctx, rc.r, byPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
+				res, err = UploadFileIf(rc.ctx, rc.r, ByPath(s.path), rc.dst.S3.Bucket, dstKey, rc.opts.StorageClass, nil, c)
 			}
 			err = rc.conflicted(err, c)
 			if err == nil {
@@ -587,7 +587,7 @@ func (rc *run) prepare(s, d entry, exists bool, localPath string) (func(), bool)
 		case Copy:
 			o := remote.PutOptions{StorageClass: rc.opts.StorageClass, SourceETag: s.etag}
 			c := rc.listed(d, exists)
-			c.set(&o)
+			c.Set(&o)
 			_, err = rc.r.Copy(rc.ctx, rc.src.S3.Bucket, rc.src.S3.Prefix+s.rel, rc.dst.S3.Bucket, dstKey, s.size, o)
 			err = rc.conflicted(err, c)
 			if err == nil {

@@ -37,7 +37,7 @@ type deletion struct {
 
 func (d *deletions) add(e entry, up int, download bool) {
 	d.ents = append(d.ents, deletion{e, up})
-	if download && !isMarker(e.rel) {
+	if download && !IsMarker(e.rel) {
 		if d.dirs == nil {
 			d.dirs = map[string]bool{}
 		}
@@ -154,7 +154,7 @@ func (rc *run) deleteLocal(del deletion) {
 		rel = filepath.ToSlash(r)
 	}
 	remove := rc.root.Remove
-	if isMarker(del.e.rel) {
+	if IsMarker(del.e.rel) {
 		remove = func(rel string) error { return removeEmptyDir(rc.root, rel) }
 	}
 	if err := remove(rel); errors.Is(err, errNotEmpty) {

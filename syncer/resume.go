@@ -2,8 +2,6 @@ package syncer
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"os"
 	"time"
 
@@ -21,10 +19,12 @@ type Uploads interface {
 	Uploads(fn func(path string, u cache.Upload) error) error
 }
 
-// resumer ties one file's upload to its entry in Uploads.
-type resumer struct {
-	store Uploads
-	rel   string
+// Resume ties one file's upload to its entry in Uploads (Store, under
+// Rel), so a crash does not lose its finished parts: a fresh one for each
+// upload.
+type Resume struct {
+	Store Uploads
+	Rel   string
 	// recorded: an entry exists (found, or made by OnCreate) and must go
 	// once the upload is over.
 	recorded bool
@@ -34,14 +34,14 @@ type resumer struct {
 // file is exactly as it was when that upload began (size, mtime, ctime,
 // inode), and to record a new one otherwise; an upload of other content is
 // aborted.
-func (rs *resumer) prepare(ctx context.Context, r Remote, bucket, key string, st fileState, o *remote.PutOptions) error {
-	u, ok, err := rs.store.GetUpload(rs.rel)
+func (rs *Resume) prepare(ctx context.Context, r Remote, bucket, key string, st fileState, o *remote.PutOptions) error {
+	u, ok, err := rs.Store.GetUpload(rs.Rel)
 	if err != nil {
 		return err
 	}
 	rs.recorded = ok
 	if ok && u.ID != "" {
-		if u.Key == key && u.Size == st.size && u.Mtime.Equal(st.mtime) && u.Ctime.Equal(st.ctime) && u.Ino == st.ino {
+		if u.Key == key && began(u, st) {
 			o.ResumeID = u.ID
 		} else if err := r.AbortUpload(ctx, bucket, u.Key, u.ID); err != nil {
 			return err
@@ -49,47 +49,27 @@ func (rs *resumer) prepare(ctx context.Context, r Remote, bucket, key string, st
 	}
 	o.OnCreate = func(id string) error {
 		rs.recorded = true
-		return rs.store.PutUpload(rs.rel, cache.Upload{Key: key, ID: id, Size: st.size, Mtime: st.mtime, Ctime: st.ctime, Ino: st.ino, Started: time.Now()})
+		return rs.Store.PutUpload(rs.Rel, cache.Upload{Key: key, ID: id, Size: st.size, Mtime: st.mtime, Ctime: st.ctime, Ino: st.ino, Started: time.Now()})
 	}
 	return nil
 }
 
-func (rs *resumer) forget() {
-	if rs.recorded {
-		rs.store.DeleteUpload(rs.rel)
-		rs.recorded = false
-	}
+// began reports whether the upload u was begun for the file as st
+// describes it now (size, mtime, ctime, inode).
+func began(u cache.Upload, st fileState) bool {
+	return u.Size == st.size && u.Mtime.Equal(st.mtime) && u.Ctime.Equal(st.ctime) && u.Ino == st.ino
 }
 
-// AbortStaleUploads runs at mount start: every multipart upload s3sync
-// recorded for a file that is gone or changed since is aborted and
-// forgotten; those of unchanged files stay, to be continued when their
-// record is drained. Uploads under the prefix that s3sync did not record
-// are left alone: another tool may be using them.
-func AbortStaleUploads(ctx context.Context, r Remote, store Uploads, workdir string, loc remote.Location, log *slog.Logger) (int, error) {
-	n := 0
-	err := store.Uploads(func(rel string, u cache.Upload) error {
-		full, err := LocalPath(workdir, rel)
-		if err == nil {
-			var f *os.File
-			if f, err = os.Open(full); err == nil {
-				st, serr := statOf(f)
-				f.Close()
-				if serr == nil && u.ID != "" && st.size == u.Size && st.mtime.Equal(u.Mtime) && st.ctime.Equal(u.Ctime) && st.ino == u.Ino {
-					return nil // resumable
-				}
-			}
-		}
-		if u.ID != "" {
-			if err := r.AbortUpload(ctx, loc.Bucket, u.Key, u.ID); err != nil && !errors.Is(err, remote.ErrNotFound) {
-				return err
-			}
-			n++
-		}
-		return store.DeleteUpload(rel)
-	})
-	if n > 0 {
-		log.Info("aborted unfinished uploads of files changed or removed since", "count", n)
+// CanResume reports whether the multipart upload u recorded for a file can
+// be continued from the open file f: f is exactly as it was when u began.
+func CanResume(u cache.Upload, f *os.File) bool {
+	st, err := statOf(f)
+	return err == nil && u.ID != "" && began(u, st)
+}
+
+func (rs *Resume) forget() {
+	if rs.recorded {
+		rs.Store.DeleteUpload(rs.Rel)
+		rs.recorded = false
 	}
-	return n, err
 }

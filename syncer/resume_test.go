@@ -3,7 +3,6 @@ package syncer
 import (
 	"context"
 	"crypto/rand"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/s3test"
@@ -125,7 +122,7 @@ func TestUploadResumes(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, err := uploadFile(ctx, c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"})
+			_, err := uploadFile(ctx, c, ByPath(path), bucket, "big.bin", "", &Resume{Store: store, Rel: "big.bin"})
 			done <- err
 		}()
 		deadline := time.Now().Add(60 * time.Second)
@@ -156,7 +153,7 @@ func TestUploadResumes(t *testing.T) {
 	}
 
 	interrupted()
-	if _, err := uploadFile(context.Background(), c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
+	if _, err := uploadFile(context.Background(), c, ByPath(path), bucket, "big.bin", "", &Resume{Store: store, Rel: "big.bin"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := pc.count(); n != 2 {
@@ -174,7 +171,7 @@ func TestUploadResumes(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := uploadFile(context.Background(), c, byPath(path), bucket, "big.bin", "", &resumer{store: store, rel: "big.bin"}); err != nil {
+	if _, err := uploadFile(context.Background(), c, ByPath(path), bucket, "big.bin", "", &Resume{Store: store, Rel: "big.bin"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := pc.count(); n != 4 {
@@ -187,48 +184,3 @@ func TestUploadResumes(t *testing.T) {
 		t.Errorf("%d unfinished uploads left behind", n)
 	}
 }
-
-// At mount start, uploads recorded for files changed or removed since are
-// aborted and forgotten; an unchanged file's is kept for resuming.
-func TestAbortStaleUploads(t *testing.T) {
-	srv := s3test.Get(t)
-	bucket := srv.NewBucket(t)
-	c, err := remote.New(context.Background(), remote.Config{EndpointURL: srv.Endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := openCache(t)
-	work := t.TempDir()
-	loc := remote.Location{Bucket: bucket, Prefix: "p/"}
-	ctx := context.Background()
-	for _, name := range []string{"same", "changed", "gone"} {
-		p := filepath.Join(work, name)
-		os.WriteFile(p, []byte(name), 0o644)
-		f, _ := os.Open(p)
-		st, _ := statOf(f)
-		f.Close()
-		out, err := srv.Client().CreateMultipartUpload(ctx, &s3CreateInput{Bucket: &bucket, Key: ptr("p/" + name)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		store.PutUpload(name, cache.Upload{Key: "p/" + name, ID: *out.UploadId, Size: st.size, Mtime: st.mtime, Ctime: st.ctime, Ino: st.ino})
-	}
-	os.WriteFile(filepath.Join(work, "changed"), []byte("CHANGED"), 0o644)
-	os.Remove(filepath.Join(work, "gone"))
-	n, err := AbortStaleUploads(ctx, c, store, work, loc, slog.New(slog.DiscardHandler))
-	if err != nil || n != 2 {
-		t.Fatalf("aborted %d (%v), want 2", n, err)
-	}
-	if left := srv.MultipartUploads(t, bucket); left != 1 {
-		t.Errorf("%d uploads left, want the unchanged file's", left)
-	}
-	for name, want := range map[string]bool{"same": true, "changed": false, "gone": false} {
-		if _, ok, _ := store.GetUpload(name); ok != want {
-			t.Errorf("%s recorded: %v, want %v", name, ok, want)
-		}
-	}
-}
-
-type s3CreateInput = s3.CreateMultipartUploadInput
-
-func ptr(s string) *string { return &s }

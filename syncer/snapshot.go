@@ -20,7 +20,7 @@ var errNoSnapshot = errors.New("filesystem cannot reflink")
 // source's before the clone: its mtime is not newer than the clone's
 // content, so a cache entry made from it can only make the next comparison
 // send the file again, never skip a change.
-func snapshot(path local) (*os.File, fileState, error) {
+func snapshot(path Local) (*os.File, fileState, error) {
 	src, err := path.open(false)
 	if err != nil {
 		return nil, fileState{}, err
@@ -44,7 +44,7 @@ func snapshot(path local) (*os.File, fileState, error) {
 // uploadSnapshot sends a reflink snapshot of path: for a file that never
 // stops changing (a VM image, a database) that the usual upload cannot
 // catch unchanged.
-func uploadSnapshot(ctx context.Context, r Remote, path local, bucket, key, storageClass string, c cond) (UploadResult, error) {
+func uploadSnapshot(ctx context.Context, r Remote, path Local, bucket, key, storageClass string, c Cond) (UploadResult, error) {
 	clone, before, err := snapshot(path)
 	if err != nil {
 		return UploadResult{}, err
@@ -55,7 +55,7 @@ func uploadSnapshot(ctx context.Context, r Remote, path local, bucket, key, stor
 		return UploadResult{}, err
 	}
 	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix()}
-	c.set(&o)
+	c.Set(&o)
 	up, err := r.Upload(ctx, bucket, key, clone, st.size, o)
 	if err != nil {
 		return UploadResult{}, err

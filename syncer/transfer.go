@@ -48,7 +48,7 @@ type UploadResult struct {
 // is tried again, up to three times, and then sent from a reflink snapshot
 // where its filesystem can make one; otherwise ErrKeepsChanging.
 func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass string) (UploadResult, error) {
-	return uploadFile(ctx, r, byPath(path), bucket, key, storageClass, nil)
+	return uploadFile(ctx, r, ByPath(path), bucket, key, storageClass, nil)
 }
 
 // uploadFile is UploadFile; with rs, a multipart upload is kept there so a
@@ -57,13 +57,15 @@ func UploadFile(ctx context.Context, r Remote, path, bucket, key, storageClass s
 // When it fails, the result still says what landed: the last whole version
 // the store accepted (ETag set), and whether a failed request may have
 // stored something nonetheless (InDoubt).
-func uploadFile(ctx context.Context, r Remote, path local, bucket, key, storageClass string, rs *resumer) (UploadResult, error) {
-	return uploadFileIf(ctx, r, path, bucket, key, storageClass, rs, cond{})
+func uploadFile(ctx context.Context, r Remote, path Local, bucket, key, storageClass string, rs *Resume) (UploadResult, error) {
+	return UploadFileIf(ctx, r, path, bucket, key, storageClass, rs, Cond{})
 }
 
-// uploadFileIf is uploadFile with the object conditional on c (see cond);
-// a version it lands itself becomes the condition of its next attempt.
-func uploadFileIf(ctx context.Context, r Remote, path local, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, error) {
+// UploadFileIf is UploadFile of path with the object conditional on c (a
+// version it lands itself becomes the condition of its next attempt) and,
+// with rs, a multipart upload kept in rs.Store for resuming (see
+// uploadFile for what the result says on failure).
+func UploadFileIf(ctx context.Context, r Remote, path Local, bucket, key, storageClass string, rs *Resume, c Cond) (UploadResult, error) {
 	var landed UploadResult
 	for range 3 {
 		res, changed, err := uploadOnce(ctx, r, path, bucket, key, storageClass, rs, c)
@@ -105,6 +107,15 @@ type fileState struct {
 
 func (s fileState) posix() remote.Posix { return remote.FilePosix(s.mode, s.uid, s.gid) }
 
+// PosixOf is the metadata an object of the file info describes should hold.
+func PosixOf(info os.FileInfo) remote.Posix {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return remote.Posix{}
+	}
+	return remote.FilePosix(st.Mode, st.Uid, st.Gid)
+}
+
 func statOf(f *os.File) (fileState, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -119,7 +130,7 @@ func statOf(f *os.File) (fileState, error) {
 	}, nil
 }
 
-func uploadOnce(ctx context.Context, r Remote, path local, bucket, key, storageClass string, rs *resumer, c cond) (UploadResult, bool, error) {
+func uploadOnce(ctx context.Context, r Remote, path Local, bucket, key, storageClass string, rs *Resume, c Cond) (UploadResult, bool, error) {
 	f, err := path.open(rs != nil)
 	if err != nil {
 		return UploadResult{}, false, err
@@ -150,7 +161,7 @@ func uploadOnce(ctx context.Context, r Remote, path local, bucket, key, storageC
 		return nil
 	}
 	o := remote.PutOptions{StorageClass: storageClass, Mtime: before.mtime, Posix: before.posix(), Check: check}
-	c.set(&o)
+	c.Set(&o)
 	if rs != nil {
 		if err := rs.prepare(ctx, r, bucket, key, before, &o); err != nil {
 			return UploadResult{}, false, err
@@ -169,7 +180,7 @@ func uploadOnce(ctx context.Context, r Remote, path local, bucket, key, storageC
 		// What was sent, when it may have landed: a later upload refused
 		// for it is not refused for another writer's version.
 		// (Size and Mtime without an ETag: the attempt, not a result.)
-		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: mayHaveLanded(err)}, false, err
+		return UploadResult{Size: before.size, Mtime: before.mtime, InDoubt: MayHaveLanded(err)}, false, err
 	}
 	// Changed after the object became visible: the object holds what the
 	// file had when it was hashed, but that is no longer the file.
@@ -227,11 +238,11 @@ func waitForWriters(f *os.File) error {
 	return err
 }
 
-// mayHaveLanded reports whether a failed write (upload or copy) may have
+// MayHaveLanded reports whether a failed write (upload or copy) may have
 // stored the object all the same: a definite refusal (4xx: denied, 412,
 // invalid) stored nothing; a dropped connection, a timeout or a 5xx after
 // the body went may have.
-func mayHaveLanded(err error) bool {
+func MayHaveLanded(err error) bool {
 	var re *remote.Error
 	return !errors.As(err, &re) || re.Kind == nil || errors.Is(err, remote.ErrUnreachable)
 }
@@ -279,16 +290,16 @@ func CheckKeyName(rel string) error {
 // listing's). Nothing is resolved through a symlink on the way (see
 // confine).
 func DownloadFile(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, o Restore) (remote.Info, error) {
-	return downloadFileTo(ctx, r, bucket, key, etag, root, rel, o, publish)
+	return DownloadFileTo(ctx, r, bucket, key, etag, root, rel, o, Publish)
 }
 
-// downloadFileTo is DownloadFile with place giving the finished file (f,
+// DownloadFileTo is DownloadFile with place giving the finished file (f,
 // named tmp unless "") its name rel: the mount's pull checks there, at the
 // last moment, that it replaces nothing unsent.
-func downloadFileTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, o Restore, place func(root *confine.Root, f *os.File, tmp, rel string) error) (remote.Info, error) {
+func DownloadFileTo(ctx context.Context, r Remote, bucket, key, etag string, root *confine.Root, rel string, o Restore, place func(root *confine.Root, f *os.File, tmp, rel string) error) (remote.Info, error) {
 	dir := parentRel(rel)
 	if err := mkdirAll(root, dir); err != nil {
-		return remote.Info{}, parentErr(root, rel, err)
+		return remote.Info{}, ParentErr(root, rel, err)
 	}
 	f, tmp, err := createTemp(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -299,7 +310,7 @@ func downloadFileTo(ctx context.Context, r Remote, bucket, key, etag string, roo
 		}
 	}
 	if err != nil {
-		return remote.Info{}, parentErr(root, rel, err)
+		return remote.Info{}, ParentErr(root, rel, err)
 	}
 	info, err := r.Download(ctx, bucket, key, etag, f)
 	if err == nil {
@@ -340,14 +351,14 @@ func parentRel(rel string) string {
 	return dir
 }
 
-// parentErr says why nothing could be written at rel when a folder above
+// ParentErr says why nothing could be written at rel when a folder above
 // it could not be made or opened.
-func parentErr(root *confine.Root, rel string, err error) error {
+func ParentErr(root *confine.Root, rel string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EXDEV):
-		return fmt.Errorf("%w: a folder above %s is a symlink here (or leads outside the destination); not written through it", errThroughLink, root.Join(rel))
+		return fmt.Errorf("%w: a folder above %s is a symlink here (or leads outside the destination); not written through it", ErrThroughLink, root.Join(rel))
 	case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST):
-		return fmt.Errorf("%w: a parent of %s is a file or a symlink here, so it cannot be a folder too (the bucket holds both a key and keys below it); not written", errThroughLink, root.Join(rel))
+		return fmt.Errorf("%w: a parent of %s is a file or a symlink here, so it cannot be a folder too (the bucket holds both a key and keys below it); not written", ErrThroughLink, root.Join(rel))
 	}
 	return err
 }
@@ -393,8 +404,8 @@ func setMtime(f *os.File, mt time.Time) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, procPath(f), ts, 0)
 }
 
-// publish gives the finished file its real name.
-func publish(root *confine.Root, f *os.File, tmp, rel string) error {
+// Publish gives the finished file its real name.
+func Publish(root *confine.Root, f *os.File, tmp, rel string) error {
 	if tmp != "" {
 		return root.Rename(tmp, rel, 0)
 	}

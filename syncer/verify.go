@@ -298,7 +298,7 @@ func (v *verifier) look(e Endpoint, en entry) (side, error) {
 		return side{size: info.Size, mtime: info.Mtime, c: objectContent(info.ETag).withHead(info), posix: info.Posix}, nil
 	}
 	if en.link {
-		c, size, mtime, err := linkContent(v.ctx, byPath(en.path))
+		c, size, mtime, err := linkContent(v.ctx, ByPath(en.path))
 		return side{size: size, mtime: mtime, c: c}, err
 	}
 	d, st, err := v.h.sum(v.ctx, en.path, en.rel)

@@ -1,6 +1,7 @@
 // Command s3sync keeps a local folder mirrored to S3 or any S3-compatible
 // store. This package owns flags, configuration, wiring, exit codes and
-// human output; the sync logic lives in package syncer.
+// human output; the sync logic lives in packages syncer (one-shot) and
+// mirror (the mount's long-running side).
 package main
 
 import (

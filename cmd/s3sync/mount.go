@@ -28,9 +28,9 @@ import (
 
 	s3fs "github.com/s3sync/s3sync/fs"
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/state"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 func init() {
@@ -346,7 +346,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	conditions := recordConditions(ctx, client, st, loc, online, log)
 
 	if empty, err := c.Empty(); err == nil && empty && online {
-		seeded, err := syncer.SeedCache(ctx, client, c, workdir, loc)
+		seeded, err := mirror.SeedCache(ctx, client, c, workdir, loc)
 		if err != nil {
 			log.Warn("could not read the bucket listing; every file will be checked by upload", "err", err)
 		} else if seeded > 0 {
@@ -356,7 +356,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	if online {
 		// Multipart uploads cut off by a crash continue if their file is
 		// unchanged; the others would only cost storage.
-		if _, err := syncer.AbortStaleUploads(ctx, client, c, workdir, loc, log); err != nil {
+		if _, err := mirror.AbortStaleUploads(ctx, client, c, workdir, loc, log); err != nil {
 			log.Warn("could not abort unfinished uploads; they are tried again at the next mount", "err", err)
 		}
 	}
@@ -364,7 +364,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	// is recorded again; removals only once counted (--max-delete).
 	var rescanned int
 	removals := newRemovalScan(ctx, j, m.sf)
-	links := syncer.NewHardlinks()
+	links := mirror.NewHardlinks()
 	cached, err := c.ScanLinked(workdir, nil, func(p string) {
 		rescanned++
 		links.Changed(p)
@@ -404,7 +404,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 
 	// A file closed for good may be sent now (see DrainOptions.Writing).
-	var drainer atomic.Pointer[syncer.Drainer]
+	var drainer atomic.Pointer[mirror.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
 		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
 		AllowOther: m.allowOther,
@@ -428,7 +428,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	stopDeleteLog := make(chan struct{})
 	deleteLogDone := make(chan struct{})
 	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
-	d := syncer.NewDrainer(client, j, c, st, workdir, loc, syncer.DrainOptions{
+	d := mirror.NewDrainer(client, j, c, st, workdir, loc, mirror.DrainOptions{
 		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
 		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
 		Writing: srv.Writing, Conditions: conditions, WriterID: st.WriterID(),
@@ -440,7 +440,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	go func() { d.Run(drainCtx); close(drained) }()
 	pulled := make(chan struct{})
 	if m.pull > 0 {
-		p := syncer.NewPuller(d, j, syncer.PullOptions{Mount: srv, MaxDelete: m.sf.maxDelete})
+		p := mirror.NewPuller(d, j, mirror.PullOptions{Mount: srv, MaxDelete: m.sf.maxDelete})
 		go func() { p.Run(drainCtx, m.pull); close(pulled) }()
 		log.Info("following the bucket", "every", m.pull)
 	} else {
@@ -558,7 +558,7 @@ func detach(mountpoint string) {
 type statusServer struct {
 	info     stateInfo
 	st       *state.State
-	d        *syncer.Drainer
+	d        *mirror.Drainer
 	stateDir string
 	fs       *s3fs.Mounted
 }

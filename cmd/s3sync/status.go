@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
@@ -92,7 +93,7 @@ type failedEntry struct {
 // per pending file on every poll would take CPU from the drain itself.
 const pendingStatLimit = 1000
 
-func buildReport(info stateInfo, st *state.State, mounted bool, live syncer.State) (report, error) {
+func buildReport(info stateInfo, st *state.State, mounted bool, live mirror.State) (report, error) {
 	j := st.Journal()
 	rep := report{Workdir: info.Workdir, Mountpoint: info.Mountpoint, Remote: info.Remote, Mounted: mounted,
 		Offline: live.Offline, OfflineError: live.OfflineErr, Paused: live.Paused, PausedError: live.PausedErr, LastError: live.LastError, InFlight: live.InFlight,
@@ -152,7 +153,7 @@ func buildReport(info stateInfo, st *state.State, mounted bool, live syncer.Stat
 	}
 	last := live.LastUpload
 	if last.IsZero() {
-		if b, err := j.Meta(syncer.MetaLastUpload); err == nil && len(b) > 0 {
+		if b, err := j.Meta(mirror.MetaLastUpload); err == nil && len(b) > 0 {
 			last, _ = time.Parse(time.RFC3339Nano, string(b))
 		}
 	}
@@ -283,7 +284,7 @@ func statusOf(ctx context.Context, dir string, retry bool) (report, error) {
 			return report{}, err
 		}
 	}
-	rep, err := buildReport(info, st, false, syncer.State{})
+	rep, err := buildReport(info, st, false, mirror.State{})
 	rep.StateDir = dir
 	if err == nil {
 		err = addConflicts(&rep, st)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/state"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -43,7 +44,7 @@ func TestStatusPendingBytes(t *testing.T) {
 			if err := j.Sync(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := buildReport(stateInfo{Workdir: work}, st, false, syncer.State{})
+			rep, err := buildReport(stateInfo{Workdir: work}, st, false, mirror.State{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +80,7 @@ func TestStatusKeepsChanging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, st, false, syncer.State{})
+	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, st, false, mirror.State{})
 	if err != nil {
 		t.Fatal(err)
 	}

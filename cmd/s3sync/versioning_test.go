@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 // status reports the versioning state the mount kept, and where deletes
@@ -29,7 +29,7 @@ func TestStatusVersioning(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rep, err := buildReport(stateInfo{Workdir: t.TempDir(), Remote: "s3://photos/2024"}, st, false, syncer.State{})
+		rep, err := buildReport(stateInfo{Workdir: t.TempDir(), Remote: "s3://photos/2024"}, st, false, mirror.State{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -17,11 +18,11 @@ import (
 // it behind (a folder that comes back in every restore). Found by the
 // chaos test (seed 3, under load).
 func TestMarkerInDoubtAcrossRestart(t *testing.T) {
-	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	d, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
 	os.Mkdir(d.workdir+"/d", 0o755)
 	d.j.Changed("d")
-	d.waitState(t, "the marker's PUT to fail", func(s syncer.State) bool { return s.LastError != "" })
+	d.waitState(t, "the marker's PUT to fail", func(s mirror.State) bool { return s.LastError != "" })
 	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/"]; !ok {
 		t.Fatal("the store did not keep the marker; the test proves nothing")
 	}
@@ -44,14 +45,14 @@ func TestMarkerInDoubtAcrossRestart(t *testing.T) {
 // As TestMarkerInDoubtAcrossRestart, for a directory renamed in (the
 // record is the rename's): chaos seed 10 of 25 at 300 ops.
 func TestRenamedMarkerInDoubtAcrossRestart(t *testing.T) {
-	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	d, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	os.Mkdir(d.workdir+"/x", 0o755)
 	d.j.Changed("x")
 	d.waitIdle(t)
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
 	os.Rename(d.workdir+"/x", d.workdir+"/d")
 	d.j.Renamed("x", "d", true)
-	d.waitState(t, "the marker's PUT to fail", func(s syncer.State) bool { return s.LastError != "" })
+	d.waitState(t, "the marker's PUT to fail", func(s mirror.State) bool { return s.LastError != "" })
 	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/"]; !ok {
 		t.Fatal("the store did not keep the marker; the test proves nothing")
 	}
@@ -71,13 +72,30 @@ func TestRenamedMarkerInDoubtAcrossRestart(t *testing.T) {
 	}
 }
 
+// rmdir d; mkdir d coalesce into one removal of a directory, which is
+// there again, empty: it needs its marker (make soak seed 15 of 25).
+func TestDirectoryRemovedAndMadeAgain(t *testing.T) {
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+	os.MkdirAll(d.workdir+"/a/d", 0o755)
+	d.j.Changed("a")
+	d.j.Changed("a/d")
+	os.Remove(d.workdir + "/a/d")
+	d.j.Removed("a/d", true)
+	os.Mkdir(d.workdir+"/a/d", 0o755)
+	d.j.Changed("a/d")
+	d.waitIdle(t)
+	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/a/d/"]; !ok {
+		t.Errorf("no marker for the empty directory a/d: %v", d.srv.Objects(t, d.bucket, "w/"))
+	}
+}
+
 // A directory renamed, its files' copies landing while the answers were
 // lost, then a crash; while unmounted a file in it is deleted. Nothing
 // records that file (the cache never learnt of its new name), so only the
 // rename's record, in doubt after the restart, can find its object: it
 // must ask the bucket what is under the new name. Chaos seed 2 found it.
 func TestRenamedTreeInDoubtAcrossRestart(t *testing.T) {
-	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	d, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	os.Mkdir(d.workdir+"/x", 0o755)
 	testfs.WriteFile(t, d.workdir+"/x/f", "f")
 	testfs.WriteFile(t, d.workdir+"/x/g", "g")
@@ -88,7 +106,7 @@ func TestRenamedTreeInDoubtAcrossRestart(t *testing.T) {
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
 	os.Rename(d.workdir+"/x", d.workdir+"/d")
 	d.j.Renamed("x", "d", true)
-	d.waitState(t, "the tree's copy to fail", func(s syncer.State) bool { return s.LastError != "" })
+	d.waitState(t, "the tree's copy to fail", func(s mirror.State) bool { return s.LastError != "" })
 	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/f"]; !ok {
 		t.Fatal("the store did not keep the copy of d/f; the test proves nothing")
 	}
@@ -195,7 +213,7 @@ func TestUnrecordedPutAcrossRestart(t *testing.T) {
 		want: map[string]string{"w/f": "f", "w/g" + syncer.LinkSuffix: "target"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: time.Hour})
+			d, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: time.Hour})
 			testfs.WriteFile(t, d.workdir+"/f", "f")
 			os.Mkdir(d.workdir+"/p", 0o755)
 			testfs.WriteFile(t, d.workdir+"/p/x", "x")
@@ -206,7 +224,7 @@ func TestUnrecordedPutAcrossRestart(t *testing.T) {
 			key := "w/" + tc.key
 			proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: func(r *http.Request) bool { return faultproxy.Key(r) == key }})
 			tc.setup(d)
-			d.waitState(t, "the PUT to lose its answer", func(s syncer.State) bool { return s.LastError != "" })
+			d.waitState(t, "the PUT to lose its answer", func(s mirror.State) bool { return s.LastError != "" })
 			if _, ok := d.srv.Objects(t, d.bucket, "w/")[key]; !ok {
 				t.Fatalf("the store did not keep %s; the test proves nothing", key)
 			}

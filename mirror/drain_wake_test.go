@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 // countingJournal counts the drain loop's passes: each reads the journal's
@@ -38,7 +38,7 @@ func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
 	var writing atomic.Bool
 	var asked atomic.Int64
-	d := syncer.NewDrainer(e.client, cj, st.Cache(), st, workdir, loc, syncer.DrainOptions{
+	d := mirror.NewDrainer(e.client, cj, st.Cache(), st, workdir, loc, mirror.DrainOptions{
 		Settle: 10 * time.Millisecond, WriterID: "test-writer-closed",
 		Writing: func(p string) bool {
 			if p != "open.bin" {

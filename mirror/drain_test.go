@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
@@ -29,13 +30,13 @@ type drainEnv struct {
 	j       *journal.Journal
 	c       *cache.Cache
 	workdir string
-	dr      *syncer.Drainer
+	dr      *mirror.Drainer
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// for restart
 	r    syncer.Remote
 	loc  remote.Location
-	opts syncer.DrainOptions
+	opts mirror.DrainOptions
 }
 
 // restart stops the drain as a kill would (nothing in memory survives;
@@ -44,7 +45,7 @@ func (d *drainEnv) restart(t *testing.T) {
 	t.Helper()
 	d.cancel()
 	<-d.done
-	dr := syncer.NewDrainer(d.r, d.j, d.c, d.st, d.workdir, d.loc, d.opts)
+	dr := mirror.NewDrainer(d.r, d.j, d.c, d.st, d.workdir, d.loc, d.opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d.dr, d.cancel, d.done = dr, cancel, done
@@ -68,14 +69,14 @@ func (d *drainEnv) crashAndRestart(t *testing.T, proxy *faultproxy.Proxy, offlin
 	d.waitIdle(t)
 }
 
-func newDrainEnv(t *testing.T, opts syncer.DrainOptions) *drainEnv {
+func newDrainEnv(t *testing.T, opts mirror.DrainOptions) *drainEnv {
 	return newDrainEnvWith(t, opts, nil, nil)
 }
 
 // newDrainEnvWith lets wrap put a decorator (delays, reordering) between
 // the drain loop and the real client, and front put another proxy in front
 // of the server (it returns the endpoint to use).
-func newDrainEnvWith(t *testing.T, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
+func newDrainEnvWith(t *testing.T, opts mirror.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
 	return newDrainOn(t, newEnv(t), opts, wrap, front)
 }
 
@@ -83,7 +84,7 @@ var drainIDs atomic.Int64
 
 // newDrainBehindFaults is a drain whose requests go through a fault proxy
 // (no rules yet), for tests that lose answers on purpose.
-func newDrainBehindFaults(t *testing.T, opts syncer.DrainOptions) (*drainEnv, *faultproxy.Proxy) {
+func newDrainBehindFaults(t *testing.T, opts mirror.DrainOptions) (*drainEnv, *faultproxy.Proxy) {
 	var proxy *faultproxy.Proxy
 	d := newDrainEnvWith(t, opts, nil, func(endpoint string) string {
 		var err error
@@ -109,7 +110,7 @@ func openState(t *testing.T) *state.State {
 }
 
 // The drain ends records through the state, with the cache writes of each.
-var _ syncer.Ender = (*state.State)(nil)
+var _ mirror.Ender = (*state.State)(nil)
 
 // openCache is openState's cache alone.
 func openCache(t *testing.T) *cache.Cache {
@@ -119,7 +120,7 @@ func openCache(t *testing.T) *cache.Cache {
 
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
 // prefix is another machine mirroring the same folder.
-func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
+func newDrainOn(t *testing.T, e *env, opts mirror.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
 	endpoint := e.srv.Endpoint
 	if front != nil {
 		endpoint = front(endpoint)
@@ -141,7 +142,7 @@ func newDrainOn(t *testing.T, e *env, opts syncer.DrainOptions, wrap func(syncer
 	if wrap != nil {
 		r = wrap(client)
 	}
-	dr := syncer.NewDrainer(r, j, c, st, d.workdir, loc, opts)
+	dr := mirror.NewDrainer(r, j, c, st, d.workdir, loc, opts)
 	d.dr, d.r, d.loc, d.opts = dr, r, loc, opts
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -174,7 +175,7 @@ func (d *drainEnv) waitIdle(t *testing.T) {
 // A rename of a file the bucket already holds is a server-side copy, not
 // a second upload; with --delete the old key goes.
 func TestDrainRenameIsServerSideCopy(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
 	testfs.WriteFile(t, d.workdir+"/dir/a.txt", strings.Repeat("a", 1000))
 	d.j.Changed("dir/a.txt")
 	d.waitIdle(t)
@@ -203,7 +204,7 @@ func TestDrainRenameIsServerSideCopy(t *testing.T) {
 // record and again by a walk of the new directory. A directory that
 // replaces a file takes the file's object away (--delete).
 func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
 	testfs.WriteFile(t, d.workdir+"/x", "was a file")
 	d.j.Changed("x")
 	d.waitIdle(t)
@@ -242,7 +243,7 @@ func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 func TestDrainWaitsForWriters(t *testing.T) {
 	var writing atomic.Bool
 	writing.Store(true)
-	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond,
+	d := newDrainEnv(t, mirror.DrainOptions{Settle: 10 * time.Millisecond,
 		Writing: func(p string) bool { return p == "open.bin" && writing.Load() }})
 	testfs.WriteFile(t, d.workdir+"/open.bin", "half")
 	d.j.Changed("open.bin")
@@ -271,7 +272,7 @@ func TestDrainWaitsForWriters(t *testing.T) {
 // A file that never stops changing is still sent once its oldest change is
 // MaxLag old, instead of waiting forever for the settle delay.
 func TestDrainFileThatKeepsChanging(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Settle: 300 * time.Millisecond, MaxLag: 500 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Settle: 300 * time.Millisecond, MaxLag: 500 * time.Millisecond})
 	path := filepath.Join(d.workdir, "app.log")
 	deadline := time.Now().Add(5 * time.Second)
 	sent := false
@@ -295,7 +296,7 @@ func TestDrainFileThatKeepsChanging(t *testing.T) {
 // oldest unsent change is OpenFileLag old it is sent while still open (the
 // mount keeps recording it while it changes).
 func TestDrainSendsFileStillOpen(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, OpenFileLag: 300 * time.Millisecond,
+	d := newDrainEnv(t, mirror.DrainOptions{Settle: 10 * time.Millisecond, OpenFileLag: 300 * time.Millisecond,
 		Writing: func(p string) bool { return true }})
 	testfs.WriteFile(t, d.workdir+"/job.out", "first hour of output")
 	start := time.Now()

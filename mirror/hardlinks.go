@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 import (
 	"io/fs"

@@ -1,9 +1,11 @@
-package syncer
+package mirror
 
 import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // FuzzKeyName: a key the pull and restore accept (CheckKeyName, then the
@@ -17,13 +19,13 @@ func FuzzKeyName(f *testing.F) {
 	root := "/work/dst"
 	f.Fuzz(func(t *testing.T, key string) {
 		name := strings.TrimSuffix(key, "/")
-		if CheckKeyName(name) != nil {
+		if syncer.CheckKeyName(name) != nil {
 			if refusal(key, map[string]bool{}) == nil {
 				t.Fatalf("refusal accepts %q, which CheckKeyName refuses", key)
 			}
 			return
 		}
-		p, err := LocalPath(root, name)
+		p, err := syncer.LocalPath(root, name)
 		if err != nil {
 			t.Fatalf("LocalPath(%q): %v after CheckKeyName accepted it", name, err)
 		}

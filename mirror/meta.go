@@ -1,14 +1,14 @@
-package syncer
+package mirror
 
 import (
 	"context"
 	"errors"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // maxMetaCopy is the largest object whose metadata is replaced by one
@@ -23,7 +23,7 @@ const maxMetaCopy = 5 << 30
 // must upload instead: the object is gone or holds something else, or is
 // too large for one copy.
 func (d *Drainer) syncMeta(ctx context.Context, rel, key string, e cache.Entry, info os.FileInfo, st *step) (done bool, err error) {
-	p := posixOf(info)
+	p := syncer.PosixOf(info)
 	if !p.HasMode {
 		return true, nil // no stat_t: nothing to store
 	}
@@ -36,7 +36,7 @@ func (d *Drainer) syncMeta(ctx context.Context, rel, key string, e cache.Entry, 
 		return false, nil
 	}
 	if err != nil {
-		if mayHaveLanded(err) {
+		if syncer.MayHaveLanded(err) {
 			d.setDoubt(rel, true)
 		}
 		return true, err
@@ -45,15 +45,6 @@ func (d *Drainer) syncMeta(ctx context.Context, rel, key string, e cache.Entry, 
 	d.setDoubt(rel, false)
 	e.ETag, e.Synced = etag, time.Now()
 	return true, d.cachePut(st, rel, withPosix(e, p))
-}
-
-// posixOf is the metadata an object of the file info describes should hold.
-func posixOf(info os.FileInfo) remote.Posix {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return remote.Posix{}
-	}
-	return remote.FilePosix(st.Mode, st.Uid, st.Gid)
 }
 
 // withPosix is e recording that its object's metadata holds p.

@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -104,7 +105,7 @@ func (s *slowRemote) index(what string) int {
 // overtake it, for a file and for a file inside a renamed directory.
 func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 	var sr *slowRemote
-	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
+	d := newDrainEnvWith(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
 		sr = &slowRemote{Remote: r}
 		return sr
 	}, nil)
@@ -149,7 +150,7 @@ func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 // name: the rename's copy must be refused (copy-source-if-match) and the
 // file uploaded from WORKDIR instead.
 func TestDrainRenameCopyIsConditional(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
 	old := strings.Repeat("o", 500)
 	testfs.WriteFile(t, d.workdir+"/f", old)
 	d.j.Changed("f")
@@ -176,7 +177,7 @@ func TestDrainRenameCopyIsConditional(t *testing.T) {
 // the old bytes.
 func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
 	sr := &slowRemote{}
-	d := newDrainEnvWith(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
+	d := newDrainEnvWith(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
 		sr.Remote = r
 		return sr
 	}, nil)
@@ -190,7 +191,7 @@ func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
 	os.Rename(d.workdir+"/dir", d.workdir+"/moved")
 	d.j.Renamed("dir", "moved", true)
 	d.j.Sync(context.Background())
-	d.waitState(t, "the tree's copy to be on its way", func(syncer.State) bool { return sr.index("copy start w/dir/x") >= 0 })
+	d.waitState(t, "the tree's copy to be on its way", func(mirror.State) bool { return sr.index("copy start w/dir/x") >= 0 })
 	testfs.WriteFile(t, d.workdir+"/moved/x", "new")
 	d.j.Changed("moved/x")
 	sr.releaseCopies("w/moved/x")
@@ -204,7 +205,7 @@ func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
 // answer lost on the way) leaves an object the cache never learns of: when
 // the renamed file is then removed, its key must be deleted all the same.
 func TestDrainCopyInDoubtIsDeleted(t *testing.T) {
-	d, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond})
+	d, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond})
 	testfs.WriteFile(t, d.workdir+"/f", "content")
 	d.j.Changed("f")
 	d.waitIdle(t)
@@ -213,7 +214,7 @@ func TestDrainCopyInDoubtIsDeleted(t *testing.T) {
 	os.Rename(d.workdir+"/f", d.workdir+"/g")
 	d.j.Renamed("f", "g", false)
 	// Until the drain gave the copy up (the SDK's own retries included).
-	d.waitState(t, "the copy to fail", func(s syncer.State) bool { return strings.Contains(s.LastError, "copy") })
+	d.waitState(t, "the copy to fail", func(s mirror.State) bool { return strings.Contains(s.LastError, "copy") })
 	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/g"]; !ok {
 		t.Fatal("the store did not carry out the copy; the test proves nothing")
 	}

@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/syncer"
+	"github.com/s3sync/s3sync/mirror"
 )
 
 // fakeMount plays the FUSE mount for the puller: which files are open, and
@@ -45,20 +45,20 @@ func (m *fakeMount) setOpen(rel string, open bool) {
 	m.open[rel] = open
 }
 
-var pullers sync.Map // *drainEnv -> *syncer.Puller
+var pullers sync.Map // *drainEnv -> *mirror.Puller
 
-func (d *drainEnv) puller(m *fakeMount) *syncer.Puller {
+func (d *drainEnv) puller(m *fakeMount) *mirror.Puller {
 	if p, ok := pullers.Load(d); ok {
-		return p.(*syncer.Puller)
+		return p.(*mirror.Puller)
 	}
-	p := syncer.NewPuller(d.dr, d.j, syncer.PullOptions{Mount: m})
+	p := mirror.NewPuller(d.dr, d.j, mirror.PullOptions{Mount: m})
 	pullers.Store(d, p)
 	return p
 }
 
 // pull runs one round on d (with m as its mount, nil for none) and lets
 // the drain finish what the round recorded.
-func (d *drainEnv) pull(t *testing.T, m *fakeMount) syncer.PullStats {
+func (d *drainEnv) pull(t *testing.T, m *fakeMount) mirror.PullStats {
 	t.Helper()
 	if m == nil {
 		m = &fakeMount{}
@@ -130,7 +130,7 @@ func (d *drainEnv) scanFinds(t *testing.T) []string {
 // B's new files, link, empty folder and edits show up at A; nothing is
 // sent back, now or by the next start-up scan.
 func TestPullBringsOthersChanges(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{})
+	a, b := twoMachines(t, mirror.DrainOptions{})
 	b.put(t, "f.txt", "B's f")
 	b.put(t, "dir/g", "B's g")
 	must(t, os.Symlink("f.txt", b.workdir+"/l"))
@@ -190,7 +190,7 @@ func TestPullBringsOthersChanges(t *testing.T) {
 // file is not touched, B's version comes beside it, and once A's drain has
 // run the bucket, A and B all hold both.
 func TestPullKeepsUnsentEdit(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{})
+	a, b := twoMachines(t, mirror.DrainOptions{})
 	a.put(t, "f.txt", "v1")
 	b.pull(t, nil)
 	b.put(t, "f.txt", "B's v2")
@@ -230,7 +230,7 @@ func TestPullKeepsUnsentEdit(t *testing.T) {
 func TestPullRemoteDeletes(t *testing.T) {
 	for _, edited := range []bool{false, true} {
 		t.Run(fmt.Sprint("edited=", edited), func(t *testing.T) {
-			a, b := twoMachines(t, syncer.DrainOptions{Delete: true})
+			a, b := twoMachines(t, mirror.DrainOptions{Delete: true})
 			a.put(t, "keep", "k")
 			a.put(t, "d/f", "v1")
 			b.pull(t, nil)
@@ -264,7 +264,7 @@ func TestPullRemoteDeletes(t *testing.T) {
 // A file open through the mount is not replaced under its handle: it
 // waits for a later round.
 func TestPullWaitsForOpenFile(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{})
+	a, b := twoMachines(t, mirror.DrainOptions{})
 	a.put(t, "f", "v1")
 	b.pull(t, nil)
 	b.put(t, "f", "B's v2")
@@ -288,7 +288,7 @@ func TestPullWaitsForOpenFile(t *testing.T) {
 // A bucket emptied (or a listing that comes back empty) does not empty
 // WORKDIR: over --max-delete, a round removes nothing.
 func TestPullMaxDelete(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{Delete: true})
+	a, b := twoMachines(t, mirror.DrainOptions{Delete: true})
 	for i := range 30 {
 		testfs.WriteFile(t, fmt.Sprintf("%s/f%02d", a.workdir, i), "x")
 		a.j.Changed(fmt.Sprintf("f%02d", i))
@@ -313,7 +313,7 @@ func TestPullMaxDelete(t *testing.T) {
 // not bring it back while the mount runs, but does when another writer
 // changes it.
 func TestPullLeavesLocalRemoval(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{})
+	a, b := twoMachines(t, mirror.DrainOptions{})
 	a.put(t, "f", "v1")
 	b.pull(t, nil)
 	a.pull(t, nil)

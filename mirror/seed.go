@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // SeedCache fills an empty cache from the bucket listing on a first mount,
@@ -15,7 +16,7 @@ import (
 // held by an object x.rclonelink the same way, its size being the length
 // of the target, and its body must be that target where the ETag tells; a
 // directory marker when its directory exists.
-func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remote.Location) (int, error) {
+func SeedCache(ctx context.Context, r syncer.Remote, c Cache, workdir string, loc remote.Location) (int, error) {
 	type put struct {
 		rel string
 		e   cache.Entry
@@ -67,19 +68,19 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 	}
 	err := r.List(ctx, loc.Bucket, loc.Prefix, func(o remote.Object) error {
 		rel := o.Key[len(loc.Prefix):]
-		if isMarker(rel) {
+		if syncer.IsMarker(rel) {
 			if e, ok := seedMarker(workdir, rel, o); ok {
 				return add(rel, e)
 			}
 			return nil
 		}
-		if _, err := LocalPath(workdir, rel); err != nil {
+		if _, err := syncer.LocalPath(workdir, rel); err != nil {
 			return nil
 		}
 		// Nothing through a link: a file that is not in WORKDIR proper
 		// is never taken as already in the bucket.
 		info, err := lstatBeneath(workdir, rel)
-		if err != nil && strings.HasSuffix(rel, LinkSuffix) {
+		if err != nil && strings.HasSuffix(rel, syncer.LinkSuffix) {
 			if lrel, e, ok := seedLink(workdir, rel, o); ok {
 				return add(lrel, e)
 			}
@@ -88,7 +89,7 @@ func SeedCache(ctx context.Context, r Remote, c Cache, workdir string, loc remot
 		if err != nil || !info.Mode().IsRegular() {
 			return nil
 		}
-		if ShouldTransfer(Upload, Side{info.Size(), info.ModTime()}, Side{o.Size, o.LastModified}, Compare{}) {
+		if syncer.ShouldTransfer(syncer.Upload, syncer.Side{Size: info.Size(), Time: info.ModTime()}, syncer.Side{Size: o.Size, Time: o.LastModified}, syncer.Compare{}) {
 			return nil
 		}
 		return add(rel, cache.Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified})
@@ -109,35 +110,28 @@ const seedBatch = 2048
 // .rclonelink) holds the symlink in WORKDIR it names, and that link's
 // cache entry.
 func seedLink(workdir, rel string, o remote.Object) (string, cache.Entry, bool) {
-	lrel := strings.TrimSuffix(rel, LinkSuffix)
-	p, err := LocalPath(workdir, lrel)
+	lrel := strings.TrimSuffix(rel, syncer.LinkSuffix)
+	p, err := syncer.LocalPath(workdir, lrel)
 	if err != nil {
 		return "", cache.Entry{}, false
 	}
 	if _, err := lstatBeneath(workdir, lrel); err != nil {
 		return "", cache.Entry{}, false
 	}
-	st, err := lstatLink(byPath(p))
-	if err != nil {
+	size, mtime, ok := syncer.LinkListed(p, o)
+	if !ok {
 		return "", cache.Entry{}, false
 	}
-	if ShouldTransfer(Upload, Side{st.size, st.mtime}, Side{o.Size, o.LastModified}, Compare{}) {
-		return "", cache.Entry{}, false
-	}
-	d, _ := digest(context.Background(), strings.NewReader(st.target))
-	if same, known := sameContent(localContent(d), objectContent(o.ETag)); known && !same {
-		return "", cache.Entry{}, false
-	}
-	return lrel, cache.Entry{Kind: cache.KindLink, Size: st.size, Mtime: st.mtime, ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
+	return lrel, cache.Entry{Kind: cache.KindLink, Size: size, Mtime: mtime, ETag: o.ETag, StorageClass: o.StorageClass, Synced: o.LastModified}, true
 }
 
 // seedMarker is the cache entry for the marker object o ("dir/") when
 // WORKDIR has that directory.
 func seedMarker(workdir, rel string, o remote.Object) (cache.Entry, bool) {
-	if _, err := LocalPath(workdir, markerDir(rel)); err != nil {
+	if _, err := syncer.LocalPath(workdir, syncer.MarkerDir(rel)); err != nil {
 		return cache.Entry{}, false
 	}
-	info, err := lstatBeneath(workdir, markerDir(rel))
+	info, err := lstatBeneath(workdir, syncer.MarkerDir(rel))
 	if err != nil || !info.IsDir() {
 		return cache.Entry{}, false
 	}

@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 // Ordering: which records must wait for others in flight.
 
@@ -38,6 +38,26 @@ func (d *Drainer) inflightBelow(dir string) bool {
 		}
 	}
 	return false
+}
+
+// claim marks rel in flight for work beside the drain loop (the pull), so
+// that the loop leaves it alone until release is called. It claims nothing
+// and reports false while the drain has rel, a rename from it, or a tree
+// record above it in flight. release wakes the loop: a record of rel may
+// have waited.
+func (d *Drainer) claim(rel string) (release func(), ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, busy := d.inflight[rel]; busy || d.blocked(rel) {
+		return nil, false
+	}
+	d.inflight[rel] = false
+	return func() {
+		d.mu.Lock()
+		delete(d.inflight, rel)
+		d.mu.Unlock()
+		d.poke()
+	}, true
 }
 
 // under reports whether p lies below the directory dir.

@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/syncer"
 )
 
 // A first mount over a bucket that already holds the tree sends nothing
@@ -32,7 +32,7 @@ func TestSeedCacheManyFiles(t *testing.T) {
 	e.sync(src, "s3://"+e.bucket+"/w", nil)
 	c := openCache(t)
 	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
-	seeded, err := syncer.SeedCache(context.Background(), e.client, c, src, loc)
+	seeded, err := mirror.SeedCache(context.Background(), e.client, c, src, loc)
 	if err != nil {
 		t.Fatal(err)
 	}

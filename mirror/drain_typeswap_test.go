@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/syncer"
+	"github.com/s3sync/s3sync/mirror"
 )
 
 // rm -r d, then a file or a link named d: the paths below d now fail with
@@ -29,7 +29,7 @@ func TestDrainDirectoryReplacedByFileOrLink(t *testing.T) {
 		{"link, directory renamed away", false, true, "w/d.rclonelink"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
+			d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
 			os.Mkdir(d.workdir+"/d", 0o755)
 			os.Mkdir(d.workdir+"/d/empty", 0o755)
 			d.j.Changed("d")
@@ -119,7 +119,7 @@ func TestDrainRenameOntoRemovedDirectory(t *testing.T) {
 			"w/build.old/a w/build.old/gone w/build/a"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+			d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
 			c.before(d)
 			d.waitIdle(t)
 			c.swap(d) // within the settle delay: the records coalesce
@@ -135,7 +135,7 @@ func TestDrainRenameOntoRemovedDirectory(t *testing.T) {
 // the file f's object must go with it. Found by the chaos test (seed 1 of
 // 15 at 300 ops: "replace f0 by an empty directory", then "rmdir f0").
 func TestDrainFileReplacedByDirectoryThenRemoved(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
 	testfs.WriteFile(t, d.workdir+"/f", "file")
 	d.j.Changed("f")
 	d.waitIdle(t)
@@ -157,7 +157,7 @@ func TestDrainFileReplacedByDirectoryThenRemoved(t *testing.T) {
 // A link replaced by a directory that is then removed, or renamed away:
 // the link's object goes (chaos seed 3 of 15 at 300 ops).
 func TestDrainLinkReplacedByDirectoryThenGone(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
 	for _, l := range []string{"gone", "moved"} {
 		if err := os.Symlink("../nowhere/"+l, d.workdir+"/"+l); err != nil {
 			t.Fatal(err)
@@ -190,7 +190,7 @@ func TestDrainLinkReplacedByDirectoryThenGone(t *testing.T) {
 // the chaos test over FUSE-over-io_uring (seed 8 at 300 ops: d30/ stayed
 // in the bucket after its directory was gone).
 func TestDrainDirectoryReplacedByLinkThenRemoved(t *testing.T) {
-	d := newDrainEnv(t, syncer.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 200 * time.Millisecond})
 	os.Mkdir(d.workdir+"/d", 0o755)
 	d.j.Changed("d")
 	d.waitIdle(t)

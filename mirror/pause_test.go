@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"fmt"
@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/syncer"
+	"github.com/s3sync/s3sync/mirror"
 )
 
 // waitState polls the drain's state until cond holds.
-func (d *drainEnv) waitState(t *testing.T, what string, cond func(syncer.State) bool) syncer.State {
+func (d *drainEnv) waitState(t *testing.T, what string, cond func(mirror.State) bool) mirror.State {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -58,9 +58,9 @@ func (d *drainEnv) write(t *testing.T, names ...string) {
 func TestDrainPausesOnBadCredentials(t *testing.T) {
 	good := os.Getenv("AWS_SECRET_ACCESS_KEY")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-	d := newDrainEnv(t, syncer.DrainOptions{Settle: 10 * time.Millisecond})
+	d := newDrainEnv(t, mirror.DrainOptions{Settle: 10 * time.Millisecond})
 	d.write(t, "a", "b", "c", "d")
-	st := d.waitState(t, "a pause for the credentials", func(s syncer.State) bool { return strings.Contains(s.Paused, "credentials") })
+	st := d.waitState(t, "a pause for the credentials", func(s mirror.State) bool { return strings.Contains(s.Paused, "credentials") })
 	if st.Offline {
 		t.Errorf("bad credentials reported as offline: %+v", st)
 	}
@@ -99,13 +99,13 @@ func denyProxy(t *testing.T, target string, deny *atomic.Pointer[func(*http.Requ
 // it); AccessDenied on one key only fails that file, and the rest go on.
 func TestDrainAccessDenied(t *testing.T) {
 	var deny atomic.Pointer[func(*http.Request) bool]
-	d := newDrainEnvWith(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, MaxBackoff: time.Second}, nil, func(endpoint string) string {
+	d := newDrainEnvWith(t, mirror.DrainOptions{Settle: 10 * time.Millisecond, MaxBackoff: time.Second}, nil, func(endpoint string) string {
 		return denyProxy(t, endpoint, &deny)
 	})
 	all := func(r *http.Request) bool { return r.Method == http.MethodPut }
 	deny.Store(&all)
 	d.write(t, "a", "b", "c", "d", "e")
-	d.waitState(t, "a pause for access denied everywhere", func(s syncer.State) bool { return strings.Contains(s.Paused, "access denied") })
+	d.waitState(t, "a pause for access denied everywhere", func(s mirror.State) bool { return strings.Contains(s.Paused, "access denied") })
 	if f := d.failed(t); len(f) != 0 {
 		t.Fatalf("files failed while every request was denied: %v", f)
 	}

@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/testfs"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -28,7 +29,7 @@ func (s *slowRemote) count(what string) int {
 
 func newMetaDrain(t *testing.T) (*drainEnv, *slowRemote) {
 	var sr *slowRemote
-	d := newDrainEnvWith(t, syncer.DrainOptions{Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
+	d := newDrainEnvWith(t, mirror.DrainOptions{Settle: 10 * time.Millisecond}, func(r syncer.Remote) syncer.Remote {
 		sr = &slowRemote{Remote: r}
 		return sr
 	}, nil)
@@ -118,7 +119,7 @@ func TestDrainChmodOfReplacedObjectUploads(t *testing.T) {
 	}
 	var copies []string
 	for k := range d.srv.Objects(t, d.bucket, "w/") {
-		if syncer.IsConflictCopy(k) {
+		if mirror.IsConflictCopy(k) {
 			copies = append(copies, k)
 		}
 	}

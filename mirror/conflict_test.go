@@ -1,4 +1,4 @@
-package syncer_test
+package mirror_test
 
 import (
 	"net/http"
@@ -11,7 +11,7 @@ import (
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/faultproxy"
 	"github.com/s3sync/s3sync/internal/testfs"
-	"github.com/s3sync/s3sync/syncer"
+	"github.com/s3sync/s3sync/mirror"
 )
 
 func TestConflictName(t *testing.T) {
@@ -23,11 +23,11 @@ func TestConflictName(t *testing.T) {
 		{"a.b/archive.tar.gz", "a.b/archive.tar.conflict-laptop-20261126-193000.gz"},
 	}
 	for _, c := range cases {
-		got := syncer.ConflictName(c.rel, "laptop", at.In(time.FixedZone("x", 3600)))
+		got := mirror.ConflictName(c.rel, "laptop", at.In(time.FixedZone("x", 3600)))
 		if got != c.want {
 			t.Errorf("ConflictName(%q) = %q, want %q", c.rel, got, c.want)
 		}
-		if !syncer.IsConflictCopy(got) || syncer.IsConflictCopy(c.rel) {
+		if !mirror.IsConflictCopy(got) || mirror.IsConflictCopy(c.rel) {
 			t.Errorf("IsConflictCopy wrong for %q / %q", got, c.rel)
 		}
 	}
@@ -35,7 +35,7 @@ func TestConflictName(t *testing.T) {
 
 // twoMachines is two drains, each with its own WORKDIR and state, on one
 // prefix: a laptop and a desktop mirroring the same folder.
-func twoMachines(t *testing.T, opts syncer.DrainOptions) (a, b *drainEnv) {
+func twoMachines(t *testing.T, opts mirror.DrainOptions) (a, b *drainEnv) {
 	opts.Settle = 10 * time.Millisecond
 	a = newDrainEnv(t, opts)
 	b = newDrainOn(t, a.env, opts, nil, nil)
@@ -54,7 +54,7 @@ func (d *drainEnv) conflictCopies(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for k := range d.srv.Objects(t, d.bucket, "w/") {
-		if syncer.IsConflictCopy(k) {
+		if mirror.IsConflictCopy(k) {
 			out[k], _ = d.srv.Get(t, d.bucket, k)
 		}
 	}
@@ -79,7 +79,7 @@ func body(t *testing.T, d *drainEnv, key string) string {
 // conflict is recorded on A; A's next edit refreshes the same copy and
 // still leaves B's f alone.
 func TestConflictKeepsBothVersions(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{})
+	a, b := twoMachines(t, mirror.DrainOptions{})
 	a.put(t, "f.txt", "v1")
 	// B has the same file (a restore, a copy): the same content is no
 	// conflict, B just learns the object.
@@ -148,7 +148,7 @@ func TestConflictKeepsBothVersions(t *testing.T) {
 // A file new on both sides with different content: the second to sync
 // finds the name taken (If-None-Match) and keeps both. A link too.
 func TestConflictNewOnBothSides(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{})
+	a, b := twoMachines(t, mirror.DrainOptions{})
 	b.put(t, "g", "B's g")
 	a.put(t, "g", "A's g")
 	os.Symlink("target-b", b.workdir+"/l")
@@ -183,7 +183,7 @@ func TestConflictNewOnBothSides(t *testing.T) {
 // --delete of a file another writer changed since: its version stays, and
 // the conflict (deleted here, changed there) is recorded.
 func TestConflictDeleteKeepsTheirs(t *testing.T) {
-	a, b := twoMachines(t, syncer.DrainOptions{Delete: true})
+	a, b := twoMachines(t, mirror.DrainOptions{Delete: true})
 	a.put(t, "f", "v1")
 	b.put(t, "f", "v1")
 	b.put(t, "f", "B's v2")
@@ -214,7 +214,7 @@ func TestConflictDeleteKeepsTheirs(t *testing.T) {
 // which is no conflict.
 func TestConflictNotForOwnInDoubtWrite(t *testing.T) {
 	var fp *faultproxy.Proxy
-	d := newDrainEnvWith(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
+	d := newDrainEnvWith(t, mirror.DrainOptions{Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}, nil, func(endpoint string) string {
 		var err error
 		if fp, err = faultproxy.New(endpoint, 1); err != nil {
 			t.Fatal(err)
@@ -231,7 +231,7 @@ func TestConflictNotForOwnInDoubtWrite(t *testing.T) {
 		fp.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.And(faultproxy.Method(http.MethodPut), faultproxy.KeyPrefix("w/"+name))})
 		testfs.WriteFile(t, d.workdir+"/"+name, "v1")
 		d.j.Changed(name)
-		d.waitState(t, "the upload to fail", func(s syncer.State) bool { return strings.Contains(s.LastError, name) })
+		d.waitState(t, "the upload to fail", func(s mirror.State) bool { return strings.Contains(s.LastError, name) })
 		if got := body(t, d, "w/"+name); got != "v1" {
 			t.Fatalf("the store did not apply the upload (%q); the test proves nothing", got)
 		}
@@ -255,7 +255,7 @@ func TestConflictNotForOwnInDoubtWrite(t *testing.T) {
 // carries one, and no request is added.
 func TestConditionalUploadsOneWriterCost(t *testing.T) {
 	var fp *faultproxy.Proxy
-	d := newDrainEnvWith(t, syncer.DrainOptions{Settle: 10 * time.Millisecond, Delete: true}, nil, func(endpoint string) string {
+	d := newDrainEnvWith(t, mirror.DrainOptions{Settle: 10 * time.Millisecond, Delete: true}, nil, func(endpoint string) string {
 		var err error
 		if fp, err = faultproxy.New(endpoint, 1); err != nil {
 			t.Fatal(err)
@@ -300,14 +300,14 @@ func TestConditionalUploadsOneWriterCost(t *testing.T) {
 // landed: its answer never came) deletes f only if f holds this side's
 // own write. Here another machine's f landed instead; it stays.
 func TestDoubtRemovalSparesOtherWriter(t *testing.T) {
-	a, proxy := newDrainBehindFaults(t, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	b := newDrainOn(t, a.env, syncer.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, nil, nil)
+	a, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	b := newDrainOn(t, a.env, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, nil, nil)
 
 	// A's uploads of f never answer (nor land): A is in doubt about f.
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropBefore, Match: faultproxy.KeyPrefix("w/f")})
 	testfs.WriteFile(t, a.workdir+"/f", "a's")
 	a.j.Changed("f")
-	a.waitState(t, "A's upload of f to fail", func(s syncer.State) bool { return s.LastError != "" })
+	a.waitState(t, "A's upload of f to fail", func(s mirror.State) bool { return s.LastError != "" })
 
 	b.put(t, "f", "b's version")
 	os.Remove(a.workdir + "/f")

@@ -1,4 +1,4 @@
-package syncer
+package mirror
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/syncer"
 )
 
 // Other writers. Another machine may write the same prefix. Every write of
@@ -31,45 +32,16 @@ type Conflicts interface {
 	CloseConflict(path string) (bool, error)
 }
 
-// cond is a write's condition on its destination: the ETag the key must
-// still hold, or that it must not exist. The zero cond writes blindly.
-type cond struct {
-	ifMatch     string
-	ifNoneMatch bool
-	// writer is stored with the object (remote.PutOptions.Writer).
-	writer string
-}
-
-func (c cond) conditional() bool { return c.ifMatch != "" || c.ifNoneMatch }
-
 // expect is the condition for writing a key this side last saw as e
 // (ok: there was an entry).
-func expect(e cache.Entry, ok bool) cond {
+func expect(e cache.Entry, ok bool) syncer.Cond {
 	if ok && e.ETag != "" {
-		return cond{ifMatch: e.ETag}
+		return syncer.Cond{IfMatch: e.ETag}
 	}
 	if ok {
-		return cond{} // an entry without an ETag (made before ETags were kept)
+		return syncer.Cond{} // an entry without an ETag (made before ETags were kept)
 	}
-	return cond{ifNoneMatch: true}
-}
-
-func (c cond) set(o *remote.PutOptions) {
-	o.IfMatch, o.IfNoneMatch, o.Writer = c.ifMatch, c.ifNoneMatch, c.writer
-}
-
-// after is the condition once this side wrote etag itself.
-func (c cond) after(etag string) cond {
-	if !c.conditional() || etag == "" {
-		return c
-	}
-	return cond{ifMatch: etag, writer: c.writer}
-}
-
-// refused reports whether err is the store refusing c: the key holds
-// another version (ErrConflict), or, for If-Match, none at all.
-func (c cond) refused(err error) bool {
-	return errors.Is(err, remote.ErrConflict) || c.ifMatch != "" && errors.Is(err, remote.ErrNotFound)
+	return syncer.Cond{IfNoneMatch: true}
 }
 
 // ConflictName is where this side's version of rel goes when another
@@ -166,11 +138,11 @@ var errKeptBoth = errors.New("conflict: both versions kept")
 // the upload goes on against that version), or nothing (the other writer
 // deleted it: uploaded as new), or another writer's version (both kept:
 // errKeptBoth).
-func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c cond) (UploadResult, error) {
-	c.writer = d.opts.WriterID
+func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c syncer.Cond) (syncer.UploadResult, error) {
+	c.Writer = d.opts.WriterID
 	for range 3 {
-		res, err := uploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, &resumer{store: d.c, rel: rel}, c)
-		if !c.refused(err) {
+		res, err := syncer.UploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, key, d.opts.StorageClass, &syncer.Resume{Store: d.c, Rel: rel}, c)
+		if !c.Refused(err) {
 			return res, err
 		}
 		if res.Size != 0 || !res.Mtime.IsZero() {
@@ -180,29 +152,29 @@ func (d *Drainer) uploadChecked(ctx context.Context, rel, full, key string, c co
 		}
 		next, theirs, err := d.reexamine(ctx, rel, key, cache.KindFile, func(info remote.Info) bool { return d.holdsFile(ctx, rel, info) })
 		if err != nil {
-			return UploadResult{}, err
+			return syncer.UploadResult{}, err
 		}
 		if theirs != nil {
-			return UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c cond) (UploadResult, error) {
-				return uploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, nil, c)
+			return syncer.UploadResult{}, d.keepBoth(ctx, rel, *theirs, func(ctx context.Context, copyKey string, c syncer.Cond) (syncer.UploadResult, error) {
+				return syncer.UploadFileIf(ctx, d.r, d.local(rel, full), d.loc.Bucket, copyKey, d.opts.StorageClass, nil, c)
 			}, "")
 		}
 		c = next
-		c.writer = d.opts.WriterID
+		c.Writer = d.opts.WriterID
 	}
-	return UploadResult{}, fmt.Errorf("upload of %s refused again and again: the key keeps changing", rel)
+	return syncer.UploadResult{}, fmt.Errorf("upload of %s refused again and again: the key keeps changing", rel)
 }
 
 // reexamine HEADs key after a refused write of rel: absent → write it as
 // new; this side's own (ours reports it, or an in-doubt write) → write
 // against that version; anything else → theirs.
-func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kind, ours func(remote.Info) bool) (next cond, theirs *remote.Info, err error) {
+func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kind, ours func(remote.Info) bool) (next syncer.Cond, theirs *remote.Info, err error) {
 	info, err := d.r.Head(ctx, d.loc.Bucket, key)
 	if errors.Is(err, remote.ErrNotFound) {
-		return cond{ifNoneMatch: true}, nil, nil
+		return syncer.Cond{IfNoneMatch: true}, nil, nil
 	}
 	if err != nil {
-		return cond{}, nil, err
+		return syncer.Cond{}, nil, err
 	}
 	mine := d.opts.WriterID != "" && info.Metadata[remote.MetaWriter] == d.opts.WriterID
 	if mine || d.cf.wasSent(rel, info) || ours(info) {
@@ -211,64 +183,39 @@ func (d *Drainer) reexamine(ctx context.Context, rel, key string, kind cache.Kin
 		// delete this object.
 		e := cache.Entry{Kind: kind, Size: info.Size, Mtime: info.Mtime, ETag: info.ETag, StorageClass: d.opts.StorageClass, Synced: time.Now()}
 		if err := d.c.Put(rel, e); err != nil {
-			return cond{}, nil, err
+			return syncer.Cond{}, nil, err
 		}
-		return cond{ifMatch: info.ETag}, nil, nil
+		return syncer.Cond{IfMatch: info.ETag}, nil, nil
 	}
-	return cond{}, &info, nil
+	return syncer.Cond{}, &info, nil
 }
 
-// holdsFile reports whether the object info describes holds exactly what
-// the file at full holds now: by the store's CRC64NVME or single-part MD5
-// where there is one, else by size and x-amz-meta-mtime.
+// holdsFile is syncer.HoldsFile for rel below WORKDIR.
 func (d *Drainer) holdsFile(ctx context.Context, rel string, info remote.Info) bool {
 	root, err := d.root()
-	if err != nil {
-		return false
-	}
-	// Opened without following anything: a link here is no file that
-	// holds the object, wherever it points.
-	f, err := root.Open(rel)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() || st.Size() != info.Size {
-		return false
-	}
-	obj := objectContent(info.ETag).withHead(info)
-	if obj.crc == "" && obj.md5 == "" {
-		return info.Mtime.Equal(st.ModTime())
-	}
-	dg, err := digest(ctx, f)
-	if err != nil {
-		return false
-	}
-	same, known := sameContent(localContent(dg), obj)
-	return known && same
+	return err == nil && syncer.HoldsFile(ctx, root, rel, info)
 }
 
 // keepBoth stores this side's version of rel as its conflict copy (the
 // one already open for rel, refreshed, or a new one) with put, records the
 // conflict, and logs it when it is new. theirs is what the key holds.
 // suffix is added to the copy's key (LinkSuffix for a link).
-func (d *Drainer) keepBoth(ctx context.Context, rel string, theirs remote.Info, put func(ctx context.Context, copyKey string, c cond) (UploadResult, error), suffix string) error {
+func (d *Drainer) keepBoth(ctx context.Context, rel string, theirs remote.Info, put func(ctx context.Context, copyKey string, c syncer.Cond) (syncer.UploadResult, error), suffix string) error {
 	old, open, err := d.c.GetConflict(rel)
 	if err != nil {
 		return err
 	}
 	now := d.cf.now()
-	copyRel, c := ConflictName(rel, d.cf.host, now), cond{ifNoneMatch: true}
+	copyRel, c := ConflictName(rel, d.cf.host, now), syncer.Cond{IfNoneMatch: true}
 	if open && old.Kind == cache.ConflictChanged && old.Copy != "" {
-		copyRel, c = old.Copy, cond{ifMatch: old.CopyETag}
+		copyRel, c = old.Copy, syncer.Cond{IfMatch: old.CopyETag}
 	}
-	c.writer = d.opts.WriterID
+	c.Writer = d.opts.WriterID
 	res, err := put(ctx, d.key(copyRel+suffix), c)
-	if c.ifMatch != "" && c.refused(err) {
+	if c.IfMatch != "" && c.Refused(err) {
 		// Someone changed or removed the copy: a new one.
 		copyRel = ConflictName(rel, d.cf.host, now)
-		res, err = put(ctx, d.key(copyRel+suffix), cond{ifNoneMatch: true, writer: d.opts.WriterID})
+		res, err = put(ctx, d.key(copyRel+suffix), syncer.Cond{IfNoneMatch: true, Writer: d.opts.WriterID})
 	}
 	if err != nil {
 		return err
@@ -298,8 +245,8 @@ func (d *Drainer) expectFile(rel string, o *remote.PutOptions) error {
 		return err
 	}
 	c := expect(e, ok && e.Kind == cache.KindFile)
-	c.writer = d.opts.WriterID
-	c.set(o)
+	c.Writer = d.opts.WriterID
+	c.Set(o)
 	return nil
 }
 

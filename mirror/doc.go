@@ -1,0 +1,19 @@
+// Package mirror is the long-running program of a mount: the drain loop
+// that sends the journal's records to the bucket (Drainer: settle delays,
+// one operation per path at a time, ordering of renames and trees, pauses
+// and backoff, the failed list), the pull that brings other writers'
+// changes into WORKDIR (Puller), conflicts with other writers, the resuming
+// and aborting of multipart uploads cut off by a crash, the seeding of a
+// first mount's cache from the bucket, the hard-link index, and empty
+// directories' markers and symlinks' objects as the drain keeps them.
+//
+// It decides when and what to send; package syncer decides how: its diff
+// rules, filters, walk, checksums and transfers are the primitives mirror
+// calls, so a record goes mirror → syncer → remote and nothing comes back
+// up. mirror imports syncer, never the reverse.
+//
+// It must not know FUSE internals (the mount is reached through the small
+// interfaces PullMount and DrainOptions.Writing), hold the one-shot
+// reconcile, restore or verify logic (syncer's), or talk to S3 other than
+// through syncer.Remote.
+package mirror
