@@ -183,9 +183,11 @@ func TestMountLogFileReopenedOnSIGHUP(t *testing.T) {
 	if st, err := os.Stat(logPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("log file: %v, %v; want mode 0600", st.Mode(), err)
 	}
-	if !hasMsg(jsonLogLines(t, logPath), "mounted") {
-		t.Fatalf("no \"mounted\" line in %s", logPath)
-	}
+	// The kernel sees the mount as soon as FUSE's INIT is answered; the
+	// line comes just after.
+	m.waitFor("the \"mounted\" line in "+logPath, 10*time.Second, func() bool {
+		return hasMsg(jsonLogLines(t, logPath), "mounted")
+	})
 	rotated := logPath + ".1"
 	if err := os.Rename(logPath, rotated); err != nil {
 		t.Fatal(err)
