@@ -10,37 +10,48 @@ import (
 	"github.com/s3sync/s3sync/internal/boltmem"
 )
 
-// Pending reads records in chunks, one read transaction each: fn runs
-// outside any transaction (it may call Done, and a long-lived read
-// transaction would block bbolt from growing the file under writers). The
-// first chunk is small, since the drain loop often stops at the first
-// record (not settled yet) on every commit while files are being written;
-// later chunks grow to pendingChunk.
+// Batches: the pending records are handed out a run at a time, each read
+// in one read transaction that is over when the caller gets the run (the
+// caller may end records meanwhile, and a long-lived read transaction
+// would block bbolt from growing the file under writers). The first run is
+// small, since the drain loop often stops at the first record (not settled
+// yet) on every commit while files are being written; later runs grow to
+// pendingChunk.
 const (
 	pendingFirstChunk = 16
 	pendingChunk      = 256
 )
 
-// Pending calls fn with committed pending records in Seq order until fn
-// returns false or none are left. A record re-recorded during the walk moves
-// to the back and may be seen again.
-func (j *Journal) Pending(fn func(Record) bool) error {
-	var after uint64
-	var recs []Record
-	var rel boltmem.Counter
-	chunk := pendingFirstChunk
+// Batch is a run of committed pending records in Seq order, and where the
+// next run starts.
+type Batch struct {
+	Records []Record
+	after   uint64 // the last order key read
+	chunk   int    // how many order keys the next run reads
+	rel     boltmem.Counter
+	started bool
+}
+
+// Next reads the run of pending records after b (the zero Batch: the
+// first run); a run with no Records is the end. A record re-recorded
+// since an earlier run moves to the back and may come again. The Records
+// of b are reused.
+func (j *Journal) Next(b Batch) (Batch, error) {
+	if !b.started {
+		b = Batch{chunk: pendingFirstChunk, started: true}
+	}
 	for {
-		recs = recs[:0]
+		recs := b.Records[:0]
 		var last uint64
 		err := j.db.View(func(tx *bbolt.Tx) error {
-			b := openBuckets(tx)
-			c := b.order.Cursor()
+			bk := openBuckets(tx)
+			c := bk.order.Cursor()
 			n := 0
-			for k, v := c.Seek(seqKey(after + 1)); k != nil && n < chunk; k, v = c.Next() {
+			for k, v := c.Seek(seqKey(b.after + 1)); k != nil && n < b.chunk; k, v = c.Next() {
 				n++
-				rel.Step(tx)
+				b.rel.Step(tx)
 				last = seqFromKey(k)
-				data := b.pending.Get(v)
+				data := bk.pending.Get(v)
 				if data == nil {
 					continue
 				}
@@ -56,18 +67,36 @@ func (j *Journal) Pending(fn func(Record) bool) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("journal: pending: %w", err)
+			return Batch{}, fmt.Errorf("journal: pending: %w", err)
 		}
+		b.Records = recs
 		if last == 0 {
-			return nil
+			return b, nil // the end
 		}
-		for _, r := range recs {
+		b.after = last
+		b.chunk = min(2*b.chunk, pendingChunk)
+		if len(recs) > 0 {
+			return b, nil
+		}
+		// Only stale order keys in this run: read on.
+	}
+}
+
+// Pending calls fn with committed pending records in Seq order until fn
+// returns false or none are left, a Batch at a time: for callers that
+// take each record in turn (the drain loop takes the batches itself).
+func (j *Journal) Pending(fn func(Record) bool) error {
+	var b Batch
+	for {
+		var err error
+		if b, err = j.Next(b); err != nil || len(b.Records) == 0 {
+			return err
+		}
+		for _, r := range b.Records {
 			if !fn(r) {
 				return nil
 			}
 		}
-		after = last
-		chunk = min(2*chunk, pendingChunk)
 	}
 }
 

@@ -19,7 +19,9 @@ import (
 // done is Ender's).
 type Journal interface {
 	Notify() <-chan struct{}
-	Pending(fn func(journal.Record) bool) error
+	// Next hands out the pending records a run at a time (see
+	// journal.Journal.Next).
+	Next(b journal.Batch) (journal.Batch, error)
 	Retry(r journal.Record, err error) error
 	Fail(r journal.Record, err error) error
 	SetMeta(key string, v []byte) error

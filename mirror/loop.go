@@ -121,7 +121,9 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			d.opts.Log.Debug("reload credentials", "err", err)
 		}
 	}
-	err := d.j.Pending(func(r journal.Record) bool {
+	// take starts r if it is ready and a worker is free; false: stop
+	// looking further down the queue for now.
+	take := func(r journal.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
@@ -193,7 +195,20 @@ func (d *Drainer) pass(ctx context.Context, sem chan struct{}, wg *sync.WaitGrou
 			d.mu.Unlock()
 		})
 		return true
-	})
+	}
+	var b journal.Batch
+	var err error
+batches:
+	for {
+		if b, err = d.j.Next(b); err != nil || len(b.Records) == 0 {
+			break
+		}
+		for _, r := range b.Records {
+			if !take(r) {
+				break batches
+			}
+		}
+	}
 	if err != nil && ctx.Err() == nil {
 		d.opts.Log.Error("read journal", "err", err)
 	}

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/internal/confine"
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/internal/confine"
+	"github.com/s3sync/s3sync/internal/walk"
 	"github.com/s3sync/s3sync/remote"
 )
 

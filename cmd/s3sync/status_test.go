@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/journal"
-	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/mirror"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
