@@ -6,12 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 func openTest(t testing.TB) *Cache {
@@ -141,36 +142,6 @@ func TestWalk(t *testing.T) {
 	}
 }
 
-// tree creates files (content is the map value) under root; a value starting
-// with "->" makes a symlink, "<fifo>" a FIFO, "<dir>" a directory.
-func tree(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	mtime := time.Unix(1700000000, 123456789)
-	for rel, content := range files {
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		switch {
-		case strings.HasPrefix(content, "->"):
-			err = os.Symlink(content[2:], p)
-		case content == "<fifo>":
-			err = syscall.Mkfifo(p, 0o644)
-		case content == "<dir>":
-			err = os.MkdirAll(p, 0o755)
-		default:
-			err = os.WriteFile(p, []byte(content), 0o644)
-			if err == nil {
-				err = os.Chtimes(p, mtime, mtime)
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestScan(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -182,14 +153,14 @@ func TestScan(t *testing.T) {
 	}{
 		{name: "unchanged", synced: map[string]string{"a": "1", "d/b": "22", "l": "->a"}},
 		{name: "new file", synced: map[string]string{"a": "1"},
-			change: func(t *testing.T, root string) { tree(t, root, map[string]string{"b": "2", "d/c": "3"}) },
+			change: func(t *testing.T, root string) { testfs.Tree(t, root, map[string]string{"b": "2", "d/c": "3"}) },
 			want:   "+b +d/c"},
 		{name: "new symlink", synced: map[string]string{"a": "1"},
-			change: func(t *testing.T, root string) { tree(t, root, map[string]string{"l": "->a"}) },
+			change: func(t *testing.T, root string) { testfs.Tree(t, root, map[string]string{"l": "->a"}) },
 			want:   "+l"},
 		{name: "modified size", synced: map[string]string{"a": "1", "b": "2"},
 			change: func(t *testing.T, root string) {
-				tree(t, root, map[string]string{"b": "22"}) // tree restores the old mtime
+				testfs.Tree(t, root, map[string]string{"b": "22"}) // Tree restores the old mtime
 			},
 			want: "+b"},
 		{name: "modified mtime only", synced: map[string]string{"a": "1", "b": "2"},
@@ -211,20 +182,20 @@ func TestScan(t *testing.T) {
 		{name: "file became directory", synced: map[string]string{"a": "1", "a0": "2"},
 			change: func(t *testing.T, root string) {
 				os.Remove(filepath.Join(root, "a"))
-				tree(t, root, map[string]string{"a/x": "1"})
+				testfs.Tree(t, root, map[string]string{"a/x": "1"})
 			},
 			want: "-a +a/x"},
 		{name: "directory became file", synced: map[string]string{"a/x": "1", "a-b": "2"},
 			change: func(t *testing.T, root string) {
 				os.RemoveAll(filepath.Join(root, "a"))
-				tree(t, root, map[string]string{"a": "1"})
+				testfs.Tree(t, root, map[string]string{"a": "1"})
 			},
 			want: "+a -a/x"},
 		{name: "file became symlink, same size and mtime", synced: map[string]string{"a": "12345"},
 			change: func(t *testing.T, root string) {
 				p := filepath.Join(root, "a")
 				os.Remove(p)
-				tree(t, root, map[string]string{"a": "->xxxxx"})
+				testfs.Tree(t, root, map[string]string{"a": "->xxxxx"})
 				ts := []unix.Timespec{unix.NsecToTimespec(1700000000123456789), unix.NsecToTimespec(1700000000123456789)}
 				if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 					t.Fatal(err)
@@ -234,7 +205,7 @@ func TestScan(t *testing.T) {
 		{name: "file became fifo", synced: map[string]string{"p": "1"},
 			change: func(t *testing.T, root string) {
 				os.Remove(filepath.Join(root, "p"))
-				tree(t, root, map[string]string{"p": "<fifo>"})
+				testfs.Tree(t, root, map[string]string{"p": "<fifo>"})
 			},
 			want: "-p"},
 		{name: "S3 key order", synced: map[string]string{"a/y": "1", "a-c": "1", "a1": "1"},
@@ -242,14 +213,14 @@ func TestScan(t *testing.T) {
 				os.Remove(filepath.Join(root, "a/y"))
 				os.Remove(filepath.Join(root, "a-c"))
 				os.Remove(filepath.Join(root, "a1"))
-				tree(t, root, map[string]string{"a-b": "", "a.b": "", "a0": "", "a b": "", "a/x": "", "a/z": "", "a~": "", "é": ""})
+				testfs.Tree(t, root, map[string]string{"a-b": "", "a.b": "", "a0": "", "a b": "", "a/x": "", "a/z": "", "a~": "", "é": ""})
 			},
 			want: "+a b +a-b -a-c +a.b +a/x -a/y +a/z +a0 -a1 +a~ +é"},
 		{name: "skip", synced: map[string]string{"keep": "1", "x.tmp": "1", "tmp/old": "1"},
 			extra: []string{"gone.tmp", "tmp/gone", "tmp/deep/gone"},
 			change: func(t *testing.T, root string) {
 				os.Remove(filepath.Join(root, "x.tmp"))
-				tree(t, root, map[string]string{"new.tmp": "1", "tmp/new": "1", "keep": "22"})
+				testfs.Tree(t, root, map[string]string{"new.tmp": "1", "tmp/new": "1", "keep": "22"})
 			},
 			skip: func(p string) bool { return strings.HasSuffix(p, ".tmp") || p == "tmp" },
 			want: "+keep"},
@@ -258,14 +229,16 @@ func TestScan(t *testing.T) {
 		{name: "directory markers", synced: map[string]string{"d/f": "1", "e": "<dir>", "f": "<dir>"}, extra: []string{"d/", "gone/"},
 			want: "-gone/"},
 		{name: "new empty directory", synced: map[string]string{"a": "1"},
-			change: func(t *testing.T, root string) { tree(t, root, map[string]string{"e/f/g": "<dir>", "h": "<dir>"}) },
-			want:   "+e/f/g/ +h/"},
+			change: func(t *testing.T, root string) {
+				testfs.Tree(t, root, map[string]string{"e/f/g": "<dir>", "h": "<dir>"})
+			},
+			want: "+e/f/g/ +h/"},
 		{name: "empty directory removed or filled", synced: map[string]string{"a": "<dir>", "b": "<dir>", "c": "<dir>", "c0": "1"},
 			change: func(t *testing.T, root string) {
 				os.Remove(filepath.Join(root, "a"))
-				tree(t, root, map[string]string{"b/x": "1"})
+				testfs.Tree(t, root, map[string]string{"b/x": "1"})
 				os.Remove(filepath.Join(root, "c"))
-				tree(t, root, map[string]string{"c": "1"})
+				testfs.Tree(t, root, map[string]string{"c": "1"})
 			},
 			want: "-a/ +b/x +c -c/"},
 	}
@@ -273,7 +246,7 @@ func TestScan(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := openTest(t)
 			root := t.TempDir()
-			tree(t, root, tt.synced)
+			testfs.Tree(t, root, tt.synced)
 			err := walkSorted(root, func(p string, info os.FileInfo) error {
 				return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e", Kind: kindOf(info)})
 			})
@@ -310,12 +283,12 @@ func TestScanLarge(t *testing.T) {
 	for i := range 3 * walkChunk {
 		files[fmt.Sprintf("d%d/f%04d", i%3, i)] = "x"
 	}
-	tree(t, root, files)
+	testfs.Tree(t, root, files)
 	walkSorted(root, func(p string, info os.FileInfo) error {
 		return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime()})
 	})
 	os.Remove(filepath.Join(root, "d1/f1000"))
-	tree(t, root, map[string]string{"d2/f2000": "yy", "d0/new": "z"})
+	testfs.Tree(t, root, map[string]string{"d2/f2000": "yy", "d0/new": "z"})
 	c.Put("d3/", Entry{Kind: KindDir}) // a marker counts as an entry too
 	var changed, removed []string
 	n, err := c.ScanCount(root, nil, func(p string) { changed = append(changed, p) }, func(p string) { removed = append(removed, p) })

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/internal/testenv"
+	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 // A chmod or chown made while nothing was journaling (unmounted) is found
@@ -35,7 +36,7 @@ func TestScanModeAndOwner(t *testing.T) {
 			}
 			c := openTest(t)
 			root := t.TempDir()
-			tree(t, root, map[string]string{"a": "1", "b": "2", "d/c": "3"})
+			testfs.Tree(t, root, map[string]string{"a": "1", "b": "2", "d/c": "3"})
 			err := walkSorted(root, func(p string, info os.FileInfo) error {
 				e := Entry{Size: info.Size(), Mtime: info.ModTime(), ETag: "e"}
 				if tt.meta {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/internal/testenv"
+	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 // walkSorted calls fn for each path the scan's walk yields, in key order,
@@ -34,7 +35,7 @@ func TestScanUnreadableDir(t *testing.T) {
 	}
 	c := openTest(t)
 	root := t.TempDir()
-	tree(t, root, map[string]string{"locked/f": "1", "g": "1"})
+	testfs.Tree(t, root, map[string]string{"locked/f": "1", "g": "1"})
 	if err := walkSorted(root, func(p string, info os.FileInfo) error {
 		return c.Put(p, Entry{Size: info.Size(), Mtime: info.ModTime(), Kind: kindOf(info)})
 	}); err != nil {

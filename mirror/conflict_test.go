@@ -38,7 +38,7 @@ func TestConflictName(t *testing.T) {
 func twoMachines(t *testing.T, opts mirror.DrainOptions) (a, b *drainEnv) {
 	opts.Settle = 10 * time.Millisecond
 	a = newDrainEnv(t, opts)
-	b = newDrainOn(t, a.env, opts, nil, nil)
+	b = newDrainOn(t, a.Env, opts, nil, nil)
 	return a, b
 }
 
@@ -53,9 +53,9 @@ func (d *drainEnv) put(t *testing.T, rel, body string) {
 func (d *drainEnv) conflictCopies(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for k := range d.srv.Objects(t, d.bucket, "w/") {
+	for k := range d.Srv.Objects(t, d.Bucket, "w/") {
 		if mirror.IsConflictCopy(k) {
-			out[k], _ = d.srv.Get(t, d.bucket, k)
+			out[k], _ = d.Srv.Get(t, d.Bucket, k)
 		}
 	}
 	return out
@@ -70,7 +70,7 @@ func (d *drainEnv) conflicts(t *testing.T) map[string]cache.Conflict {
 
 func body(t *testing.T, d *drainEnv, key string) string {
 	t.Helper()
-	b, _ := d.srv.Get(t, d.bucket, key)
+	b, _ := d.Srv.Get(t, d.Bucket, key)
 	return b
 }
 
@@ -204,7 +204,7 @@ func TestConflictDeleteKeepsTheirs(t *testing.T) {
 	os.Remove(a.workdir + "/h")
 	a.j.Removed("h", false)
 	a.waitIdle(t)
-	if _, ok := a.srv.Objects(t, a.bucket, "w/")["w/h"]; ok {
+	if _, ok := a.Srv.Objects(t, a.Bucket, "w/")["w/h"]; ok {
 		t.Errorf("h was not deleted")
 	}
 }
@@ -301,7 +301,7 @@ func TestConditionalUploadsOneWriterCost(t *testing.T) {
 // own write. Here another machine's f landed instead; it stays.
 func TestDoubtRemovalSparesOtherWriter(t *testing.T) {
 	a, proxy := newDrainBehindFaults(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	b := newDrainOn(t, a.env, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, nil, nil)
+	b := newDrainOn(t, a.Env, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond}, nil, nil)
 
 	// A's uploads of f never answer (nor land): A is in doubt about f.
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropBefore, Match: faultproxy.KeyPrefix("w/f")})

@@ -133,7 +133,7 @@ func TestDrainRenameCopyNotOvertaken(t *testing.T) {
 	d.waitIdle(t)
 
 	for key, want := range map[string]string{"w/g": old, "w/moved/x": old, "w/f": "new f", "w/dir/x": "new dir/x"} {
-		if got, _ := d.srv.Get(t, d.bucket, key); got != want {
+		if got, _ := d.Srv.Get(t, d.Bucket, key); got != want {
 			t.Errorf("%s holds %q, want %q", key, got, want)
 		}
 	}
@@ -156,17 +156,17 @@ func TestDrainRenameCopyIsConditional(t *testing.T) {
 	d.j.Changed("f")
 	d.waitIdle(t)
 	// The new f reached the bucket, but its cache entry was lost.
-	d.srv.Put(t, d.bucket, "w/f", strings.Repeat("N", 500), nil)
+	d.Srv.Put(t, d.Bucket, "w/f", strings.Repeat("N", 500), nil)
 
 	os.Rename(d.workdir+"/f", d.workdir+"/g")
 	d.j.Renamed("f", "g", false)
 	d.waitIdle(t)
-	if got, _ := d.srv.Get(t, d.bucket, "w/g"); got != old {
+	if got, _ := d.Srv.Get(t, d.Bucket, "w/g"); got != old {
 		t.Errorf("g holds %.20q…, want the renamed file's own bytes %.20q…", got, old)
 	}
-	d.p.mu.Lock()
-	defer d.p.mu.Unlock()
-	if kind := d.p.puts["/"+d.bucket+"/w/g"]; kind != "put" {
+	d.p.Mu.Lock()
+	defer d.p.Mu.Unlock()
+	if kind := d.p.Puts["/"+d.Bucket+"/w/g"]; kind != "put" {
 		t.Errorf("g was last sent as %q, want an upload after the refused copy", kind)
 	}
 }
@@ -196,7 +196,7 @@ func TestDrainTreeCopyNotOvertakenByChange(t *testing.T) {
 	d.j.Changed("moved/x")
 	sr.releaseCopies("w/moved/x")
 	d.waitIdle(t)
-	if got, _ := d.srv.Get(t, d.bucket, "w/moved/x"); got != "new" {
+	if got, _ := d.Srv.Get(t, d.Bucket, "w/moved/x"); got != "new" {
 		t.Errorf("moved/x holds %q, want the new content", got)
 	}
 }
@@ -215,14 +215,14 @@ func TestDrainCopyInDoubtIsDeleted(t *testing.T) {
 	d.j.Renamed("f", "g", false)
 	// Until the drain gave the copy up (the SDK's own retries included).
 	d.waitState(t, "the copy to fail", func(s mirror.State) bool { return strings.Contains(s.LastError, "copy") })
-	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/g"]; !ok {
+	if _, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/g"]; !ok {
 		t.Fatal("the store did not carry out the copy; the test proves nothing")
 	}
 	os.Remove(d.workdir + "/g")
 	d.j.Removed("g", false)
 	proxy.SetRules()
 	d.waitIdle(t)
-	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
+	if objs := d.Srv.Objects(t, d.Bucket, "w/"); len(objs) != 0 {
 		t.Errorf("objects left after the file was renamed and removed: %v", objs)
 	}
 }

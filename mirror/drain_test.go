@@ -12,6 +12,7 @@ import (
 
 	"github.com/s3sync/s3sync/cache"
 	"github.com/s3sync/s3sync/internal/faultproxy"
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/mirror"
@@ -24,8 +25,8 @@ import (
 // server through an observing proxy; the test plays the FUSE layer's part
 // by recording changes itself.
 type drainEnv struct {
-	*env
-	p       *proxy
+	*synctest.Env
+	p       *synctest.Proxy
 	st      *state.State
 	j       *journal.Journal
 	c       *cache.Cache
@@ -77,7 +78,7 @@ func newDrainEnv(t *testing.T, opts mirror.DrainOptions) *drainEnv {
 // the drain loop and the real client, and front put another proxy in front
 // of the server (it returns the endpoint to use).
 func newDrainEnvWith(t *testing.T, opts mirror.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
-	return newDrainOn(t, newEnv(t), opts, wrap, front)
+	return newDrainOn(t, synctest.NewEnv(t), opts, wrap, front)
 }
 
 var drainIDs atomic.Int64
@@ -120,24 +121,24 @@ func openCache(t *testing.T) *cache.Cache {
 
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
 // prefix is another machine mirroring the same folder.
-func newDrainOn(t *testing.T, e *env, opts mirror.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
-	endpoint := e.srv.Endpoint
+func newDrainOn(t *testing.T, e *synctest.Env, opts mirror.DrainOptions, wrap func(syncer.Remote) syncer.Remote, front func(endpoint string) string) *drainEnv {
+	endpoint := e.Srv.Endpoint
 	if front != nil {
 		endpoint = front(endpoint)
 	}
-	p := newProxy(t, endpoint)
-	client, err := remote.New(context.Background(), remote.Config{EndpointURL: p.url})
+	p := synctest.NewProxy(t, endpoint)
+	client, err := remote.New(context.Background(), remote.Config{EndpointURL: p.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := openState(t)
 	j, c := st.Journal(), st.Cache()
-	d := &drainEnv{env: e, p: p, st: st, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
+	d := &drainEnv{Env: e, p: p, st: st, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	if opts.WriterID == "" {
 		// As a mount has: its own writes are told by it (state.State.WriterID).
 		opts.WriterID = fmt.Sprintf("test-drain-%d", drainIDs.Add(1))
 	}
-	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
+	loc, _ := remote.ParseURL("s3://" + e.Bucket + "/w")
 	var r syncer.Remote = client
 	if wrap != nil {
 		r = wrap(client)
@@ -188,14 +189,14 @@ func TestDrainRenameIsServerSideCopy(t *testing.T) {
 	d.j.Renamed("b.txt", "c.txt", false)
 	d.waitIdle(t)
 
-	objs := d.srv.Objects(t, d.bucket, "w/")
+	objs := d.Srv.Objects(t, d.Bucket, "w/")
 	if len(objs) != 2 || objs["w/moved/a.txt"] != 1000 || objs["w/c.txt"] != 1 {
 		t.Errorf("bucket after renames: %v", objs)
 	}
-	d.p.mu.Lock()
-	defer d.p.mu.Unlock()
-	if d.p.puts["/"+d.bucket+"/w/moved/a.txt"] != "copy" {
-		t.Errorf("moved/a.txt was sent as %q, want a server-side copy", d.p.puts["/"+d.bucket+"/w/moved/a.txt"])
+	d.p.Mu.Lock()
+	defer d.p.Mu.Unlock()
+	if d.p.Puts["/"+d.Bucket+"/w/moved/a.txt"] != "copy" {
+		t.Errorf("moved/a.txt was sent as %q, want a server-side copy", d.p.Puts["/"+d.Bucket+"/w/moved/a.txt"])
 	}
 }
 
@@ -222,16 +223,16 @@ func TestDrainNewDirectoryFilesSentOnce(t *testing.T) {
 	}
 	d.waitIdle(t)
 
-	objs := d.srv.Objects(t, d.bucket, "w/")
+	objs := d.Srv.Objects(t, d.Bucket, "w/")
 	if len(objs) != 40 || objs["w/x"] != 0 {
 		t.Errorf("bucket holds %d objects (want 40), w/x: %v", len(objs), objs["w/x"])
 	}
-	d.p.mu.Lock()
-	defer d.p.mu.Unlock()
-	if len(d.p.nputs) < 40 {
-		t.Fatalf("the proxy saw PUTs of %d keys, want at least the 40 files", len(d.p.nputs))
+	d.p.Mu.Lock()
+	defer d.p.Mu.Unlock()
+	if len(d.p.Nputs) < 40 {
+		t.Fatalf("the proxy saw PUTs of %d keys, want at least the 40 files", len(d.p.Nputs))
 	}
-	for path, n := range d.p.nputs {
+	for path, n := range d.p.Nputs {
 		if n != 1 {
 			t.Errorf("%s was sent %d times", path, n)
 		}
@@ -250,21 +251,21 @@ func TestDrainWaitsForWriters(t *testing.T) {
 	testfs.WriteFile(t, d.workdir+"/other.txt", "x")
 	d.j.Changed("other.txt")
 	deadline := time.Now().Add(10 * time.Second)
-	for d.srv.Objects(t, d.bucket, "w/")["w/other.txt"] == 0 {
+	for d.Srv.Objects(t, d.Bucket, "w/")["w/other.txt"] == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("other.txt was held back by a file open for writing")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n, ok := d.srv.Objects(t, d.bucket, "w/")["w/open.bin"]; ok {
+	if n, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/open.bin"]; ok {
 		t.Fatalf("open.bin was sent (%d bytes) while still open for writing", n)
 	}
 	testfs.WriteFile(t, d.workdir+"/open.bin", "whole file")
 	writing.Store(false)
 	d.dr.Kick()
 	d.waitIdle(t)
-	if n := d.srv.Objects(t, d.bucket, "w/")["w/open.bin"]; n != int64(len("whole file")) {
+	if n := d.Srv.Objects(t, d.Bucket, "w/")["w/open.bin"]; n != int64(len("whole file")) {
 		t.Errorf("open.bin in the bucket: %d bytes, want %d", n, len("whole file"))
 	}
 }
@@ -281,7 +282,7 @@ func TestDrainFileThatKeepsChanging(t *testing.T) {
 		f.WriteString("a log line\n")
 		f.Close()
 		d.j.Changed("app.log")
-		if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/app.log"]; ok {
+		if _, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/app.log"]; ok {
 			sent = true
 			break
 		}
@@ -305,7 +306,7 @@ func TestDrainSendsFileStillOpen(t *testing.T) {
 	if took := time.Since(start); took < 300*time.Millisecond {
 		t.Errorf("sent after %v, before OpenFileLag", took)
 	}
-	if got, _ := d.srv.Get(t, d.bucket, "w/job.out"); got != "first hour of output" {
+	if got, _ := d.Srv.Get(t, d.Bucket, "w/job.out"); got != "first hour of output" {
 		t.Errorf("bucket holds %q", got)
 	}
 }

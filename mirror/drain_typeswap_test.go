@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/mirror"
 )
@@ -40,7 +41,7 @@ func TestDrainDirectoryReplacedByFileOrLink(t *testing.T) {
 			}
 			d.j.Changed("d/l")
 			d.waitIdle(t)
-			if got := strings.Join(keys(d.srv.Objects(t, d.bucket, "w/")), " "); got != "w/d/empty/ w/d/f w/d/l.rclonelink w/d/sub/g" {
+			if got := strings.Join(synctest.Keys(d.Srv.Objects(t, d.Bucket, "w/")), " "); got != "w/d/empty/ w/d/f w/d/l.rclonelink w/d/sub/g" {
 				t.Fatalf("bucket before: %s", got)
 			}
 
@@ -65,11 +66,11 @@ func TestDrainDirectoryReplacedByFileOrLink(t *testing.T) {
 			}
 			d.j.Changed("d")
 			d.waitIdle(t)
-			if got := strings.Join(keys(d.srv.Objects(t, d.bucket, "w/")), " "); got != c.want {
+			if got := strings.Join(synctest.Keys(d.Srv.Objects(t, d.Bucket, "w/")), " "); got != c.want {
 				t.Errorf("bucket after: %s, want %s", got, c.want)
 			}
-			for k := range d.srv.Objects(t, d.bucket, "w/") {
-				if body, _ := d.srv.Get(t, d.bucket, k); body == "SECRET" {
+			for k := range d.Srv.Objects(t, d.Bucket, "w/") {
+				if body, _ := d.Srv.Get(t, d.Bucket, k); body == "SECRET" {
 					t.Errorf("%s holds a file from outside WORKDIR, read through the link", k)
 				}
 			}
@@ -124,7 +125,7 @@ func TestDrainRenameOntoRemovedDirectory(t *testing.T) {
 			d.waitIdle(t)
 			c.swap(d) // within the settle delay: the records coalesce
 			d.waitIdle(t)
-			if got := strings.Join(keys(d.srv.Objects(t, d.bucket, "w/")), " "); got != c.want {
+			if got := strings.Join(synctest.Keys(d.Srv.Objects(t, d.Bucket, "w/")), " "); got != c.want {
 				t.Errorf("bucket after: %s, want %s", got, c.want)
 			}
 		})
@@ -139,7 +140,7 @@ func TestDrainFileReplacedByDirectoryThenRemoved(t *testing.T) {
 	testfs.WriteFile(t, d.workdir+"/f", "file")
 	d.j.Changed("f")
 	d.waitIdle(t)
-	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/f"]; !ok {
+	if _, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/f"]; !ok {
 		t.Fatal("f was not uploaded")
 	}
 	os.Remove(d.workdir + "/f")
@@ -149,7 +150,7 @@ func TestDrainFileReplacedByDirectoryThenRemoved(t *testing.T) {
 	os.Remove(d.workdir + "/f")
 	d.j.Removed("f", true)
 	d.waitIdle(t)
-	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
+	if objs := d.Srv.Objects(t, d.Bucket, "w/"); len(objs) != 0 {
 		t.Errorf("objects left after f was replaced by a directory and removed: %v", objs)
 	}
 }
@@ -165,7 +166,7 @@ func TestDrainLinkReplacedByDirectoryThenGone(t *testing.T) {
 		d.j.Changed(l)
 	}
 	d.waitIdle(t)
-	if n := len(d.srv.Objects(t, d.bucket, "w/")); n != 2 {
+	if n := len(d.Srv.Objects(t, d.Bucket, "w/")); n != 2 {
 		t.Fatalf("%d objects after two links, want 2", n)
 	}
 	for _, l := range []string{"gone", "moved"} {
@@ -179,7 +180,7 @@ func TestDrainLinkReplacedByDirectoryThenGone(t *testing.T) {
 	os.Rename(d.workdir+"/moved", d.workdir+"/dir")
 	d.j.Renamed("moved", "dir", true)
 	d.waitIdle(t)
-	objs := d.srv.Objects(t, d.bucket, "w/")
+	objs := d.Srv.Objects(t, d.Bucket, "w/")
 	if len(objs) != 1 || objs["w/dir/"] != 0 {
 		t.Errorf("objects %v, want only the marker w/dir/ (the links' objects gone)", objs)
 	}
@@ -197,7 +198,7 @@ func TestDrainDirectoryReplacedByLinkThenRemoved(t *testing.T) {
 	// A directory that was empty keeps its marker once it has entries.
 	d.write(t, "d/f")
 	d.waitIdle(t)
-	if got := strings.Join(keys(d.srv.Objects(t, d.bucket, "w/")), " "); got != "w/d/ w/d/f" {
+	if got := strings.Join(synctest.Keys(d.Srv.Objects(t, d.Bucket, "w/")), " "); got != "w/d/ w/d/f" {
 		t.Fatalf("bucket before: %s", got)
 	}
 	os.RemoveAll(d.workdir + "/d")
@@ -208,7 +209,7 @@ func TestDrainDirectoryReplacedByLinkThenRemoved(t *testing.T) {
 	os.Remove(d.workdir + "/d")
 	d.j.Removed("d", false)
 	d.waitIdle(t)
-	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
-		t.Errorf("objects left after d was removed, made a link and removed: %v", keys(objs))
+	if objs := d.Srv.Objects(t, d.Bucket, "w/"); len(objs) != 0 {
+		t.Errorf("objects left after d was removed, made a link and removed: %v", synctest.Keys(objs))
 	}
 }

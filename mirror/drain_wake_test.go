@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
@@ -35,14 +36,14 @@ func (c *countingJournal) Next(b journal.Batch) (journal.Batch, error) {
 // two thread wake-ups, a fifth of the mount's CPU during an untar. A file
 // held back while open is still sent once it is closed.
 func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	st := openState(t)
 	cj := &countingJournal{Journal: st.Journal()}
 	workdir := t.TempDir()
-	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
+	loc, _ := remote.ParseURL("s3://" + e.Bucket + "/w")
 	var writing atomic.Bool
 	var asked atomic.Int64
-	d := mirror.NewDrainer(e.client, cj, st.Cache(), st, workdir, loc, mirror.DrainOptions{
+	d := mirror.NewDrainer(e.Client, cj, st.Cache(), st, workdir, loc, mirror.DrainOptions{
 		Settle: 10 * time.Millisecond, WriterID: "test-writer-closed",
 		Writing: func(p string) bool {
 			if p != "open.bin" {
@@ -88,9 +89,9 @@ func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
 	writing.Store(false)
 	d.WriterClosed()
 	deadline = time.Now().Add(10 * time.Second)
-	for e.srv.Objects(t, e.bucket, "w/")["w/open.bin"] != int64(len("whole file")) {
+	for e.Srv.Objects(t, e.Bucket, "w/")["w/open.bin"] != int64(len("whole file")) {
 		if time.Now().After(deadline) {
-			t.Fatalf("open.bin was not sent after it was closed: bucket holds %v", e.srv.Objects(t, e.bucket, "w/"))
+			t.Fatalf("open.bin was not sent after it was closed: bucket holds %v", e.Srv.Objects(t, e.Bucket, "w/"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

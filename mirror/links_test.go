@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
@@ -22,52 +23,52 @@ import (
 // object away (--delete); a renamed folder's links move as links.
 func TestDrainSymlinksStoredAsLinks(t *testing.T) {
 	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
-	out := outsideDir(t)
+	out := synctest.OutsideDir(t)
 	w := d.workdir
 	testfs.WriteFile(t, w+"/f.txt", "file")
-	must(t, os.Symlink(out, w+"/home"))
-	must(t, os.Symlink("f.txt", w+"/rel"))
+	synctest.Must(t, os.Symlink(out, w+"/home"))
+	synctest.Must(t, os.Symlink("f.txt", w+"/rel"))
 	for _, p := range []string{"f.txt", "home", "rel"} {
 		d.j.Changed(p)
 	}
 	d.waitIdle(t)
 	wantKeys(t, d, "first sync", "w/f.txt", "w/home.rclonelink", "w/rel.rclonelink")
-	body, meta := d.srv.Get(t, d.bucket, "w/home.rclonelink")
+	body, meta := d.Srv.Get(t, d.Bucket, "w/home.rclonelink")
 	if body != out {
 		t.Errorf("home.rclonelink holds %q, want the link's target %q", body, out)
 	}
-	if got, _ := remote.ParseMtime(meta["mtime"]); !got.Equal(lmtime(t, w+"/home")) {
-		t.Errorf("home.rclonelink mtime %v, want the link's own %v", got, lmtime(t, w+"/home"))
+	if got, _ := remote.ParseMtime(meta["mtime"]); !got.Equal(synctest.Lmtime(t, w+"/home")) {
+		t.Errorf("home.rclonelink mtime %v, want the link's own %v", got, synctest.Lmtime(t, w+"/home"))
 	}
-	if body, _ := d.srv.Get(t, d.bucket, "w/rel.rclonelink"); body != "f.txt" {
+	if body, _ := d.Srv.Get(t, d.Bucket, "w/rel.rclonelink"); body != "f.txt" {
 		t.Errorf("rel.rclonelink holds %q", body)
 	}
 
 	// rm of the link; the link becomes a file, then a link again.
-	must(t, os.Remove(w+"/home"))
+	synctest.Must(t, os.Remove(w+"/home"))
 	d.j.Removed("home", false)
-	must(t, os.Remove(w+"/rel"))
+	synctest.Must(t, os.Remove(w+"/rel"))
 	testfs.WriteFile(t, w+"/rel", "now a file")
 	d.j.Changed("rel")
 	d.waitIdle(t)
 	wantKeys(t, d, "link removed, link replaced by a file", "w/f.txt", "w/rel")
-	must(t, os.Remove(w+"/rel"))
-	must(t, os.Symlink("f.txt", w+"/rel"))
+	synctest.Must(t, os.Remove(w+"/rel"))
+	synctest.Must(t, os.Symlink("f.txt", w+"/rel"))
 	d.j.Changed("rel")
 	d.waitIdle(t)
 	wantKeys(t, d, "file replaced by a link", "w/f.txt", "w/rel.rclonelink")
 
 	// A folder with a link to outside renamed, then removed.
 	testfs.WriteFile(t, w+"/dir/g", "g")
-	must(t, os.Symlink(out, w+"/dir/up"))
+	synctest.Must(t, os.Symlink(out, w+"/dir/up"))
 	d.j.Changed("dir/g")
 	d.j.Changed("dir/up")
 	d.waitIdle(t)
-	must(t, os.Rename(w+"/dir", w+"/moved"))
+	synctest.Must(t, os.Rename(w+"/dir", w+"/moved"))
 	d.j.Renamed("dir", "moved", true)
 	d.waitIdle(t)
 	wantKeys(t, d, "folder with a link renamed", "w/f.txt", "w/moved/g", "w/moved/up.rclonelink", "w/rel.rclonelink")
-	must(t, os.RemoveAll(w+"/moved"))
+	synctest.Must(t, os.RemoveAll(w+"/moved"))
 	d.j.Removed("moved", true)
 	d.waitIdle(t)
 	wantKeys(t, d, "folder with a link removed", "w/f.txt", "w/rel.rclonelink")
@@ -77,8 +78,8 @@ func TestDrainSymlinksStoredAsLinks(t *testing.T) {
 // link, not walked: its target's files stay out of the bucket.
 func TestDrainTreeRecordOnLinkNotFollowed(t *testing.T) {
 	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
-	out := outsideDir(t)
-	must(t, os.Symlink(out, d.workdir+"/moved"))
+	out := synctest.OutsideDir(t)
+	synctest.Must(t, os.Symlink(out, d.workdir+"/moved"))
 	d.j.Renamed("dir", "moved", true)
 	d.waitIdle(t)
 	wantKeys(t, d, "after a tree record on a link", "w/moved.rclonelink")
@@ -88,13 +89,13 @@ func TestDrainTreeRecordOnLinkNotFollowed(t *testing.T) {
 // the file does not overwrite the link's object, and is shown as failed.
 func TestDrainLinkAndFileSharingAKey(t *testing.T) {
 	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
-	must(t, os.Symlink("target", d.workdir+"/x"))
+	synctest.Must(t, os.Symlink("target", d.workdir+"/x"))
 	d.j.Changed("x")
 	d.waitIdle(t)
 	testfs.WriteFile(t, d.workdir+"/x.rclonelink", "a file")
 	d.j.Changed("x.rclonelink")
 	d.waitIdle(t)
-	if body, _ := d.srv.Get(t, d.bucket, "w/x.rclonelink"); body != "target" {
+	if body, _ := d.Srv.Get(t, d.Bucket, "w/x.rclonelink"); body != "target" {
 		t.Errorf("x.rclonelink holds %q, want the link's target", body)
 	}
 	if f := d.failed(t); strings.Join(f, " ") != "x.rclonelink" {
@@ -106,21 +107,21 @@ func TestDrainLinkAndFileSharingAKey(t *testing.T) {
 // reconcile --links made it) sends none of them again; a link whose target
 // changed, keeping its length and time, is not taken as held.
 func TestSeedCacheLinks(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	w := t.TempDir()
-	must(t, os.Symlink("target-a", w+"/same"))
-	must(t, os.Symlink("target-b", w+"/changed"))
+	synctest.Must(t, os.Symlink("target-a", w+"/same"))
+	synctest.Must(t, os.Symlink("target-b", w+"/changed"))
 	testfs.WriteFile(t, w+"/file", "x")
-	e.sync(w, "s3://"+e.bucket+"/w", func(o *syncer.Options) { o.Links = true })
-	mt := lmtime(t, w+"/changed")
-	must(t, os.Remove(w+"/changed"))
-	must(t, os.Symlink("target-c", w+"/changed"))
+	e.Sync(w, "s3://"+e.Bucket+"/w", func(o *syncer.Options) { o.Links = true })
+	mt := synctest.Lmtime(t, w+"/changed")
+	synctest.Must(t, os.Remove(w+"/changed"))
+	synctest.Must(t, os.Symlink("target-c", w+"/changed"))
 	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
-	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, w+"/changed", ts, unix.AT_SYMLINK_NOFOLLOW))
+	synctest.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, w+"/changed", ts, unix.AT_SYMLINK_NOFOLLOW))
 
 	c := openCache(t)
-	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
-	n, err := mirror.SeedCache(context.Background(), e.client, c, w, loc)
+	loc, _ := remote.ParseURL("s3://" + e.Bucket + "/w")
+	n, err := mirror.SeedCache(context.Background(), e.Client, c, w, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestSeedCacheLinks(t *testing.T) {
 		t.Error("a link whose target changed was taken as held")
 	}
 	var changed []string
-	must(t, c.Scan(w, nil, func(p string) { changed = append(changed, p) }, func(p string) { changed = append(changed, "-"+p) }))
+	synctest.Must(t, c.Scan(w, nil, func(p string) { changed = append(changed, p) }, func(p string) { changed = append(changed, "-"+p) }))
 	if strings.Join(changed, " ") != "changed" {
 		t.Errorf("start-up scan after seeding reports %q, want only the changed link", changed)
 	}

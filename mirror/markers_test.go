@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
@@ -19,7 +20,14 @@ import (
 func TestDrainEmptyDirectories(t *testing.T) {
 	d := newDrainEnv(t, mirror.DrainOptions{Delete: true, Settle: 10 * time.Millisecond})
 	w := d.workdir
-	bucketKeys := func() string { return markerKeys(d.srv.Objects(t, d.bucket, "w/"), "w/") }
+	// wantBucket checks the keys below w/, once the drain is idle.
+	wantBucket := func(what, want string) {
+		t.Helper()
+		d.waitIdle(t)
+		if got := synctest.MarkerKeys(d.Srv.Objects(t, d.Bucket, "w/"), "w/"); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+		}
+	}
 
 	// Made with a file in it before the drain looks: no marker.
 	testfs.WriteFile(t, w+"/repo/.git/refs/heads/main", "abc\n")
@@ -29,13 +37,10 @@ func TestDrainEmptyDirectories(t *testing.T) {
 	d.j.Changed("repo/.git/refs/heads")
 	d.j.Changed("repo/.git/refs/heads/main")
 	for _, dir := range []string{"Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"} {
-		mkdirs(t, w, dir)
+		synctest.Mkdirs(t, w, dir)
 		d.j.Changed(dir)
 	}
-	d.waitIdle(t)
-	if got, want := bucketKeys(), "Maildir/cur/ Maildir/new/ Maildir/tmp/ repo/.git/refs/heads/main"; got != want {
-		t.Errorf("after mkdirs:\n got %s\nwant %s", got, want)
-	}
+	wantBucket("after mkdirs", "Maildir/cur/ Maildir/new/ Maildir/tmp/ repo/.git/refs/heads/main")
 
 	// git gc packs refs: refs/heads is left empty. Mail is delivered to
 	// tmp/ and moved to new/. cur/ is removed.
@@ -48,13 +53,10 @@ func TestDrainEmptyDirectories(t *testing.T) {
 	d.j.Renamed("Maildir/tmp/1", "Maildir/new/1", false)
 	os.Remove(w + "/Maildir/cur")
 	d.j.Removed("Maildir/cur", true)
-	d.waitIdle(t)
-	if got, want := bucketKeys(), "Maildir/new/ Maildir/new/1 Maildir/tmp/ repo/.git/refs/heads/"; got != want {
-		t.Errorf("after gc, delivery and rmdir:\n got %s\nwant %s", got, want)
-	}
+	wantBucket("after gc, delivery and rmdir", "Maildir/new/ Maildir/new/1 Maildir/tmp/ repo/.git/refs/heads/")
 
 	// A directory renamed with an empty directory in it.
-	mkdirs(t, w, "proj/empty")
+	synctest.Mkdirs(t, w, "proj/empty")
 	testfs.WriteFile(t, w+"/proj/f", "f")
 	d.j.Changed("proj")
 	d.j.Changed("proj/empty")
@@ -62,31 +64,25 @@ func TestDrainEmptyDirectories(t *testing.T) {
 	d.waitIdle(t)
 	os.Rename(w+"/proj", w+"/moved")
 	d.j.Renamed("proj", "moved", true)
-	d.waitIdle(t)
-	if got, want := bucketKeys(), "Maildir/new/ Maildir/new/1 Maildir/tmp/ moved/empty/ moved/f repo/.git/refs/heads/"; got != want {
-		t.Errorf("after a directory rename:\n got %s\nwant %s", got, want)
-	}
+	wantBucket("after a directory rename", "Maildir/new/ Maildir/new/1 Maildir/tmp/ moved/empty/ moved/f repo/.git/refs/heads/")
 
 	// An empty directory replaced by a file.
 	os.Remove(w + "/moved/empty")
 	d.j.Removed("moved/empty", true)
 	testfs.WriteFile(t, w+"/moved/empty", "now a file")
 	d.j.Changed("moved/empty")
-	d.waitIdle(t)
-	if got, want := bucketKeys(), "Maildir/new/ Maildir/new/1 Maildir/tmp/ moved/empty moved/f repo/.git/refs/heads/"; got != want {
-		t.Errorf("after a directory became a file:\n got %s\nwant %s", got, want)
-	}
+	wantBucket("after a directory became a file", "Maildir/new/ Maildir/new/1 Maildir/tmp/ moved/empty moved/f repo/.git/refs/heads/")
 
 	clone := t.TempDir()
-	if sum, lines := runSync(t, d.client, "s3://"+d.bucket+"/w", clone, nil); sum.Failed != 0 || sum.Skipped != 0 {
+	if sum, lines := synctest.RunSync(t, d.Client, "s3://"+d.Bucket+"/w", clone, nil); sum.Failed != 0 || sum.Skipped != 0 {
 		t.Fatalf("restore: %+v %q", sum, lines)
 	}
 	for _, dir := range []string{"repo/.git/refs/heads", "Maildir/tmp", "Maildir/new"} {
-		if !isDir(clone + "/" + dir) {
+		if !synctest.IsDir(clone + "/" + dir) {
 			t.Errorf("restore lost %s", dir)
 		}
 	}
-	if s, lines := verify(t, d.client, w, "s3://"+d.bucket+"/w", nil); !s.Identical() {
+	if s, lines := synctest.Verify(t, d.Client, w, "s3://"+d.Bucket+"/w", nil); !s.Identical() {
 		t.Errorf("verify: %+v %q", s, lines)
 	}
 }
@@ -103,15 +99,15 @@ func TestScanEmptyDirectories(t *testing.T) {
 		}
 		d.waitIdle(t)
 	}
-	mkdirs(t, d.workdir, "a/b", "c")
+	synctest.Mkdirs(t, d.workdir, "a/b", "c")
 	testfs.WriteFile(t, d.workdir+"/c/f", "f")
 	scan()
-	if got, want := markerKeys(d.srv.Objects(t, d.bucket, "w/"), "w/"), "a/b/ c/f"; got != want {
+	if got, want := synctest.MarkerKeys(d.Srv.Objects(t, d.Bucket, "w/"), "w/"), "a/b/ c/f"; got != want {
 		t.Errorf("after offline mkdir:\n got %s\nwant %s", got, want)
 	}
 	os.Remove(d.workdir + "/a/b")
 	scan()
-	if got, want := markerKeys(d.srv.Objects(t, d.bucket, "w/"), "w/"), "a/ c/f"; got != want {
+	if got, want := synctest.MarkerKeys(d.Srv.Objects(t, d.Bucket, "w/"), "w/"), "a/ c/f"; got != want {
 		t.Errorf("after offline rmdir:\n got %s\nwant %s", got, want)
 	}
 }
@@ -119,14 +115,14 @@ func TestScanEmptyDirectories(t *testing.T) {
 // A first mount over a restored tree knows the markers already there, so
 // the start-up scan has nothing to send for its empty directories.
 func TestSeedCacheKnowsMarkers(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	src := t.TempDir()
-	mkdirs(t, src, "empty", "gone")
-	e.sync(src, "s3://"+e.bucket, nil)
+	synctest.Mkdirs(t, src, "empty", "gone")
+	e.Sync(src, "s3://"+e.Bucket, nil)
 	os.Remove(src + "/gone")
 	c := openCache(t)
-	loc, _ := remote.ParseURL("s3://" + e.bucket)
-	if _, err := mirror.SeedCache(context.Background(), e.client, c, src, loc); err != nil {
+	loc, _ := remote.ParseURL("s3://" + e.Bucket)
+	if _, err := mirror.SeedCache(context.Background(), e.Client, c, src, loc); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := c.Get("empty/"); !ok {
@@ -146,20 +142,20 @@ func TestSeedCacheKnowsMarkers(t *testing.T) {
 func TestDrainChmodEmptyDirectory(t *testing.T) {
 	d, sr := newMetaDrain(t)
 	dir := d.workdir + "/box"
-	mkdirs(t, d.workdir, "box")
-	must(t, os.Chmod(dir, 0o700))
+	synctest.Mkdirs(t, d.workdir, "box")
+	synctest.Must(t, os.Chmod(dir, 0o700))
 	d.j.Changed("box")
 	d.waitIdle(t)
 	markerMode := func() string {
 		t.Helper()
-		_, meta := d.srv.Get(t, d.bucket, "w/box/")
+		_, meta := d.Srv.Get(t, d.Bucket, "w/box/")
 		return meta["mode"]
 	}
 	if got := markerMode(); got != "40700" {
 		t.Fatalf("mkdir: marker mode %q, want 40700", got)
 	}
 
-	must(t, os.Chmod(dir, 0o750))
+	synctest.Must(t, os.Chmod(dir, 0o750))
 	d.j.Changed("box")
 	d.waitIdle(t)
 	if got := markerMode(); got != "40750" {
@@ -175,16 +171,16 @@ func TestDrainChmodEmptyDirectory(t *testing.T) {
 	}
 
 	if os.Geteuid() == 0 {
-		must(t, os.Chown(dir, 1234, 5678))
+		synctest.Must(t, os.Chown(dir, 1234, 5678))
 		d.j.Changed("box")
 		d.waitIdle(t)
-		if _, meta := d.srv.Get(t, d.bucket, "w/box/"); meta["uid"] != "1234" || meta["gid"] != "5678" {
+		if _, meta := d.Srv.Get(t, d.Bucket, "w/box/"); meta["uid"] != "1234" || meta["gid"] != "5678" {
 			t.Errorf("chown through the mount: marker owner %s:%s, want 1234:5678", meta["uid"], meta["gid"])
 		}
 	}
 
 	// Unmounted: only the start-up scan can see it.
-	must(t, os.Chmod(dir, 0o755))
+	synctest.Must(t, os.Chmod(dir, 0o755))
 	err := d.c.Scan(d.workdir, nil, func(p string) { d.j.Changed(p) }, func(p string) { d.j.Removed(p, false) })
 	if err != nil {
 		t.Fatal(err)

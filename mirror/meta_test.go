@@ -45,7 +45,7 @@ func TestDrainChmodIsMetadataCopy(t *testing.T) {
 	testfs.WriteFile(t, path, strings.Repeat("x", 1000))
 	d.j.Changed("run.sh")
 	d.waitIdle(t)
-	if _, meta := d.srv.Get(t, d.bucket, "w/run.sh"); meta["mode"] != "100644" {
+	if _, meta := d.Srv.Get(t, d.Bucket, "w/run.sh"); meta["mode"] != "100644" {
 		t.Fatalf("uploaded with mode %q, want 100644", meta["mode"])
 	}
 
@@ -70,7 +70,7 @@ func TestDrainChmodIsMetadataCopy(t *testing.T) {
 		d.waitIdle(t)
 		var st syscall.Stat_t
 		syscall.Stat(path, &st)
-		_, meta := d.srv.Get(t, d.bucket, "w/run.sh")
+		_, meta := d.Srv.Get(t, d.Bucket, "w/run.sh")
 		if want := strconv.FormatUint(uint64(st.Mode), 8); meta["mode"] != want {
 			t.Errorf("%s: bucket mode %q, want %q", c.what, meta["mode"], want)
 		}
@@ -88,13 +88,13 @@ func TestDrainChmodIsMetadataCopy(t *testing.T) {
 	if n, m := sr.count("put start w/run.sh"), sr.count("copy start w/run.sh"); n != 1 || m != copies {
 		t.Errorf("%d uploads and %d copies, want 1 upload and %d copies", n, m, copies)
 	}
-	if body, meta := d.srv.Get(t, d.bucket, "w/run.sh"); body != strings.Repeat("x", 1000) || meta["mtime"] == "" {
+	if body, meta := d.Srv.Get(t, d.Bucket, "w/run.sh"); body != strings.Repeat("x", 1000) || meta["mtime"] == "" {
 		t.Errorf("after the metadata copies: %d bytes, metadata %v", len(body), meta)
 	}
 	e, _, _ := d.c.Get("run.sh")
 	var st syscall.Stat_t
 	syscall.Stat(path, &st)
-	if info, _ := d.client.Head(context.Background(), d.bucket, "w/run.sh"); e.ETag != info.ETag || !e.Meta || e.Mode != st.Mode&0o7777 {
+	if info, _ := d.Client.Head(context.Background(), d.Bucket, "w/run.sh"); e.ETag != info.ETag || !e.Meta || e.Mode != st.Mode&0o7777 {
 		t.Errorf("cache entry %+v, bucket ETag %q", e, info.ETag)
 	}
 }
@@ -109,16 +109,16 @@ func TestDrainChmodOfReplacedObjectUploads(t *testing.T) {
 	testfs.WriteFile(t, path, "mine")
 	d.j.Changed("f")
 	d.waitIdle(t)
-	d.srv.Put(t, d.bucket, "w/f", "theirs", nil)
+	d.Srv.Put(t, d.Bucket, "w/f", "theirs", nil)
 
 	os.Chmod(path, 0o600)
 	d.j.Changed("f")
 	d.waitIdle(t)
-	if body, _ := d.srv.Get(t, d.bucket, "w/f"); body != "theirs" {
+	if body, _ := d.Srv.Get(t, d.Bucket, "w/f"); body != "theirs" {
 		t.Errorf("bucket holds %q at f, want the other writer's %q kept", body, "theirs")
 	}
 	var copies []string
-	for k := range d.srv.Objects(t, d.bucket, "w/") {
+	for k := range d.Srv.Objects(t, d.Bucket, "w/") {
 		if mirror.IsConflictCopy(k) {
 			copies = append(copies, k)
 		}
@@ -126,7 +126,7 @@ func TestDrainChmodOfReplacedObjectUploads(t *testing.T) {
 	if len(copies) != 1 {
 		t.Fatalf("conflict copies %v, want one", copies)
 	}
-	body, meta := d.srv.Get(t, d.bucket, copies[0])
+	body, meta := d.Srv.Get(t, d.Bucket, copies[0])
 	if body != "mine" || meta["mode"] != "100600" {
 		t.Errorf("conflict copy holds %q with mode %q, want %q with 100600", body, meta["mode"], "mine")
 	}
@@ -147,7 +147,7 @@ func TestDrainRenameCarriesMode(t *testing.T) {
 	d.j.Renamed("a", "b", false)
 	d.j.Changed("b")
 	d.waitIdle(t)
-	if _, meta := d.srv.Get(t, d.bucket, "w/b"); meta["mode"] != "100700" {
+	if _, meta := d.Srv.Get(t, d.Bucket, "w/b"); meta["mode"] != "100700" {
 		t.Errorf("renamed object's mode %q, want 100700", meta["mode"])
 	}
 	if n := sr.count("put start w/b"); n != 0 {

@@ -1,5 +1,7 @@
 package mirror
 
+import "github.com/s3sync/s3sync/syncer"
+
 // Ordering: which records must wait for others in flight.
 
 // blocked reports whether a record for path must wait because an in-flight
@@ -15,12 +17,12 @@ package mirror
 // land last, possibly the older content, would stay.
 func (d *Drainer) blocked(path string) bool {
 	for src := range d.sources {
-		if path == src || under(path, src) || under(src, path) {
+		if path == src || syncer.Under(path, src) || syncer.Under(src, path) {
 			return true
 		}
 	}
 	for p, tree := range d.inflight {
-		if tree && under(path, p) {
+		if tree && syncer.Under(path, p) {
 			return true
 		}
 	}
@@ -33,7 +35,7 @@ func (d *Drainer) blocked(path string) bool {
 // the same key could leave the older content. Called with d.mu held.
 func (d *Drainer) inflightBelow(dir string) bool {
 	for p := range d.inflight {
-		if under(p, dir) {
+		if syncer.Under(p, dir) {
 			return true
 		}
 	}
@@ -58,9 +60,4 @@ func (d *Drainer) claim(rel string) (release func(), ok bool) {
 		d.mu.Unlock()
 		d.poke()
 	}, true
-}
-
-// under reports whether p lies below the directory dir.
-func under(p, dir string) bool {
-	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
 }

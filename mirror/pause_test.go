@@ -69,7 +69,7 @@ func TestDrainPausesOnBadCredentials(t *testing.T) {
 	}
 	os.Setenv("AWS_SECRET_ACCESS_KEY", good) // rotated back in, as an admin would
 	d.waitIdle(t)
-	if n := len(d.srv.Objects(t, d.bucket, "w/")); n != 4 {
+	if n := len(d.Srv.Objects(t, d.Bucket, "w/")); n != 4 {
 		t.Errorf("%d objects after the credentials were fixed, want 4", n)
 	}
 	if st := d.dr.State(); st.Paused != "" || len(d.failed(t)) != 0 {
@@ -118,7 +118,7 @@ func TestDrainAccessDenied(t *testing.T) {
 	if f := d.failed(t); len(f) != 1 || f[0] != "secret.txt" {
 		t.Errorf("failed list %v, want only secret.txt", f)
 	}
-	if n := len(d.srv.Objects(t, d.bucket, "w/")); n != 5 {
+	if n := len(d.Srv.Objects(t, d.Bucket, "w/")); n != 5 {
 		t.Errorf("%d objects, want the 5 allowed files", n)
 	}
 	if st := d.dr.State(); st.Paused != "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/mirror"
 )
@@ -72,10 +73,10 @@ func (d *drainEnv) pull(t *testing.T, m *fakeMount) mirror.PullStats {
 }
 
 func (d *drainEnv) puts() int {
-	d.p.mu.Lock()
-	defer d.p.mu.Unlock()
+	d.p.Mu.Lock()
+	defer d.p.Mu.Unlock()
 	n := 0
-	for _, c := range d.p.nputs {
+	for _, c := range d.p.Nputs {
 		n += c
 	}
 	return n
@@ -133,9 +134,9 @@ func TestPullBringsOthersChanges(t *testing.T) {
 	a, b := twoMachines(t, mirror.DrainOptions{})
 	b.put(t, "f.txt", "B's f")
 	b.put(t, "dir/g", "B's g")
-	must(t, os.Symlink("f.txt", b.workdir+"/l"))
+	synctest.Must(t, os.Symlink("f.txt", b.workdir+"/l"))
 	b.j.Changed("l")
-	must(t, os.Mkdir(b.workdir+"/empty", 0o700))
+	synctest.Must(t, os.Mkdir(b.workdir+"/empty", 0o700))
 	b.j.Changed("empty")
 	b.waitIdle(t)
 
@@ -163,7 +164,7 @@ func TestPullBringsOthersChanges(t *testing.T) {
 	b.put(t, "f.txt", "B's f, edited")
 	time.Sleep(10 * time.Millisecond) // a distinct mtime for the second edit
 	st = a.pull(t, nil)
-	if got := readFile(t, a.workdir+"/f.txt"); got != "B's f, edited" {
+	if got := synctest.ReadFile(t, a.workdir+"/f.txt"); got != "B's f, edited" {
 		t.Errorf("A's f.txt holds %q after B's edit and a pull", got)
 	}
 	if st.Downloaded != 1 || st.Conflicts != 0 {
@@ -186,14 +187,22 @@ func TestPullBringsOthersChanges(t *testing.T) {
 	}
 }
 
+// editedByB is two machines that both hold rel as "v1" (A sent it, B
+// pulled it), after which B sent its edit "B's v2"; A has not pulled it.
+func editedByB(t *testing.T, rel string) (a, b *drainEnv) {
+	t.Helper()
+	a, b = twoMachines(t, mirror.DrainOptions{})
+	a.put(t, rel, "v1")
+	b.pull(t, nil)
+	b.put(t, rel, "B's v2")
+	return a, b
+}
+
 // A has an edit the bucket does not hold yet when B's edit arrives: A's
 // file is not touched, B's version comes beside it, and once A's drain has
 // run the bucket, A and B all hold both.
 func TestPullKeepsUnsentEdit(t *testing.T) {
-	a, b := twoMachines(t, mirror.DrainOptions{})
-	a.put(t, "f.txt", "v1")
-	b.pull(t, nil)
-	b.put(t, "f.txt", "B's v2")
+	a, b := editedByB(t, "f.txt")
 	// Not recorded: as if its record were still settling.
 	testfs.WriteFile(t, a.workdir+"/f.txt", "A's v2, unsent")
 
@@ -206,7 +215,7 @@ func TestPullKeepsUnsentEdit(t *testing.T) {
 		t.Errorf("A's WORKDIR:\n got %s\nwant %s", got, want)
 	}
 	objs := map[string]string{}
-	for k := range a.srv.Objects(t, a.bucket, "w/") {
+	for k := range a.Srv.Objects(t, a.Bucket, "w/") {
 		objs[masked(k)] = body(t, a, k)
 	}
 	if fmt.Sprint(objs) != "map[w/f.conflict-remote-TIME.txt:B's v2 w/f.txt:A's v2, unsent]" {
@@ -264,23 +273,20 @@ func TestPullRemoteDeletes(t *testing.T) {
 // A file open through the mount is not replaced under its handle: it
 // waits for a later round.
 func TestPullWaitsForOpenFile(t *testing.T) {
-	a, b := twoMachines(t, mirror.DrainOptions{})
-	a.put(t, "f", "v1")
-	b.pull(t, nil)
-	b.put(t, "f", "B's v2")
+	a, _ := editedByB(t, "f")
 	m := &fakeMount{}
 	m.setOpen("f", true)
 	if st := a.pull(t, m); st.Deferred != 1 || st.Downloaded != 0 {
 		t.Errorf("stats %+v while f is open, want it deferred", st)
 	}
-	if got := readFile(t, a.workdir+"/f"); got != "v1" {
+	if got := synctest.ReadFile(t, a.workdir+"/f"); got != "v1" {
 		t.Errorf("f replaced under an open handle: %q", got)
 	}
 	m.setOpen("f", false)
 	if st := a.pull(t, m); st.Downloaded != 1 {
 		t.Errorf("stats %+v once f is closed, want it downloaded", st)
 	}
-	if got := readFile(t, a.workdir+"/f"); got != "B's v2" {
+	if got := synctest.ReadFile(t, a.workdir+"/f"); got != "B's v2" {
 		t.Errorf("f holds %q once closed", got)
 	}
 }
@@ -300,7 +306,7 @@ func TestPullMaxDelete(t *testing.T) {
 		b.j.Removed(fmt.Sprintf("f%02d", i), false)
 	}
 	b.waitIdle(t)
-	if n := len(a.srv.Objects(t, a.bucket, "w/")); n != 0 {
+	if n := len(a.Srv.Objects(t, a.Bucket, "w/")); n != 0 {
 		t.Fatalf("%d objects left after B's deletes", n)
 	}
 	st := a.pull(t, nil)

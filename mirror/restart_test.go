@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/s3sync/s3sync/internal/faultproxy"
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/syncer"
@@ -22,22 +23,31 @@ func TestMarkerInDoubtAcrossRestart(t *testing.T) {
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
 	os.Mkdir(d.workdir+"/d", 0o755)
 	d.j.Changed("d")
+	markerInDoubtThenRemoved(t, d, proxy, "x")
+}
+
+// markerInDoubtThenRemoved waits for the PUT of directory d's marker, held
+// by proxy's rules, to fail; checks the store kept the marker anyway; then,
+// with the faults gone, gives d a file across a restart and removes both:
+// nothing may be left in the bucket.
+func markerInDoubtThenRemoved(t *testing.T, d *drainEnv, proxy *faultproxy.Proxy, file string) {
+	t.Helper()
 	d.waitState(t, "the marker's PUT to fail", func(s mirror.State) bool { return s.LastError != "" })
-	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/"]; !ok {
+	if _, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/d/"]; !ok {
 		t.Fatal("the store did not keep the marker; the test proves nothing")
 	}
 	proxy.SetRules()
-	testfs.WriteFile(t, d.workdir+"/d/x", "x")
+	testfs.WriteFile(t, d.workdir+"/d/"+file, file)
 	d.restart(t)
-	d.j.Changed("d/x")
+	d.j.Changed("d/" + file)
 	d.waitIdle(t)
 
-	os.Remove(d.workdir + "/d/x")
+	os.Remove(d.workdir + "/d/" + file)
 	os.Remove(d.workdir + "/d")
-	d.j.Removed("d/x", false)
+	d.j.Removed("d/"+file, false)
 	d.j.Removed("d", true)
 	d.waitIdle(t)
-	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
+	if objs := d.Srv.Objects(t, d.Bucket, "w/"); len(objs) != 0 {
 		t.Errorf("objects left after the directory was removed: %v", objs)
 	}
 }
@@ -52,24 +62,7 @@ func TestRenamedMarkerInDoubtAcrossRestart(t *testing.T) {
 	proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: faultproxy.KeyPrefix("w/d/")})
 	os.Rename(d.workdir+"/x", d.workdir+"/d")
 	d.j.Renamed("x", "d", true)
-	d.waitState(t, "the marker's PUT to fail", func(s mirror.State) bool { return s.LastError != "" })
-	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/"]; !ok {
-		t.Fatal("the store did not keep the marker; the test proves nothing")
-	}
-	proxy.SetRules()
-	testfs.WriteFile(t, d.workdir+"/d/f", "f")
-	d.restart(t)
-	d.j.Changed("d/f")
-	d.waitIdle(t)
-
-	os.Remove(d.workdir + "/d/f")
-	os.Remove(d.workdir + "/d")
-	d.j.Removed("d/f", false)
-	d.j.Removed("d", true)
-	d.waitIdle(t)
-	if objs := d.srv.Objects(t, d.bucket, "w/"); len(objs) != 0 {
-		t.Errorf("objects left after the directory was removed: %v", objs)
-	}
+	markerInDoubtThenRemoved(t, d, proxy, "f")
 }
 
 // rmdir d; mkdir d coalesce into one removal of a directory, which is
@@ -84,8 +77,8 @@ func TestDirectoryRemovedAndMadeAgain(t *testing.T) {
 	os.Mkdir(d.workdir+"/a/d", 0o755)
 	d.j.Changed("a/d")
 	d.waitIdle(t)
-	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/a/d/"]; !ok {
-		t.Errorf("no marker for the empty directory a/d: %v", d.srv.Objects(t, d.bucket, "w/"))
+	if _, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/a/d/"]; !ok {
+		t.Errorf("no marker for the empty directory a/d: %v", d.Srv.Objects(t, d.Bucket, "w/"))
 	}
 }
 
@@ -107,16 +100,16 @@ func TestRenamedTreeInDoubtAcrossRestart(t *testing.T) {
 	os.Rename(d.workdir+"/x", d.workdir+"/d")
 	d.j.Renamed("x", "d", true)
 	d.waitState(t, "the tree's copy to fail", func(s mirror.State) bool { return s.LastError != "" })
-	if _, ok := d.srv.Objects(t, d.bucket, "w/")["w/d/f"]; !ok {
+	if _, ok := d.Srv.Objects(t, d.Bucket, "w/")["w/d/f"]; !ok {
 		t.Fatal("the store did not keep the copy of d/f; the test proves nothing")
 	}
 	// The crash, and d/f deleted while unmounted.
 	d.crashAndRestart(t, proxy, func() { os.Remove(d.workdir + "/d/f") })
-	objs := d.srv.Objects(t, d.bucket, "w/")
+	objs := d.Srv.Objects(t, d.Bucket, "w/")
 	if _, ok := objs["w/d/f"]; ok {
 		t.Errorf("d/f, deleted while unmounted, is still in the bucket: %v", objs)
 	}
-	if got, _ := d.srv.Get(t, d.bucket, "w/d/g"); got != "g" {
+	if got, _ := d.Srv.Get(t, d.Bucket, "w/d/g"); got != "g" {
 		t.Errorf("d/g holds %q, want g (objects %v)", got, objs)
 	}
 	for _, k := range []string{"w/x/f", "w/x/g"} {
@@ -135,6 +128,18 @@ func TestRenamedTreeInDoubtAcrossRestart(t *testing.T) {
 // for in doubt (a file's): otherwise it stays in the bucket for good
 // (verify's "only in DST"). Chaos seed 3 at 150 ops found the first.
 func TestUnrecordedPutAcrossRestart(t *testing.T) {
+	// madeLink, a setup, makes the link l and records it.
+	madeLink := func(d *drainEnv) {
+		synctest.Must(t, os.Symlink("target", d.workdir+"/l"))
+		d.j.Changed("l")
+	}
+	// becameFile, an offline change, puts a file holding body where rel was.
+	becameFile := func(rel, body string) func(d *drainEnv) {
+		return func(d *drainEnv) {
+			os.Remove(d.workdir + "/" + rel)
+			testfs.WriteFile(t, d.workdir+"/"+rel, body)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		// setup makes what is sent as the key w/<key>, whose answer
@@ -152,11 +157,8 @@ func TestUnrecordedPutAcrossRestart(t *testing.T) {
 			os.Mkdir(d.workdir+"/f", 0o755)
 			d.j.Changed("f")
 		},
-		offline: func(d *drainEnv) {
-			os.Remove(d.workdir + "/f")
-			testfs.WriteFile(t, d.workdir+"/f", "new")
-		},
-		want: map[string]string{"w/f": "new"},
+		offline: becameFile("f", "new"),
+		want:    map[string]string{"w/f": "new"},
 	}, {
 		name: "empty directory made, then removed",
 		key:  "e/",
@@ -173,30 +175,18 @@ func TestUnrecordedPutAcrossRestart(t *testing.T) {
 			os.Remove(d.workdir + "/p/x")
 			d.j.Removed("p/x", false)
 		},
-		offline: func(d *drainEnv) {
-			os.Remove(d.workdir + "/p")
-			testfs.WriteFile(t, d.workdir+"/p", "p now")
-		},
-		want: map[string]string{"w/f": "f", "w/p": "p now"},
+		offline: becameFile("p", "p now"),
+		want:    map[string]string{"w/f": "f", "w/p": "p now"},
 	}, {
-		name: "symlink made, then replaced by a file",
-		key:  "l" + syncer.LinkSuffix,
-		setup: func(d *drainEnv) {
-			must(t, os.Symlink("target", d.workdir+"/l"))
-			d.j.Changed("l")
-		},
-		offline: func(d *drainEnv) {
-			os.Remove(d.workdir + "/l")
-			testfs.WriteFile(t, d.workdir+"/l", "l now")
-		},
-		want: map[string]string{"w/f": "f", "w/l": "l now"},
+		name:    "symlink made, then replaced by a file",
+		key:     "l" + syncer.LinkSuffix,
+		setup:   madeLink,
+		offline: becameFile("l", "l now"),
+		want:    map[string]string{"w/f": "f", "w/l": "l now"},
 	}, {
-		name: "symlink made, then removed",
-		key:  "l" + syncer.LinkSuffix,
-		setup: func(d *drainEnv) {
-			must(t, os.Symlink("target", d.workdir+"/l"))
-			d.j.Changed("l")
-		},
+		name:    "symlink made, then removed",
+		key:     "l" + syncer.LinkSuffix,
+		setup:   madeLink,
 		offline: func(d *drainEnv) { os.Remove(d.workdir + "/l") },
 		want:    map[string]string{"w/f": "f"},
 	}, {
@@ -208,7 +198,7 @@ func TestUnrecordedPutAcrossRestart(t *testing.T) {
 		},
 		offline: func(d *drainEnv) {
 			os.Remove(d.workdir + "/g")
-			must(t, os.Symlink("target", d.workdir+"/g"))
+			synctest.Must(t, os.Symlink("target", d.workdir+"/g"))
 		},
 		want: map[string]string{"w/f": "f", "w/g" + syncer.LinkSuffix: "target"},
 	}} {
@@ -225,17 +215,17 @@ func TestUnrecordedPutAcrossRestart(t *testing.T) {
 			proxy.SetRules(faultproxy.Rule{Kind: faultproxy.DropAfter, Match: func(r *http.Request) bool { return faultproxy.Key(r) == key }})
 			tc.setup(d)
 			d.waitState(t, "the PUT to lose its answer", func(s mirror.State) bool { return s.LastError != "" })
-			if _, ok := d.srv.Objects(t, d.bucket, "w/")[key]; !ok {
+			if _, ok := d.Srv.Objects(t, d.Bucket, "w/")[key]; !ok {
 				t.Fatalf("the store did not keep %s; the test proves nothing", key)
 			}
 			// The crash, and the change made while unmounted.
 			d.crashAndRestart(t, proxy, func() { tc.offline(d) })
-			objs := d.srv.Objects(t, d.bucket, "w/")
+			objs := d.Srv.Objects(t, d.Bucket, "w/")
 			if _, ok := objs[key]; ok {
 				t.Errorf("%s, whose path is now something else, is still in the bucket: %v", key, objs)
 			}
 			for k, body := range tc.want {
-				if got, _ := d.srv.Get(t, d.bucket, k); got != body {
+				if got, _ := d.Srv.Get(t, d.Bucket, k); got != body {
 					t.Errorf("%s holds %q, want %q (objects %v)", k, got, body, objs)
 				}
 			}

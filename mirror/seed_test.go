@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
 )
@@ -15,7 +16,7 @@ import (
 // again: every file, over several of the batches the seeding writes while
 // it lists, is in the cache, and the start-up scan finds nothing to send.
 func TestSeedCacheManyFiles(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	src := t.TempDir()
 	const n = 5000 // more than two of SeedCache's batches
 	for i := range n {
@@ -29,10 +30,10 @@ func TestSeedCacheManyFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.sync(src, "s3://"+e.bucket+"/w", nil)
+	e.Sync(src, "s3://"+e.Bucket+"/w", nil)
 	c := openCache(t)
-	loc, _ := remote.ParseURL("s3://" + e.bucket + "/w")
-	seeded, err := mirror.SeedCache(context.Background(), e.client, c, src, loc)
+	loc, _ := remote.ParseURL("s3://" + e.Bucket + "/w")
+	seeded, err := mirror.SeedCache(context.Background(), e.Client, c, src, loc)
 	if err != nil {
 		t.Fatal(err)
 	}

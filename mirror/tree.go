@@ -75,14 +75,14 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 	}
 	d.mu.Lock()
 	for p := range d.inDoubt {
-		doubt = doubt || under(p, rel)
+		doubt = doubt || syncer.Under(p, rel)
 	}
 	d.mu.Unlock()
 	// Markers below (or of) rel whose PUT may have landed unrecorded
 	// before a crash (see ensureMarker).
 	var intents []string
 	err = d.c.Intents(func(p string) error {
-		if p == rel+"/" || under(p, rel) {
+		if p == rel+"/" || syncer.Under(p, rel) {
 			intents = append(intents, p)
 		}
 		return nil
@@ -156,7 +156,7 @@ func (d *Drainer) removeGone(ctx context.Context, rel string, doubt bool) error 
 	if d.opts.Delete {
 		d.mu.Lock()
 		for p := range d.inDoubt {
-			if under(p, rel) && isGone(p) {
+			if syncer.Under(p, rel) && isGone(p) {
 				delete(d.inDoubt, p)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -61,24 +62,24 @@ func TestReconcileIfUnchanged(t *testing.T) {
 			name = "plain"
 		}
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
+			e := synctest.NewEnv(t)
 			src := t.TempDir()
 			for _, f := range []string{"changed", "new", "same"} {
 				os.WriteFile(src+"/"+f, []byte("local "+f+", newer"), 0o644)
 			}
-			e.srv.Put(t, e.bucket, "p/changed", "old", nil)
-			e.srv.Put(t, e.bucket, "p/gone", "to delete", nil)
-			il := &interloper{Remote: e.client, strike: map[string]func(){}}
+			e.Srv.Put(t, e.Bucket, "p/changed", "old", nil)
+			e.Srv.Put(t, e.Bucket, "p/gone", "to delete", nil)
+			il := &interloper{Remote: e.Client, strike: map[string]func(){}}
 			for _, k := range []string{"p/changed", "p/new", "p/gone"} {
-				il.strike[k] = func() { e.srv.Put(t, e.bucket, k, "theirs", nil) }
+				il.strike[k] = func() { e.Srv.Put(t, e.Bucket, k, "theirs", nil) }
 			}
-			sum, lines := runSync(t, il, src, "s3://"+e.bucket+"/p", func(o *syncer.Options) {
+			sum, lines := synctest.RunSync(t, il, src, "s3://"+e.Bucket+"/p", func(o *syncer.Options) {
 				o.Delete, o.IfUnchanged = true, flag
 				o.MaxDelete = syncer.MaxDelete{Set: true, Count: -1}
 			})
 			objs := map[string]string{}
-			for k := range e.srv.Objects(t, e.bucket, "p/") {
-				objs[k], _ = e.srv.Get(t, e.bucket, k)
+			for k := range e.Srv.Objects(t, e.Bucket, "p/") {
+				objs[k], _ = e.Srv.Get(t, e.Bucket, k)
 			}
 			if !flag {
 				if objs["p/changed"] == "theirs" || objs["p/new"] == "theirs" {

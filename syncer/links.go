@@ -217,7 +217,7 @@ func parentLink(root, realRoot, rel string, strict bool, known *string) error {
 		return nil
 	}
 	start := 0
-	if *known != "" && under(dir, *known) {
+	if *known != "" && Under(dir, *known) {
 		start = len(*known) + 1
 	}
 	for i := start; i <= len(dir); i++ {

@@ -2,68 +2,34 @@ package syncer_test
 
 import (
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/syncer"
 )
 
-// outsideDir is a folder outside every tree under test holding a secret,
-// the thing a followed link would upload.
-func outsideDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	testfs.WriteFile(t, dir+"/id_rsa", "SECRET KEY")
-	return dir
-}
-
-func keys(objs map[string]int64) []string {
-	var out []string
-	for k := range objs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func lmtime(t *testing.T, path string) time.Time {
-	t.Helper()
-	st, err := os.Lstat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.ModTime()
-}
-
 // A bucket holding a link "a" (a.rclonelink, to a folder outside) and keys
 // below "a/" gets the link, and nothing written through it.
 func TestDownloadLinkAndKeysBelowIt(t *testing.T) {
-	e := newEnv(t)
-	out := outsideDir(t)
-	e.srv.Put(t, e.bucket, "a.rclonelink", out, nil)
-	e.srv.Put(t, e.bucket, "a/id_rsa", "from the bucket", nil)
+	e := synctest.NewEnv(t)
+	out := synctest.OutsideDir(t)
+	e.Srv.Put(t, e.Bucket, "a.rclonelink", out, nil)
+	e.Srv.Put(t, e.Bucket, "a/id_rsa", "from the bucket", nil)
 	dst := t.TempDir()
-	sum, lines := e.sync("s3://"+e.bucket, dst, func(o *syncer.Options) { o.Links = true })
+	sum, lines := e.Sync("s3://"+e.Bucket, dst, func(o *syncer.Options) { o.Links = true })
 	if sum.Downloaded != 1 || sum.Skipped != 1 {
 		t.Errorf("want the link downloaded, a/id_rsa skipped: %+v %q", sum, lines)
 	}
-	if got := readTree(t, out); len(got) != 1 || got["id_rsa"] != "SECRET KEY" {
+	if got := synctest.ReadTree(t, out); len(got) != 1 || got["id_rsa"] != "SECRET KEY" {
 		t.Errorf("outside the destination: %v", got)
 	}
 	if target, err := os.Readlink(dst + "/a"); err != nil || target != out {
 		t.Errorf("a: link to %q, %v", target, err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -73,44 +39,44 @@ func must(t *testing.T, err error) {
 // Keys sort a link "x" as "x.rclonelink" among its siblings, so re-runs
 // transfer and delete nothing.
 func TestReconcileLinksRoundTrip(t *testing.T) {
-	e := newEnv(t)
-	out := outsideDir(t)
+	e := synctest.NewEnv(t)
+	out := synctest.OutsideDir(t)
 	src := t.TempDir()
 	testfs.WriteFile(t, src+"/f.txt", "file")
 	for _, name := range []string{"x-", "x.a", "x.q/in", "x.s", "x0"} {
 		testfs.WriteFile(t, src+"/"+name, name)
 	}
-	must(t, os.Symlink("f.txt", src+"/x"))
-	must(t, os.Symlink(out, src+"/home"))
-	must(t, os.Symlink("../f.txt", src+"/x.q/up"))
-	must(t, os.Symlink("missing", src+"/dangling"))
-	url := "s3://" + e.bucket + "/p"
+	synctest.Must(t, os.Symlink("f.txt", src+"/x"))
+	synctest.Must(t, os.Symlink(out, src+"/home"))
+	synctest.Must(t, os.Symlink("../f.txt", src+"/x.q/up"))
+	synctest.Must(t, os.Symlink("missing", src+"/dangling"))
+	url := "s3://" + e.Bucket + "/p"
 	links := func(o *syncer.Options) { o.Links = true; o.Delete = true }
 
-	sum, lines := e.sync(src, url, links)
+	sum, lines := e.Sync(src, url, links)
 	if sum.Uploaded != 10 || sum.Skipped != 0 || sum.Failed != 0 {
 		t.Errorf("upload --links: %+v %q", sum, lines)
 	}
-	got := keys(e.srv.Objects(t, e.bucket, "p/"))
+	got := synctest.Keys(e.Srv.Objects(t, e.Bucket, "p/"))
 	want := "p/dangling.rclonelink p/f.txt p/home.rclonelink p/x- p/x.a p/x.q/in p/x.q/up.rclonelink p/x.rclonelink p/x.s p/x0"
 	if strings.Join(got, " ") != want {
 		t.Errorf("bucket holds %q\nwant %q", got, want)
 	}
-	if body, _ := e.srv.Get(t, e.bucket, "p/home.rclonelink"); body != out {
+	if body, _ := e.Srv.Get(t, e.Bucket, "p/home.rclonelink"); body != out {
 		t.Errorf("home.rclonelink = %q, want %q", body, out)
 	}
 	if lines[0] != "upload "+src+"/dangling" {
 		t.Errorf("a link is shown by its name: %q", lines[0])
 	}
-	if sum, lines := e.sync(src, url, links); sum != (syncer.Summary{}) {
+	if sum, lines := e.Sync(src, url, links); sum != (syncer.Summary{}) {
 		t.Errorf("second upload --links: %+v %q", sum, lines)
 	}
-	if vs, vl := verify(t, e.client, src, url, func(o *syncer.VerifyOptions) { o.Links = true }); !vs.Identical() || vs.Checked != 10 {
+	if vs, vl := synctest.Verify(t, e.Client, src, url, func(o *syncer.VerifyOptions) { o.Links = true }); !vs.Identical() || vs.Checked != 10 {
 		t.Errorf("verify --links after upload: %+v %q", vs, vl)
 	}
 
 	dst := t.TempDir()
-	sum, lines = e.sync(url, dst, links)
+	sum, lines = e.Sync(url, dst, links)
 	if sum.Downloaded != 10 || sum.Skipped != 0 || sum.Failed != 0 {
 		t.Errorf("download --links: %+v %q", sum, lines)
 	}
@@ -119,29 +85,29 @@ func TestReconcileLinksRoundTrip(t *testing.T) {
 		if got, err := os.Readlink(dst + "/" + l); err != nil || got != want {
 			t.Errorf("%s downloaded as link to %q (%v), want %q", l, got, err, want)
 		}
-		if !lmtime(t, dst+"/"+l).Equal(lmtime(t, src+"/"+l)) {
-			t.Errorf("%s: mtime %v, want the link's %v", l, lmtime(t, dst+"/"+l), lmtime(t, src+"/"+l))
+		if !synctest.Lmtime(t, dst+"/"+l).Equal(synctest.Lmtime(t, src+"/"+l)) {
+			t.Errorf("%s: mtime %v, want the link's %v", l, synctest.Lmtime(t, dst+"/"+l), synctest.Lmtime(t, src+"/"+l))
 		}
 	}
-	if sum, lines := e.sync(url, dst, links); sum != (syncer.Summary{}) {
+	if sum, lines := e.Sync(url, dst, links); sum != (syncer.Summary{}) {
 		t.Errorf("second download --links: %+v %q", sum, lines)
 	}
-	if vs, vl := verify(t, e.client, url, dst, func(o *syncer.VerifyOptions) { o.Links = true }); !vs.Identical() || vs.Checked != 10 {
+	if vs, vl := synctest.Verify(t, e.Client, url, dst, func(o *syncer.VerifyOptions) { o.Links = true }); !vs.Identical() || vs.Checked != 10 {
 		t.Errorf("verify --links after download: %+v %q", vs, vl)
 	}
 
 	// A link retargeted to a name of the same length is sent again.
-	must(t, os.Remove(src+"/x"))
-	must(t, os.Symlink("x.a", src+"/x"))
+	synctest.Must(t, os.Remove(src+"/x"))
+	synctest.Must(t, os.Symlink("x.a", src+"/x"))
 	past := time.Now().Add(-time.Hour)
 	ts := []unix.Timespec{unix.NsecToTimespec(past.UnixNano()), unix.NsecToTimespec(past.UnixNano())}
-	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, src+"/x", ts, unix.AT_SYMLINK_NOFOLLOW))
-	if sum, lines := e.sync(src, url, links); sum.Uploaded != 1 {
+	synctest.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, src+"/x", ts, unix.AT_SYMLINK_NOFOLLOW))
+	if sum, lines := e.Sync(src, url, links); sum.Uploaded != 1 {
 		t.Errorf("retargeted link: %+v %q", sum, lines)
 	}
 
 	plain := t.TempDir()
-	e.sync(url, plain, nil)
+	e.Sync(url, plain, nil)
 	if b, err := os.ReadFile(plain + "/home.rclonelink"); err != nil || string(b) != out {
 		t.Errorf("without --links, home.rclonelink downloads as a file holding the target: %q, %v", b, err)
 	}
@@ -169,15 +135,15 @@ func TestDownloadNeverThroughLinkOutside(t *testing.T) {
 		{"--links --delete", true, true, 2, 0, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			out := outsideDir(t)
-			e.srv.Put(t, e.bucket, "a/id_rsa", "from the bucket", nil)
-			e.srv.Put(t, e.bucket, "b", "b", nil)
+			e := synctest.NewEnv(t)
+			out := synctest.OutsideDir(t)
+			e.Srv.Put(t, e.Bucket, "a/id_rsa", "from the bucket", nil)
+			e.Srv.Put(t, e.Bucket, "b", "b", nil)
 			dst := t.TempDir()
-			must(t, os.Symlink(out, dst+"/a"))
+			synctest.Must(t, os.Symlink(out, dst+"/a"))
 			testfs.WriteFile(t, out+"/other", "kept")
-			sum, lines := e.sync("s3://"+e.bucket, dst, func(o *syncer.Options) { o.Delete = tc.delete; o.Links = tc.links })
-			if got := readTree(t, out); len(got) != 2 || got["id_rsa"] != "SECRET KEY" || got["other"] != "kept" {
+			sum, lines := e.Sync("s3://"+e.Bucket, dst, func(o *syncer.Options) { o.Delete = tc.delete; o.Links = tc.links })
+			if got := synctest.ReadTree(t, out); len(got) != 2 || got["id_rsa"] != "SECRET KEY" || got["other"] != "kept" {
 				t.Errorf("outside the destination: %v", got)
 			}
 			if sum.Downloaded != tc.downloaded || sum.Skipped != tc.skipped || sum.Deleted != tc.deleted || sum.Failed != 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -58,7 +59,7 @@ func TestMaxDeleteAllows(t *testing.T) {
 // error says how many and how to allow it; --max-delete allows it. Both
 // directions, and --dryrun says the same as a real run.
 func TestReconcileMaxDelete(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	const total = 30
 	for _, c := range []struct {
 		name      string
@@ -84,29 +85,29 @@ func TestReconcileMaxDelete(t *testing.T) {
 			for i := range 4 {
 				testfs.WriteFile(t, fmt.Sprintf("%s/f%02d.txt", few, i), "x")
 			}
-			url := "s3://" + e.bucket + "/" + strings.ReplaceAll(c.name, " ", "-")
+			url := "s3://" + e.Bucket + "/" + strings.ReplaceAll(c.name, " ", "-")
 			// The destination holds 30 files; the source 4 of them and a
 			// new one. 26 of 30 would go.
 			src, dst := few, url
 			if c.download {
-				e.sync(few, url, nil)
+				e.Sync(few, url, nil)
 				src, dst = url, full
 			} else {
-				e.sync(full, url, nil)
+				e.Sync(full, url, nil)
 			}
 			testfs.WriteFile(t, few+"/new.txt", "new")
 			if c.download {
-				e.sync(few, url, nil)
+				e.Sync(few, url, nil)
 			}
 
 			s, _ := syncer.ParseEndpoint(src)
 			d, _ := syncer.ParseEndpoint(dst)
-			l := &log{}
-			opts := syncer.Options{Report: l.report, Concurrency: 8, Delete: true, DryRun: c.dry}
+			l := &synctest.Log{}
+			opts := syncer.Options{Report: l.Report, Concurrency: 8, Delete: true, DryRun: c.dry}
 			if c.limit != "" {
 				opts.MaxDelete, _ = syncer.ParseMaxDelete(c.limit)
 			}
-			sum, err := syncer.Reconcile(context.Background(), e.client, s, d, opts)
+			sum, err := syncer.Reconcile(context.Background(), e.Client, s, d, opts)
 
 			var refused *syncer.DeleteRefusal
 			if c.wantError != errors.As(err, &refused) {
@@ -125,7 +126,7 @@ func TestReconcileMaxDelete(t *testing.T) {
 				ents, _ := os.ReadDir(full)
 				held = len(ents)
 			} else {
-				held = len(e.srv.Objects(t, e.bucket, strings.TrimPrefix(url, "s3://"+e.bucket+"/")+"/"))
+				held = len(e.Srv.Objects(t, e.Bucket, strings.TrimPrefix(url, "s3://"+e.Bucket+"/")+"/"))
 			}
 			wantHeld := total + 1 // and new.txt
 			if c.wantGone {
@@ -135,10 +136,10 @@ func TestReconcileMaxDelete(t *testing.T) {
 				wantHeld = total
 			}
 			if held != wantHeld {
-				t.Errorf("destination holds %d, want %d (summary %+v, events %q)", held, wantHeld, sum, l.sorted())
+				t.Errorf("destination holds %d, want %d (summary %+v, events %q)", held, wantHeld, sum, l.Sorted())
 			}
 			deletes := 0
-			for _, line := range l.sorted() {
+			for _, line := range l.Sorted() {
 				if strings.HasPrefix(line, "delete ") {
 					deletes++
 				}
@@ -157,10 +158,10 @@ func TestReconcileMaxDelete(t *testing.T) {
 // the decision on deletions, and is skipped with a reason when they are
 // refused.
 func TestReconcileMaxDeleteFileBecomesFolder(t *testing.T) {
-	e := newEnv(t)
-	url := "s3://" + e.bucket
-	e.srv.Put(t, e.bucket, "x/y", "below", nil)
-	e.srv.Put(t, e.bucket, "z", "zed", nil)
+	e := synctest.NewEnv(t)
+	url := "s3://" + e.Bucket
+	e.Srv.Put(t, e.Bucket, "x/y", "below", nil)
+	e.Srv.Put(t, e.Bucket, "z", "zed", nil)
 	for _, c := range []struct {
 		limit   string
 		allowed bool
@@ -177,38 +178,29 @@ func TestReconcileMaxDeleteFileBecomesFolder(t *testing.T) {
 		}
 		s, _ := syncer.ParseEndpoint(url)
 		d, _ := syncer.ParseEndpoint(dst)
-		l := &log{}
-		opts := syncer.Options{Report: l.report, Concurrency: 8, Delete: true}
+		l := &synctest.Log{}
+		opts := syncer.Options{Report: l.Report, Concurrency: 8, Delete: true}
 		if c.limit != "" {
 			opts.MaxDelete, _ = syncer.ParseMaxDelete(c.limit)
 		}
-		sum, err := syncer.Reconcile(context.Background(), e.client, s, d, opts)
+		sum, err := syncer.Reconcile(context.Background(), e.Client, s, d, opts)
 		if c.allowed {
 			if err != nil || sum.Deleted != 1 || sum.Downloaded != 1 {
-				t.Fatalf("allowed: %v %+v %q", err, sum, l.sorted())
+				t.Fatalf("allowed: %v %+v %q", err, sum, l.Sorted())
 			}
-			if got := readFile(t, dst+"/x/y"); got != "below" {
+			if got := synctest.ReadFile(t, dst+"/x/y"); got != "below" {
 				t.Errorf("x/y = %q", got)
 			}
 			continue
 		}
 		if !errors.Is(err, syncer.ErrTooManyDeletes) || sum.Deleted != 0 || sum.Skipped != 1 {
-			t.Fatalf("refused: %v %+v %q", err, sum, l.sorted())
+			t.Fatalf("refused: %v %+v %q", err, sum, l.Sorted())
 		}
-		if got := readFile(t, dst+"/x"); !strings.HasPrefix(got, "a file") {
+		if got := synctest.ReadFile(t, dst+"/x"); !strings.HasPrefix(got, "a file") {
 			t.Errorf("refused, yet x = %q", got)
 		}
-		if lines := l.sorted(); len(lines) != 1 || !strings.Contains(lines[0], "skipped "+url+"/x/y") {
+		if lines := l.Sorted(); len(lines) != 1 || !strings.Contains(lines[0], "skipped "+url+"/x/y") {
 			t.Errorf("events %q", lines)
 		}
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -12,13 +12,14 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
 )
 
 func TestSpecialFilesAndSymlinks(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	testfs.WriteFile(t, dir+"/real/file.txt", "r")
 	os.Symlink("real", dir+"/linkdir")
@@ -33,36 +34,36 @@ func TestSpecialFilesAndSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	url := "s3://" + e.bucket
-	sum, lines := e.sync(dir, url, nil)
+	url := "s3://" + e.Bucket
+	sum, lines := e.Sync(dir, url, nil)
 	if sum.Uploaded != 3 {
 		t.Errorf("uploaded %d, want 3 (file, through linkdir, linkfile): %q", sum.Uploaded, lines)
 	}
 	if sum.Skipped != 5 { // fifo, socket, broken link, the loop reached twice
 		t.Errorf("skipped %d, want 5: %q", sum.Skipped, lines)
 	}
-	objs := e.srv.Objects(t, e.bucket, "")
+	objs := e.Srv.Objects(t, e.Bucket, "")
 	for _, k := range []string{"real/file.txt", "linkdir/file.txt", "linkfile"} {
 		if _, ok := objs[k]; !ok {
 			t.Errorf("%s not uploaded; have %v", k, objs)
 		}
 	}
 
-	other := newEnv(t)
-	sum, _ = runSync(t, other.client, dir, "s3://"+other.bucket, func(o *syncer.Options) { o.NoFollow = true })
+	other := synctest.NewEnv(t)
+	sum, _ = synctest.RunSync(t, other.Client, dir, "s3://"+other.Bucket, func(o *syncer.Options) { o.NoFollow = true })
 	if sum.Uploaded != 1 {
 		t.Errorf("--no-follow-symlinks uploaded %d, want 1", sum.Uploaded)
 	}
 }
 
 func TestKeyTooLong(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	long := strings.Repeat("d", 200) + "/" + strings.Repeat("e", 200) + "/" + strings.Repeat("f", 200) + "/" +
 		strings.Repeat("g", 200) + "/" + strings.Repeat("h", 200) + "/" + strings.Repeat("i", 100)
 	testfs.WriteFile(t, dir+"/"+long, "x")
 	testfs.WriteFile(t, dir+"/ok", "x")
-	sum, lines := e.sync(dir, "s3://"+e.bucket+"/prefix", nil)
+	sum, lines := e.Sync(dir, "s3://"+e.Bucket+"/prefix", nil)
 	if sum.Uploaded != 1 || sum.Skipped != 1 {
 		t.Errorf("want 1 uploaded, 1 skipped: %+v %q", sum, lines)
 	}
@@ -79,7 +80,7 @@ func TestHostileKeysNeverEscape(t *testing.T) {
 	c := fakeStore(t, "evil", objects)
 	base := t.TempDir()
 	dst := base + "/inside/dst"
-	sum, lines := runSync(t, c, "s3://evil", dst, nil)
+	sum, lines := synctest.RunSync(t, c, "s3://evil", dst, nil)
 	if sum.Downloaded != 2 {
 		t.Errorf("downloaded %d, want only ok/file and the folder dir: %q", sum.Downloaded, lines)
 	}
@@ -88,11 +89,11 @@ func TestHostileKeysNeverEscape(t *testing.T) {
 	if sum.Skipped != 7 {
 		t.Errorf("skipped %d, want 7: %q", sum.Skipped, lines)
 	}
-	got := readTree(t, base)
+	got := synctest.ReadTree(t, base)
 	if len(got) != 1 || got["inside/dst/ok/file"] != "pwned" {
 		t.Errorf("files written: %v", got)
 	}
-	if !isDir(dst + "/dir") {
+	if !synctest.IsDir(dst + "/dir") {
 		t.Error("the folder marker dir/ did not make a folder")
 	}
 	for _, l := range lines {
@@ -114,7 +115,7 @@ func TestHostileKeysNeverEscape(t *testing.T) {
 func TestFileAndPrefixConflict(t *testing.T) {
 	c := fakeStore(t, "b", map[string]string{"x": "file", "x-1": "other", "x/y": "below", "x/z/w": "deeper"})
 	dst := t.TempDir()
-	sum, lines := runSync(t, c, "s3://b", dst, nil)
+	sum, lines := synctest.RunSync(t, c, "s3://b", dst, nil)
 	if sum.Downloaded != 2 || sum.Skipped != 2 || sum.Failed != 0 {
 		t.Errorf("want 2 downloaded, 2 skipped: %+v %q", sum, lines)
 	}
@@ -122,7 +123,7 @@ func TestFileAndPrefixConflict(t *testing.T) {
 		t.Errorf("x = %q", b)
 	}
 	// A second run says the same, rather than failing on the local file.
-	sum2, lines2 := runSync(t, c, "s3://b", dst, nil)
+	sum2, lines2 := synctest.RunSync(t, c, "s3://b", dst, nil)
 	if sum2.Skipped != 2 || sum2.Failed != 0 || sum2.Downloaded != 0 {
 		t.Errorf("re-run: %+v %q", sum2, lines2)
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testenv"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/syncer"
@@ -30,11 +31,11 @@ func statMode(t *testing.T, path string) (mode, uid, gid uint32) {
 // owner as root). Metadata that is malformed is a warning, never a
 // failure, and the file keeps the default mode.
 func TestDownloadRestoresMode(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	ctx := context.Background()
 	// Objects as another tool (rclone, s3fs, a person) wrote them.
 	put := func(key string, meta map[string]string) {
-		e.srv.Put(t, e.bucket, key, "#!/bin/sh\n", meta)
+		e.Srv.Put(t, e.Bucket, key, "#!/bin/sh\n", meta)
 	}
 	umask := syscall.Umask(0)
 	syscall.Umask(umask)
@@ -78,7 +79,7 @@ func TestDownloadRestoresMode(t *testing.T) {
 			var warnings []error
 			c.restore.Warn = func(err error) { warnings = append(warnings, err) }
 			path := filepath.Join(dir, key)
-			if _, err := syncer.DownloadFile(ctx, e.client, e.bucket, key, "", droot, key, c.restore); err != nil {
+			if _, err := syncer.DownloadFile(ctx, e.Client, e.Bucket, key, "", droot, key, c.restore); err != nil {
 				t.Fatal(err)
 			}
 			mode, uid, gid := statMode(t, path)
@@ -103,7 +104,7 @@ func TestDownloadRestoresMode(t *testing.T) {
 // file whose only change is its mode is not sent again (aws s3 sync
 // compares size and time only).
 func TestReconcileRoundTripKeepsModes(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	src := t.TempDir()
 	files := map[string]uint32{"bin/run.sh": 0o755, "secret.key": 0o600, "shared/notes.txt": 0o664, "bin/su-helper": 0o4755}
 	for name, mode := range files {
@@ -118,17 +119,17 @@ func TestReconcileRoundTripKeepsModes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	url := "s3://" + e.bucket + "/tree"
-	if sum, lines := e.sync(src, url, nil); sum.Uploaded != 4 {
+	url := "s3://" + e.Bucket + "/tree"
+	if sum, lines := e.Sync(src, url, nil); sum.Uploaded != 4 {
 		t.Fatalf("upload: %+v %q", sum, lines)
 	}
-	_, meta := e.srv.Get(t, e.bucket, "tree/bin/run.sh")
+	_, meta := e.Srv.Get(t, e.Bucket, "tree/bin/run.sh")
 	if meta["mode"] != "100755" || meta["uid"] == "" || meta["gid"] == "" {
 		t.Errorf("uploaded metadata: %v", meta)
 	}
 
 	plain := t.TempDir() + "/plain"
-	e.sync(url, plain, nil)
+	e.Sync(url, plain, nil)
 	for name, mode := range files {
 		if got, _, _ := statMode(t, plain+"/"+name); got != mode&0o777 {
 			t.Errorf("%s: downloaded with %04o, want %04o", name, got, mode&0o777)
@@ -138,7 +139,7 @@ func TestReconcileRoundTripKeepsModes(t *testing.T) {
 	var mu sync.Mutex
 	var warnings []string
 	full := t.TempDir() + "/full"
-	e.sync(url, full, func(o *syncer.Options) {
+	e.Sync(url, full, func(o *syncer.Options) {
 		o.Restore = syncer.Restore{Special: true, Owner: root}
 		report := o.Report
 		o.Report = func(ev syncer.Event) {
@@ -167,7 +168,7 @@ func TestReconcileRoundTripKeepsModes(t *testing.T) {
 	if err := os.Chmod(src+"/secret.key", 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if _, lines := e.sync(src, url, nil); len(lines) != 0 {
+	if _, lines := e.Sync(src, url, nil); len(lines) != 0 {
 		t.Errorf("a chmod alone was sent by reconcile (aws s3 sync compares size and time): %q", lines)
 	}
 }

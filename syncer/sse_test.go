@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/syncer"
@@ -116,20 +117,20 @@ func (v *kmsView) real(shown string) string {
 // miss a changed one, and verify must not call identical content
 // different: the store's CRC64NVME decides.
 func TestChecksumWithEncryptedETags(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	testfs.WriteFile(t, dir+"/a.txt", "alpha")
 	testfs.WriteFile(t, dir+"/b.txt", "bravo")
 	big := strings.Repeat("0123456789abcdef", (6<<20)/16)
 	testfs.WriteFile(t, dir+"/big.bin", big)
-	url := "s3://" + e.bucket + "/k"
-	view := newKMSView(t, e.srv.Endpoint)
+	url := "s3://" + e.Bucket + "/k"
+	view := newKMSView(t, e.Srv.Endpoint)
 	kms, err := remote.New(context.Background(), remote.Config{EndpointURL: view.url, MultipartThreshold: 5 << 20, PartSize: 5 << 20,
 		SSE: remote.SSE{Algorithm: remote.SSEKMS}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runSync(t, kms, dir, url, nil)
+	synctest.RunSync(t, kms, dir, url, nil)
 	checksum := func(o *syncer.Options) { o.Compare.Checksum = true }
 	// An object another tool stored without a checksum: only its ETag
 	// could tell, and it is not an MD5.
@@ -138,10 +139,10 @@ func TestChecksumWithEncryptedETags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv.Put(t, e.bucket, "k/c.txt", "charlie", map[string]string{"mtime": remote.FormatMtime(st.ModTime())})
-	view.noChecksum["/"+e.bucket+"/k/c.txt"] = true
+	e.Srv.Put(t, e.Bucket, "k/c.txt", "charlie", map[string]string{"mtime": remote.FormatMtime(st.ModTime())})
+	view.noChecksum["/"+e.Bucket+"/k/c.txt"] = true
 
-	sum, lines := verify(t, kms, dir, url, nil)
+	sum, lines := synctest.Verify(t, kms, dir, url, nil)
 	if !sum.Identical() || sum.NotCheckable != 1 {
 		t.Errorf("verify of identical content: %+v %q", sum, lines)
 	}
@@ -153,18 +154,18 @@ func TestChecksumWithEncryptedETags(t *testing.T) {
 		os.Chtimes(dir+"/"+f, later, later)
 	}
 	// c.txt's content is not known: sent, as --checksum does with unknowns.
-	_, lines = runSync(t, kms, dir, url, checksum)
-	equalLines(t, "--checksum, same content", lines, "upload "+dir+"/c.txt")
+	_, lines = synctest.RunSync(t, kms, dir, url, checksum)
+	synctest.EqualLines(t, "--checksum, same content", lines, "upload "+dir+"/c.txt")
 	view.noChecksum = map[string]bool{}
-	if _, lines := runSync(t, kms, dir, url, checksum); len(lines) != 0 {
+	if _, lines := synctest.RunSync(t, kms, dir, url, checksum); len(lines) != 0 {
 		t.Errorf("--checksum sent files with the same content: %q", lines)
 	}
 
 	// One byte changed, size and mtime kept: sent.
 	flipByte(t, dir+"/a.txt", 0)
-	_, lines = runSync(t, kms, dir, url, checksum)
-	equalLines(t, "--checksum after a change", lines, "upload "+dir+"/a.txt")
-	if got, _ := e.srv.Get(t, e.bucket, "k/a.txt"); got != "\x9elpha" {
+	_, lines = synctest.RunSync(t, kms, dir, url, checksum)
+	synctest.EqualLines(t, "--checksum after a change", lines, "upload "+dir+"/a.txt")
+	if got, _ := e.Srv.Get(t, e.Bucket, "k/a.txt"); got != "\x9elpha" {
 		t.Errorf("k/a.txt holds %q", got)
 	}
 }

@@ -10,7 +10,8 @@ func decodeRune(s string) (rune, int) {
 	return r, n
 }
 
-// under reports whether p lies below the directory dir.
-func under(p, dir string) bool {
+// Under reports whether the slash-separated path p lies below the
+// directory dir (not dir itself).
+func Under(p, dir string) bool {
 	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
 }

@@ -19,44 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/s3sync/s3sync/cache"
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/internal/testfs"
 	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
-
-// verify runs one Verify and returns its summary and findings as lines
-// ("differs a.txt: size 1 != 2"), in the order reported.
-func verify(t *testing.T, r syncer.Remote, src, dst string, mod func(*syncer.VerifyOptions)) (syncer.VerifySummary, []string) {
-	t.Helper()
-	s, err := syncer.ParseEndpoint(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := syncer.ParseEndpoint(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	opts := syncer.VerifyOptions{Concurrency: 4, Report: func(f syncer.Finding) {
-		l := string(f.Kind) + " " + f.Rel
-		if len(f.Reasons) > 0 {
-			l += ": " + strings.Join(f.Reasons, "; ")
-		}
-		if f.Err != nil {
-			l += ": " + f.Err.Error()
-		}
-		lines = append(lines, l)
-	}}
-	if mod != nil {
-		mod(&opts)
-	}
-	sum, err := syncer.Verify(context.Background(), r, s, d, opts)
-	if err != nil {
-		t.Fatalf("verify %s %s: %v", src, dst, err)
-	}
-	return sum, lines
-}
 
 func wantFindings(t *testing.T, what string, got []string, want ...string) {
 	t.Helper()
@@ -77,11 +45,11 @@ func crc64nvme(b []byte) string {
 // and, with alg CRC64NVME, a full-object checksum (as s3sync's uploads
 // carry), with CRC32 a composite checksum of the parts' (which leaves the
 // content of the whole unknown).
-func putMultipart(t *testing.T, e *env, key string, body []byte, mtime time.Time, alg types.ChecksumAlgorithm) {
+func putMultipart(t *testing.T, e *synctest.Env, key string, body []byte, mtime time.Time, alg types.ChecksumAlgorithm) {
 	t.Helper()
 	ctx := context.Background()
-	c := e.srv.Client()
-	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(e.bucket), Key: aws.String(key),
+	c := e.Srv.Client()
+	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(e.Bucket), Key: aws.String(key),
 		Metadata: map[string]string{"mtime": remote.FormatMtime(mtime)}}
 	withSum := alg == types.ChecksumAlgorithmCrc64nvme
 	if withSum {
@@ -97,7 +65,7 @@ func putMultipart(t *testing.T, e *env, key string, body []byte, mtime time.Time
 	const ps = 5 << 20
 	for n, off := int32(1), 0; off < len(body); n, off = n+1, off+ps {
 		p := body[off:min(off+ps, len(body))]
-		up := &s3.UploadPartInput{Bucket: aws.String(e.bucket), Key: aws.String(key), UploadId: cr.UploadId,
+		up := &s3.UploadPartInput{Bucket: aws.String(e.Bucket), Key: aws.String(key), UploadId: cr.UploadId,
 			PartNumber: aws.Int32(n), Body: bytes.NewReader(p), ChecksumAlgorithm: alg}
 		if withSum {
 			up.ChecksumCRC64NVME = aws.String(crc64nvme(p))
@@ -109,7 +77,7 @@ func putMultipart(t *testing.T, e *env, key string, body []byte, mtime time.Time
 		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag,
 			ChecksumCRC64NVME: up.ChecksumCRC64NVME, ChecksumCRC32: out.ChecksumCRC32})
 	}
-	done := &s3.CompleteMultipartUploadInput{Bucket: aws.String(e.bucket), Key: aws.String(key), UploadId: cr.UploadId,
+	done := &s3.CompleteMultipartUploadInput{Bucket: aws.String(e.Bucket), Key: aws.String(key), UploadId: cr.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}
 	if withSum {
 		done.ChecksumCRC64NVME, done.ChecksumType = aws.String(crc64nvme(body)), types.ChecksumTypeFullObject
@@ -141,47 +109,47 @@ func flipByte(t *testing.T, path string, at int) {
 }
 
 func TestVerify(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	testfs.WriteFile(t, dir+"/a.txt", "alpha")
 	testfs.WriteFile(t, dir+"/sub/b.txt", "bravo")
 	testfs.WriteFile(t, dir+"/sub/deep/c.txt", "charlie")
 	testfs.WriteFile(t, dir+"/sub-x.txt", "key order: after sub/ in a listing")
-	url := "s3://" + e.bucket + "/v"
-	if sum, lines := e.sync(dir, url, nil); sum.Uploaded != 4 {
+	url := "s3://" + e.Bucket + "/v"
+	if sum, lines := e.Sync(dir, url, nil); sum.Uploaded != 4 {
 		t.Fatalf("upload: %+v %q", sum, lines)
 	}
 
-	sum, lines := verify(t, e.client, dir, url, nil)
+	sum, lines := synctest.Verify(t, e.Client, dir, url, nil)
 	wantFindings(t, "identical tree", lines)
 	if !sum.Identical() || sum.Checked != 4 || sum.NotCheckable != 0 || sum.NoMtime != 0 || sum.Hashed != 4 {
 		t.Errorf("identical tree: %+v", sum)
 	}
 	// The other way round, and a clone.
 	clone := t.TempDir()
-	e.sync(url, clone, nil)
+	e.Sync(url, clone, nil)
 	for _, pair := range [][2]string{{url, dir}, {url, clone}, {dir, clone}} {
-		if sum, lines := verify(t, e.client, pair[0], pair[1], nil); !sum.Identical() || sum.Checked != 4 || len(lines) != 0 {
+		if sum, lines := synctest.Verify(t, e.Client, pair[0], pair[1], nil); !sum.Identical() || sum.Checked != 4 || len(lines) != 0 {
 			t.Errorf("verify %s %s: %+v %q", pair[0], pair[1], sum, lines)
 		}
 	}
-	copyURL := "s3://" + e.bucket + "/copy"
-	e.sync(url, copyURL, nil)
-	if sum, lines := verify(t, e.client, url, copyURL, nil); !sum.Identical() || sum.Checked != 4 || len(lines) != 0 {
+	copyURL := "s3://" + e.Bucket + "/copy"
+	e.Sync(url, copyURL, nil)
+	if sum, lines := synctest.Verify(t, e.Client, url, copyURL, nil); !sum.Identical() || sum.Checked != 4 || len(lines) != 0 {
 		t.Errorf("verify s3 to s3: %+v %q", sum, lines)
 	}
 
 	// One byte changed, size and mtime kept: reconcile sees nothing,
 	// verify sees it.
 	flipByte(t, dir+"/sub/b.txt", 2)
-	if _, lines := e.sync(dir, url, nil); len(lines) != 0 {
+	if _, lines := e.Sync(dir, url, nil); len(lines) != 0 {
 		t.Fatalf("reconcile was expected to miss the change, did %q", lines)
 	}
 	testfs.WriteFile(t, dir+"/new.txt", "only here")
 	os.Remove(dir + "/a.txt")
 	// Same content, another stored mtime.
-	e.srv.Put(t, e.bucket, "v/sub/deep/c.txt", "charlie", map[string]string{"mtime": "1000000000.5"})
-	sum, lines = verify(t, e.client, dir, url, nil)
+	e.Srv.Put(t, e.Bucket, "v/sub/deep/c.txt", "charlie", map[string]string{"mtime": "1000000000.5"})
+	sum, lines = synctest.Verify(t, e.Client, dir, url, nil)
 	cst, _ := os.Stat(dir + "/sub/deep/c.txt")
 	wantFindings(t, "after changes", lines,
 		"only_dst a.txt",
@@ -194,7 +162,7 @@ func TestVerify(t *testing.T) {
 
 	// A size that differs is reported without reading anything.
 	testfs.WriteFile(t, dir+"/sub-x.txt", "longer")
-	_, lines = verify(t, e.client, dir, url, func(o *syncer.VerifyOptions) {
+	_, lines = synctest.Verify(t, e.Client, dir, url, func(o *syncer.VerifyOptions) {
 		o.Filters = &syncer.Filters{}
 		o.Filters.Add(false, "*")
 		o.Filters.Add(true, "sub-x.txt")
@@ -203,7 +171,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestVerifyNoMtimeAndMultipart(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (11<<20)/16)
 	for name, alg := range map[string]types.ChecksumAlgorithm{"crc.bin": types.ChecksumAlgorithmCrc64nvme, "nocrc.bin": types.ChecksumAlgorithmCrc32} {
@@ -214,10 +182,10 @@ func TestVerifyNoMtimeAndMultipart(t *testing.T) {
 		putMultipart(t, e, "m/"+name, big, st.ModTime(), alg)
 	}
 	testfs.WriteFile(t, dir+"/plain.txt", "put by another tool")
-	e.srv.Put(t, e.bucket, "m/plain.txt", "put by another tool", nil)
-	url := "s3://" + e.bucket + "/m"
+	e.Srv.Put(t, e.Bucket, "m/plain.txt", "put by another tool", nil)
+	url := "s3://" + e.Bucket + "/m"
 
-	sum, lines := verify(t, e.client, dir, url, nil)
+	sum, lines := synctest.Verify(t, e.Client, dir, url, nil)
 	wantFindings(t, "multipart", lines, "not_checkable nocrc.bin: content not checkable (multipart ETag and no stored CRC64NVME)")
 	if !sum.Identical() || sum.Checked != 3 || sum.NotCheckable != 1 || sum.NoMtime != 1 {
 		t.Errorf("multipart: %+v", sum)
@@ -225,7 +193,7 @@ func TestVerifyNoMtimeAndMultipart(t *testing.T) {
 
 	// A multipart object whose content differs from the file's.
 	flipByte(t, dir+"/crc.bin", 9<<20)
-	_, lines = verify(t, e.client, dir, url, func(o *syncer.VerifyOptions) {
+	_, lines = synctest.Verify(t, e.Client, dir, url, func(o *syncer.VerifyOptions) {
 		o.Filters = &syncer.Filters{}
 		o.Filters.Add(false, "*.txt")
 	})
@@ -235,26 +203,26 @@ func TestVerifyNoMtimeAndMultipart(t *testing.T) {
 
 	// Multipart uploads by reconcile: checkable by the CRC64NVME the store
 	// keeps of the whole object.
-	small, err := remote.New(context.Background(), remote.Config{EndpointURL: e.srv.Endpoint, MultipartThreshold: 5 << 20, PartSize: 5 << 20})
+	small, err := remote.New(context.Background(), remote.Config{EndpointURL: e.Srv.Endpoint, MultipartThreshold: 5 << 20, PartSize: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := "s3://" + e.bucket + "/up"
-	runSync(t, small, dir, up, nil)
-	sum, lines = verify(t, small, dir, up, nil)
+	up := "s3://" + e.Bucket + "/up"
+	synctest.RunSync(t, small, dir, up, nil)
+	sum, lines = synctest.Verify(t, small, dir, up, nil)
 	if !sum.Identical() || sum.Checked != 3 || sum.NotCheckable != 0 || len(lines) != 0 {
 		t.Errorf("after a multipart upload by reconcile: %+v %q", sum, lines)
 	}
 }
 
 func TestVerifyChecksumCache(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	for _, n := range []string{"a", "b", "c"} {
 		testfs.WriteFile(t, filepath.Join(dir, n+".txt"), "content of "+n)
 	}
-	url := "s3://" + e.bucket + "/c"
-	e.sync(dir, url, nil)
+	url := "s3://" + e.Bucket + "/c"
+	e.Sync(dir, url, nil)
 	sums, err := state.OpenSums(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -264,16 +232,16 @@ func TestVerifyChecksumCache(t *testing.T) {
 
 	// Files changed less than RacyWindow before being hashed could change
 	// again unseen in the same clock tick: their sums are not kept.
-	sum, _ := verify(t, e.client, dir, url, withCache)
+	sum, _ := synctest.Verify(t, e.Client, dir, url, withCache)
 	if sum.Hashed != 3 || sum.HashCached != 0 {
 		t.Errorf("first run: %+v", sum)
 	}
 	time.Sleep(cache.RacyWindow + 100*time.Millisecond)
-	sum, _ = verify(t, e.client, dir, url, withCache)
+	sum, _ = synctest.Verify(t, e.Client, dir, url, withCache)
 	if sum.Hashed != 3 || sum.HashCached != 0 {
 		t.Errorf("second run: %+v", sum)
 	}
-	sum, _ = verify(t, e.client, dir, url, withCache)
+	sum, _ = synctest.Verify(t, e.Client, dir, url, withCache)
 	if !sum.Identical() || sum.Hashed != 0 || sum.HashCached != 3 {
 		t.Errorf("third run, from the cache: %+v", sum)
 	}
@@ -284,7 +252,7 @@ func TestVerifyChecksumCache(t *testing.T) {
 	if err := os.Chmod(dir+"/b.txt", 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum, _ = verify(t, e.client, dir, url, withCache)
+	sum, _ = synctest.Verify(t, e.Client, dir, url, withCache)
 	if !sum.Identical() || sum.Hashed != 1 || sum.HashCached != 2 {
 		t.Errorf("after chmod: %+v", sum)
 	}
@@ -292,7 +260,7 @@ func TestVerifyChecksumCache(t *testing.T) {
 
 // reconcile --checksum: content decides, not times.
 func TestReconcileChecksum(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	dir := t.TempDir()
 	testfs.WriteFile(t, dir+"/a.txt", "alpha")
 	testfs.WriteFile(t, dir+"/b.txt", "bravo")
@@ -300,54 +268,54 @@ func TestReconcileChecksum(t *testing.T) {
 	if err := os.WriteFile(dir+"/big.bin", big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	small, err := remote.New(context.Background(), remote.Config{EndpointURL: e.srv.Endpoint, MultipartThreshold: 5 << 20, PartSize: 5 << 20})
+	small, err := remote.New(context.Background(), remote.Config{EndpointURL: e.Srv.Endpoint, MultipartThreshold: 5 << 20, PartSize: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "s3://" + e.bucket + "/k"
-	runSync(t, small, dir, url, nil)
+	url := "s3://" + e.Bucket + "/k"
+	synctest.RunSync(t, small, dir, url, nil)
 	checksum := func(o *syncer.Options) { o.Compare.Checksum = true }
 
 	// One byte changed, size and mtime kept, in a single-part and in a
 	// multipart object.
 	flipByte(t, dir+"/a.txt", 0)
 	flipByte(t, dir+"/big.bin", 5<<20+1)
-	if _, lines := runSync(t, small, dir, url, nil); len(lines) != 0 {
+	if _, lines := synctest.RunSync(t, small, dir, url, nil); len(lines) != 0 {
 		t.Errorf("without --checksum: %q", lines)
 	}
-	_, lines := runSync(t, small, dir, url, checksum)
-	equalLines(t, "--checksum", lines, "upload "+dir+"/a.txt", "upload "+dir+"/big.bin")
-	if got, _ := e.srv.Get(t, e.bucket, "k/a.txt"); got != "\x9elpha" {
+	_, lines := synctest.RunSync(t, small, dir, url, checksum)
+	synctest.EqualLines(t, "--checksum", lines, "upload "+dir+"/a.txt", "upload "+dir+"/big.bin")
+	if got, _ := e.Srv.Get(t, e.Bucket, "k/a.txt"); got != "\x9elpha" {
 		t.Errorf("k/a.txt holds %q", got)
 	}
 
 	// Newer but the same content: not sent with --checksum.
 	later := time.Now().Add(time.Hour)
 	os.Chtimes(dir+"/b.txt", later, later)
-	if _, lines := runSync(t, small, dir, url, checksum); len(lines) != 0 {
+	if _, lines := synctest.RunSync(t, small, dir, url, checksum); len(lines) != 0 {
 		t.Errorf("--checksum sent a file with the same content: %q", lines)
 	}
-	if _, lines := runSync(t, small, dir, url, nil); len(lines) != 1 {
+	if _, lines := synctest.RunSync(t, small, dir, url, nil); len(lines) != 1 {
 		t.Errorf("without --checksum, the newer file was not sent: %q", lines)
 	}
 
 	// Download and copy directions.
 	clone := t.TempDir()
-	runSync(t, small, url, clone, nil)
+	synctest.RunSync(t, small, url, clone, nil)
 	flipByte(t, clone+"/b.txt", 1)
-	_, lines = runSync(t, small, url, clone, func(o *syncer.Options) { o.Compare.Checksum = true; o.DryRun = true })
-	equalLines(t, "--checksum download, dry run", lines, "download "+url+"/b.txt")
-	_, lines = runSync(t, small, url, clone, checksum)
-	equalLines(t, "--checksum download", lines, "download "+url+"/b.txt")
-	copyURL := "s3://" + e.bucket + "/copy"
-	runSync(t, small, url, copyURL, nil)
-	if _, lines := runSync(t, small, url, copyURL, checksum); len(lines) != 0 {
+	_, lines = synctest.RunSync(t, small, url, clone, func(o *syncer.Options) { o.Compare.Checksum = true; o.DryRun = true })
+	synctest.EqualLines(t, "--checksum download, dry run", lines, "download "+url+"/b.txt")
+	_, lines = synctest.RunSync(t, small, url, clone, checksum)
+	synctest.EqualLines(t, "--checksum download", lines, "download "+url+"/b.txt")
+	copyURL := "s3://" + e.Bucket + "/copy"
+	synctest.RunSync(t, small, url, copyURL, nil)
+	if _, lines := synctest.RunSync(t, small, url, copyURL, checksum); len(lines) != 0 {
 		t.Errorf("--checksum copy of identical objects: %q", lines)
 	}
-	e.srv.Put(t, e.bucket, "copy/a.txt", "ALPHA", nil)
-	_, lines = runSync(t, small, url, copyURL, checksum)
-	equalLines(t, "--checksum copy", lines, "copy "+url+"/a.txt")
-	if sum, lines := verify(t, small, dir, copyURL, nil); !sum.Identical() {
+	e.Srv.Put(t, e.Bucket, "copy/a.txt", "ALPHA", nil)
+	_, lines = synctest.RunSync(t, small, url, copyURL, checksum)
+	synctest.EqualLines(t, "--checksum copy", lines, "copy "+url+"/a.txt")
+	if sum, lines := synctest.Verify(t, small, dir, copyURL, nil); !sum.Identical() {
 		t.Errorf("after --checksum copies: %+v %q", sum, lines)
 	}
 }
@@ -356,7 +324,7 @@ func TestReconcileChecksum(t *testing.T) {
 // the file's permission bits where its objects say (x-amz-meta-mode), and
 // the owner only when asked.
 func TestVerifyMode(t *testing.T) {
-	e := newEnv(t)
+	e := synctest.NewEnv(t)
 	mtime := time.Unix(1700000000, 123456789)
 	me := os.Getuid()
 	cases := []struct {
@@ -402,16 +370,16 @@ func TestVerifyMode(t *testing.T) {
 				meta[k] = v
 			}
 			body := cmp.Or(c.body, "alpha")
-			url := fmt.Sprintf("s3://%s/%d", e.bucket, i)
+			url := fmt.Sprintf("s3://%s/%d", e.Bucket, i)
 			src := dir
 			if c.s3ToS3 {
 				src = url + "/src"
-				e.srv.Put(t, e.bucket, fmt.Sprintf("%d/src/f", i), "alpha",
+				e.Srv.Put(t, e.Bucket, fmt.Sprintf("%d/src/f", i), "alpha",
 					map[string]string{"mtime": remote.FormatMtime(mtime), "mode": "100644"})
 				url += "/dst"
 			}
-			e.srv.Put(t, e.bucket, strings.TrimPrefix(url, "s3://"+e.bucket+"/")+"/f", body, meta)
-			sum, lines := verify(t, e.client, src, url, func(o *syncer.VerifyOptions) { o.Owner = c.owner })
+			e.Srv.Put(t, e.Bucket, strings.TrimPrefix(url, "s3://"+e.Bucket+"/")+"/f", body, meta)
+			sum, lines := synctest.Verify(t, e.Client, src, url, func(o *syncer.VerifyOptions) { o.Owner = c.owner })
 			wantFindings(t, c.name, lines, c.want...)
 			if sum.Identical() != (len(c.want) == 0) || sum.Checked != 1 {
 				t.Errorf("%s: %+v", c.name, sum)
@@ -426,7 +394,7 @@ func TestVerifyMode(t *testing.T) {
 	os.Chmod(b+"/f", 0o600)
 	os.Chtimes(a+"/f", mtime, mtime)
 	os.Chtimes(b+"/f", mtime, mtime)
-	if sum, lines := verify(t, nil, a, b, nil); !sum.Identical() || len(lines) != 0 {
+	if sum, lines := synctest.Verify(t, nil, a, b, nil); !sum.Identical() || len(lines) != 0 {
 		t.Errorf("local to local: %+v %q", sum, lines)
 	}
 }

@@ -5,11 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/s3sync/s3sync/internal/testenv"
+	"github.com/s3sync/s3sync/internal/testfs"
 )
 
 // scanOptions are the options of the mount's start-up scan (cache.Scan):
@@ -41,39 +40,9 @@ func walkAll(t *testing.T, root string, o Options) ([]string, error) {
 	return got, w.Err()
 }
 
-// tree creates files (content is the map value) under root; a value starting
-// with "->" makes a symlink, "<fifo>" a FIFO, "<dir>" a directory.
-func tree(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	mtime := time.Unix(1700000000, 123456789)
-	for rel, content := range files {
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		switch {
-		case strings.HasPrefix(content, "->"):
-			err = os.Symlink(content[2:], p)
-		case content == "<fifo>":
-			err = syscall.Mkfifo(p, 0o644)
-		case content == "<dir>":
-			err = os.MkdirAll(p, 0o755)
-		default:
-			err = os.WriteFile(p, []byte(content), 0o644)
-			if err == nil {
-				err = os.Chtimes(p, mtime, mtime)
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestWalkSortedOrder(t *testing.T) {
 	root := t.TempDir()
-	tree(t, root, map[string]string{
+	testfs.Tree(t, root, map[string]string{
 		"a-b": "1", "a.b": "1", "a0": "1", "a b": "1", "a/x": "1", "a/y/z": "1", "a~": "1", "é": "1", "B": "1",
 		"link":  "->a",    // symlink to a directory: yielded, not followed
 		"pipe":  "<fifo>", // special files are not yielded
@@ -115,7 +84,7 @@ func TestWalkSortedUnreadableDir(t *testing.T) {
 		return
 	}
 	root := t.TempDir()
-	tree(t, root, map[string]string{"locked/f": "1", "m": "1"})
+	testfs.Tree(t, root, map[string]string{"locked/f": "1", "m": "1"})
 	os.Chmod(filepath.Join(root, "locked"), 0)
 	defer os.Chmod(filepath.Join(root, "locked"), 0o755)
 	got, err := walkAll(t, root, scanOptions(nil))
@@ -140,7 +109,7 @@ func TestWalkSortedUnreadableDir(t *testing.T) {
 // yielded.
 func TestWalkOptions(t *testing.T) {
 	root := t.TempDir()
-	tree(t, root, map[string]string{
+	testfs.Tree(t, root, map[string]string{
 		"l": "->x", "l-": "1",
 		"tmp/" + TempPrefix + "1": "1", // empty but for a temporary file
 		"fifo/p":                  "<fifo>",
@@ -183,7 +152,7 @@ func TestWalkOptions(t *testing.T) {
 // TestWalkFileReplacedSinceListing).
 func TestWalkScanKindChangedSinceListing(t *testing.T) {
 	root := t.TempDir()
-	tree(t, root, map[string]string{"a": "1", "b": "->a", "c": "1"})
+	testfs.Tree(t, root, map[string]string{"a": "1", "b": "->a", "c": "1"})
 	w, err := New(root, scanOptions(nil))
 	if err != nil {
 		t.Fatal(err)
