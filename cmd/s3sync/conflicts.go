@@ -1,47 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/remote"
 	"github.com/s3sync/s3sync/state"
 )
 
 // Other writers: what the store honours of conditional requests (probed
 // once per mount, kept in the state) and the open conflicts, for status.
-
-// recordConditions returns what the store honours of conditional
-// requests: probed once per remote (the probe writes and deletes a key
-// under the prefix) and kept in the state with the remote it was learned
-// from, so later mounts, and status, read it from there. Offline and never
-// probed it returns nil (the drain then deletes one conditional request at
-// a time).
-func recordConditions(ctx context.Context, client *remote.Client, st *state.State, loc remote.Location, online bool, log *slog.Logger) *remote.Conditions {
-	where := client.Endpoint() + " " + loc.String()
-	kept, keptWhere := st.Conditions()
-	if kept != nil && keptWhere == where || !online {
-		return kept
-	}
-	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	got, err := client.ProbeConditions(pctx, loc.Bucket, loc.Prefix)
-	cancel()
-	if err != nil {
-		log.Warn("could not learn which conditional requests the store honours; deletes are sent one at a time", "err", err)
-		return kept
-	}
-	st.SetConditions(where, got) // not kept: probed again at the next mount
-	if !got.Put {
-		log.Warn("this store ignores conditional uploads: an upload may replace another machine's newer version unnoticed", "bucket", loc.Bucket)
-	}
-	if !got.Delete && !got.BatchDelete {
-		log.Warn("this store ignores conditional deletes: a delete may remove another machine's newer version", "bucket", loc.Bucket)
-	}
-	return &got
-}
 
 // conflictEntry is one open conflict in status.
 type conflictEntry struct {
