@@ -3,29 +3,21 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/s3sync/s3sync/internal/confine"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"github.com/spf13/cobra"
 
 	s3fs "github.com/s3sync/s3sync/fs"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
@@ -34,75 +26,6 @@ import (
 
 func init() {
 	extraCommands = append(extraCommands, newMountCmd, newStatusCmd)
-}
-
-// stateInfo is written to the state dir so `status WORKDIR` can find it.
-type stateInfo struct {
-	Workdir    string    `json:"workdir"`
-	Mountpoint string    `json:"mountpoint"`
-	Remote     string    `json:"remote"`
-	PID        int       `json:"pid"`
-	Started    time.Time `json:"started"`
-}
-
-const (
-	infoFile   = "info.json"
-	socketFile = "status.sock"
-)
-
-// inside reports whether dir is below workdir (both real paths), and its
-// path relative to it.
-func inside(workdir, dir string) (string, bool) {
-	rel, err := filepath.Rel(workdir, dir)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false
-	}
-	return filepath.ToSlash(rel), true
-}
-
-// stateRoot is $XDG_STATE_HOME/s3sync (default ~/.local/state/s3sync).
-func stateRoot() string {
-	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
-		return filepath.Join(x, "s3sync")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		// No $HOME (a unit without User=, a cron job): the passwd entry's
-		// home, never /tmp, where a journal would not survive a reboot.
-		if u, uerr := user.Current(); uerr == nil && u.HomeDir != "" {
-			home = u.HomeDir
-		} else {
-			home = os.TempDir()
-		}
-	}
-	return filepath.Join(home, ".local", "state", "s3sync")
-}
-
-// defaultStateDir is the state dir of WORKDIR's mounts to remoteURL: one
-// per folder and remote. The folder is named by its real path, so every
-// spelling of it (through a symlink, say) shares one journal; a state dir
-// made before that, named by the spelling given, is used while there is
-// no other.
-func defaultStateDir(workdir, remoteURL string) string {
-	dir := stateDirName(realPath(workdir), remoteURL)
-	if legacy := stateDirName(workdir, remoteURL); legacy != dir && !hasState(dir) && hasState(legacy) {
-		return legacy
-	}
-	return dir
-}
-
-func hasState(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, state.DBName))
-	return err == nil
-}
-
-func stateDirName(workdir, remoteURL string) string {
-	sum := sha256.Sum256([]byte(workdir + "\n" + remoteURL))
-	name := filepath.Base(workdir)
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	return filepath.Join(stateRoot(), name+"-"+hex.EncodeToString(sum[:6]))
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
@@ -379,102 +302,4 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		log.Info("stopped with changes not yet in the bucket; they are sent at the next mount", "pending", s.Pending, "failed", s.Failed)
 	}
 	return nil
-}
-
-// unmount retries while files are still open, then detaches lazily so the
-// process can exit.
-func unmount(srv *fuse.Server, mountpoint string, unmounted <-chan struct{}, log *slog.Logger) {
-	select {
-	case <-unmounted:
-		return
-	default:
-	}
-	for i := 0; i < 20; i++ {
-		if err := srv.Unmount(); err == nil {
-			<-unmounted
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log.Warn("mount busy; detaching it lazily", "mountpoint", mountpoint)
-	detach(mountpoint)
-	select {
-	case <-unmounted:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// clearStaleMount detaches a mount left by a killed s3sync, whose
-// mountpoint answers ENOTCONN.
-func clearStaleMount(mountpoint string, log *slog.Logger) {
-	err := statSettled(mountpoint)
-	if !errors.Is(err, syscall.ENOTCONN) {
-		return
-	}
-	log.Info("clearing a stale mount left by an earlier s3sync", "mountpoint", mountpoint)
-	detach(mountpoint)
-}
-
-// detach unmounts lazily: directly as root, else through fusermount3.
-func detach(mountpoint string) {
-	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
-		exec.Command("fusermount3", "-uz", mountpoint).Run()
-	}
-}
-
-// statusServer answers `s3sync status` from the running mount over a unix
-// socket in the state dir (the database is locked while mounted).
-type statusServer struct {
-	info     stateInfo
-	st       *state.State
-	d        *mirror.Drainer
-	stateDir string
-	fs       *s3fs.Mounted
-}
-
-// report is what `s3sync status` and the metrics show of the mount.
-func (s *statusServer) report() (report, error) {
-	rep, err := buildReport(s.info, s.st, true, s.d.State())
-	if err == nil {
-		err = addConflicts(&rep, s.st)
-	}
-	if s.fs != nil {
-		rep.CachedInodes = s.fs.KnownNodes()
-	}
-	return rep, err
-}
-
-func (s *statusServer) serve(log *slog.Logger) func() {
-	path := filepath.Join(s.stateDir, socketFile)
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		log.Warn("status socket unavailable; `s3sync status` will not answer while mounted", "err", err)
-		return func() {}
-	}
-	os.Chmod(path, 0o600)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := s.report()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		json.NewEncoder(w).Encode(rep)
-	})
-	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.st.Journal().RetryFailed()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		s.d.Kick()
-		fmt.Fprint(w, n)
-	})
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(l)
-	return func() {
-		hs.Close()
-		os.Remove(path)
-	}
 }
