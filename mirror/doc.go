@@ -1,11 +1,15 @@
-// Package mirror is the long-running program of a mount: the drain loop
-// that sends the journal's records to the bucket (Drainer: settle delays,
-// one operation per path at a time, ordering of renames and trees, pauses
-// and backoff, the failed list), the pull that brings other writers'
-// changes into WORKDIR (Puller), conflicts with other writers, the resuming
-// and aborting of multipart uploads cut off by a crash, the seeding of a
-// first mount's cache from the bucket, the hard-link index, and empty
-// directories' markers and symlinks' objects as the drain keeps them.
+// Package mirror is the long-running program of a mount. Prepare runs its
+// start-up steps (the bucket check and what it decides, what the state
+// keeps of the store, a first mount's seeding, stale uploads, the scan of
+// WORKDIR and its --max-delete gate); Start, once WORKDIR is served, runs
+// the drain loop that sends the journal's records to the bucket (Drainer:
+// settle delays, one operation per path at a time, ordering of renames and
+// trees, pauses and backoff, the failed list) and the pull that brings
+// other writers' changes into WORKDIR (Puller); Stop ends them. It also
+// holds conflicts with other writers, the resuming and aborting of
+// multipart uploads cut off by a crash, the seeding of a first mount's
+// cache from the bucket, the hard-link index, and empty directories'
+// markers and symlinks' objects as the drain keeps them.
 //
 // It decides when and what to send; package syncer decides how: its diff
 // rules, filters, walk, checksums and transfers are the primitives mirror
