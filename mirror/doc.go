@@ -9,15 +9,16 @@
 // holds conflicts with other writers, the resuming and aborting of
 // multipart uploads cut off by a crash, the seeding of a first mount's
 // cache from the bucket, the hard-link index, and empty directories'
-// markers and symlinks' objects as the drain keeps them.
+// markers and symlinks' objects as the drain keeps them, and the status
+// model (Report) that cmd/s3sync renders.
 //
 // It decides when and what to send; package syncer decides how: its diff
 // rules, filters, walk, checksums and transfers are the primitives mirror
 // calls, so a record goes mirror → syncer → remote and nothing comes back
 // up. mirror imports syncer, never the reverse.
 //
-// It must not know FUSE internals (the mount is reached through the small
-// interfaces PullMount and DrainOptions.Writing), hold the one-shot
+// It must not know FUSE internals (the mount is reached through Hooks: the
+// small interface PullMount and the Writing callback), hold the one-shot
 // reconcile, restore or verify logic (syncer's), or talk to S3 other than
-// through syncer.Remote.
+// through syncer.Remote and Store.
 package mirror

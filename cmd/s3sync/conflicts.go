@@ -2,54 +2,15 @@ package main
 
 import (
 	"fmt"
-	"time"
 
-	"github.com/s3sync/s3sync/cache"
-	"github.com/s3sync/s3sync/state"
+	"github.com/s3sync/s3sync/mirror"
 )
 
-// Other writers: what the store honours of conditional requests (probed
-// once per mount, kept in the state) and the open conflicts, for status.
+// Other writers: status's lines on what the store honours of conditional
+// requests (probed once per mount, kept in the state) and on the open
+// conflicts.
 
-// conflictEntry is one open conflict in status.
-type conflictEntry struct {
-	Path string `json:"path"`
-	Kind string `json:"kind"` // "changed" or "deleted"
-	// Copy is where this side's version went (a key below the prefix),
-	// "" for "deleted".
-	Copy       string    `json:"copy,omitempty"`
-	RemoteETag string    `json:"remote_etag,omitempty"`
-	Since      time.Time `json:"since"`
-}
-
-// addConflicts fills the report's conflicts and conditional-request
-// support from the state.
-func addConflicts(rep *report, st *state.State) error {
-	rep.Conflicts = []conflictEntry{}
-	rep.Skipped = []skippedEntry{}
-	rep.Conditions, _ = st.Conditions()
-	c := st.Cache()
-	err := c.Skipped(func(p, kind string) error {
-		rep.SkippedCount++
-		if len(rep.Skipped) < 100 {
-			rep.Skipped = append(rep.Skipped, skippedEntry{Path: p, Kind: kind})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return c.Conflicts(func(p string, cf cache.Conflict) error {
-		kind := "changed"
-		if cf.Kind == cache.ConflictDeleted {
-			kind = "deleted"
-		}
-		rep.Conflicts = append(rep.Conflicts, conflictEntry{Path: p, Kind: kind, Copy: cf.Copy, RemoteETag: cf.RemoteETag, Since: cf.Since})
-		return nil
-	})
-}
-
-func printConflicts(r report) {
+func printConflicts(r mirror.Report) {
 	if c := r.Conditions; c != nil && !c.Delete && !c.BatchDelete {
 		fmt.Printf("  conditional deletes: not supported by this store; a delete may remove another machine's newer version\n")
 	}

@@ -24,6 +24,11 @@ type stateInfo struct {
 	Started    time.Time `json:"started"`
 }
 
+// mount is what a status report says of the mount.
+func (i stateInfo) mount() mirror.MountInfo {
+	return mirror.MountInfo{Workdir: i.Workdir, Mountpoint: i.Mountpoint, Remote: i.Remote, PID: i.PID}
+}
+
 const (
 	infoFile   = "info.json"
 	socketFile = "status.sock"
@@ -40,10 +45,10 @@ type statusServer struct {
 }
 
 // report is what `s3sync status` and the metrics show of the mount.
-func (s *statusServer) report() (report, error) {
-	rep, err := buildReport(s.info, s.st, true, s.d.State())
+func (s *statusServer) report() (mirror.Report, error) {
+	rep, err := mirror.BuildReport(s.info.mount(), s.st, true, s.d.State())
 	if err == nil {
-		err = addConflicts(&rep, s.st)
+		err = mirror.AddConflicts(&rep, s.st)
 	}
 	if s.fs != nil {
 		rep.CachedInodes = s.fs.KnownNodes()
