@@ -170,3 +170,24 @@ func (rc *run) deleteLocal(del deletion) {
 		rc.removeEmptyParents(del.e.rel, del.up)
 	}
 }
+
+// flushDeletes deletes keys at the S3 destination in one batch request.
+func (rc *run) flushDeletes(keys []string, etags []string) {
+	rc.pool.submit(rc.ctx, func() {
+		failed := rc.deleteListed(keys, etags)
+		bad := map[string]error{}
+		for _, f := range failed {
+			bad[f.Key] = f.Err
+		}
+		for _, k := range keys {
+			shown := rc.dst.S3.URL(k)
+			if err, ok := bad[k]; ok {
+				rc.c.failed.Add(1)
+				rc.opts.Report(Event{Kind: EventFailed, Op: "delete", Src: shown, Err: err})
+				continue
+			}
+			rc.c.deleted.Add(1)
+			rc.opts.Report(Event{Kind: EventDone, Op: "delete", Src: shown})
+		}
+	})
+}

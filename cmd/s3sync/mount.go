@@ -3,30 +3,21 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/s3sync/s3sync/internal/confine"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/s3sync/s3sync/third_party/go-fuse/fuse"
 	"github.com/spf13/cobra"
 
 	s3fs "github.com/s3sync/s3sync/fs"
+	"github.com/s3sync/s3sync/internal/confine"
 	"github.com/s3sync/s3sync/journal"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
@@ -35,75 +26,6 @@ import (
 
 func init() {
 	extraCommands = append(extraCommands, newMountCmd, newStatusCmd)
-}
-
-// stateInfo is written to the state dir so `status WORKDIR` can find it.
-type stateInfo struct {
-	Workdir    string    `json:"workdir"`
-	Mountpoint string    `json:"mountpoint"`
-	Remote     string    `json:"remote"`
-	PID        int       `json:"pid"`
-	Started    time.Time `json:"started"`
-}
-
-const (
-	infoFile   = "info.json"
-	socketFile = "status.sock"
-)
-
-// inside reports whether dir is below workdir (both real paths), and its
-// path relative to it.
-func inside(workdir, dir string) (string, bool) {
-	rel, err := filepath.Rel(workdir, dir)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false
-	}
-	return filepath.ToSlash(rel), true
-}
-
-// stateRoot is $XDG_STATE_HOME/s3sync (default ~/.local/state/s3sync).
-func stateRoot() string {
-	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
-		return filepath.Join(x, "s3sync")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		// No $HOME (a unit without User=, a cron job): the passwd entry's
-		// home, never /tmp, where a journal would not survive a reboot.
-		if u, uerr := user.Current(); uerr == nil && u.HomeDir != "" {
-			home = u.HomeDir
-		} else {
-			home = os.TempDir()
-		}
-	}
-	return filepath.Join(home, ".local", "state", "s3sync")
-}
-
-// defaultStateDir is the state dir of WORKDIR's mounts to remoteURL: one
-// per folder and remote. The folder is named by its real path, so every
-// spelling of it (through a symlink, say) shares one journal; a state dir
-// made before that, named by the spelling given, is used while there is
-// no other.
-func defaultStateDir(workdir, remoteURL string) string {
-	dir := stateDirName(realPath(workdir), remoteURL)
-	if legacy := stateDirName(workdir, remoteURL); legacy != dir && !hasState(dir) && hasState(legacy) {
-		return legacy
-	}
-	return dir
-}
-
-func hasState(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, state.DBName))
-	return err == nil
-}
-
-func stateDirName(workdir, remoteURL string) string {
-	sum := sha256.Sum256([]byte(workdir + "\n" + remoteURL))
-	name := filepath.Base(workdir)
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	return filepath.Join(stateRoot(), name+"-"+hex.EncodeToString(sum[:6]))
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
@@ -205,10 +127,6 @@ type mounter struct {
 // 40 µs with 2, 30 µs with 8), and an untar makes six round trips per file.
 const minMountProcs = 8
 
-// scanSyncEvery is how many changes the start-up scan records between
-// waits for the journal to commit them (a few MiB of queue at most).
-const scanSyncEvery = 16384
-
 func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) (err error) {
 	lowerHeapLimit(mountMemoryLimit)
 	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minMountProcs {
@@ -277,7 +195,6 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		r.Close()
 	}
 	// WORKDIR = $HOME with the default state dir is the common case: the
-	// WORKDIR = $HOME with the default state dir is the common case: the
 	// state is then never mirrored, and a pull never writes there.
 	for _, dir := range []string{stateRoot(), m.stateDir} {
 		if rel, ok := inside(workdir, realPath(dir)); ok {
@@ -301,7 +218,7 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 			log.Debug("could not read the state ahead", "err", err)
 		}
 	}()
-	j, c := st.Journal(), st.Cache()
+	j := st.Journal()
 	deletes := &deleteCounter{}
 	// The client resolves the endpoint (flag, profile, environment) that
 	// is part of the remote's identity; it makes no request yet.
@@ -323,98 +240,22 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		os.WriteFile(filepath.Join(m.stateDir, infoFile), b, 0o600)
 	}
 
-	checkCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = client.CheckBucket(checkCtx, loc.Bucket)
-	cancel()
-	online := err == nil
-	switch {
-	case err == nil:
-	case errors.Is(err, remote.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded):
-		log.Warn("endpoint unreachable; mounting offline, changes will be sent when it returns", "err", err)
-	case remote.IsGlobal(err):
-		// Expired or not yet available credentials, a wrong clock: the
-		// mount serves and journals; the drain waits until requests work.
-		log.Warn("the store refuses requests; mounting anyway, changes are kept and sent once it accepts them (s3sync status shows why)", "err", err)
-	case !remote.IsPermanent(err):
-		// A busy store (503 SlowDown) or a fault that retrying may cure:
-		// nothing to refuse the mount for.
-		log.Warn("the store did not answer the start-up check; mounting anyway, changes are kept and sent once it does", "err", err)
-	default:
-		return err // no such bucket, access denied: the user must act
-	}
-	recordVersioning(ctx, client, st, loc.Bucket, online, log)
-	conditions := recordConditions(ctx, client, st, loc, online, log)
-
-	if empty, err := c.Empty(); err == nil && empty && online {
-		seeded, err := mirror.SeedCache(ctx, client, c, workdir, loc)
-		if err != nil {
-			log.Warn("could not read the bucket listing; every file will be checked by upload", "err", err)
-		} else if seeded > 0 {
-			log.Info("first mount: files already in the bucket will not be sent again", "files", seeded)
-		}
-	}
-	if online {
-		// Multipart uploads cut off by a crash continue if their file is
-		// unchanged; the others would only cost storage.
-		if _, err := mirror.AbortStaleUploads(ctx, client, c, workdir, loc, log); err != nil {
-			log.Warn("could not abort unfinished uploads; they are tried again at the next mount", "err", err)
-		}
-	}
-	// Whatever changed while nothing was journaling (unmounted, crashed)
-	// is recorded again; removals only once counted (--max-delete).
-	var rescanned int
-	removals := newRemovalScan(ctx, j, m.sf)
-	links := mirror.NewHardlinks()
-	cached, err := c.ScanLinked(workdir, nil, func(p string) {
-		rescanned++
-		links.Changed(p)
-		j.Changed(p)
-		if rescanned%scanSyncEvery == 0 {
-			// The scan finds changes far faster than the journal
-			// commits them: without waiting now and then, a day of
-			// changes made while unmounted queues in memory whole.
-			j.Sync(ctx)
-		}
-	}, removals.add, links.Note, func(p string, _ os.FileInfo) {
-		// A FIFO, socket or device: the drain lists it as skipped (it
-		// may have been made while unmounted, or just before a crash).
-		j.Changed(p)
+	mir, err := mirror.Prepare(ctx, mirror.Config{
+		Remote: client, State: st, Workdir: workdir, Loc: loc, Log: log,
+		Delete: m.sf.delete, MaxDelete: m.sf.maxDelete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
+		Settle: m.settle, Concurrency: m.sf.concurrency, Pull: m.pull,
 	})
 	if err != nil {
-		return fmt.Errorf("scan %s: %w", workdir, err)
-	}
-	// A file changed through one of its names changed under all of them.
-	links.ChangedNames(j.Changed)
-	recorded, refusal, err := removals.finish(cached, func(removed func(string)) error {
-		return c.Scan(workdir, nil, func(string) {}, removed)
-	}, log)
-	if err != nil {
-		return fmt.Errorf("scan %s: %w", workdir, err)
-	}
-	rescanned += recorded
-	recordScanRefusal(st, refusal, log)
-	if n, err := j.RetryFailed(); err == nil && n > 0 {
-		log.Info("retrying changes that failed before", "count", n)
-	}
-	if err := j.Sync(ctx); err != nil {
 		return err
-	}
-	if rescanned > 0 {
-		log.Info("found changes made while not mounted", "paths", rescanned)
 	}
 
 	// A file closed for good may be sent now (see DrainOptions.Writing).
-	var drainer atomic.Pointer[mirror.Drainer]
 	srv, err := s3fs.Mount(workdir, mountpoint, j, s3fs.Options{
 		Debug: m.debug, DisablePassthrough: m.noPassthrough, DisableXAttrs: !m.xattrs,
-		AllowOther: m.allowOther,
-		OnWritersClosed: func() {
-			if d := drainer.Load(); d != nil {
-				d.WriterClosed()
-			}
-		},
-		IoUring:  m.ioURing.enabled(),
-		MaxNodes: cmp.Or(m.maxInodes, -1),
+		AllowOther:      m.allowOther,
+		OnWritersClosed: mir.WriterClosed,
+		IoUring:         m.ioURing.enabled(),
+		MaxNodes:        cmp.Or(m.maxInodes, -1),
 	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %v (is /dev/fuse available, and fusermount3 installed when not root?)", mountpoint, err)
@@ -428,26 +269,9 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	stopDeleteLog := make(chan struct{})
 	deleteLogDone := make(chan struct{})
 	go func() { deletes.logEvery(time.Minute, log, stopDeleteLog); close(deleteLogDone) }()
-	d := mirror.NewDrainer(client, j, c, st, workdir, loc, mirror.DrainOptions{
-		Delete: m.sf.delete, Filters: &m.sf.filters, StorageClass: m.sf.storageClass,
-		Settle: m.settle, Concurrency: m.sf.concurrency, Log: log,
-		Writing: srv.Writing, Conditions: conditions, WriterID: st.WriterID(),
-		Hardlinks: links,
-	})
-	drainer.Store(d)
-	drainCtx, stopDrain := context.WithCancel(context.Background())
-	drained := make(chan struct{})
-	go func() { d.Run(drainCtx); close(drained) }()
-	pulled := make(chan struct{})
-	if m.pull > 0 {
-		p := mirror.NewPuller(d, j, mirror.PullOptions{Mount: srv, MaxDelete: m.sf.maxDelete})
-		go func() { p.Run(drainCtx, m.pull); close(pulled) }()
-		log.Info("following the bucket", "every", m.pull)
-	} else {
-		close(pulled)
-	}
+	mir.Start(mirror.Hooks{Writing: srv.Writing, Mount: srv})
 
-	status := &statusServer{info: info, st: st, d: d, stateDir: m.stateDir, fs: srv}
+	status := &statusServer{info: info, st: st, d: mir.Drainer(), stateDir: m.stateDir, fs: srv}
 	stopStatus := status.serve(log)
 	metrics.watch(status)
 	notifyReady(log, mountpoint, remoteURL)
@@ -462,12 +286,10 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 	}
 	notifyStopping(log)
 	if m.drainOnExit {
-		m.waitDrained(j, srv.OpenForWriting, log)
+		mir.WaitDrained(m.drainTimeout, srv.OpenForWriting)
 	}
 	unmount(srv.Server, mountpoint, unmounted, log)
-	stopDrain()
-	<-drained
-	<-pulled
+	mir.Stop()
 	close(stopDeleteLog)
 	<-deleteLogDone
 	stopStatus()
@@ -480,132 +302,4 @@ func (m *mounter) run(ctx context.Context, workArg, mountArg, remoteArg string) 
 		log.Info("stopped with changes not yet in the bucket; they are sent at the next mount", "pending", s.Pending, "failed", s.Failed)
 	}
 	return nil
-}
-
-func (m *mounter) waitDrained(j *journal.Journal, openForWriting func() int64, log *slog.Logger) {
-	deadline := time.Now().Add(m.drainTimeout)
-	// A file closed just before the stop is recorded when the kernel's
-	// RELEASE arrives, after close(2) returned: wait for those a moment
-	// (not for a file a program keeps open: its change is recorded when
-	// it is closed, and a later mount's scan finds it if it never is).
-	for grace := time.Now().Add(min(releaseGrace, m.drainTimeout)); openForWriting() > 0 && time.Now().Before(grace); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	// What was recorded a moment ago may still be queued for commit.
-	if err := j.Sync(context.Background()); err != nil {
-		log.Error("journal", "err", err)
-	}
-	for {
-		s, err := j.Stats()
-		if err != nil || s.Pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			log.Warn("--drain-timeout reached; unmounting with changes pending", "pending", s.Pending)
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// releaseGrace is how long --drain-on-exit waits for files closed just
-// before the stop to be recorded.
-const releaseGrace = 2 * time.Second
-
-// unmount retries while files are still open, then detaches lazily so the
-// process can exit.
-func unmount(srv *fuse.Server, mountpoint string, unmounted <-chan struct{}, log *slog.Logger) {
-	select {
-	case <-unmounted:
-		return
-	default:
-	}
-	for i := 0; i < 20; i++ {
-		if err := srv.Unmount(); err == nil {
-			<-unmounted
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log.Warn("mount busy; detaching it lazily", "mountpoint", mountpoint)
-	detach(mountpoint)
-	select {
-	case <-unmounted:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// clearStaleMount detaches a mount left by a killed s3sync, whose
-// mountpoint answers ENOTCONN.
-func clearStaleMount(mountpoint string, log *slog.Logger) {
-	err := statSettled(mountpoint)
-	if !errors.Is(err, syscall.ENOTCONN) {
-		return
-	}
-	log.Info("clearing a stale mount left by an earlier s3sync", "mountpoint", mountpoint)
-	detach(mountpoint)
-}
-
-// detach unmounts lazily: directly as root, else through fusermount3.
-func detach(mountpoint string) {
-	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
-		exec.Command("fusermount3", "-uz", mountpoint).Run()
-	}
-}
-
-// statusServer answers `s3sync status` from the running mount over a unix
-// socket in the state dir (the database is locked while mounted).
-type statusServer struct {
-	info     stateInfo
-	st       *state.State
-	d        *mirror.Drainer
-	stateDir string
-	fs       *s3fs.Mounted
-}
-
-// report is what `s3sync status` and the metrics show of the mount.
-func (s *statusServer) report() (report, error) {
-	rep, err := buildReport(s.info, s.st, true, s.d.State())
-	if err == nil {
-		err = addConflicts(&rep, s.st)
-	}
-	if s.fs != nil {
-		rep.CachedInodes = s.fs.KnownNodes()
-	}
-	return rep, err
-}
-
-func (s *statusServer) serve(log *slog.Logger) func() {
-	path := filepath.Join(s.stateDir, socketFile)
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		log.Warn("status socket unavailable; `s3sync status` will not answer while mounted", "err", err)
-		return func() {}
-	}
-	os.Chmod(path, 0o600)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := s.report()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		json.NewEncoder(w).Encode(rep)
-	})
-	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.st.Journal().RetryFailed()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		s.d.Kick()
-		fmt.Fprint(w, n)
-	})
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(l)
-	return func() {
-		hs.Close()
-		os.Remove(path)
-	}
 }

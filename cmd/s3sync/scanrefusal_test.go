@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/journal"
+	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
@@ -68,7 +69,7 @@ func TestStatusShowsRefusedScanDeletions(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, refusal := scanRemovals(st.Journal(), s.removed, 30, s.sf, log)
-		recordScanRefusal(st, refusal, log)
+		mirror.RecordScanRefusal(st, refusal, log)
 		st.Close()
 
 		r := s3sync(t, "status", "--state-dir", stateDir, workdir)
@@ -102,13 +103,13 @@ func TestStatusShowsRefusedScanDeletions(t *testing.T) {
 	}
 }
 
-// scanRemovals is a removalScan of removals already found, for tests.
+// scanRemovals is a mirror.RemovalScan of removals already found, for tests.
 func scanRemovals(j *journal.Journal, removed []string, cached int, sf syncFlags, log *slog.Logger) (int, *state.ScanRefusal) {
-	s := newRemovalScan(context.Background(), j, sf)
+	s := mirror.NewRemovalScan(context.Background(), j, sf.delete, sf.maxDelete)
 	for _, p := range removed {
-		s.add(p)
+		s.Add(p)
 	}
-	n, refusal, _ := s.finish(cached, func(fn func(string)) error {
+	n, refusal, _ := s.Finish(cached, func(fn func(string)) error {
 		for _, p := range removed {
 			fn(p)
 		}

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strings"
+
+	"github.com/s3sync/s3sync/state"
 )
 
 // checkPrivate refuses a state dir that exists and that other users may
@@ -52,4 +58,59 @@ func realPath(path string) string {
 		return r
 	}
 	return path
+}
+
+// inside reports whether dir is below workdir (both real paths), and its
+// path relative to it.
+func inside(workdir, dir string) (string, bool) {
+	rel, err := filepath.Rel(workdir, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// stateRoot is $XDG_STATE_HOME/s3sync (default ~/.local/state/s3sync).
+func stateRoot() string {
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+		return filepath.Join(x, "s3sync")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		// No $HOME (a unit without User=, a cron job): the passwd entry's
+		// home, never /tmp, where a journal would not survive a reboot.
+		if u, uerr := user.Current(); uerr == nil && u.HomeDir != "" {
+			home = u.HomeDir
+		} else {
+			home = os.TempDir()
+		}
+	}
+	return filepath.Join(home, ".local", "state", "s3sync")
+}
+
+// defaultStateDir is the state dir of WORKDIR's mounts to remoteURL: one
+// per folder and remote. The folder is named by its real path, so every
+// spelling of it (through a symlink, say) shares one journal; a state dir
+// made before that, named by the spelling given, is used while there is
+// no other.
+func defaultStateDir(workdir, remoteURL string) string {
+	dir := stateDirName(realPath(workdir), remoteURL)
+	if legacy := stateDirName(workdir, remoteURL); legacy != dir && !hasState(dir) && hasState(legacy) {
+		return legacy
+	}
+	return dir
+}
+
+func hasState(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, state.DBName))
+	return err == nil
+}
+
+func stateDirName(workdir, remoteURL string) string {
+	sum := sha256.Sum256([]byte(workdir + "\n" + remoteURL))
+	name := filepath.Base(workdir)
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return filepath.Join(stateRoot(), name+"-"+hex.EncodeToString(sum[:6]))
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 )
 
 // status reports the versioning state the mount kept, and where deletes
@@ -29,7 +30,7 @@ func TestStatusVersioning(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rep, err := buildReport(stateInfo{Workdir: t.TempDir(), Remote: "s3://photos/2024"}, st, false, mirror.State{})
+		rep, err := mirror.BuildReport(mirror.MountInfo{Workdir: t.TempDir(), Remote: "s3://photos/2024"}, st, false, mirror.State{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,4 +44,15 @@ func TestStatusVersioning(t *testing.T) {
 			}
 		}
 	}
+}
+
+// openState is a fresh state, closed at cleanup.
+func openState(t *testing.T) *state.State {
+	t.Helper()
+	st, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -1,4 +1,4 @@
-package main
+package mirror
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/s3sync/s3sync/syncer"
 )
 
-// More removals than a removalScan holds: they are counted as found, and
+// More removals than a RemovalScan holds: they are counted as found, and
 // once allowed recorded by a second scan, up to the number allowed; over
 // the limit nothing is recorded. Removals the journal already holds (made
 // through the mount) do not count against the limit.
@@ -62,12 +62,12 @@ func TestRemovalScanBeyondWhatItHolds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newRemovalScan(context.Background(), j, syncFlags{delete: tc.delete, maxDelete: md})
+			s := NewRemovalScan(context.Background(), j, tc.delete, md)
 			for _, p := range tc.found {
-				s.add(p)
+				s.Add(p)
 			}
 			rescanned := false
-			n, refusal, err := s.finish(100, func(fn func(string)) error {
+			n, refusal, err := s.Finish(100, func(fn func(string)) error {
 				rescanned = true
 				for _, p := range tc.again {
 					fn(p)

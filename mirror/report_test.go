@@ -1,4 +1,4 @@
-package main
+package mirror
 
 import (
 	"context"
@@ -9,13 +9,12 @@ import (
 	"testing"
 
 	"github.com/s3sync/s3sync/journal"
-	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
-// openState is a fresh state, closed at cleanup.
-func openState(t *testing.T) *state.State {
+// reportState is a fresh state, closed at cleanup.
+func reportState(t *testing.T) *state.State {
 	t.Helper()
 	st, err := state.Open(t.TempDir(), state.Options{})
 	if err != nil {
@@ -31,7 +30,7 @@ func TestStatusPendingBytes(t *testing.T) {
 	for _, n := range []int{pendingStatLimit, pendingStatLimit + 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			work := t.TempDir()
-			st := openState(t)
+			st := reportState(t)
 			j := st.Journal()
 			for i := range n {
 				name := fmt.Sprintf("f%04d", i)
@@ -44,7 +43,7 @@ func TestStatusPendingBytes(t *testing.T) {
 			if err := j.Sync(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := buildReport(stateInfo{Workdir: work}, st, false, mirror.State{})
+			rep, err := BuildReport(MountInfo{Workdir: work}, st, false, State{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,7 +59,7 @@ func TestStatusPendingBytes(t *testing.T) {
 // A file that kept changing during every upload is shown as such, with how
 // long it has been out of date, apart from ordinary retries.
 func TestStatusKeepsChanging(t *testing.T) {
-	st := openState(t)
+	st := reportState(t)
 	j := st.Journal()
 	j.Changed("vm.img")
 	j.Changed("other")
@@ -80,7 +79,7 @@ func TestStatusKeepsChanging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := buildReport(stateInfo{Workdir: t.TempDir()}, st, false, mirror.State{})
+	rep, err := BuildReport(MountInfo{Workdir: t.TempDir()}, st, false, State{})
 	if err != nil {
 		t.Fatal(err)
 	}
