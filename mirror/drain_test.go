@@ -98,25 +98,13 @@ func newDrainBehindFaults(t *testing.T, opts mirror.DrainOptions) (*drainEnv, *f
 	return d, proxy
 }
 
-// openState opens a new state dir as a mount has it, closed when the test
-// ends.
-func openState(t *testing.T) *state.State {
-	t.Helper()
-	st, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // The drain ends records through the state, with the cache writes of each.
 var _ mirror.Ender = (*state.State)(nil)
 
 // openCache is openState's cache alone.
 func openCache(t *testing.T) *cache.Cache {
 	t.Helper()
-	return openState(t).Cache()
+	return synctest.OpenState(t).Cache()
 }
 
 // newDrainOn is newDrainEnvWith on e's bucket: a second drain on the same
@@ -131,7 +119,7 @@ func newDrainOn(t *testing.T, e *synctest.Env, opts mirror.DrainOptions, wrap fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := openState(t)
+	st := synctest.OpenState(t)
 	j, c := st.Journal(), st.Cache()
 	d := &drainEnv{Env: e, p: p, st: st, j: j, c: c, workdir: t.TempDir(), done: make(chan struct{})}
 	if opts.WriterID == "" {

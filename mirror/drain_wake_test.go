@@ -37,7 +37,7 @@ func (c *countingJournal) Next(b journal.Batch) (journal.Batch, error) {
 // held back while open is still sent once it is closed.
 func TestDrainWriterClosedWakesOnlyForHeldFiles(t *testing.T) {
 	e := synctest.NewEnv(t)
-	st := openState(t)
+	st := synctest.OpenState(t)
 	cj := &countingJournal{Journal: st.Journal()}
 	workdir := t.TempDir()
 	loc, _ := remote.ParseURL("s3://" + e.Bucket + "/w")

@@ -8,21 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/journal"
-	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
-
-// reportState is a fresh state, closed at cleanup.
-func reportState(t *testing.T) *state.State {
-	t.Helper()
-	st, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // TestStatusPendingBytes: status sizes the pending files by stat, up to
 // pendingStatLimit of them; past that the size is a lower bound and says so.
@@ -30,7 +19,7 @@ func TestStatusPendingBytes(t *testing.T) {
 	for _, n := range []int{pendingStatLimit, pendingStatLimit + 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			work := t.TempDir()
-			st := reportState(t)
+			st := synctest.OpenState(t)
 			j := st.Journal()
 			for i := range n {
 				name := fmt.Sprintf("f%04d", i)
@@ -59,7 +48,7 @@ func TestStatusPendingBytes(t *testing.T) {
 // A file that kept changing during every upload is shown as such, with how
 // long it has been out of date, apart from ordinary retries.
 func TestStatusKeepsChanging(t *testing.T) {
-	st := reportState(t)
+	st := synctest.OpenState(t)
 	j := st.Journal()
 	j.Changed("vm.img")
 	j.Changed("other")

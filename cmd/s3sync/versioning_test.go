@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3sync/s3sync/internal/synctest"
 	"github.com/s3sync/s3sync/mirror"
 	"github.com/s3sync/s3sync/remote"
-	"github.com/s3sync/s3sync/state"
 )
 
 // status reports the versioning state the mount kept, and where deletes
@@ -24,7 +24,7 @@ func TestStatusVersioning(t *testing.T) {
 		{"enabled", remote.VersioningEnabled, []string{"on,", "recovered"}},
 	}
 	for _, c := range cases {
-		st := openState(t)
+		st := synctest.OpenState(t)
 		if c.stored != "" {
 			if err := st.SetVersioning(remote.Versioning(c.stored)); err != nil {
 				t.Fatal(err)
@@ -44,15 +44,4 @@ func TestStatusVersioning(t *testing.T) {
 			}
 		}
 	}
-}
-
-// openState is a fresh state, closed at cleanup.
-func openState(t *testing.T) *state.State {
-	t.Helper()
-	st, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }

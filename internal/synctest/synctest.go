@@ -13,6 +13,7 @@ import (
 
 	"github.com/s3sync/s3sync/internal/s3test"
 	"github.com/s3sync/s3sync/remote"
+	"github.com/s3sync/s3sync/state"
 	"github.com/s3sync/s3sync/syncer"
 )
 
@@ -138,4 +139,16 @@ func EqualLines(t *testing.T, what string, got []string, want ...string) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("%s:\n got: %q\nwant: %q", what, got, want)
 	}
+}
+
+// OpenState opens a fresh state dir as a mount has it, closed when the
+// test ends.
+func OpenState(t *testing.T) *state.State {
+	t.Helper()
+	st, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
