@@ -27,9 +27,8 @@ const (
 type Batch struct {
 	Records []Record
 	after   uint64 // the last order key read
-	chunk   int    // how many order keys the next run reads
+	chunk   int    // how many order keys the next run reads; 0 before the first
 	rel     boltmem.Counter
-	started bool
 }
 
 // Next reads the run of pending records after b (the zero Batch: the
@@ -37,8 +36,8 @@ type Batch struct {
 // since an earlier run moves to the back and may come again. The Records
 // of b are reused.
 func (j *Journal) Next(b Batch) (Batch, error) {
-	if !b.started {
-		b = Batch{chunk: pendingFirstChunk, started: true}
+	if b.chunk == 0 {
+		b.chunk = pendingFirstChunk
 	}
 	for {
 		recs := b.Records[:0]

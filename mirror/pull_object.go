@@ -205,7 +205,9 @@ func (p *Puller) sameAsLocal(ctx context.Context, o remote.Object, kind cache.Ki
 		if err != nil {
 			return false, err
 		}
-		return syncer.HoldsLink(ctx, syncer.Below(root, full, root.Join(full)), info), nil
+		same := syncer.HoldsLink(ctx, syncer.Below(root, full, root.Join(full)), info)
+		// Stopping is not a difference: it must not make a conflict copy.
+		return same, ctx.Err()
 	}
 	return p.d.holdsFile(ctx, full, info), nil
 }
